@@ -1,0 +1,256 @@
+"""One background job per workspace (a training run, a paired comparison, an evaluation) run as CLI processes.
+
+Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
+supervisor process (``python -m core.jobs <record>``, in its own session, so a rerun or a closed tab
+never kills it) that runs one or more ``gistlab`` commands one after the other, each writing its
+output to a log file in its run directory. The record ``<workspace>/jobs/current.json`` (pid, kind,
+run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
+
+Stopping writes ``STOP`` into the run directories, so the training loop ends cleanly; the supervisor
+sends a command still alive after a grace period SIGINT (what Ctrl-C does) and, after another grace
+period, SIGKILL, and then marks a run left in state ``running`` as ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from core.errors import GistlabError
+from core.workspace import subdir
+
+KINDS = ("train", "paired", "eval")
+GRACE_SECONDS = 30.0
+POLL_SECONDS = 0.5
+ROOT = Path(__file__).resolve().parent.parent
+
+# Popen objects of the jobs this process started, so they are reaped (no zombie looks alive).
+_children: dict[int, subprocess.Popen] = {}
+
+
+@dataclass
+class Step:
+    """One command of a job, the log its output goes to, and the run directory a stop writes STOP into."""
+
+    command: list[str]
+    log: str
+    run_dir: str | None = None
+
+
+@dataclass
+class Job:
+    """The record of a background job, as stored in ``<workspace>/jobs/current.json``."""
+
+    kind: str
+    steps: list[Step]
+    grace_s: float = GRACE_SECONDS
+    pid: int = 0
+    started: float = field(default_factory=time.time)
+    pid_start: str = ""
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [Path(s.run_dir) for s in self.steps if s.run_dir]
+
+    def describe(self) -> str:
+        """One line naming the job: kind, pid, start time and its run directories."""
+        when = time.strftime("%H:%M:%S", time.localtime(self.started))
+        where = ", ".join(p.name for p in self.run_dirs) or Path(self.steps[0].log).parent.name
+        return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        return cls(**{**data, "steps": [Step(**s) for s in data["steps"]]})
+
+
+def cli(*args: str) -> list[str]:
+    """The argv that runs ``gistlab <args>`` with this interpreter (no reliance on PATH)."""
+    return [sys.executable, "-m", "core.cli", *args]
+
+
+def jobs_dir() -> Path:
+    return subdir("jobs")
+
+
+def _record() -> Path:
+    return jobs_dir() / "current.json"
+
+
+def _stop_marker() -> Path:
+    return jobs_dir() / "STOP"
+
+
+@contextmanager
+def _locked():
+    """An exclusive lock on the job record, so two tabs clicking Start at once start one job."""
+    with open(jobs_dir() / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pid_start(pid: int) -> str:
+    """The process's start time from /proc (tells a reused pid apart); '' where /proc is absent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def is_alive(pid: int, pid_start: str = "") -> bool:
+    """Whether ``pid`` is a live process (not a zombie, not a later process that reused the pid)."""
+    if pid <= 0:
+        return False
+    if pid in _children:
+        return _children[pid].poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X") and (not pid_start or _pid_start(pid) == pid_start)
+
+
+def last_job() -> Job | None:
+    """The most recently started job, running or not; None if none was ever started."""
+    try:
+        return Job.from_dict(json.loads(_record().read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def current_job() -> Job | None:
+    """The job that is running now, or None (a record whose process has died counts as none)."""
+    job = last_job()
+    return job if job is not None and is_alive(job.pid, job.pid_start) else None
+
+
+def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -> Job:
+    """Start ``steps`` as one detached background job; refuse if another job is running."""
+    if kind not in KINDS:
+        raise GistlabError(f"Unknown job kind {kind!r}: use one of {', '.join(KINDS)}.")
+    if not steps:
+        raise GistlabError("A job needs at least one command.")
+    with _locked():
+        running = current_job()
+        if running is not None:
+            raise GistlabError(
+                f"Another job is still running, the {running.describe()}: "
+                "wait for it to finish or stop it on the Train page, then start again."
+            )
+        _stop_marker().unlink(missing_ok=True)
+        for step in steps:
+            Path(step.log).parent.mkdir(parents=True, exist_ok=True)
+        job = Job(kind=kind, steps=steps, grace_s=grace_s)
+        _write(job)
+        with open(jobs_dir() / "supervisor.log", "ab") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "core.jobs", str(_record())],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _children[proc.pid] = proc
+        job.pid, job.pid_start = proc.pid, _pid_start(proc.pid)
+        _write(job)
+        return job
+
+
+def _write(job: Job) -> None:
+    tmp = _record().with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(job), indent=2))
+    tmp.replace(_record())
+
+
+def request_stop() -> Job | None:
+    """Ask the running job to stop cleanly (STOP in its run dirs); returns it, or None if none runs."""
+    job = current_job()
+    if job is None:
+        return None
+    _stop_marker().write_text(str(time.time()))
+    for run_dir in job.run_dirs:
+        if run_dir.is_dir():
+            (run_dir / "STOP").touch()
+    return job
+
+
+def progress(steps_done: int, total_steps: int, step_seconds: list[float]) -> tuple[float, float | None]:
+    """Fraction done (0..1) and the seconds left, from the median step time; None before any step."""
+    if total_steps <= 0:
+        return 0.0, None
+    fraction = min(max(steps_done / total_steps, 0.0), 1.0)
+    if not step_seconds:
+        return fraction, None
+    ordered = sorted(step_seconds)
+    median = ordered[len(ordered) // 2]
+    return fraction, max(total_steps - steps_done, 0) * median
+
+
+# ----------------------------------------------------------------------------- supervisor
+
+
+def _mark_interrupted(run_dir: Path) -> None:
+    """A run killed mid-step cannot say how it ended: set its status from running to interrupted."""
+    status = run_dir / "status.json"
+    try:
+        data = json.loads(status.read_text())
+    except (OSError, ValueError):
+        return
+    if data.get("state") == "running":
+        data.update(state="interrupted", reason="killed after a stop request went unanswered")
+        status.write_text(json.dumps(data, indent=2))
+
+
+def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
+    """Wait for ``child``; once a stop is requested, pass STOP on, then SIGINT, then SIGKILL it."""
+    stop_seen: float | None = None
+    signals = [(grace_s, signal.SIGINT), (2 * grace_s, signal.SIGKILL)]
+    while True:
+        try:
+            return child.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        if stop_seen is None and _stop_marker().exists():
+            stop_seen = time.monotonic()
+        if stop_seen is None:
+            continue
+        if step.run_dir and Path(step.run_dir).is_dir():
+            (Path(step.run_dir) / "STOP").touch()
+        while signals and time.monotonic() - stop_seen >= signals[0][0]:
+            child.send_signal(signals.pop(0)[1])
+
+
+def run_steps(job: Job) -> int:
+    """The supervisor's loop: each step in turn, until one fails or a stop is requested."""
+    for step in job.steps:
+        if _stop_marker().exists():
+            return 0
+        with open(step.log, "ab") as log:
+            child = subprocess.Popen(
+                step.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            code = _supervise(child, step, job.grace_s)
+        if code != 0:
+            if step.run_dir:
+                _mark_interrupted(Path(step.run_dir))
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_steps(Job.from_dict(json.loads(Path(sys.argv[1]).read_text()))))

@@ -1,0 +1,154 @@
+"""Background jobs: real detached processes, one per workspace, clean stop, kill fallback, dead pids."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core import jobs
+from core.errors import GistlabError
+
+
+@pytest.fixture(autouse=True)
+def own_workspace(tmp_path, monkeypatch):
+    """Each test gets its own workspace, hence its own job record; a job left running is ended."""
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))
+    yield
+    job = jobs.current_job()
+    if job is not None:
+        os.killpg(job.pid, signal.SIGKILL)  # the supervisor leads its own process group
+        jobs._children[job.pid].wait()
+
+
+def wait_until_done(timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while jobs.current_job() is not None:
+        assert time.monotonic() < deadline, "the job did not end in time"
+        time.sleep(0.1)
+
+
+def python_step(code: str, run_dir: Path | None, log: Path) -> jobs.Step:
+    return jobs.Step([sys.executable, "-c", code], str(log), str(run_dir) if run_dir else None)
+
+
+# A stand-in for a training run: marks itself running, ends cleanly when STOP appears.
+OBEYS_STOP = """
+import json, pathlib, sys, time
+run = pathlib.Path(sys.argv[1]); run.mkdir(parents=True, exist_ok=True)
+(run / "status.json").write_text(json.dumps({"state": "running"}))
+while not (run / "STOP").exists():
+    time.sleep(0.05)
+(run / "status.json").write_text(json.dumps({"state": "stopped"}))
+"""
+
+
+def test_job_runs_detached_and_logs(tmp_path):
+    log = tmp_path / "run" / "job.log"
+    job = jobs.start_job("eval", [python_step("print('hello from the job')", None, log)])
+    assert job.pid > 0 and jobs.last_job().pid == job.pid
+    wait_until_done()
+    assert "hello from the job" in log.read_text()
+    assert jobs.current_job() is None
+
+
+def test_second_start_is_refused_with_what_runs(tmp_path):
+    run = tmp_path / "runs" / "first"
+    jobs.start_job("train", [python_step("import time; time.sleep(30)", run, run / "job.log")])
+    with pytest.raises(GistlabError, match=r"Another job is still running, the train job \(first; pid"):
+        jobs.start_job("train", [python_step("pass", None, tmp_path / "x.log")])
+
+
+def test_stop_writes_STOP_and_the_run_ends_stopped(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    step = jobs.Step([sys.executable, "-c", OBEYS_STOP, str(run)], str(run / "job.log"), str(run))
+    jobs.start_job("train", [step])
+    deadline = time.monotonic() + 10
+    while not (run / "status.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert jobs.request_stop() is not None
+    assert (run / "STOP").exists()
+    wait_until_done()
+    assert json.loads((run / "status.json").read_text())["state"] == "stopped"
+
+
+def test_unresponsive_command_is_interrupted_after_the_grace_period(tmp_path):
+    run = tmp_path / "runs" / "deaf"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "running"}))
+    ignores_sigint = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"
+    jobs.start_job("train", [python_step(ignores_sigint, run, run / "job.log")], grace_s=0.5)
+    time.sleep(0.5)
+    started = time.monotonic()
+    jobs.request_stop()
+    wait_until_done()
+    assert time.monotonic() - started < 10  # SIGINT ignored at 0.5 s, SIGKILL at 1 s
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"
+
+
+def test_stop_during_a_paired_job_skips_the_second_arm(tmp_path):
+    gist, mnrl = tmp_path / "runs" / "gist", tmp_path / "runs" / "mnrl"
+    steps = [jobs.Step([sys.executable, "-c", OBEYS_STOP, str(d)], str(d / "job.log"), str(d))
+             for d in (gist, mnrl)]
+    jobs.start_job("paired", steps)
+    deadline = time.monotonic() + 10
+    while not (gist / "status.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    jobs.request_stop()
+    wait_until_done()
+    assert json.loads((gist / "status.json").read_text())["state"] == "stopped"
+    assert not (mnrl / "status.json").exists()
+
+
+def test_paired_job_runs_its_steps_in_order(tmp_path):
+    log = tmp_path / "pair.log"
+    steps = [python_step(f"print('arm {arm}')", None, log) for arm in ("gist", "mnrl")]
+    jobs.start_job("paired", steps)
+    wait_until_done()
+    assert log.read_text().split() == ["arm", "gist", "arm", "mnrl"]
+
+
+def test_dead_pid_is_detected(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    record = jobs.Job(kind="train", steps=[jobs.Step(["x"], str(tmp_path / "l"))], pid=proc.pid)
+    jobs._write(record)
+    assert jobs.last_job().pid == proc.pid
+    assert jobs.current_job() is None
+    assert jobs.request_stop() is None
+
+
+def test_zombie_and_reused_pid_are_not_alive():
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(0.5)  # exited, not yet reaped: a zombie answers kill(pid, 0)
+    assert not jobs.is_alive(zombie.pid)
+    zombie.wait()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert jobs.is_alive(sleeper.pid, jobs._pid_start(sleeper.pid))
+        assert not jobs.is_alive(sleeper.pid, "1")  # same pid, other start time: another process
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_bad_kind_and_empty_job_are_refused():
+    with pytest.raises(GistlabError, match="Unknown job kind"):
+        jobs.start_job("dance", [jobs.Step(["x"], "l")])
+    with pytest.raises(GistlabError, match="at least one command"):
+        jobs.start_job("train", [])
+
+
+def test_progress_fraction_and_eta():
+    assert jobs.progress(0, 10, []) == (0.0, None)
+    assert jobs.progress(5, 10, [1.0, 3.0, 2.0]) == (0.5, 10.0)
+    assert jobs.progress(12, 10, [1.0]) == (1.0, 0.0)
+    assert jobs.progress(3, 0, [1.0]) == (0.0, None)
