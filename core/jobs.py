@@ -176,6 +176,34 @@ def _write(job: Job) -> None:
     tmp.replace(_record())
 
 
+def flags(settings: dict) -> list[str]:
+    """CLI flags from settings: ``{"batch_size": 32, "fp16": False}`` -> ``--batch-size 32 --no-fp16``."""
+    argv: list[str] = []
+    for key, value in settings.items():
+        name = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(name if value else f"--no-{name[2:]}")
+        else:
+            argv += [name, str(value)]
+    return argv
+
+
+def start_training(settings: dict, arms: list[str], *, grace_s: float = GRACE_SECONDS) -> Job:
+    """Train each arm in turn with the same settings (so the same seed and batches: a paired comparison).
+
+    Each arm gets a fresh run directory ``<workspace>/runs/<time>-<arm>-s<seed>`` (``-pair-`` in the
+    name when several arms run) with the command's output in ``train.log`` inside it.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    pair = "pair-" if len(arms) > 1 else ""
+    steps = []
+    for arm in arms:
+        run_dir = subdir("runs") / f"{stamp}-{pair}{arm}-s{settings.get('seed', 0)}"
+        command = cli("train", *flags({**settings, "loss": arm}), "--out", str(run_dir))
+        steps.append(Step(command, str(run_dir / "train.log"), str(run_dir)))
+    return start_job("paired" if len(arms) > 1 else "train", steps, grace_s=grace_s)
+
+
 def request_stop() -> Job | None:
     """Ask the running job to stop cleanly (STOP in its run dirs); returns it, or None if none runs."""
     job = current_job()
@@ -217,21 +245,21 @@ def _mark_interrupted(run_dir: Path) -> None:
 
 def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
     """Wait for ``child``; once a stop is requested, pass STOP on, then SIGINT, then SIGKILL it."""
-    stop_seen: float | None = None
-    signals = [(grace_s, signal.SIGINT), (2 * grace_s, signal.SIGKILL)]
+    deadlines: list[tuple[float, int]] | None = None
     while True:
         try:
             return child.wait(timeout=POLL_SECONDS)
         except subprocess.TimeoutExpired:
             pass
-        if stop_seen is None and _stop_marker().exists():
-            stop_seen = time.monotonic()
-        if stop_seen is None:
-            continue
+        if deadlines is None:
+            if not _stop_marker().exists():
+                continue
+            first = time.monotonic() + (grace_s if step.run_dir else 0.0)  # nothing reads STOP in an eval
+            deadlines = [(first, signal.SIGINT), (first + grace_s, signal.SIGKILL)]
         if step.run_dir and Path(step.run_dir).is_dir():
             (Path(step.run_dir) / "STOP").touch()
-        while signals and time.monotonic() - stop_seen >= signals[0][0]:
-            child.send_signal(signals.pop(0)[1])
+        while deadlines and time.monotonic() >= deadlines[0][0]:
+            child.send_signal(deadlines.pop(0)[1])
 
 
 def run_steps(job: Job) -> int:

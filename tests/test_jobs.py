@@ -152,3 +152,26 @@ def test_progress_fraction_and_eta():
     assert jobs.progress(5, 10, [1.0, 3.0, 2.0]) == (0.5, 10.0)
     assert jobs.progress(12, 10, [1.0]) == (1.0, 0.0)
     assert jobs.progress(3, 0, [1.0]) == (0.0, None)
+
+
+def test_stopping_an_evaluation_interrupts_it_at_once(tmp_path):
+    log = tmp_path / "eval.log"
+    slow_eval = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    print('interrupted')"
+    jobs.start_job("eval", [python_step(slow_eval, None, log)], grace_s=30)
+    time.sleep(0.5)
+    jobs.request_stop()
+    wait_until_done(timeout=10)
+    assert "interrupted" in log.read_text()
+
+
+def test_start_training_builds_one_cli_step_per_arm(tmp_path, monkeypatch):
+    started = {}
+    monkeypatch.setattr(jobs, "start_job", lambda kind, steps, grace_s: started.update(kind=kind, steps=steps))
+    jobs.start_training({"steps": 2, "seed": 7, "contrast_anchors": False}, ["gist", "mnrl"])
+    assert started["kind"] == "paired"
+    gist, mnrl = started["steps"]
+    assert gist.command[1:4] == ["-m", "core.cli", "train"]
+    assert gist.command[4:] == ["--steps", "2", "--seed", "7", "--no-contrast-anchors", "--loss", "gist",
+                                "--out", gist.run_dir]
+    assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
+    assert Path(gist.log).parent == Path(gist.run_dir)

@@ -1,0 +1,39 @@
+"""The gistlab lab: the entry script that ``streamlit run app/main.py`` (or ``gistlab app``) starts.
+
+It sets the page frame and lists every page with ``st.navigation``. The Demo page comes first: it
+appears at once from precomputed files and tells a first-time user what the guide does, then points
+to Inspect. A page whose file is not in this checkout is left out rather than breaking the app.
+"""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+APP = Path(__file__).resolve().parent
+if str(APP.parent) not in sys.path:  # a checkout run without `pip install -e .` still finds core/
+    sys.path.insert(0, str(APP.parent))
+
+SECTIONS = {
+    "Start here": [("demo.py", "Demo", ":material/slideshow:")],
+    "Explore the guide": [
+        ("inspect.py", "Inspect a batch", ":material/grid_on:"),
+        ("whatif.py", "Margin what-if", ":material/tune:"),
+        ("embedding_map.py", "Embedding map", ":material/scatter_plot:"),
+    ],
+    "Experiment": [
+        ("train.py", "Train", ":material/model_training:"),
+        ("results.py", "Results", ":material/leaderboard:"),
+    ],
+}
+
+st.set_page_config(page_title="gistlab", page_icon=":material/compass_calibration:", layout="wide")
+pages = {
+    section: [
+        st.Page(f"pages/{file}", title=title, icon=icon)
+        for file, title, icon in entries
+        if (APP / "pages" / file).is_file()
+    ]
+    for section, entries in SECTIONS.items()
+}
+st.navigation({section: listed for section, listed in pages.items() if listed}).run()

@@ -1,0 +1,47 @@
+"""The lab's pages (one module each, run by ``st.navigation``) and the few drawing helpers they share.
+
+The page modules are scripts and are never imported; this package init is imported by them for the
+charts that Train, Results and Demo all draw, so one run's curves look the same on every page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent
+
+ARM_COLORS = {"gist": "#2f6fdf", "mnrl": "#e4572e", "gist-st": "#8e6bbf", "base": "#7f7f7f"}
+OVERLAP_NOTE = (
+    "Tasks marked * overlap data GIST models were trained on (MEDI and MTEB classification "
+    "training sets): a gain there may be memory rather than skill."
+)
+
+
+def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
+    """One line per run of ``column`` against ``step`` (runs named by the dict keys)."""
+    frames = [m.assign(run=name) for name, m in metrics.items() if column in m and len(m)]
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", column, "run"])
+    fig = px.line(data, x="step", y=column, color="run", title=title, color_discrete_map=ARM_COLORS)
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+    return fig
+
+
+def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
+    """Grouped bars of ``main_score`` per ``x`` (task or task type), one colour per model."""
+    means = table.groupby([x, "model"], as_index=False)["main_score"].mean()
+    fig = px.bar(means, x=x, y="main_score", color="model", barmode="group", title=title,
+                 color_discrete_map=ARM_COLORS)
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+    return fig
+
+
+def page_link(file: str, label: str, icon: str, run: str | None = None) -> None:
+    """A link to another page (naming ``run`` in the URL as ``?run=``), left out if that page is absent."""
+    if (PAGES / file).is_file():
+        st.page_link(f"pages/{file}", label=label, icon=icon,
+                     query_params={"run": run} if run else None)
