@@ -1,0 +1,356 @@
+"""Pairs datasets: load them from files, the Hub or the bundled set, check them, draw batches.
+
+A pairs dataset is a ``datasets.Dataset`` with text columns ``anchor`` and ``positive``, zero or
+more negative columns (``negative``, or ``negative_1`` .. ``negative_k`` in that order) and
+optionally ``task``. Every other column is dropped, because the trainer would tokenise it as text.
+
+Sources (``load_pairs(spec)``):
+- a local ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.parquet`` file;
+- a local folder that ``datasets.load_dataset`` understands (one data file per split);
+- a Hugging Face dataset id (offline: one line at once, like ``core.models``);
+- ``bundled``: the WordNet pairs of ``core.bundled``.
+
+Bad input raises :class:`GistlabError` with one line that names the file, column or row and says
+what to do, before any model is loaded. Row numbers count data rows from 0 (the header is not a
+row), which is also the row id training records in ``masks.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, Value
+
+from core.errors import GistlabError
+
+TEXT_COLUMNS = ("anchor", "positive")
+TASK_COLUMN = "task"
+FILE_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
+_NUMBERED_NEGATIVE = re.compile(r"^negative_(\d+)$")
+
+
+def load_pairs(
+    spec: str,
+    *,
+    split: str = "train",
+    columns: dict[str, str] | None = None,
+    batch_size: int | None = None,
+) -> Dataset:
+    """Load and check a pairs dataset.
+
+    Args:
+        spec: a file path, a dataset folder, a Hugging Face dataset id, or ``bundled``.
+        split: the split to read from a folder or a Hub dataset (ignored for single files).
+        columns: target -> source column names, e.g. ``{"anchor": "question", "positive": "answer"}``.
+        batch_size: if given, fewer rows than this is an error (a batch could never be filled).
+
+    Returns:
+        A Dataset with only the pairs columns, texts checked non-empty.
+    """
+    spec = str(spec).strip()
+    if spec == "bundled":
+        from core.bundled import bundled_pairs
+
+        raw, source = bundled_pairs(), "the bundled data"
+    else:
+        raw, source = _load_raw(spec, split)
+    ds = _select_columns(raw, columns or {}, source)
+    _check_texts(ds, source)
+    if batch_size is not None and len(ds) < batch_size:
+        raise GistlabError(
+            f"{source} has {len(ds)} rows, fewer than the batch size {batch_size}: "
+            "lower --batch-size or use more data."
+        )
+    return ds
+
+
+def negative_columns(ds: Dataset) -> list[str]:
+    """The dataset's negative columns in order: ``["negative"]`` or ``["negative_1", ...]``."""
+    if "negative" in ds.column_names:
+        return ["negative"]
+    numbered = [(int(m.group(1)), c) for c in ds.column_names if (m := _NUMBERED_NEGATIVE.match(c))]
+    return [c for _, c in sorted(numbered)]
+
+
+def text_columns(ds: Dataset) -> list[str]:
+    """The columns training embeds, in the order the loss expects: anchor, positive, negatives."""
+    return [*TEXT_COLUMNS, *negative_columns(ds)]
+
+
+def task_rows(ds: Dataset) -> dict[str, np.ndarray]:
+    """Row ids of each task, tasks in order of first appearance (needs the ``task`` column)."""
+    if TASK_COLUMN not in ds.column_names:
+        raise GistlabError(
+            "The data has no 'task' column, so batches cannot be drawn per task: "
+            "add one, or use mixed batches."
+        )
+    tasks = np.asarray(ds[TASK_COLUMN], dtype=object)
+    names, first = np.unique(tasks, return_index=True)
+    return {str(names[i]): np.flatnonzero(tasks == names[i]) for i in np.argsort(first)}
+
+
+def sample_batch(ds: Dataset, batch_size: int, seed: int, task: str | None = None) -> list[int]:
+    """A seeded draw of ``batch_size`` distinct row ids, optionally all from one task.
+
+    The same (dataset, batch_size, seed, task) always gives the same rows in the same order;
+    row ids are global (positions in ``ds``), also when restricted to a task.
+    """
+    if task is None:
+        pool, where = np.arange(len(ds)), "the data"
+    else:
+        by_task = task_rows(ds)
+        if task not in by_task:
+            raise GistlabError(f"No task {task!r} in the data: choose one of {', '.join(by_task)}.")
+        pool, where = by_task[task], f"task {task!r}"
+    if len(pool) < batch_size:
+        raise GistlabError(
+            f"{where} has {len(pool)} rows, fewer than the batch size {batch_size}: "
+            "choose a smaller batch."
+        )
+    rng = np.random.default_rng(seed)
+    return [int(i) for i in rng.choice(pool, size=batch_size, replace=False)]
+
+
+def epoch_batches(
+    ds: Dataset, batch_size: int, seed: int, epoch: int, homogeneous: bool = False
+) -> list[list[int]]:
+    """The full batches of one training epoch, as global row ids.
+
+    Mixed: a seeded permutation of all rows cut into batches. Task-homogeneous: each task's rows
+    shuffled and cut separately, then the batches of all tasks shuffled together. Incomplete
+    batches are dropped (in-batch negatives need full batches). The order depends only on the
+    data, batch size, seed and epoch, so every loss arm sees the same batches.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    groups = list(task_rows(ds).values()) if homogeneous else [np.arange(len(ds))]
+    batches = []
+    for rows in groups:
+        rows = rng.permutation(rows)
+        whole = len(rows) // batch_size * batch_size
+        batches += [rows[i : i + batch_size].tolist() for i in range(0, whole, batch_size)]
+    order = rng.permutation(len(batches)) if homogeneous else range(len(batches))
+    return [batches[i] for i in order]
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def _load_raw(spec: str, split: str) -> tuple[Dataset, str]:
+    """The raw Dataset behind ``spec`` (all its columns) and a name for it in messages."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return _read_file(path), path.name
+    if path.is_dir():
+        return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})"
+    if path.suffix.lower() in FILE_TYPES:
+        raise GistlabError(f"No such file: {spec}. Check the path.")
+    from core.models import _looks_like_hub_id
+
+    if not _looks_like_hub_id(spec):
+        raise GistlabError(
+            f"Data {spec!r} is neither a file, a folder, a Hub dataset id nor 'bundled': "
+            f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
+        )
+    return _load_with_datasets(spec, split, hub=True), f"{spec} ({split})"
+
+
+def _read_file(path: Path) -> Dataset:
+    """One local data file as a Dataset of its columns as they are."""
+    suffix = path.suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise GistlabError(
+            f"{path.name}: unknown file type {suffix or '(none)'!r}: use one of {', '.join(FILE_TYPES)}."
+        )
+    if path.stat().st_size == 0:
+        raise GistlabError(f"{path.name} is empty: give a file with a header and rows of pairs.")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return Dataset(pq.read_table(path))
+        except pa.ArrowException as exc:
+            raise GistlabError(f"{path.name} is not a readable Parquet file ({exc}).") from None
+    text = _utf8_text(path)
+    if suffix == ".jsonl":
+        return Dataset(_jsonl_table(text, path.name))
+    return Dataset(_delimited_table(text, path.name, "\t" if suffix == ".tsv" else ","))
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text; non-UTF-8 bytes are an error naming the line they are on."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise GistlabError(
+            f"{path.name} is not UTF-8: byte 0x{data[exc.start]:02x} on line {line}. "
+            "Re-save the file as UTF-8."
+        ) from None
+
+
+def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
+    """CSV/TSV text as a table of strings (empty cells stay empty strings, 'NA' stays text)."""
+    import io
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise GistlabError(f"{name} is empty: give a file with a header and rows of pairs.") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        raise GistlabError(f"{name} is not valid {'TSV' if sep == chr(9) else 'CSV'}: {detail}.") from None
+    if frame.empty:
+        raise GistlabError(f"{name} has a header but no rows: add rows of pairs.")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _jsonl_table(text: str, name: str) -> pa.Table:
+    """JSON Lines text (one object per line) as a table; bad lines are named."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GistlabError(f"{name} line {number} is not valid JSON ({exc.msg}): fix that line.") from None
+        if not isinstance(record, dict):
+            raise GistlabError(f"{name} line {number} is not a JSON object: write one {{...}} per line.")
+        records.append(record)
+    if not records:
+        raise GistlabError(f"{name} is empty: give one JSON object per line.")
+    try:
+        return pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise GistlabError(_mixed_types(records, name)) from None
+
+
+def _mixed_types(records: list[dict], name: str) -> str:
+    """Name the first JSONL line whose value type differs from earlier lines in that column."""
+    seen: dict[str, tuple[str, int]] = {}
+    for number, record in enumerate(records, start=1):
+        for key, value in record.items():
+            if value is None:
+                continue
+            kind = type(value).__name__
+            first = seen.setdefault(key, (kind, number))
+            if first[0] != kind:
+                return (f"{name}: column {key!r} is {kind} in record {number} but {first[0]} in "
+                        f"record {first[1]}: give every column one type.")
+    return f"{name}: the records cannot form one table: give every column one type."
+
+
+def _load_with_datasets(spec: str, split: str, *, hub: bool) -> Dataset:
+    """A split of a local dataset folder or a Hub dataset; offline fails fast in one line."""
+    import datasets
+    from huggingface_hub import constants
+
+    offline = None
+    if hub:
+        from core.models import _hub_unreachable
+
+        offline = _hub_unreachable()
+        if offline and not constants.HF_HUB_OFFLINE:  # a dead network would be retried for a minute
+            raise GistlabError(
+                f"Dataset {spec!r} needs the Hugging Face Hub, which cannot be reached ({offline}): "
+                "use a local file or 'bundled', set HF_HUB_OFFLINE=1 to use a cached copy, or go online."
+            )
+    try:
+        return datasets.load_dataset(spec, split=split)
+    except ValueError as exc:
+        if "Unknown split" not in str(exc):
+            raise GistlabError(f"Could not read dataset {spec!r} ({_first_line(exc)}).") from None
+        available = ", ".join(datasets.get_dataset_split_names(spec))
+        raise GistlabError(
+            f"Dataset {spec!r} has no split {split!r}: available splits are {available}; "
+            "choose one with --hf-split."
+        ) from None
+    except Exception as exc:  # missing repo, no cache offline, gated: one line either way
+        if offline:
+            raise GistlabError(
+                f"Dataset {spec!r} is not in the local cache and the Hub cannot be reached "
+                f"({offline}): use a local file or 'bundled', or go online."
+            ) from None
+        raise GistlabError(
+            f"Could not load dataset {spec!r} ({_first_line(exc)}): check the id or path and your access."
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+# ---- checking ----------------------------------------------------------------------------------
+
+
+def _select_columns(ds: Dataset, mapping: dict[str, str], source: str) -> Dataset:
+    """Apply the column mapping, check the pairs columns exist, keep only them (in order)."""
+    found = ds.column_names
+    for target, src in mapping.items():
+        if target not in (*TEXT_COLUMNS, TASK_COLUMN, "negative") and not _NUMBERED_NEGATIVE.match(target):
+            raise GistlabError(
+                f"Unknown target column {target!r} in the column mapping: map to anchor, positive, "
+                "negative (or negative_1, negative_2, ...) or task."
+            )
+        if src not in found:
+            raise GistlabError(
+                f"{source} has no column {src!r} to use as {target!r} (found: {', '.join(found)}): "
+                "fix the mapping in --data-columns."
+            )
+    replaced = [t for t in mapping if t in found and t not in mapping.values()]
+    ds = ds.remove_columns(replaced).rename_columns({s: t for t, s in mapping.items() if s != t})
+    for column in TEXT_COLUMNS:
+        if column not in ds.column_names:
+            raise GistlabError(
+                f"{source} has no {column!r} column (found: {', '.join(found)}): rename the columns "
+                "or map them, e.g. --data-columns anchor=question,positive=answer."
+            )
+    negatives = negative_columns(ds)
+    if "negative" in ds.column_names and any(_NUMBERED_NEGATIVE.match(c) for c in ds.column_names):
+        raise GistlabError(
+            f"{source} has both 'negative' and numbered negative columns: use one form, "
+            "'negative' or 'negative_1', 'negative_2', ..."
+        )
+    numbers = [int(_NUMBERED_NEGATIVE.match(c).group(1)) for c in negatives if c != "negative"]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise GistlabError(
+            f"{source} has negative columns {', '.join(negatives)}: number them negative_1 .. "
+            f"negative_{len(numbers)} without gaps."
+        )
+    if TASK_COLUMN not in ds.column_names:
+        return ds.select_columns(text_columns(ds))
+    ds = ds.select_columns([*text_columns(ds), TASK_COLUMN])
+    return ds.cast_column(TASK_COLUMN, Value("string")) if ds.features[TASK_COLUMN] != Value("string") else ds
+
+
+def _check_texts(ds: Dataset, source: str) -> None:
+    """Every text column holds strings, none null or blank; tasks are present where given."""
+    if len(ds) == 0:
+        raise GistlabError(f"{source} has no rows: give at least one batch of pairs.")
+    table = ds.data.table
+    for column in text_columns(ds) + ([TASK_COLUMN] if TASK_COLUMN in ds.column_names else []):
+        values = table.column(column)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+                or pa.types.is_null(values.type)):
+            raise GistlabError(
+                f"{source}: column {column!r} holds {values.type} values, not text: "
+                "give it strings."
+            )
+        bad = pc.is_null(values) if pa.types.is_null(values.type) else pc.fill_null(
+            pc.or_(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), "")), True
+        )
+        row = pc.index(bad, True).as_py()
+        if row >= 0:
+            raise GistlabError(
+                f"{source}: row {row} has an empty {column!r} (rows count from 0, header excluded): "
+                "fill it in or drop the row."
+            )

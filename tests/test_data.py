@@ -1,0 +1,148 @@
+"""Pairs datasets: every source loads to the same shape, every bad input fails in one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from core.data import epoch_batches, load_pairs, negative_columns, sample_batch, task_rows
+from core.errors import GistlabError
+
+ROWS = [
+    {"anchor": f"anchor {i}", "positive": f"positive {i}", "negative": f"negative {i}",
+     "task": "even" if i % 2 == 0 else "odd", "extra": i}
+    for i in range(10)
+]
+
+
+def write(path, rows=ROWS):
+    """Write ``rows`` in the format the suffix names."""
+    frame = pd.DataFrame(rows)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        frame.to_parquet(path)
+    return path
+
+
+def one_line_error(spec, **kwargs) -> str:
+    with pytest.raises(GistlabError) as err:
+        load_pairs(str(spec), **kwargs)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_every_file_type_loads_the_same_pairs(tmp_path, suffix):
+    ds = load_pairs(str(write(tmp_path / f"pairs{suffix}")))
+    assert ds.column_names == ["anchor", "positive", "negative", "task"]  # 'extra' dropped
+    assert ds[3] == {"anchor": "anchor 3", "positive": "positive 3", "negative": "negative 3", "task": "odd"}
+    assert negative_columns(ds) == ["negative"]
+
+
+def test_column_mapping_and_numbered_negatives(tmp_path):
+    rows = [{"q": f"q{i}", "a": f"a{i}", "anchor": "ignored", "negative_2": "n2", "negative_1": "n1"}
+            for i in range(4)]
+    ds = load_pairs(str(write(tmp_path / "qa.csv", rows)), columns={"anchor": "q", "positive": "a"})
+    assert ds.column_names == ["anchor", "positive", "negative_1", "negative_2"]
+    assert ds[1]["anchor"] == "q1" and ds[1]["positive"] == "a1"
+
+
+def test_text_na_and_integer_tasks_are_kept_as_text(tmp_path):
+    path = tmp_path / "na.csv"
+    path.write_text("anchor,positive,task\nNA,None,1\nnull,x,2\n")
+    ds = load_pairs(str(path))
+    assert ds["anchor"] == ["NA", "null"] and ds["positive"] == ["None", "x"] and ds["task"] == ["1", "2"]
+
+
+def test_local_folder_split(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write(folder / "train.csv")
+    write(folder / "test.csv", ROWS[:3])
+    assert len(load_pairs(str(folder), split="test")) == 3
+    message = one_line_error(folder, split="validation")
+    assert "no split 'validation'" in message and "train, test" in message
+
+
+@pytest.mark.parametrize("name,content,needles", [
+    ("empty.csv", "", ["empty.csv is empty"]),
+    ("header.csv", "anchor,positive\n", ["header.csv", "no rows"]),
+    ("empty.jsonl", "\n\n", ["empty.jsonl is empty"]),
+    ("cols.csv", "question,answer\nq,a\n", ["no 'anchor' column", "found: question, answer", "--data-columns"]),
+    ("blank.csv", "anchor,positive\na,b\nc,  \n", ["row 1", "empty 'positive'"]),
+    ("null.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": null, "positive": "b"}\n', ["row 1", "empty 'anchor'"]),
+    ("missing.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n', ["row 1", "empty 'positive'"]),
+    ("number.jsonl", '{"anchor": "a", "positive": 3}\n', ["'positive'", "not text"]),
+    ("mixed.jsonl", '{"anchor": "a", "positive": 3}\n{"anchor": "b", "positive": "p"}\n',
+     ["'positive'", "record 2", "record 1"]),
+    ("broken.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": \n', ["line 2", "not valid JSON"]),
+    ("notes.txt", "anchor,positive\na,b\n", ["unknown file type '.txt'", ".csv"]),
+    ("gaps.csv", "anchor,positive,negative_1,negative_3\na,b,c,d\n", ["negative_1 .. negative_2"]),
+    ("both.csv", "anchor,positive,negative,negative_1\na,b,c,d\n", ["both 'negative' and numbered"]),
+])
+def test_bad_files_name_the_problem(tmp_path, name, content, needles):
+    path = tmp_path / name
+    path.write_text(content)
+    message = one_line_error(path)
+    for needle in needles:
+        assert needle in message
+
+
+def test_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("anchor,positive\na,b\ncaf\u00e9,c\n".encode("latin-1"))
+    message = one_line_error(path)
+    assert "latin1.csv is not UTF-8" in message and "line 3" in message and "0xe9" in message
+
+
+def test_fewer_rows_than_batch(tmp_path):
+    message = one_line_error(write(tmp_path / "p.csv"), batch_size=32)
+    assert "10 rows" in message and "batch size 32" in message
+
+
+def test_bad_mapping_and_missing_paths(tmp_path):
+    path = write(tmp_path / "p.csv")
+    assert "no column 'question' to use as 'anchor'" in one_line_error(path, columns={"anchor": "question"})
+    assert "Unknown target column 'query'" in one_line_error(path, columns={"query": "anchor"})
+    assert "No such file" in one_line_error(tmp_path / "nothere.jsonl")
+    assert "neither a file" in one_line_error("not a/valid/spec")
+
+
+def test_offline_hub_id_fails_fast_naming_it():
+    message = one_line_error("someone/dataset-that-is-not-cached")
+    assert "someone/dataset-that-is-not-cached" in message and "cannot be reached" in message
+
+
+def test_sample_batch_is_seeded_distinct_and_task_restricted(tmp_path):
+    ds = load_pairs(str(write(tmp_path / "p.csv")))
+    first = sample_batch(ds, 4, seed=7)
+    assert first == sample_batch(ds, 4, seed=7) and len(set(first)) == 4
+    assert first != sample_batch(ds, 4, seed=8)
+    odd = sample_batch(ds, 5, seed=0, task="odd")
+    assert sorted(odd) == [1, 3, 5, 7, 9]  # global row ids, all of that task
+    with pytest.raises(GistlabError, match="choose one of even, odd"):
+        sample_batch(ds, 2, seed=0, task="nope")
+    with pytest.raises(GistlabError, match="fewer than the batch size"):
+        sample_batch(ds, 6, seed=0, task="odd")
+
+
+def test_epoch_batches_mixed_and_homogeneous(tmp_path):
+    ds = load_pairs(str(write(tmp_path / "p.csv")))
+    mixed = epoch_batches(ds, 3, seed=0, epoch=0)
+    assert len(mixed) == 3 and len({r for b in mixed for r in b}) == 9  # last partial batch dropped
+    assert mixed == epoch_batches(ds, 3, seed=0, epoch=0)
+    assert mixed != epoch_batches(ds, 3, seed=0, epoch=1)
+    tasks = {r: t for t, rows in task_rows(ds).items() for r in rows}
+    homogeneous = epoch_batches(ds, 2, seed=0, epoch=0, homogeneous=True)
+    assert len(homogeneous) == 4
+    assert all(len({tasks[r] for r in batch}) == 1 for batch in homogeneous)
+    with pytest.raises(GistlabError, match="no 'task' column"):
+        epoch_batches(ds.remove_columns("task"), 2, seed=0, epoch=0, homogeneous=True)
