@@ -1,0 +1,113 @@
+"""The committed assets/: training pairs API, split by synset (checked from the files), size,
+licence, and that the build script reproduces them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from core.bundled import (
+    TASK_DESCRIPTIONS, TRAIN_TASKS, assets_dir, bundled_pairs, manifest, read_table, task_counts,
+)
+from core.errors import GistlabError
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDNET_DIR = Path("/usr/share/wordnet")
+
+
+def test_bundled_pairs_has_every_task_and_a_negative_on_every_row():
+    ds = bundled_pairs()
+    assert ds.column_names == ["anchor", "positive", "negative", "task"]
+    counts = task_counts()
+    assert list(counts) == list(TRAIN_TASKS) == list(TASK_DESCRIPTIONS)
+    assert len(ds) == sum(counts.values()) and 3000 <= len(ds) <= 50000
+    for task in TRAIN_TASKS:
+        assert ds["task"].count(task) == counts[task] > 1000
+    for row in ds.select(range(0, len(ds), 97)):
+        assert row["anchor"] and row["positive"] and row["negative"]
+        assert len({row["anchor"], row["positive"], row["negative"]}) == 3
+
+
+def test_bundled_pairs_filters_tasks_and_rejects_unknown_ones():
+    ds = bundled_pairs(["words_definition"])
+    assert set(ds["task"]) == {"words_definition"} and len(ds) == task_counts()["words_definition"]
+    with pytest.raises(GistlabError, match="Unknown bundled task.*'nope'.*choose from"):
+        bundled_pairs(["words_definition", "nope"])
+    with pytest.raises(GistlabError, match="none given"):
+        bundled_pairs([])
+
+
+def test_missing_assets_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("GISTLAB_ASSETS", str(tmp_path))
+    assert assets_dir() == tmp_path
+    with pytest.raises(GistlabError, match="missing.*build_assets.py"):
+        bundled_pairs()
+
+
+def _eval_synsets():
+    return read_table("benchmark/eval_synsets.parquet").to_pylist()
+
+
+def test_no_evaluation_synset_reaches_the_training_file():
+    held = _eval_synsets()
+    eval_texts = {s["definition"] for s in held} | {e for s in held for e in s["examples"]}
+    eval_lemmas = {lemma.replace("_", " ").lower() for s in held for lemma in s["lemmas"]}
+    train = read_table("train/wordnet_pairs.parquet").to_pylist()
+    train_texts = {row[c] for row in train for c in ("anchor", "positive", "negative")}
+    assert not train_texts & eval_texts
+    word_anchors = [row["anchor"] for row in train if row["task"] == "words_definition"]
+    assert not {w.lower() for a in word_anchors for w in a.split(", ")} & eval_lemmas
+
+
+def test_benchmark_texts_come_from_evaluation_synsets():
+    held = _eval_synsets()
+    definitions = {s["definition"] for s in held}
+    examples = {e for s in held for e in s["examples"]}
+    assert set(read_table("benchmark/retrieval_corpus.parquet")["text"].to_pylist()) == definitions
+    for task in ("retrieval", "reranking"):
+        assert set(read_table(f"benchmark/{task}_queries.parquet")["text"].to_pylist()) <= examples
+    assert set(read_table("benchmark/classification.parquet")["text"].to_pylist()) <= definitions
+    assert set(read_table("benchmark/clustering.parquet")["sentences"].to_pylist()) <= definitions
+    for task in ("pair_classification", "sts"):
+        table = read_table(f"benchmark/{task}.parquet")
+        assert set(table["sentence1"].to_pylist()) | set(table["sentence2"].to_pylist()) <= definitions
+
+
+def test_assets_are_small_licensed_and_documented():
+    root = assets_dir()
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert size < 15 * 2**20
+    licence = (root / "LICENSE-WordNet").read_text()
+    assert "WordNet 3.0 Copyright 2006 by Princeton University.  All rights reserved." in licence
+    assert "THIS SOFTWARE AND DATABASE IS PROVIDED \"AS IS\"" in licence
+    readme = (root / "README.md").read_text()
+    for name in manifest()["benchmark_rows"]:
+        assert f"benchmark/{name}.parquet" in readme
+    assert "build_assets.py --wordnet-dir" in readme and "LICENSE-WordNet" in readme
+
+
+@pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(),
+                    reason="WordNet 3.0 database not installed at /usr/share/wordnet (apt-get install wordnet-base)")
+def test_build_script_reproduces_the_committed_assets(tmp_path):
+    """A fresh build, in another process with another hash seed, gives the committed files."""
+    env = {**os.environ, "PYTHONHASHSEED": "7"}
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_assets.py"), "--wordnet-dir", str(WORDNET_DIR),
+         "--seed", str(manifest()["config"]["seed"]), "--out", str(tmp_path)],
+        check=True, env=env, capture_output=True,
+    )
+    built = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert len(built) > 10
+    writer = [pq.ParquetFile(root / "train/wordnet_pairs.parquet").metadata.created_by
+              for root in (tmp_path, assets_dir())]
+    if writer[0] != writer[1]:  # another pyarrow: same rows; manifest and README hash the bytes
+        for rel in (r for r in built if r.suffix == ".parquet"):
+            assert pq.read_table(tmp_path / rel).equals(pq.read_table(assets_dir() / rel)), rel
+        return
+    for rel in built:
+        assert (tmp_path / rel).read_bytes() == (assets_dir() / rel).read_bytes(), rel
