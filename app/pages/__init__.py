@@ -31,13 +31,46 @@ def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str) -> 
     return fig
 
 
+def labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """The results table with ``label``: the run's name for a fine-tuned model, else the model's name."""
+    return table.assign(label=table["run"].fillna(table["model"]) if "run" in table else table["model"])
+
+
 def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
-    """Grouped bars of ``main_score`` per ``x`` (task or task type), one colour per model."""
-    means = table.groupby([x, "model"], as_index=False)["main_score"].mean()
-    fig = px.bar(means, x=x, y="main_score", color="model", barmode="group", title=title,
+    """Grouped bars of the mean ``main_score`` per ``x`` (task or task type), one colour per label."""
+    means = labelled(table).groupby([x, "label"], as_index=False)["main_score"].mean()
+    fig = px.bar(means, x=x, y="main_score", color="label", barmode="group", title=title,
                  color_discrete_map=ARM_COLORS)
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig
+
+
+def radar_figure(table: pd.DataFrame) -> go.Figure:
+    """Task-type averages of every label on one radar (plotly Scatterpolar), the loop closed."""
+    means = labelled(table).groupby(["label", "task_type"])["main_score"].mean().unstack()
+    fig = go.Figure()
+    for label, row in means.iterrows():
+        types = list(row.dropna().index)
+        fig.add_trace(go.Scatterpolar(r=[*row[types], row[types[0]]], theta=[*types, types[0]],
+                                      name=label, fill="toself", opacity=0.6))
+    fig.update_layout(height=420, title="Average main score per task type",
+                      margin=dict(l=30, r=30, t=50, b=30))
+    return fig
+
+
+def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Each loss arm's score minus ``base``'s, per task: mean and std over seeds, and how many seeds.
+
+    Columns: loss, task, delta, spread (std over runs, i.e. seeds; 0 for one run), runs.
+    """
+    base_scores = table[table["model"] == base].groupby(["task", "split"])["main_score"].mean()
+    tuned = table[table["run"].notna()].join(base_scores.rename("base"), on=["task", "split"])
+    tuned = tuned.dropna(subset=["base"]).assign(delta=lambda t: t["main_score"] - t["base"])
+    per_run = tuned.groupby(["loss", "task", "run"], as_index=False)["delta"].mean()
+    out = per_run.groupby(["loss", "task"]).agg(
+        delta=("delta", "mean"), spread=("delta", "std"), runs=("run", "nunique")
+    ).reset_index()
+    return out.fillna({"spread": 0.0})
 
 
 def page_link(file: str, label: str, icon: str, run: str | None = None) -> None:
