@@ -1,0 +1,254 @@
+"""One batch's masks as tables: what the guide removes, why, and what the student thinks of it.
+
+The inspector page, ``gistlab inspect`` and ``gistlab audit`` all go through here. A batch's texts
+are embedded once (guide through its cache, student by a plain encode); :func:`remask` then applies
+other margin settings to those same embeddings with :func:`core.masking.guided_mask`, the function
+training uses, so a margin slider costs a few milliseconds and never an encode.
+
+Example::
+
+    batch = Batch.from_dataset(ds, sample_batch(ds, 32, seed=0))
+    report = inspect_batch(batch, GuideCache(guide, "bundled:minilm-l6").embed, MarginSettings())
+    report.pairs            # one line per masked (row, candidate): texts, guide and student scores
+    remask(report, MarginSettings(margin=0.1)).counts    # per-row counts at another margin
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.masking import BatchMask, MarginSettings, guided_mask
+
+Embed = Callable[[list[str]], torch.Tensor]
+"""Texts -> embeddings [N, D]: ``GuideCache.embed`` for a guide, :func:`encoder` for a student."""
+
+PAIR_COLUMNS = (
+    "row", "dataset_row", "block", "text", "candidate", "candidate_role", "candidate_row",
+    "guide_score", "positive_score", "threshold", "margin", "beats_positive_by", "identical_text",
+    "student_score", "student_positive_score", "student_prefers",
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The texts of one batch and the dataset rows they came from, laid out as the loss sees them."""
+
+    rows: list[int]
+    anchors: list[str]
+    positives: list[str]
+    negatives: list[list[str]]
+    negative_names: list[str]
+
+    @classmethod
+    def from_dataset(cls, ds, rows: list[int]) -> Batch:
+        """Pick ``rows`` (dataset row ids, batch order) out of a pairs dataset."""
+        from core.data import negative_columns
+
+        names = list(negative_columns(ds))
+        picked = ds.select(rows)
+        return cls(
+            rows=[int(r) for r in rows],
+            anchors=list(picked["anchor"]),
+            positives=list(picked["positive"]),
+            negatives=[list(picked[n]) for n in names],
+            negative_names=names,
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def texts(self) -> list[str]:
+        """Every text of the batch: anchors, positives, then each negative column."""
+        return [*self.anchors, *self.positives, *(t for col in self.negatives for t in col)]
+
+    def row_texts(self, block: str) -> list[str]:
+        """The texts on a block's row side: positives for p-p, anchors for the rest."""
+        return self.positives if block == "p-p" else self.anchors
+
+    def candidates(self, block: str) -> tuple[list[str], list[str], list[int]]:
+        """A block's columns as (texts, roles, dataset rows), in guided_mask's column order."""
+        n = len(self)
+        if block == "a-n":
+            texts = [t for col in self.negatives for t in col]
+            roles = [name for name in self.negative_names for _ in range(n)]
+            return texts, roles, self.rows * len(self.negatives)
+        if block == "a-a":
+            return self.anchors, ["anchor"] * n, self.rows
+        return self.positives, ["positive"] * n, self.rows
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One encoder's embeddings of a batch: anchors [B, D], positives [B, D], each negative column."""
+
+    anchor: torch.Tensor
+    positive: torch.Tensor
+    negatives: list[torch.Tensor]
+
+    def all(self) -> torch.Tensor:
+        """All embeddings stacked in :meth:`Batch.texts` order."""
+        return torch.cat([self.anchor, self.positive, *self.negatives])
+
+
+def encoder(model) -> Embed:
+    """A student's plain encode as an :data:`Embed` (no cache: the student changes as it trains)."""
+    return lambda texts: model.encode(texts, convert_to_tensor=True, show_progress_bar=False).cpu()
+
+
+def embed_batch(batch: Batch, embed: Embed) -> Embedded:
+    """Embed every text of the batch in one call and split it back into roles."""
+    vectors = embed(batch.texts()).float().cpu()
+    parts = vectors.split(len(batch))
+    return Embedded(parts[0], parts[1], list(parts[2:]))
+
+
+def mask_batch(batch: Batch, guide: Embedded, settings: MarginSettings) -> BatchMask:
+    """The training rule on a batch: :func:`guided_mask` with the batch's texts for the identity check."""
+    return guided_mask(
+        guide.anchor, guide.positive, guide.negatives, settings,
+        anchor_texts=batch.anchors, positive_texts=batch.positives, negative_texts=batch.negatives,
+    )
+
+
+def student_scores(student: Embedded) -> dict[str, torch.Tensor]:
+    """The student's cosines in every block, laid out exactly like the guide's (all blocks on)."""
+    return guided_mask(student.anchor, student.positive, student.negatives).guide_scores
+
+
+@dataclass(frozen=True)
+class InspectReport:
+    """A batch, its guide embeddings, the mask at ``settings``, and the tables built from them."""
+
+    batch: Batch
+    settings: MarginSettings
+    guide: Embedded
+    mask: BatchMask
+    student_scores: dict[str, torch.Tensor] | None
+    pairs: pd.DataFrame
+    counts: pd.DataFrame
+
+
+def inspect_batch(
+    batch: Batch, guide: Embed, settings: MarginSettings, student: Embed | None = None
+) -> InspectReport:
+    """Embed the batch with the guide (and the student if given) and mask it at ``settings``."""
+    guide_emb = embed_batch(batch, guide)
+    scores = student_scores(embed_batch(batch, student)) if student is not None else None
+    mask = mask_batch(batch, guide_emb, settings)
+    return InspectReport(
+        batch, settings, guide_emb, mask, scores,
+        masked_pairs(batch, mask, settings, scores), row_counts(batch, mask),
+    )
+
+
+def remask(report: InspectReport, settings: MarginSettings) -> InspectReport:
+    """The same batch at other margin settings, from the embeddings already in ``report`` (no encode)."""
+    mask = mask_batch(report.batch, report.guide, settings)
+    return replace(
+        report, settings=settings, mask=mask,
+        pairs=masked_pairs(report.batch, mask, settings, report.student_scores),
+        counts=row_counts(report.batch, mask),
+    )
+
+
+def masked_pairs(
+    batch: Batch,
+    mask: BatchMask,
+    settings: MarginSettings,
+    student: dict[str, torch.Tensor] | None = None,
+) -> pd.DataFrame:
+    """One line per masked (row, candidate) cell, over every active block.
+
+    ``beats_positive_by`` is the guide's candidate score minus its positive score (> 0: the guide
+    finds the candidate closer than the positive). ``identical_text`` marks candidates masked
+    because their text equals the row's anchor or positive. The ``student_*`` columns are NaN/None
+    without a student; ``student_prefers`` is True where the student scores the candidate above
+    the row's own positive, the false negatives the loss would otherwise push hardest.
+    """
+    frames = []
+    anchors = np.array(batch.anchors, dtype=object)
+    positives = np.array(batch.positives, dtype=object)
+    rows = np.array(batch.rows)
+    for block in mask.blocks:
+        i, c = mask.masked_candidates(block).nonzero(as_tuple=True)
+        i_np, c_np = i.numpy(), c.numpy()
+        cand_texts, cand_roles, cand_rows = (np.array(x, dtype=object) for x in batch.candidates(block))
+        guide = mask.guide_scores[block][i, c].numpy()
+        positive = mask.positive_scores[i].numpy()
+        candidate = cand_texts[c_np]
+        frame = {
+            "row": i_np,
+            "dataset_row": rows[i_np],
+            "block": block,
+            "text": np.array(batch.row_texts(block), dtype=object)[i_np],
+            "candidate": candidate,
+            "candidate_role": cand_roles[c_np],
+            "candidate_row": cand_rows[c_np].astype(int),
+            "guide_score": guide,
+            "positive_score": positive,
+            "threshold": mask.thresholds[i].numpy(),
+            "margin": settings.margin,
+            "beats_positive_by": guide - positive,
+            "identical_text": (candidate == anchors[i_np]) | (candidate == positives[i_np]),
+        }
+        if student is not None:
+            s_pos = student["a-p"].diagonal()[i].numpy()
+            s_cand = student[block][i, c].numpy()
+            frame |= {"student_score": s_cand, "student_positive_score": s_pos,
+                      "student_prefers": s_cand > s_pos}
+        frames.append(pd.DataFrame(frame))
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pairs.reindex(columns=list(PAIR_COLUMNS))
+
+
+def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
+    """Per batch row: its anchor, positive score, threshold, masked candidates per block and in all."""
+    counts = {b: n.numpy() for b, n in mask.row_counts().items()}
+    frame = pd.DataFrame({
+        "row": np.arange(len(batch)),
+        "dataset_row": batch.rows,
+        "anchor": batch.anchors,
+        "positive_score": mask.positive_scores.numpy(),
+        "threshold": mask.thresholds.numpy(),
+        **counts,
+    })
+    frame["total"] = sum(counts.values())
+    return frame
+
+
+def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
+    """``n_batches`` seeded batches (seeds ``seed``, ``seed + 1``, ...) drawn as training draws them."""
+    from core.data import sample_batch
+
+    return [
+        Batch.from_dataset(ds, sample_batch(ds, batch_size, seed + k, task=task))
+        for k in range(n_batches)
+    ]
+
+
+def whole_dataset(ds, batch_size: int, seed: int) -> list[Batch]:
+    """Every row exactly once, in seeded random batches of ``batch_size`` (the last may be smaller)."""
+    order = np.random.default_rng(seed).permutation(len(ds)).tolist()
+    return [Batch.from_dataset(ds, order[k:k + batch_size]) for k in range(0, len(order), batch_size)]
+
+
+def audit(
+    batches: list[Batch], guide: Embed, settings: MarginSettings, student: Embed | None = None
+) -> pd.DataFrame:
+    """Suspected false negatives over many batches, for a data auditor.
+
+    Every masked pair of every batch, once per distinct (row, block, candidate) however many
+    batches it turned up in, sorted by how far the guide puts the candidate above the positive.
+    """
+    frames = [
+        inspect_batch(b, guide, settings, student).pairs.assign(batch=k)
+        for k, b in enumerate(batches)
+    ]
+    pairs = pd.concat(frames, ignore_index=True).drop(columns="row")
+    pairs = pairs.drop_duplicates(["dataset_row", "block", "candidate_role", "candidate_row"])
+    return pairs.sort_values("beats_positive_by", ascending=False, ignore_index=True)

@@ -1,0 +1,115 @@
+"""The inspector's tables agree with guided_mask, re-masking never encodes, the audit finds duplicates."""
+
+import pytest
+import torch
+
+from core.inspect import Batch, audit, embed_batch, encoder, inspect_batch, mask_batch, remask
+from core.masking import BLOCKS, MarginSettings, guided_mask
+
+ANCHORS = ["a cat sat on the mat", "dogs bark at night", "the stock market fell", "rain is wet",
+           "a kitten on a rug", "the sun is hot"]
+POSITIVES = ["feline resting", "canine noise", "shares dropped", "water from clouds",
+             "young cat lying down", "our star is warm"]
+NEGATIVES = ["a car engine", "a violin solo", "dogs bark at night", "a red apple", "cold ice",
+             "a tax form"]
+
+
+@pytest.fixture
+def batch():
+    return Batch(rows=[10, 11, 12, 13, 14, 15], anchors=ANCHORS, positives=POSITIVES,
+                 negatives=[NEGATIVES], negative_names=["negative"])
+
+
+class Counting:
+    """An Embed that counts how many texts it was asked to encode."""
+
+    def __init__(self, model):
+        self.embed, self.texts = encoder(model), 0
+
+    def __call__(self, texts):
+        self.texts += len(texts)
+        return self.embed(texts)
+
+
+def test_batch_layout_matches_guided_mask_columns(batch):
+    texts, roles, rows = batch.candidates("a-n")
+    assert texts == NEGATIVES and roles == ["negative"] * 6 and rows == batch.rows
+    assert batch.row_texts("p-p") == POSITIVES and batch.row_texts("a-n") == ANCHORS
+    assert batch.texts()[:6] == ANCHORS and len(batch.texts()) == 18
+
+
+def test_report_equals_fresh_guided_mask(tiny_model, batch):
+    settings = MarginSettings("relative", 0.1)
+    report = inspect_batch(batch, encoder(tiny_model), settings, student=encoder(tiny_model))
+    emb = embed_batch(batch, encoder(tiny_model))
+    fresh = guided_mask(emb.anchor, emb.positive, emb.negatives, settings,
+                        anchor_texts=ANCHORS, positive_texts=POSITIVES, negative_texts=[NEGATIVES])
+    for block in BLOCKS:
+        assert torch.equal(report.mask.masked[block], fresh.masked[block])
+        # one line per masked candidate cell, with the guide's score of that cell
+        cells = report.pairs[report.pairs.block == block]
+        assert len(cells) == int(fresh.masked_candidates(block).sum())
+        for _, line in cells.iterrows():
+            assert line.guide_score == pytest.approx(float(fresh.guide_scores[block][line.row, _col(batch, line)]))
+    # same model as guide and student: the student's scores are the guide's
+    assert (report.pairs.guide_score - report.pairs.student_score).abs().max() < 1e-5
+
+
+def _col(batch, line):
+    """The guided_mask column of a masked-pairs line, recovered from its candidate text."""
+    texts, _, rows = batch.candidates(line.block)
+    return next(c for c, (t, r) in enumerate(zip(texts, rows)) if t == line.candidate and r == line.candidate_row)
+
+
+def test_identical_texts_are_listed_and_flagged(tiny_model, batch):
+    # Row 2's negative is row 1's anchor text: masked for row 1 in a-n whatever the margin.
+    report = inspect_batch(batch, encoder(tiny_model), MarginSettings(margin=-5.0))
+    assert report.pairs[["block", "row", "candidate_row", "identical_text"]].values.tolist() == [
+        ["a-n", 1, 12, True]
+    ]
+
+
+def test_counts_agree_with_pairs(tiny_model, batch):
+    report = inspect_batch(batch, encoder(tiny_model), MarginSettings(margin=0.3))
+    per_row = report.pairs.groupby("row").size().reindex(range(len(batch)), fill_value=0)
+    assert report.counts["total"].tolist() == per_row.tolist()
+    for block in report.mask.blocks:
+        assert report.counts[block].sum() == (report.pairs.block == block).sum()
+    assert ((report.pairs.guide_score > report.pairs.threshold) | report.pairs.identical_text).all()
+
+
+def test_remask_reuses_embeddings_and_equals_fresh_inspect(tiny_model, batch):
+    guide = Counting(tiny_model)
+    report = inspect_batch(batch, guide, MarginSettings())
+    encoded = guide.texts
+    for settings in [MarginSettings("absolute", 0.2), MarginSettings("relative", 0.5, False, True),
+                     MarginSettings("absolute", -0.1, True, False)]:
+        again = remask(report, settings)
+        fresh = mask_batch(batch, report.guide, settings)
+        assert again.mask.blocks == fresh.blocks
+        for block in fresh.blocks:
+            assert torch.equal(again.mask.masked[block], fresh.masked[block])
+        assert again.settings == settings and (again.pairs.margin == settings.margin).all()
+    assert guide.texts == encoded == 18  # one encode of the 18 texts, never again
+
+
+def test_student_prefers_column(tiny_model, minilm_l6, batch):
+    report = inspect_batch(batch, encoder(minilm_l6), MarginSettings(margin=0.5),
+                           student=encoder(tiny_model))
+    pairs = report.pairs
+    assert len(pairs) > 0
+    assert (pairs.student_prefers == (pairs.student_score > pairs.student_positive_score)).all()
+
+
+def test_without_student_columns_are_empty(tiny_model, batch):
+    pairs = inspect_batch(batch, encoder(tiny_model), MarginSettings(margin=0.3)).pairs
+    assert pairs.student_score.isna().all() and "student_prefers" in pairs.columns
+
+
+def test_audit_deduplicates_and_sorts(minilm_l6, batch):
+    table = audit([batch, batch], encoder(minilm_l6), MarginSettings(margin=0.05))
+    assert len(table) == len(inspect_batch(batch, encoder(minilm_l6), MarginSettings(margin=0.05)).pairs)
+    assert table.beats_positive_by.is_monotonic_decreasing
+    # the kitten/cat pair: each anchor's guide score for the other's positive is near its own
+    kitten = table[(table.dataset_row == 14) & (table.candidate_row == 10)]
+    assert set(kitten.block) >= {"a-a"}

@@ -1,0 +1,54 @@
+"""PCA shapes and stability, UMAP never imported by importing the module, points and segments line up."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.errors import GistlabError
+from core.inspect import Batch, encoder, inspect_batch
+from core.masking import MarginSettings
+from core.projection import map_points, mask_segments, pca_2d, project
+
+
+def test_importing_projection_does_not_import_umap():
+    code = "import sys, core.projection; print('umap' in sys.modules, 'numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_pca_recovers_main_axis():
+    rng = np.random.default_rng(0)
+    x = np.zeros((50, 8))
+    x[:, 3] = np.linspace(-10, 10, 50)  # the dominant direction
+    x += rng.normal(scale=0.01, size=x.shape)
+    coords = pca_2d(x)
+    assert coords.shape == (50, 2)
+    assert abs(np.corrcoef(coords[:, 0], x[:, 3])[0, 1]) > 0.999
+    assert np.allclose(pca_2d(x), coords)  # deterministic, signs fixed
+    assert pca_2d(x[:1]).shape == (1, 2)
+
+
+def test_unknown_method_and_tiny_umap_are_user_errors():
+    with pytest.raises(GistlabError, match="Unknown projection"):
+        project(np.zeros((5, 3)), "tsne")
+    with pytest.raises(GistlabError, match="at least 4"):
+        project(np.zeros((3, 3)), "umap")
+
+
+def test_points_and_segments_follow_the_mask(tiny_model):
+    a, p, n = ["x one", "y two", "z three"], ["x 1", "y 2", "z 3"], ["y two", "q", "r"]
+    batch = Batch([5, 6, 7], a, p, [n], ["negative"])
+    report = inspect_batch(batch, encoder(tiny_model), MarginSettings(margin=0.2))
+    emb = report.guide.all().numpy()
+    points = map_points(batch, project(emb, "pca"))
+    assert points.role.tolist() == ["anchor"] * 3 + ["positive"] * 3 + ["negative"] * 3
+    assert points.text.tolist() == batch.texts() and points.dataset_row.tolist() == [5, 6, 7] * 3
+    assert "row 6" in points.hover[1] and "y two" in points.hover[1]
+    segments = mask_segments(batch, report.mask, points)
+    assert len(segments) == len(report.pairs)
+    # every segment starts at its row's text and ends at the masked candidate's text
+    for seg, (_, pair) in zip(segments.itertuples(), report.pairs.iterrows()):
+        assert points.text[seg.source] == pair.text and points.text[seg.target] == pair.candidate
+        assert (seg.x0, seg.y1) == (points.x[seg.source], points.y[seg.target])

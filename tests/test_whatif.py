@@ -1,0 +1,58 @@
+"""The margin sweep equals guided_mask at every margin and only grows with the margin."""
+
+import numpy as np
+import pytest
+
+from core.inspect import Batch, embed_batch, encoder, mask_batch
+from core.masking import MarginSettings
+from core.whatif import ALL, margin_sweep
+
+MARGINS = [-0.2, -0.05, 0.0, 0.05, 0.1, 0.3, 0.6]
+
+
+@pytest.fixture
+def batches():
+    a = ["a cat sat on the mat", "dogs bark at night", "the stock market fell", "a kitten on a rug"]
+    p = ["feline resting", "canine noise", "shares dropped", "young cat lying down"]
+    n = ["a car engine", "dogs bark at night", "a red apple", "cold ice"]
+    return [Batch([0, 1, 2, 3], a, p, [n], ["negative"]),
+            Batch([3, 2, 1, 0], a[::-1], p[::-1], [n[::-1]], ["negative"])]
+
+
+class Counting:
+    def __init__(self, model):
+        self.embed, self.calls = encoder(model), 0
+
+    def __call__(self, texts):
+        self.calls += 1
+        return self.embed(texts)
+
+
+@pytest.mark.parametrize("contrast", [(True, True), (False, True), (True, False)])
+def test_sweep_equals_guided_mask_at_each_margin(minilm_l6, batches, contrast):
+    guide = Counting(minilm_l6)
+    table = margin_sweep(batches, guide, MARGINS, *contrast)
+    assert guide.calls == len(batches)  # one encode per batch for the whole sweep
+    embedded = [embed_batch(b, encoder(minilm_l6)) for b in batches]
+    for strategy in ("absolute", "relative"):
+        for margin in MARGINS:
+            settings = MarginSettings(strategy, margin, *contrast)
+            masks = [mask_batch(b, e, settings) for b, e in zip(batches, embedded)]
+            got = table[(table.strategy == strategy) & (table.margin == margin)].set_index("block")
+            for block in masks[0].blocks:
+                assert got.loc[block, "masked"] == sum(int(m.masked_candidates(block).sum()) for m in masks)
+                assert got.loc[block, "candidates"] == sum(int(m.candidates[block].sum()) for m in masks)
+            total = sum(int(m.masked_candidates(b).sum()) for m in masks for b in m.blocks)
+            assert got.loc[ALL, "masked"] == total
+
+
+def test_fraction_non_decreasing_in_margin(minilm_l6, batches):
+    table = margin_sweep(batches, encoder(minilm_l6), np.linspace(-0.5, 1.0, 31))
+    for (_, _), curve in table.groupby(["strategy", "block"]):
+        fractions = curve.sort_values("margin").masked_fraction.to_numpy()
+        assert (np.diff(fractions) >= 0).all()
+        assert 0.0 <= fractions.min() and fractions.max() <= 1.0
+    # the identical text (row 1's negative = its anchor) stays masked even at margin -0.5
+    low = table[(table.margin == -0.5) & (table.block == "a-n")]
+    assert (low.masked >= 2).all()  # once per batch
+    assert set(table.block) == {"a-p", "a-a", "p-p", "a-n", ALL}
