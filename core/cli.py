@@ -30,12 +30,53 @@ def _run_app(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="evaluate a model or run on mteb tasks; results kept as mteb JSON, reused unless --overwrite"
+    )
+    p.add_argument("--model", required=True,
+                   help="bundled:minilm-l6, bundled:minilm-l3, a model folder, a run directory or a Hub id")
+    p.add_argument("--tasks", default="bundled",
+                   help="comma-separated: 'bundled', task names (STSBenchmark,SciFact), type:STS, "
+                        "benchmark:<name> (default: bundled)")
+    p.add_argument("--overwrite", action="store_true", help="recompute tasks that already have results")
+    p.add_argument("--out", default=None,
+                   help="results root (default: the run directory, else the workspace)")
+    p.add_argument("--csv", default=None, help="also write the results table to this CSV file")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.evaluate import evaluate
+    from core.results import results_table
+
+    out = Path(args.out) if args.out else None
+    report = evaluate(args.model, args.tasks, out=out, overwrite=args.overwrite,
+                      batch_size=args.batch_size, log=lambda line: print(line, file=sys.stderr))
+    table = results_table(report.result_files)
+    shown = ["model", "run", "task", "task_type", "split", "main_score", "overlaps_gist_training"]
+    if not table.empty:
+        print(table[shown].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    if table["overlaps_gist_training"].any():
+        print("overlaps_gist_training: published GIST models were trained on that task's training set.")
+    print(f"{len(report.computed)} evaluated, {len(report.reused)} reused, {len(report.skipped)} skipped "
+          f"in {report.seconds:.1f} s; results in {report.folder}", file=sys.stderr)
+    for skipped in report.skipped:
+        print(f"skipped {skipped.task}: {skipped.reason}", file=sys.stderr)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 1 if report.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app,):
+    for add in (_add_app, _add_eval):
         add(sub)
     return parser
 

@@ -1,0 +1,86 @@
+"""core.results: the tidy table read back from mteb result JSON, for base models and runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from core.cli import main
+from core.evaluate import evaluate
+from core.results import GIST_TRAINING_OVERLAP, results_table, task_type
+from tests.test_evaluate import toy_sts_task
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_model_dir, tmp_path_factory):
+    """The tiny model evaluated once as a base model and once as a run (config.json + model/)."""
+    root = tmp_path_factory.mktemp("results")
+    base = evaluate(str(tiny_model_dir), [toy_sts_task()], out=root / "base")
+    run = root / "gist-seed1"
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "config.json").write_text(json.dumps({"loss": "gist", "seed": 1}))
+    evaluate(str(run), [toy_sts_task()])
+    return base, run
+
+
+def test_table_rows_for_base_model_and_run(evaluated):
+    base, run = evaluated
+    table = results_table([base.folder.parents[2], run])
+    assert list(table.columns[:8]) == ["model", "run", "loss", "seed", "task", "task_type", "split", "main_score"]
+    assert len(table) == 2
+    by_run = table.set_index(table["run"].fillna("-"))
+    assert by_run.loc["gist-seed1", "model"] == "gistlab-run/gist-seed1"
+    assert by_run.loc["gist-seed1", "loss"] == "gist" and by_run.loc["gist-seed1", "seed"] == 1
+    assert by_run.loc["-", "model"] == "local/st" and pd.isna(by_run.loc["-", "loss"])
+    assert set(table["task"]) == {"ToySTS"} and set(table["split"]) == {"test"}
+    # same weights, same score, whichever folder holds them
+    assert table["main_score"].nunique() == 1
+    saved = json.loads(base.result_files[0].read_text())["scores"]["test"][0]["main_score"]
+    assert table["main_score"].iloc[0] == pytest.approx(saved)
+
+
+def test_unreadable_file_is_listed_not_fatal(evaluated, tmp_path):
+    base, _ = evaluated
+    copy = tmp_path / "copy"
+    shutil.copytree(base.folder.parents[2], copy)
+    [file] = copy.glob("results/*/*/ToySTS.json")
+    file.with_name("Broken.json").write_text("{not json")
+    table = results_table(copy)
+    assert len(table) == 1
+    [line] = table.attrs["unreadable"]
+    assert "Broken.json" in line
+
+
+def test_empty_folder_gives_empty_table(tmp_path):
+    table = results_table(tmp_path)
+    assert table.empty and "main_score" in table.columns
+
+
+def test_task_types_and_overlap():
+    assert task_type("STSBenchmark") == "STS"
+    assert task_type("Banking77Classification") == "Classification"
+    assert task_type("NoSuchTask") == "unknown"
+    assert "Banking77Classification" in GIST_TRAINING_OVERLAP
+    assert "STSBenchmark" not in GIST_TRAINING_OVERLAP
+
+
+def test_cli_eval_prints_table_and_writes_csv(tiny_model_dir, tmp_path, capsys):
+    csv = tmp_path / "table.csv"
+    code = main(["eval", "--model", str(tiny_model_dir), "--tasks", "STSBenchmark",
+                 "--out", str(tmp_path), "--csv", str(csv)])
+    err = capsys.readouterr().err
+    assert code == 1  # the only task was skipped: nothing to show
+    assert "skipped STSBenchmark:" in err and "Hugging Face cache" in err
+    assert pd.read_csv(csv).empty
+
+
+def test_cli_eval_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "missing"), "--tasks", "STSBenchmark"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gistlab: error:") and "\n" not in err
+    assert main(["eval", "--model", "bundled:minilm-l6", "--tasks", "SciFactt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "SciFact" in err and "\n" not in err
