@@ -1,0 +1,124 @@
+"""Train: launch a short fine-tune or a paired gist/mnrl comparison in the background, watch it, stop it.
+
+The run is a separate process (core.jobs) that writes its progress into its run directory; this page
+only reads those files, every two seconds while a job runs, so a rerun, a closed tab or a second tab
+neither kills nor duplicates it. Past runs are listed below with links into the other pages.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from app.pages import curves_figure, page_link
+from core import jobs, runs
+from core.errors import GistlabError
+from core.masking import STRATEGIES
+from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT
+
+ARMS = {
+    "Paired comparison: gist, then mnrl (same seed, same batches)": ["gist", "mnrl"],
+    "gist: this engine's guided loss": ["gist"],
+    "mnrl: MultipleNegativesRankingLoss, no guide": ["mnrl"],
+    "gist-st: sentence-transformers' GISTEmbedLoss as it is": ["gist-st"],
+}
+
+st.title("Train")
+st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
+
+with st.form("train_form"):
+    arm_label = st.selectbox("What to run", list(ARMS))
+    models, schedule, masking = st.columns(3)
+    settings = {
+        "student": models.text_input("Student", DEFAULT_STUDENT).strip(),
+        "guide": models.text_input("Guide", DEFAULT_GUIDE).strip(),
+        "data": models.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
+                                  "or a Hugging Face dataset id when online").strip(),
+        "batch_size": schedule.number_input("Batch size", 2, 1024, 32),
+        "steps": schedule.number_input("Steps", 1, 100_000, 20),
+        "lr": schedule.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e"),
+        "seed": schedule.number_input("Seed", 0, 2**31 - 1, 0),
+        "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES),
+        "margin": masking.number_input("Margin", -1.0, 1.0, 0.0, 0.01),
+        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True),
+        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True),
+    }
+    start = st.form_submit_button("Start training", type="primary")
+
+if start:
+    from core.train import TrainConfig  # loads torch: only when a run is really asked for
+
+    try:
+        if not all(settings[name] for name in ("student", "guide", "data")):
+            raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
+        for arm in ARMS[arm_label]:
+            TrainConfig(**settings, loss=arm)  # bad settings fail here, not in the background
+        jobs.start_training(settings, ARMS[arm_label])
+    except GistlabError as exc:
+        st.error(str(exc))
+
+
+def show_run(run_dir) -> None:
+    """Progress bar with ETA for one run, or why it has none (failed, not started, deleted)."""
+    try:
+        status, metrics = runs.read_status(run_dir), runs.read_metrics(run_dir)
+    except GistlabError:  # no status yet: starting, failed before its first write, or deleted
+        log = run_dir / "train.log"
+        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
+        if jobs.current_job() is None and last:
+            st.error(f"{run_dir.name}: {last[0]}")
+        elif jobs.current_job() is None:
+            st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
+        else:
+            st.caption(f"{run_dir.name}: loading models and data…")
+        return
+    state, done = status.get("state", "?"), int(status.get("steps_done") or 0)
+    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), list(metrics["step_seconds"]))
+    left = f", about {eta:.0f} s left" if eta is not None and state == "running" else ""
+    st.progress(fraction, text=f"**{run_dir.name}** · {state} · step {done} of {status.get('total_steps')}{left}")
+    if status.get("error"):
+        st.error(f"{run_dir.name}: {status['error']}")
+
+
+@st.fragment(run_every=2 if jobs.current_job() else None)
+def live_job() -> None:
+    """The running (or last) job: one progress bar per run, curves, and Stop."""
+    job = jobs.current_job()
+    shown = job or jobs.last_job()
+    if shown is None or shown.kind == "eval":
+        return
+    if job is None and st.session_state.get("watching_job") == shown.pid:
+        del st.session_state["watching_job"]
+        st.rerun()  # the job ended: redraw the whole page once, which also stops the polling
+    if job is not None:
+        st.session_state["watching_job"] = job.pid
+    st.subheader("Current job" if job else "Last job")
+    for run_dir in shown.run_dirs:
+        show_run(run_dir)
+    curves = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
+    if curves:
+        left, right = st.columns(2)
+        left.plotly_chart(curves_figure(curves, "loss", "Loss"), width="stretch")
+        right.plotly_chart(curves_figure(curves, "masked_fraction", "Masked fraction"), width="stretch")
+    if job is not None and st.button("Stop", icon=":material/stop_circle:"):
+        jobs.request_stop()
+        st.info("Stop requested: the run ends cleanly after its current step.")
+
+
+live_job()
+
+st.subheader("Past runs")
+table = runs.list_runs()
+if table.empty:
+    st.info("No runs yet: start one above.")
+else:
+    columns = ["run", "state", "loss", "seed", "steps_done", "total_steps", "student", "guide", "data", "started"]
+    picked = st.dataframe(table[columns], hide_index=True, on_select="rerun", selection_mode="single-row",
+                          key="past_runs")
+    if picked.selection.rows:
+        name = str(table.iloc[picked.selection.rows[0]]["run"])
+        links = st.columns(3)
+        with links[0]:
+            page_link("results.py", f"Evaluate {name}", ":material/leaderboard:", run=name)
+        with links[1]:
+            page_link("inspect.py", "Inspect its batches", ":material/grid_on:", run=name)
+    else:
+        st.caption("Select a run to open it in the other pages.")
