@@ -69,7 +69,7 @@ def test_start_launches_a_paired_job_with_the_form_settings(home, monkeypatch):
     assert started["settings"] == {
         "student": "bundled:minilm-l3", "guide": "bundled:minilm-l6", "data": "bundled", "batch_size": 32,
         "steps": 20, "lr": 2e-5, "seed": 0, "margin_strategy": "absolute", "margin": 0.0,
-        "contrast_anchors": True, "contrast_positives": True,
+        "contrast_anchors": True, "contrast_positives": True, "homogeneous": False,
     }
 
 

@@ -175,3 +175,50 @@ def test_start_training_builds_one_cli_step_per_arm(tmp_path, monkeypatch):
                                 "--out", gist.run_dir]
     assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
     assert Path(gist.log).parent == Path(gist.run_dir)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def tiny_pairs(tmp_path) -> Path:
+    path = tmp_path / "pairs.csv"
+    rows = [f"word {i} in a sentence,the meaning of word {i}" for i in range(16)]
+    path.write_text("anchor,positive\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def tiny_settings(model: Path, data: Path, steps: int) -> dict:
+    return {"student": str(model), "guide": str(model), "data": str(data), "batch_size": 4,
+            "steps": steps, "seed": 0}
+
+
+@pytest.mark.slow
+def test_real_training_job_completes(tiny_model_dir, tiny_pairs):
+    from core.runs import read_metrics, read_status
+
+    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 2), ["gist"])
+    wait_until_done(timeout=180)
+    [run] = job.run_dirs
+    assert read_status(run)["state"] == "completed", (run / "train.log").read_text()[-2000:]
+    assert list(read_metrics(run)["step"]) == [1, 2]
+    assert (run / "model").is_dir() and (run / "train.log").is_file()
+
+
+@pytest.mark.slow
+def test_real_training_job_stops_cleanly(tiny_model_dir, tiny_pairs):
+    from core.runs import read_status
+
+    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["mnrl"])
+    [run] = job.run_dirs
+    wait_for(lambda: (run / "status.json").is_file() and read_status(run).get("steps_done", 0) >= 1, 180,
+             "the first step")
+    jobs.request_stop()
+    wait_until_done(timeout=60)
+    status = read_status(run)
+    assert status["state"] == "stopped" and status["steps_done"] < 10_000
+    assert (run / "model").is_dir()

@@ -40,6 +40,7 @@ with st.form("train_form"):
         "margin": masking.number_input("Margin", -1.0, 1.0, 0.0, 0.01),
         "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True),
         "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True),
+        "homogeneous": schedule.checkbox("One task per batch (as in the paper)", False),
     }
     start = st.form_submit_button("Start training", type="primary")
 
