@@ -24,15 +24,20 @@ def make_demo(root: Path) -> Path:
         lines = [{"step": s, "loss": 2.0 - 0.1 * s, "masked_fraction": masked, "step_seconds": 0.4}
                  for s in range(1, 6)]
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    looks = [(f"usage {i}", f"a look-alike {i}", 0.9 - i / 100, False, i % 2 == 0) for i in range(7)]
+    pairs = pd.DataFrame(
+        [*looks, ("a bank of the river", "a bank of the river", 1.0, True, False),
+         ("the same again", "the same again", 1.0, True, False)],
+        columns=["text", "candidate", "guide_score", "identical_text", "student_prefers"])
+    pairs = pairs.assign(candidate_role="positive", positive_score=0.7, threshold=0.7,
+                         beats_positive_by=pairs["guide_score"] - 0.7)
+    pairs.to_parquet(demo / "sample_batch.parquet")
     pd.DataFrame({
-        "text": ["the dog barked all night", "a bank of the river"],
-        "candidate": ["a domestic canine", "a bank of the river"],
-        "candidate_role": ["positive", "anchor"],
-        "guide_score": [0.81, 1.0], "threshold": [0.74, 0.7], "positive_score": [0.74, 0.7],
-        "identical_text": [False, True], "beats_positive_by": [0.07, 0.3],
-    }).to_parquet(demo / "sample_batch.parquet")
-    pd.DataFrame({"model": ["base", "mnrl", "gist"], "task": ["WordNetSTS"] * 3,
-                  "main_score": [0.5, 0.55, 0.6]}).to_csv(demo / "results.csv", index=False)
+        "model": ["gistlab/minilm-l3", "gistlab-run/g", "gistlab-run/m"] * 2,
+        "loss": [None, "gist", "mnrl"] * 2, "seed": [None, 0, 0] * 2,
+        "task": ["WordNetSTS"] * 3 + ["WordNetClassification"] * 3,
+        "overlaps_gist_training": [False] * 6, "main_score": [0.5, 0.6, 0.55, 0.4, 0.5, 0.45],
+    }).to_csv(demo / "results.csv", index=False)
     return demo
 
 
@@ -46,10 +51,17 @@ def test_demo_tells_the_story(tmp_path):
     at = run_demo(make_demo(tmp_path))
     assert not at.exception and not at.error
     assert at.title[0].value.startswith("What the guide removes")
-    text = " ".join(c.value for c in at.caption)
-    assert "scores this positive at 0.81, above the row's threshold 0.74" in text
-    assert "the very same text as this row's own anchor or positive" in text
-    assert "overlap data GIST models were trained on" in text
+    captions = [c.value for c in at.caption]
+    assert captions[0] == "9 candidates were masked in this batch of the GIST run; the clearest 6:"
+    explained = captions[1:7]
+    assert explained[0].startswith("The guide scores this positive at 0.90, above the row's threshold 0.70")
+    assert "The student, too, ranks it above the positive" in explained[0]
+    assert "The student" not in explained[1]
+    assert sum("the very same text" in e for e in explained) == 1  # one duplicate at most
+    assert not any("overlap data GIST" in c for c in captions)  # the bundled tasks overlap nothing
+    metrics = {m.label: (m.value, m.delta) for m in at.metric}
+    assert metrics["Candidates the guide masked"][0] == "12%"
+    assert metrics["Benchmark mean, GIST vs MNRL"] == ("0.550", "+0.050")
     assert len(at.get("plotly_chart")) == 3  # loss, masked fraction, scores per task
 
 

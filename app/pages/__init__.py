@@ -33,6 +33,12 @@ def labelled(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(label=table["run"].fillna(table["model"]) if "run" in table else table["model"])
 
 
+def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Task names with `` *`` where the task overlaps GIST's training data (see OVERLAP_NOTE)."""
+    overlap = table["overlaps_gist_training"].fillna(False).astype(bool)
+    return table.assign(task=table["task"] + overlap.map({True: " *", False: ""}))
+
+
 def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
     """Grouped bars of the mean ``main_score`` per ``x`` (task or task type), one colour per label."""
     means = labelled(table).groupby([x, "label"], as_index=False)["main_score"].mean()

@@ -2,8 +2,8 @@
 
 Nothing is computed and no model is loaded, so the page appears at once: a sample batch with each
 masked pair explained in a sentence, the paired gist/mnrl run's curves, and its evaluation results.
-The folder holds run directories (config.json, metrics.jsonl, ...), ``sample_batch.parquet``
-(core.inspect's masked-pairs table) and ``results.csv`` (core.results' tidy table).
+The folder (written by core.experiment) holds ``gist/`` and ``mnrl/`` run directories,
+``sample_batch.parquet`` (core.inspect's masked-pairs table) and ``results.csv`` (core.results).
 """
 
 import json
@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, curves_figure, page_link, scores_figure
+from app.pages import OVERLAP_NOTE, curves_figure, mark_overlaps, page_link, scores_figure
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
+SHOWN_PAIRS = 6
 demo_dir = Path(st.session_state.get("demo_dir", DEMO_DIR))
 
 st.title("What the guide removes, and why it matters")
@@ -27,42 +28,65 @@ st.markdown(
 )
 
 if not demo_dir.is_dir():
-    st.error(f"The demo files are missing ({demo_dir}): rebuild them with scripts/build_assets.py, "
-             "or use the Inspect page, which computes everything live.")
+    st.error(f"The demo files are missing ({demo_dir}): rebuild them with `gistlab experiment` "
+             "(see docs/RESULTS.md), or use the Inspect page, which computes everything live.")
     st.stop()
 
 
 def explain(pair: pd.Series) -> str:
-    """One sentence on why the guide masked this candidate."""
+    """One sentence on why the guide masked this candidate (and what the student made of it)."""
     if pair["identical_text"]:
         return "The candidate is the very same text as this row's own anchor or positive: always masked."
-    return (
+    sentence = (
         f"The guide scores this {pair['candidate_role']} at {pair['guide_score']:.2f}, above the row's "
-        f"threshold {pair['threshold']:.2f} (its positive scores {pair['positive_score']:.2f}): it "
-        "reads as another right answer, so the loss does not push it away."
+        f"threshold {pair['threshold']:.2f} (its own positive scores {pair['positive_score']:.2f}): "
+        "it reads as another right answer, so the loss leaves it alone."
     )
+    if pd.notna(pair.get("student_prefers")) and bool(pair["student_prefers"]):
+        sentence += " The student, too, ranks it above the positive: unmasked, it would be pushed away hard."
+    return sentence
 
+
+def clearest(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The ``n`` masked pairs that explain the method best: real look-alikes first, one duplicate at most."""
+    ranked = pairs.sort_values("beats_positive_by", ascending=False)
+    same = ranked["identical_text"].fillna(False).astype(bool)
+    return pd.concat([ranked[~same].head(n - 1), ranked[same].head(1)]).head(n)
+
+
+runs = {
+    json.loads(config.read_text()).get("loss", config.parent.name):
+        pd.read_json(config.parent / "metrics.jsonl", lines=True)
+    for config in sorted(demo_dir.glob("*/config.json"))
+}
+table_file, batch_file = demo_dir / "results.csv", demo_dir / "sample_batch.parquet"
+table = pd.read_csv(table_file) if table_file.is_file() else None
+pairs = pd.read_parquet(batch_file) if batch_file.is_file() else None
+
+headline = st.columns(3)
+if "gist" in runs and len(runs["gist"]):
+    headline[0].metric("Candidates the guide masked", f"{runs['gist']['masked_fraction'].mean():.0%}",
+                       help="Mean share of in-batch candidates masked per training step (GIST run).")
+if pairs is not None:
+    headline[1].metric("Masked in the sample batch", f"{len(pairs)}")
+if table is not None and {"gist", "mnrl"} <= set(table["loss"].dropna()):
+    means = table.groupby("loss")["main_score"].mean()
+    headline[2].metric("Benchmark mean, GIST vs MNRL", f"{means['gist']:.3f}",
+                       delta=f"{means['gist'] - means['mnrl']:+.3f}")
 
 st.subheader("1. A training batch: what the guide masked")
-batch_file = demo_dir / "sample_batch.parquet"
-if batch_file.is_file():
-    pairs = pd.read_parquet(batch_file).sort_values("beats_positive_by", ascending=False)
-    st.caption(f"{len(pairs)} candidates masked in this batch; the clearest six:")
-    for _, pair in pairs.head(6).iterrows():
+if pairs is not None:
+    st.caption(f"{len(pairs)} candidates were masked in this batch of the GIST run; the clearest {SHOWN_PAIRS}:")
+    for _, pair in clearest(pairs, SHOWN_PAIRS).iterrows():
         with st.container(border=True):
             left, right = st.columns(2)
-            left.markdown(f"**Row text** · {pair['text']}")
+            left.markdown(f"**Row** · {pair['text']}")
             right.markdown(f"**Masked {pair['candidate_role']}** · {pair['candidate']}")
             st.caption(explain(pair))
 else:
     st.info("No sample batch in the demo files.")
 
 st.subheader("2. The paired run: same batches, same seed, with and without the guide")
-runs = {
-    json.loads(config.read_text()).get("loss", config.parent.name):
-        pd.read_json(config.parent / "metrics.jsonl", lines=True)
-    for config in sorted(demo_dir.glob("*/config.json"))
-}
 if runs:
     left, right = st.columns(2)
     left.plotly_chart(curves_figure(runs, "loss", "Training loss"), width="stretch")
@@ -72,11 +96,12 @@ else:
     st.info("No finished run in the demo files.")
 
 st.subheader("3. What it did to the benchmark")
-results_file = demo_dir / "results.csv"
-if results_file.is_file():
-    table = pd.read_csv(results_file)
-    st.plotly_chart(scores_figure(table, "task", "Main score per task"), width="stretch")
-    st.caption(OVERLAP_NOTE)
+if table is not None:
+    scores = mark_overlaps(table.assign(run=table["loss"]))  # label the bars by arm: gist, mnrl, base
+    st.plotly_chart(scores_figure(scores, "task", "Main score per task (held-out WordNet synsets)"),
+                    width="stretch")
+    if scores["task"].str.endswith(" *").any():
+        st.caption(OVERLAP_NOTE)
 else:
     st.info("No results in the demo files.")
 

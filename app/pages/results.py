@@ -10,7 +10,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, deltas, labelled, radar_figure, scores_figure
+from app.pages import OVERLAP_NOTE, deltas, labelled, mark_overlaps, radar_figure, scores_figure
 from core import jobs
 from core.errors import GistlabError
 from core.models import DEFAULT_STUDENT
@@ -79,7 +79,7 @@ table = table[table["label"].isin(shown)]
 if table.empty:
     st.info("Pick at least one model or run to compare.")
     st.stop()
-table = table.assign(task=table["task"] + table["overlaps_gist_training"].map({True: " *", False: ""}))
+table = mark_overlaps(table)
 
 per_task, per_type = st.columns(2)
 per_task.plotly_chart(scores_figure(table, "task", "Main score per task"), width="stretch")
