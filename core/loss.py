@@ -1,0 +1,199 @@
+"""The GIST loss for ``SentenceTransformerTrainer``: guide embeddings from the cache, one mask rule.
+
+Per batch: look up the raw texts of the batch's dataset rows, get their guide embeddings from the
+:class:`~core.guide_cache.GuideCache` (encoding only texts never seen), ask
+:func:`core.masking.guided_mask` which in-batch candidates the guide removes, and score the
+student with :func:`gist_loss`. The guide never sees the student's token ids and is never trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.losses.merged_forward import embed_columns
+from torch import Tensor, nn
+
+from core.data import text_columns
+from core.errors import GistlabError
+from core.guide_cache import GuideCache
+from core.masking import BLOCKS, BatchMask, MarginSettings, cosine_matrix, guided_mask
+
+
+def gist_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negatives: list[Tensor] | tuple[Tensor, ...],
+    mask: BatchMask,
+    temperature: float,
+) -> Tensor:
+    """Masked in-batch contrastive loss over the student's embeddings.
+
+    Logits are student cosines / ``temperature`` for the blocks present in ``mask`` (a-p, a-a,
+    p-p, a-n, concatenated in that order), masked cells set to -inf, one softmax per row, target
+    column i of the a-p block, mean over rows. The target is never masked, so a row whose
+    candidates are all masked contributes exactly 0 (its target holds all the probability).
+
+    Args:
+        anchor, positive: student embeddings [B, D].
+        negatives: student embeddings [B, D] of each negative column, in the mask's order.
+        mask: the guide's verdict for this batch (its blocks decide which logits exist).
+        temperature: softmax temperature (0.01 in the paper).
+    """
+    negatives = list(negatives)
+    if bool(negatives) != ("a-n" in mask.masked):
+        raise ValueError("negatives and mask disagree: pass negatives exactly when the mask has 'a-n'")
+    rows = {"p-p": positive}  # every other block's rows are the anchors
+    columns = {"a-p": positive, "a-a": anchor, "p-p": positive}
+    if negatives:
+        columns["a-n"] = torch.cat(negatives, dim=0)
+    logits = torch.cat(
+        [
+            cosine_matrix(rows.get(b, anchor), columns[b]).masked_fill(mask.masked[b], float("-inf"))
+            for b in BLOCKS
+            if b in mask.masked
+        ],
+        dim=1,
+    ) / temperature
+    target = torch.arange(anchor.shape[0], device=anchor.device)
+    return F.cross_entropy(logits, target)
+
+
+class GISTLoss(nn.Module):
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        guide_cache: GuideCache,
+        texts: Dataset,
+        temperature: float = 0.01,
+        settings: MarginSettings = MarginSettings(),
+    ) -> None:
+        """GISTEmbed's guided in-batch contrastive loss, with the guide's embeddings cached.
+
+        A frozen guide decides which in-batch candidates are too close to be negatives: candidate
+        c of row i is dropped when cos_guide(row, c) > g_i - margin (absolute) or
+        g_i - |g_i| * margin (relative), g_i = cos_guide(a_i, p_i). The student is then trained
+        with a softmax over its cosines / temperature across the a-p, a-a, p-p and a-n blocks.
+
+        Args:
+            model: the student SentenceTransformer (trained).
+            guide_cache: the guide's embeddings (:class:`~core.guide_cache.GuideCache`); filled
+                lazily with exactly the texts the run uses.
+            texts: the training dataset: ``anchor``, ``positive``, 0..k negative columns.
+            temperature: softmax temperature; the inverse of MNRL's ``scale``.
+            settings: margin strategy, margin, contrast_anchors, contrast_positives.
+
+        Requirements:
+            1. (anchor, positive) pairs or (anchor, positive, negative_1..k) tuples.
+            2. A ``label`` column holding each row's index in ``texts``: the trainer passes it as
+               ``labels``, and the loss reads the raw texts of those rows for the guide.
+
+        Inputs:
+            +-------------------------------------------------+-------------------------+
+            | Texts                                           | Labels                  |
+            +=================================================+=========================+
+            | (anchor, positive) pairs                        | row index in ``texts``  |
+            +-------------------------------------------------+-------------------------+
+            | (anchor, positive, negative_1..k) tuples        | row index in ``texts``  |
+            +-------------------------------------------------+-------------------------+
+
+        Relations:
+            - Same value and student gradients as sentence-transformers' ``GISTEmbedLoss`` for the
+              same batch and a guide that shares the student's tokenizer, with these deliberate
+              differences: (1) the guide embeds the raw texts with its own tokenizer (no decode/
+              re-tokenise round trip), from a cache, always in eval mode; (2) self-similarities
+              and candidates whose *text* equals row i's anchor or positive are always masked. The
+              plain rule keeps them whenever the threshold reaches their guide score (a negative
+              margin, or ties from duplicated texts), and then the softmax asks the student to
+              rank a text below... itself, which it cannot learn; (3) any number of negative
+              columns; (4) ``self.last_mask`` / ``self.last_rows`` keep each step's verdict for
+              logging.
+            - ``MultipleNegativesRankingLoss`` is the same softmax with no guide, no a-a/p-p blocks
+              (scale 20 = temperature 0.05).
+
+        Example:
+            ::
+
+                from datasets import Dataset
+                from sentence_transformers import SentenceTransformerTrainer
+                from core.guide_cache import GuideCache
+                from core.loss import GISTLoss
+                from core.masking import MarginSettings
+                from core.models import load_model
+
+                student = load_model("bundled:minilm-l3")
+                guide = load_model("bundled:minilm-l6")
+                data = Dataset.from_dict({
+                    "anchor": ["It's nice weather outside today.", "He drove to work."],
+                    "positive": ["It's so sunny.", "He took the car to the office."],
+                })
+                data = data.add_column("label", list(range(len(data))))
+                loss = GISTLoss(student, GuideCache(guide, "bundled:minilm-l6"), data,
+                                settings=MarginSettings(margin=0.05))
+                SentenceTransformerTrainer(model=student, train_dataset=data, loss=loss).train()
+        """
+        super().__init__()
+        if guide_cache.guide is model:
+            raise GistlabError(
+                "The guide is the student itself: load the guide as a separate, frozen model."
+            )
+        self.model = model
+        self.guide_cache = guide_cache
+        self.temperature = temperature
+        self.settings = settings
+        self.columns = text_columns(texts)
+        absent = [c for c in self.columns[:2] if c not in texts.column_names]
+        if absent:
+            raise GistlabError(
+                f"The training data has no {' or '.join(absent)} column: give it 'anchor' and "
+                "'positive' columns (and optional negatives)."
+            )
+        self.texts = texts.select_columns(self.columns)
+        self.last_mask: BatchMask | None = None
+        self.last_rows: Tensor | None = None
+
+    def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        """Loss of one batch; ``labels`` are the batch rows' indices in ``texts``."""
+        sentence_features = list(sentence_features)
+        if labels is None:
+            raise ValueError("GISTLoss needs a 'label' column holding each row's index in `texts`")
+        if len(sentence_features) != len(self.columns):
+            raise ValueError(
+                f"got {len(sentence_features)} text columns, expected {len(self.columns)} "
+                f"({', '.join(self.columns)}): the trainer's dataset must match `texts`"
+            )
+        embeddings = embed_columns(self.model, sentence_features)
+        rows = labels.detach().cpu().long()
+        batch = self.texts[rows.tolist()]
+        columns = [batch[c] for c in self.columns]
+        guide = self.guide_cache.embed([t for col in columns for t in col])
+        guide = guide.to(embeddings[0].device).view(len(columns), len(rows), -1)
+        mask = guided_mask(
+            guide[0], guide[1], list(guide[2:]), self.settings,
+            anchor_texts=columns[0], positive_texts=columns[1], negative_texts=columns[2:],
+        )
+        self.last_mask, self.last_rows = mask, rows
+        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "guide": self.guide_cache.guide_spec,
+            "temperature": self.temperature,
+            **self.settings.to_dict(),
+        }
+
+    @property
+    def citation(self) -> str:
+        return """
+@misc{solatorio2024gistembed,
+    title={GISTEmbed: Guided In-sample Selection of Training Negatives for Text Embedding Fine-tuning},
+    author={Aivin V. Solatorio},
+    year={2024},
+    eprint={2402.16829},
+    archivePrefix={arXiv},
+    primaryClass={cs.LG}
+}
+"""
