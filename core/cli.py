@@ -71,12 +71,70 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 1 if report.skipped else 0
 
 
+def _column_mapping(text: str) -> dict[str, str]:
+    """``anchor=question,positive=answer`` -> ``{"anchor": "question", "positive": "answer"}``."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give target=source pairs, e.g. anchor=question,positive=answer")
+    return {target.strip(): source.strip() for target, source in pairs}
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", argument_default=argparse.SUPPRESS,
+        help="fine-tune a student (loss gist, mnrl or gist-st), recording every step in a run directory",
+        description="Unset options take TrainConfig's defaults (core/train.py): student "
+                    "bundled:minilm-l3, guide bundled:minilm-l6, loss gist, batch 32, one epoch.",
+    )
+    p.add_argument("--data", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, a dataset "
+                                  "folder or a Hugging Face dataset id")
+    p.add_argument("--data-columns", type=_column_mapping,
+                   help="map the data's columns, e.g. anchor=question,positive=answer")
+    p.add_argument("--hf-split", dest="data_split", help="split of a Hub dataset or folder (default train)")
+    p.add_argument("--student", help="student model spec (bundled:minilm-l3, a folder, a Hub id)")
+    p.add_argument("--guide", help="guide model spec for gist and gist-st (default bundled:minilm-l6)")
+    p.add_argument("--loss", choices=("gist", "mnrl", "gist-st"), help="loss arm (default gist)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps", type=int, help="optimizer steps (or give --epochs; neither: one epoch)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
+    p.add_argument("--warmup-ratio", type=float, help="linear warmup share of the steps (default 0.1)")
+    p.add_argument("--temperature", type=float, help="softmax temperature (default 0.01; mnrl scale = 1/T)")
+    p.add_argument("--margin-strategy", choices=("absolute", "relative"))
+    p.add_argument("--margin", type=float, help="mask margin (default 0)")
+    p.add_argument("--contrast-anchors", action=argparse.BooleanOptionalAction,
+                   help="include the a-a block (default on)")
+    p.add_argument("--contrast-positives", action=argparse.BooleanOptionalAction,
+                   help="include the p-p block (default on)")
+    p.add_argument("--homogeneous", action=argparse.BooleanOptionalAction,
+                   help="draw each batch from one task (needs a task column; default mixed)")
+    p.add_argument("--seed", type=int, help="one seed gives every loss arm the same batches (default 0)")
+    p.add_argument("--max-seq-length", type=int, help="truncate the student's inputs to this many tokens")
+    p.add_argument("--out", help="run directory (default <workspace>/runs/<time>-<loss>-s<seed>)")
+    p.add_argument("--overwrite", action="store_true", default=False,
+                   help="replace a run that already trained in --out")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from core.runs import read_status
+    from core.train import TrainConfig, run_training
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite")}
+    out = run_training(TrainConfig.from_dict(settings), overwrite=args.overwrite)
+    status = read_status(out)
+    print(f"{status['state']} after {status['steps_done']} of {status['total_steps']} steps; "
+          f"run in {out}, model in {out / 'model'}")
+    return 130 if status["state"] == "interrupted" else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval):
+    for add in (_add_app, _add_eval, _add_train):
         add(sub)
     return parser
 

@@ -329,7 +329,8 @@ def _select_columns(ds: Dataset, mapping: dict[str, str], source: str) -> Datase
     if TASK_COLUMN not in ds.column_names:
         return ds.select_columns(text_columns(ds))
     ds = ds.select_columns([*text_columns(ds), TASK_COLUMN])
-    return ds.cast_column(TASK_COLUMN, Value("string")) if ds.features[TASK_COLUMN] != Value("string") else ds
+    text_task = ds.features[TASK_COLUMN] in (Value("string"), Value("large_string"))
+    return ds if text_task else ds.cast_column(TASK_COLUMN, Value("string"))
 
 
 def _check_texts(ds: Dataset, source: str) -> None:

@@ -1,0 +1,422 @@
+"""One training run: a config, a run directory, and ``SentenceTransformerTrainer`` doing the work.
+
+``run_training(TrainConfig(...))`` loads and checks the data, writes ``config.json``, trains the
+student with one of three loss arms and records every step into the run directory (layout in
+:mod:`core.runs`), so the app and the CLI can follow a run while it trains and open it later.
+
+Loss arms (``TrainConfig.loss``):
+
+- ``gist``: :class:`core.loss.GISTLoss` with a :class:`core.guide_cache.GuideCache` that fills
+  lazily with the texts of the batches actually trained on.
+- ``mnrl``: ``MultipleNegativesRankingLoss`` with ``scale = 1 / temperature`` and the blocks the
+  GIST settings name (``query_to_query`` for ``contrast_anchors``, ``doc_to_doc`` for
+  ``contrast_positives``), so with pairs it is exactly the ``gist`` softmax without the mask: a
+  paired comparison differs only in the masking. With negative columns ``doc_to_doc`` also
+  contrasts positives with the other rows' negatives, which GIST's p-p block does not.
+- ``gist-st``: sentence-transformers' ``GISTEmbedLoss`` as it is (guide re-run every step). Its
+  masked fraction is recomputed with :func:`core.masking.guided_mask` from the guide embeddings
+  the loss itself computed (a forward hook, no extra guide pass) without the identical-text rule,
+  i.e. the library's own rule.
+
+Paired runs: every arm draws its batches from :func:`core.data.epoch_batches` with the config's
+seed, so with one seed all arms train on the same batches in the same order. Each row carries
+``label`` = its dataset row id, which the GIST loss uses to find the raw texts and which the
+trainer subclass records into ``batches.jsonl`` for every arm.
+
+A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, checked after every
+step), ``interrupted`` (Ctrl-C / SIGINT) or ``failed`` (one-line error in ``status.json``); in
+the first three cases the model is saved to ``model/`` and the masks are flushed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import DefaultBatchSampler
+from transformers import TrainerCallback
+
+from core.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns
+from core.errors import GistlabError
+from core.masking import BatchMask, MarginSettings, guided_mask
+from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_model
+from core.runs import (
+    BATCHES, CONFIG, MASK_SCHEMA, MASKS, METRICS, MODEL, RUN_FILES, STATUS, STOP, read_status,
+    runs_root, write_json,
+)
+
+LOSSES = ("gist", "mnrl", "gist-st")
+FLUSH_SECONDS = 5.0  # how often masks.parquet is rewritten while a run trains
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; saved as ``<out>/config.json`` and read back by the app.
+
+    Give ``steps`` or ``epochs`` (neither: one epoch). ``out=None`` picks
+    ``<workspace>/runs/<time>-<loss>-s<seed>``. ``homogeneous`` draws each batch from one task
+    (needs a ``task`` column), as the GIST paper does; otherwise batches mix tasks.
+    ``data_columns`` maps pairs columns to the data's names, e.g. ``{"anchor": "question"}``.
+    """
+
+    data: str = "bundled"
+    out: str | None = None
+    student: str = DEFAULT_STUDENT
+    guide: str = DEFAULT_GUIDE
+    loss: str = "gist"
+    batch_size: int = 32
+    steps: int | None = None
+    epochs: float | None = None
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    temperature: float = 0.01
+    margin_strategy: str = "absolute"
+    margin: float = 0.0
+    contrast_anchors: bool = True
+    contrast_positives: bool = True
+    seed: int = 0
+    max_seq_length: int | None = None
+    homogeneous: bool = False
+    data_columns: dict[str, str] | None = None
+    data_split: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.epochs is None:
+            self.epochs = 1.0
+        problems = [
+            (self.loss not in LOSSES, f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}"),
+            (self.steps is not None and self.epochs is not None, "give steps or epochs, not both"),
+            (self.steps is not None and self.steps < 1, "steps must be at least 1"),
+            (self.epochs is not None and self.epochs <= 0, "epochs must be positive"),
+            (self.batch_size < 2, "batch size must be at least 2 (in-batch negatives need company)"),
+            (self.lr <= 0, "learning rate must be positive"),
+            (not 0 <= self.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
+            (self.temperature <= 0, "temperature must be positive"),
+            (self.max_seq_length is not None and self.max_seq_length < 1, "max_seq_length must be positive"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise GistlabError(f"Bad training setting: {message}.")
+        try:
+            self.margin_settings()
+        except ValueError as exc:
+            raise GistlabError(f"Bad training setting: {exc}.") from None
+
+    def margin_settings(self) -> MarginSettings:
+        return MarginSettings(self.margin_strategy, self.margin, self.contrast_anchors, self.contrast_positives)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise GistlabError(f"Unknown training settings {', '.join(sorted(unknown))}: remove them.")
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        write_json(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
+    """Train one run as ``config`` says and return its directory (see the module docstring)."""
+    out = Path(config.out) if config.out else runs_root() / (
+        f"{datetime.now():%Y%m%d-%H%M%S}-{config.loss}-s{config.seed}")
+    config = replace(config, out=str(out))
+    ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns,
+                    batch_size=config.batch_size)
+    _preflight(config, ds)
+    _claim(out, overwrite)
+    config.save(out / CONFIG)
+    recorder = RunRecorder(out, negative_columns(ds))
+    trainer, state, error = None, "failed", None
+    try:
+        trainer = build_trainer(config, ds, recorder)
+        trainer.train()
+        state = "stopped" if recorder.stop_requested else "completed"
+    except KeyboardInterrupt:
+        state = "interrupted"
+    except Exception as exc:
+        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise
+    finally:
+        try:
+            if trainer is not None and state != "failed":
+                trainer.model.save(str(out / MODEL))
+        finally:
+            recorder.finish(state, error)
+    return out
+
+
+def _preflight(config: TrainConfig, ds) -> None:
+    """Cheap checks that would otherwise fail minutes later, after the models are loaded."""
+    if config.loss == "gist-st" and len(negative_columns(ds)) > 1:
+        raise GistlabError(
+            f"gist-st (the library's GISTEmbedLoss) takes at most one negative column, the data has "
+            f"{len(negative_columns(ds))}: use --loss gist, or keep one negative column."
+        )
+    if config.homogeneous and not epoch_batches(ds, config.batch_size, config.seed, 0, homogeneous=True):
+        raise GistlabError(
+            f"No task has {config.batch_size} rows, so no task-homogeneous batch can be drawn: "
+            "lower --batch-size or use mixed batches."
+        )
+
+
+def _claim(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready for a new run; never replace a run that trained unless ``overwrite``.
+
+    Only the run's own files are removed: other files (e.g. the job's ``train.log``) stay.
+    """
+    if (out / STATUS).is_file() or (out / CONFIG).is_file():
+        try:
+            status = read_status(out)
+        except GistlabError:
+            status = {"state": "damaged", "steps_done": 1}
+        state = status.get("state")
+        if state == "running":
+            raise GistlabError(
+                f"{out} holds a run that is still training (pid {status.get('pid')}): stop it first "
+                "or choose another --out."
+            )
+        if not overwrite and (state != "failed" or status.get("steps_done")):
+            raise GistlabError(
+                f"{out} already holds a {state} run: choose another --out, or pass --overwrite to replace it."
+            )
+        for name in RUN_FILES:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def build_trainer(config: TrainConfig, ds, recorder: RunRecorder):
+    """The student, the loss arm and a ``SentenceTransformerTrainer`` that feeds it planned batches."""
+    student = load_model(config.student)
+    if config.max_seq_length:
+        student.max_seq_length = config.max_seq_length
+    loss, step_mask = build_loss(config, student, ds)
+    train_ds = ds.remove_columns([c for c in ds.column_names if c == TASK_COLUMN])
+    train_ds = train_ds.add_column("label", list(range(len(ds))))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=config.out,  # with save_strategy "no" the trainer writes nothing there
+        per_device_train_batch_size=config.batch_size,
+        max_steps=config.steps or -1,
+        num_train_epochs=config.epochs or 1.0,
+        learning_rate=config.lr,
+        warmup_steps=config.warmup_ratio,  # a value below 1 is a ratio of the total steps
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=functools.partial(PlannedBatchSampler, pairs=ds, homogeneous=config.homogeneous),
+        dataloader_drop_last=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+    )
+    trainer = RecordingTrainer(model=student, args=args, train_dataset=train_ds, loss=loss,
+                               callbacks=[recorder])
+    recorder.attach(trainer, step_mask)
+    return trainer
+
+
+class RecordingTrainer(SentenceTransformerTrainer):
+    """The library's trainer, keeping the dataset row ids of the batch it last trained on."""
+
+    last_rows: list[int] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            self.last_rows = inputs["label"].tolist()
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], BatchMask | None]]:
+    """The loss module of the config's arm and a function giving the mask of its last step."""
+    from sentence_transformers.sentence_transformer.losses import (
+        GISTEmbedLoss, MultipleNegativesRankingLoss,
+    )
+
+    if config.loss == "mnrl":
+        directions = ("query_to_doc",) + ("query_to_query",) * config.contrast_anchors + (
+            ("doc_to_doc",) * config.contrast_positives)
+        loss = MultipleNegativesRankingLoss(student, scale=1.0 / config.temperature, directions=directions)
+        return loss, lambda: None
+    guide = load_model(config.guide).eval().requires_grad_(False)
+    settings = config.margin_settings()
+    if config.loss == "gist":
+        from core.guide_cache import GuideCache
+        from core.loss import GISTLoss
+
+        loss = GISTLoss(student, GuideCache(guide, config.guide), ds, temperature=config.temperature,
+                        settings=settings)
+        return loss, lambda: loss.last_mask
+    loss = GISTEmbedLoss(
+        student, guide, temperature=config.temperature, margin_strategy=config.margin_strategy,
+        margin=config.margin, contrast_anchors=config.contrast_anchors,
+        contrast_positives=config.contrast_positives,
+    )
+    return loss, LibraryMaskProbe(guide, len(text_columns(ds)), settings).take
+
+
+class LibraryMaskProbe:
+    """The mask ``GISTEmbedLoss`` applied in its last forward, rebuilt from its own guide outputs.
+
+    A forward hook keeps the guide's sentence embeddings (column after column, however the library
+    merges or splits its forwards); :meth:`take` splits them into anchor, positive and negative
+    columns and applies :func:`guided_mask` without texts, which is the library's rule.
+    """
+
+    def __init__(self, guide, n_columns: int, settings: MarginSettings) -> None:
+        self.n_columns, self.settings = n_columns, settings
+        self.outputs: list = []
+        guide.register_forward_hook(lambda _module, _args, output: self.outputs.append(
+            output["sentence_embedding"].detach()))
+
+    def take(self) -> BatchMask | None:
+        if not self.outputs:
+            return None
+        columns = torch.cat(self.outputs).float().chunk(self.n_columns)
+        self.outputs = []
+        return guided_mask(columns[0], columns[1], columns[2:], self.settings)
+
+
+class PlannedBatchSampler(DefaultBatchSampler):
+    """Yields :func:`core.data.epoch_batches` of ``pairs``: the same batches for every loss arm."""
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None,
+                 generator=None, seed: int = 0, *, pairs, homogeneous: bool = False) -> None:
+        super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+        self.pairs, self.homogeneous = pairs, homogeneous
+        self._count = len(epoch_batches(pairs, batch_size, seed, 0, homogeneous))
+
+    def __iter__(self):
+        yield from epoch_batches(self.pairs, self.batch_size, self.seed, self.epoch, self.homogeneous)
+
+    def __len__(self) -> int:
+        return self._count
+
+
+def mask_table(step: int, mask: BatchMask, rows: list[int], negative_names: list[str]) -> pa.Table:
+    """The masked cells of one step as rows of :data:`core.runs.MASK_SCHEMA`."""
+    rows_np, batch = np.asarray(rows, dtype=np.int64), len(rows)
+    parts = []
+    for block in mask.blocks:
+        i, c = (t.cpu().numpy() for t in mask.masked_candidates(block).nonzero(as_tuple=True))
+        if block == "a-n":
+            candidate_rows, columns = rows_np[c % batch], np.asarray(negative_names, dtype=object)[c // batch]
+        else:
+            candidate_rows = rows_np[c]
+            columns = np.full(len(c), "anchor" if block == "a-a" else "positive", dtype=object)
+        parts.append({
+            "step": np.full(len(i), step), "row": i, "candidate": c, "block": np.full(len(i), block, dtype=object),
+            "guide_score": mask.guide_scores[block][i, c].cpu().numpy(),
+            "threshold": mask.thresholds.cpu().numpy()[i],
+            "anchor_row": rows_np[i], "candidate_row": candidate_rows, "candidate_column": columns,
+        })
+    if not parts:
+        return MASK_SCHEMA.empty_table()
+    return pa.Table.from_pydict({k: np.concatenate([p[k] for p in parts]) for k in MASK_SCHEMA.names},
+                                schema=MASK_SCHEMA)
+
+
+class RunRecorder(TrainerCallback):
+    """Writes the run directory as training goes: status, one metrics and batch line per step, masks.
+
+    Also the stop switch: after every step it looks for ``STOP`` in the run directory and, if
+    there, asks the trainer to end (the model is then saved as for a finished run).
+    """
+
+    def __init__(self, out: Path, negative_names: list[str]) -> None:
+        self.out, self.negative_names = out, negative_names
+        self.stop_requested = False
+        self.trainer = None
+        self.step_mask: Callable[[], BatchMask | None] = lambda: None
+        self.masks: list[pa.Table] = []
+        self.status = {"state": "running", "error": None, "started": _now(), "ended": None,
+                       "steps_done": 0, "total_steps": None, "pid": os.getpid()}
+        for name in (METRICS, BATCHES):
+            (out / name).write_text("")
+        write_json(out / STATUS, self.status)
+        self._started = self._step_started = self._step_seconds = time.perf_counter()
+        self._flushed = time.monotonic()
+
+    def attach(self, trainer, step_mask: Callable[[], BatchMask | None]) -> None:
+        self.trainer, self.step_mask = trainer, step_mask
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started = time.perf_counter()
+        self.status["total_steps"] = state.max_steps
+        write_json(self.out / STATUS, self.status)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step_started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._step_seconds = time.perf_counter() - self._step_started
+        if (self.out / STOP).exists():
+            self.stop_requested = control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.record_step(state.global_step, state.epoch, logs)
+
+    def record_step(self, step: int, epoch: float, logs: dict) -> None:
+        """Append this step's metrics and batch, keep its masks, flush them every few seconds."""
+        rows = list(self.trainer.last_rows)
+        mask = self.step_mask()
+        metrics = {"step": step, "epoch": epoch, "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"),
+                   "masked_fraction": mask.masked_fraction() if mask is not None else 0.0}
+        if mask is not None:
+            metrics |= {f"masked_{block}": value for block, value in mask.block_fractions().items()}
+            self.masks.append(mask_table(step, mask, rows, self.negative_names))
+        metrics |= {"step_seconds": self._step_seconds, "elapsed": time.perf_counter() - self._started}
+        _append_line(self.out / METRICS, metrics)
+        _append_line(self.out / BATCHES, {"step": step, "rows": rows})
+        self.status["steps_done"] = step
+        write_json(self.out / STATUS, self.status)
+        if time.monotonic() - self._flushed > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite masks.parquet with every step so far (atomically: readers see whole files)."""
+        table = pa.concat_tables([MASK_SCHEMA.empty_table(), *self.masks])
+        self.masks = [table]
+        tmp = self.out / f".{MASKS}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.out / MASKS)
+        self._flushed = time.monotonic()
+
+    def finish(self, state: str, error: str | None = None) -> None:
+        """Flush the masks and say how the run ended; a consumed STOP request is removed."""
+        self.flush()
+        (self.out / STOP).unlink(missing_ok=True)
+        self.status |= {"state": state, "error": error, "ended": _now()}
+        write_json(self.out / STATUS, self.status)
+
+
+def _append_line(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
