@@ -27,7 +27,8 @@ if asked and asked not in trained:
 
 with st.form("eval_form"):
     st.markdown("**Evaluate** (in the background; results already on disk are reused)")
-    picked_runs = st.multiselect("Runs", trained, default=[asked] if asked in trained else [])
+    picked_runs = st.multiselect("Runs", trained, default=[asked] if asked in trained else [],
+                                 placeholder="Pick runs" if trained else "No trained run yet")
     base_models = st.text_input("Base models (comma-separated)", DEFAULT_STUDENT)
     tasks = st.text_input("Tasks", "bundled", help="bundled (the WordNet mini benchmark, offline), or "
                           "mteb task names such as STSBenchmark when online")

@@ -1,0 +1,124 @@
+"""End to end in a real headless browser: the app as a user opens it, one screenshot per page.
+
+Starts ``streamlit run app/main.py`` on a free localhost port (a fresh workspace, no network), drives
+Debian's chromium with Playwright, draws a batch on the Inspect page and waits for its masked-pairs
+table, and saves a full-page screenshot of every page into docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# url path (st.Page derives it from the file name) -> a heading the page always shows
+PAGES = {
+    "": "What the guide removes, and why it matters",
+    "inspect": "Inspect a batch",
+    "whatif": "Margin what-if",
+    "embedding_map": "Embedding map",
+    "train": "Train",
+    "results": "Results",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app served from the repo root (so .streamlit/config.toml applies), stopped afterwards."""
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("chromium is not installed (apt-get install chromium): no real-browser test")
+    pytest.importorskip("playwright", reason="playwright is not installed (pip install playwright)")
+    port = free_port()
+    home = tmp_path_factory.mktemp("browser-home")
+    for run in sorted((ROOT / "assets" / "demo").glob("*/config.json")):  # past runs to list and compare
+        shutil.copytree(run.parent, home / "runs" / f"demo-{run.parent.name}")
+    env = {**os.environ, "GISTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    log = open(tmp_path_factory.mktemp("browser-log") / "streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        yield page
+        browser.close()
+
+
+def wait_until_idle(page, timeout_ms: int) -> None:
+    """Until the script run ends: no running indicator and no greyed-out (stale) element left."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')",
+        timeout=timeout_ms,
+    )
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p != "inspect"])
+def test_every_page_opens_without_a_traceback(app_url, browser_page, path):
+    page = browser_page
+    page.goto(f"{app_url}/{path}")
+    page.get_by_role("heading", name=PAGES[path]).first.wait_for(timeout=120_000)
+    wait_until_idle(page, 240_000)
+    assert page.get_by_text("Explore the guide").is_visible()  # st.navigation's sections, not pages/ listing
+    assert not page.locator('[data-testid="stException"]').count()
+    shoot(page, path or "demo")
+
+
+def test_inspect_draws_a_batch_and_shows_the_masked_pairs(app_url, browser_page):
+    page = browser_page
+    page.goto(f"{app_url}/inspect")
+    page.get_by_text("Masked pairs (").wait_for(timeout=240_000)  # first visit loads guide and student
+    wait_until_idle(page, 120_000)
+    page.get_by_role("button", name="Draw another batch").click()
+    wait_until_idle(page, 120_000)
+    assert page.get_by_text("Masked pairs (").is_visible()
+    assert page.locator('[data-testid="stDataFrame"]').first.is_visible()
+    assert not page.locator('[data-testid="stException"]').count()
+    shoot(page, "inspect")
