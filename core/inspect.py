@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.errors import GistlabError
 from core.masking import BatchMask, MarginSettings, guided_mask
 
 Embed = Callable[[list[str]], torch.Tensor]
@@ -50,6 +51,11 @@ class Batch:
         from core.data import negative_columns
 
         names = list(negative_columns(ds))
+        if any(not 0 <= r < len(ds) for r in rows):
+            raise GistlabError(
+                f"Row ids {min(rows)}..{max(rows)} do not fit a dataset of {len(ds)} rows: "
+                "the data changed since these rows were chosen; reload it or pick other rows."
+            )
         picked = ds.select(rows)
         return cls(
             rows=[int(r) for r in rows],
@@ -122,12 +128,13 @@ def student_scores(student: Embedded) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class InspectReport:
-    """A batch, its guide embeddings, the mask at ``settings``, and the tables built from them."""
+    """A batch, its guide (and student) embeddings, the mask at ``settings``, and its tables."""
 
     batch: Batch
     settings: MarginSettings
     guide: Embedded
     mask: BatchMask
+    student: Embedded | None
     student_scores: dict[str, torch.Tensor] | None
     pairs: pd.DataFrame
     counts: pd.DataFrame
@@ -138,10 +145,11 @@ def inspect_batch(
 ) -> InspectReport:
     """Embed the batch with the guide (and the student if given) and mask it at ``settings``."""
     guide_emb = embed_batch(batch, guide)
-    scores = student_scores(embed_batch(batch, student)) if student is not None else None
+    student_emb = embed_batch(batch, student) if student is not None else None
+    scores = student_scores(student_emb) if student_emb is not None else None
     mask = mask_batch(batch, guide_emb, settings)
     return InspectReport(
-        batch, settings, guide_emb, mask, scores,
+        batch, settings, guide_emb, mask, student_emb, scores,
         masked_pairs(batch, mask, settings, scores), row_counts(batch, mask),
     )
 
@@ -252,3 +260,25 @@ def audit(
     pairs = pd.concat(frames, ignore_index=True).drop(columns="row")
     pairs = pairs.drop_duplicates(["dataset_row", "block", "candidate_role", "candidate_row"])
     return pairs.sort_values("beats_positive_by", ascending=False, ignore_index=True)
+
+
+def open_run_batch(run, step: int):
+    """The batch a training run used at ``step`` (1-based), and the run's config (guide, settings).
+
+    The data is loaded as the run loaded it, so its row ids point at the same texts.
+    """
+    from core.data import load_pairs
+    from core.runs import read_batch, read_config
+    from core.train import TrainConfig
+
+    config = TrainConfig.from_dict(read_config(run))
+    ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns)
+    return Batch.from_dataset(ds, read_batch(run, step)), config
+
+
+def run_student(run) -> str:
+    """The student to inspect a run's batch with: its trained model if saved, else its base student."""
+    from core.runs import MODEL, read_config, resolve
+
+    model = resolve(run) / MODEL
+    return str(model) if (model / "modules.json").is_file() else read_config(run)["student"]

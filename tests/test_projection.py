@@ -30,6 +30,13 @@ def test_pca_recovers_main_axis():
     assert pca_2d(x[:1]).shape == (1, 2)
 
 
+@pytest.mark.slow
+def test_umap_runs_and_is_seeded():
+    x = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
+    coords = project(x, "umap", seed=3)
+    assert coords.shape == (40, 2) and np.isfinite(coords).all()
+
+
 def test_unknown_method_and_tiny_umap_are_user_errors():
     with pytest.raises(GistlabError, match="Unknown projection"):
         project(np.zeros((5, 3)), "tsne")

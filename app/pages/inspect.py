@@ -1,0 +1,112 @@
+"""Inspect a batch: which in-batch negatives the guide masks, why, and what the student makes of them.
+
+Reads the sidebar, draws a seeded batch (or opens the batch a run trained on at a step), and shows
+core.inspect's report: a heatmap per block for guide and student, the masked pairs, per-row counts.
+The batch is embedded once (cached); moving the margin only re-masks those embeddings.
+"""
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app import state
+from core.data import sample_batch
+from core.inspect import Batch, open_run_batch, remask, run_student
+from core.masking import MarginSettings
+from core.runs import list_runs
+
+BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
+                "p-p": "positive vs positives", "a-n": "anchor vs negatives"}
+ORIGINS = ("Draw from data", "A training run's step")
+
+
+def heatmap(scores, masked, side, title: str, side_name: str) -> go.Figure:
+    """Cosines [B, C] with masked cells crossed out, and a strip of one value per row beside them."""
+    scores, side = scores.numpy(), side.numpy()
+    rows, cols = masked.nonzero(as_tuple=True)
+    fig = make_subplots(1, 2, column_widths=[0.93, 0.07], shared_yaxes=True, horizontal_spacing=0.015)
+    fig.add_trace(go.Heatmap(z=scores, coloraxis="coloraxis",
+                             hovertemplate="row %{y} · candidate %{x}<br>cosine %{z:.3f}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(
+        x=cols.numpy(), y=rows.numpy(), mode="markers", name="masked by the guide",
+        marker=dict(symbol="x-thin", size=max(3, min(12, 240 / len(side))), line=dict(width=1.5, color="#d62728")),
+        hovertemplate="row %{y} · candidate %{x}<br>masked by the guide<extra></extra>"), 1, 1)
+    fig.add_trace(go.Heatmap(z=side[:, None], coloraxis="coloraxis",
+                             hovertemplate=f"row %{{y}}<br>{side_name} %{{z:.3f}}<extra></extra>"), 1, 2)
+    fig.update_yaxes(autorange="reversed", title_text="batch row", row=1, col=1)
+    fig.update_xaxes(title_text="candidate (batch column)", row=1, col=1)
+    fig.update_xaxes(showticklabels=False, title_text=side_name, row=1, col=2)
+    fig.update_layout(title=title, height=430, margin=dict(l=10, r=10, t=50, b=10),
+                      coloraxis=dict(colorscale="Viridis", colorbar=dict(title="cosine")),
+                      legend=dict(orientation="h", y=-0.18), showlegend=True)
+    return fig
+
+
+st.title("Inspect a batch")
+st.caption("The guide masks a candidate when it scores it above the row's threshold t "
+           "(its positive's score g minus the margin). Crossed cells are masked; the strip on the "
+           "right of each map is the row's threshold (guide) or the student's positive score.")
+
+with state.errors_shown():
+    origin = st.sidebar.radio("Batch", ORIGINS, key="batch_origin")
+    if origin == ORIGINS[0]:
+        ds, data_key = state.choose_data()
+        guide, student = state.choose_models()
+        size, seed, task = state.choose_batch(ds)
+        batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
+        defaults = MarginSettings()
+    else:
+        runs = list_runs()
+        if runs.empty:
+            st.info("No training runs yet: start one on the Train page, or draw a batch from data.")
+            st.stop()
+        run = st.sidebar.selectbox("Run", runs["path"], format_func=lambda p: Path(p).name, key="inspect_run")
+        step = st.sidebar.number_input("Step", 1, None, 1, key="inspect_step")
+        batch, config = open_run_batch(run, int(step))
+        data_key, guide, student, defaults = f"run:{run}", config.guide, run_student(run), config.margin_settings()
+        st.sidebar.caption(f"Guide: {guide} · student: {student}")
+    settings = state.choose_settings(defaults)
+    report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
+
+mask = report.mask
+cols = st.columns(1 + len(mask.blocks))
+cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}")
+for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
+    col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}")
+
+for tab, block in zip(st.tabs([f"{b}: {BLOCK_TITLES[b]}" for b in mask.blocks]), mask.blocks):
+    masked = mask.masked_candidates(block)
+    left, right = tab.columns(2)
+    left.plotly_chart(heatmap(mask.guide_scores[block], masked, mask.thresholds,
+                              f"Guide ({guide}): {block}", "threshold t"), key=f"guide_map_{block}")
+    if report.student_scores is None:
+        right.info("Name a student model in the sidebar to compare its scores.")
+    else:
+        right.plotly_chart(heatmap(report.student_scores[block], masked, report.student_scores["a-p"].diagonal(),
+                                   f"Student ({student}): {block}", "positive score"), key=f"student_map_{block}")
+
+st.subheader(f"Masked pairs ({len(report.pairs)})")
+f1, f2, f3 = st.columns([2, 2, 3])
+blocks = f1.multiselect("Blocks", mask.blocks, default=list(mask.blocks), key="pairs_blocks")
+prefers = f2.checkbox("Only where the student ranks the candidate above the positive", key="pairs_prefers",
+                      disabled=report.student_scores is None)
+needle = f3.text_input("Text contains", key="pairs_text")
+pairs = report.pairs[report.pairs["block"].isin(blocks)]
+if prefers:
+    pairs = pairs[pairs["student_prefers"].fillna(False).astype(bool)]
+if needle:
+    pairs = pairs[pairs["text"].str.contains(needle, case=False, regex=False)
+                  | pairs["candidate"].str.contains(needle, case=False, regex=False)]
+st.dataframe(pairs, hide_index=True, key="masked_pairs", column_config={
+    "text": st.column_config.TextColumn("row text", width="large"),
+    "candidate": st.column_config.TextColumn("masked candidate", width="large"),
+    "beats_positive_by": st.column_config.NumberColumn("guide: candidate − positive", format="%.3f"),
+})
+st.download_button("Download these pairs as CSV", pairs.to_csv(index=False), "masked_pairs.csv", "text/csv",
+                   key="pairs_csv")
+
+st.subheader("Per row")
+st.dataframe(report.counts, hide_index=True, key="row_counts",
+             column_config={"anchor": st.column_config.TextColumn("anchor", width="large")})

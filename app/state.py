@@ -1,0 +1,184 @@
+"""Glue shared by the analysis pages: cached loaders and the sidebar controls they all draw.
+
+Models and guide caches are ``st.cache_resource`` (one copy per server process, never pickled);
+datasets, sweeps and projections are ``st.cache_data`` keyed by what they were computed from, so a
+rerun caused by any widget never loads or encodes twice. A batch's embeddings are cached once per
+(data, rows, guide, student); a margin change only calls ``core.inspect.remask`` on them.
+
+``GISTLAB_APP_GUIDE`` / ``GISTLAB_APP_STUDENT`` override the default models (tests point them at a
+tiny model). Every ``GistlabError`` is shown with ``st.error`` by :func:`errors_shown`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.errors import GistlabError
+from core.masking import STRATEGIES, MarginSettings
+
+MAX_UPLOAD_MB = 50
+UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]
+SOURCES = ("Bundled WordNet pairs", "Upload a file", "Hugging Face dataset")
+MIXED = "(all tasks mixed)"
+
+
+def default_guide() -> str:
+    from core.models import DEFAULT_GUIDE
+
+    return os.environ.get("GISTLAB_APP_GUIDE") or DEFAULT_GUIDE
+
+
+def default_student() -> str:
+    from core.models import DEFAULT_STUDENT
+
+    return os.environ.get("GISTLAB_APP_STUDENT") or DEFAULT_STUDENT
+
+
+@contextmanager
+def errors_shown() -> Iterator[None]:
+    """Show a GistlabError as one st.error line and end this run of the page there."""
+    try:
+        yield
+    except GistlabError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+
+# ---- cached loaders ----------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=4)
+def model(spec: str):
+    from core.models import load_model
+
+    return load_model(spec)
+
+
+@st.cache_resource(show_spinner="Opening the guide cache…", max_entries=4)
+def guide_cache(spec: str):
+    from core.guide_cache import GuideCache
+
+    return GuideCache(model(spec), spec)
+
+
+@st.cache_data(show_spinner="Loading data…", max_entries=8)
+def dataset(spec: str, split: str = "train"):
+    from core.data import load_pairs
+
+    return load_pairs(spec, split=split)
+
+
+@st.cache_data(show_spinner="Reading the upload…", max_entries=4)
+def uploaded_dataset(name: str, data: bytes):
+    from core.data import load_pairs
+
+    with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
+        path = Path(folder) / Path(name).name
+        path.write_bytes(data)
+        return load_pairs(str(path))
+
+
+@st.cache_resource(show_spinner="Embedding the batch…", max_entries=16)
+def batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch):
+    """The batch's report at default settings; pages re-mask it (``_batch`` is keyed by data_key+rows)."""
+    from core.inspect import encoder, inspect_batch
+
+    student_embed = encoder(model(student)) if student else None
+    return inspect_batch(_batch, guide_cache(guide).embed, MarginSettings(), student_embed)
+
+
+@st.cache_data(show_spinner="Sweeping margins…", max_entries=16)
+def margin_sweep(data_key: str, guide: str, n_batches: int, batch_size: int, seed: int,
+                 task: str | None, margins: tuple[float, ...], contrast: tuple[bool, bool], _ds) -> pd.DataFrame:
+    from core.inspect import sample_batches
+    from core.whatif import margin_sweep as sweep
+
+    batches = sample_batches(_ds, n_batches, batch_size, seed, task)
+    return sweep(batches, guide_cache(guide).embed, margins, *contrast)
+
+
+@st.cache_data(show_spinner="Projecting… (UMAP takes ~30 s the first time)", max_entries=16)
+def projected(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
+    from core.projection import project
+
+    return project(vectors, method, seed)
+
+
+# ---- sidebar controls ----------------------------------------------------------------------------
+
+
+def choose_data() -> tuple[object, str]:
+    """The data source widgets; returns (dataset, a key naming it). Stops the page until chosen."""
+    source = st.sidebar.radio("Data", SOURCES, key="data_source")
+    if source == SOURCES[0]:
+        return dataset("bundled"), "bundled"
+    if source == SOURCES[1]:
+        upload = st.sidebar.file_uploader(
+            f"Pairs file ({', '.join(UPLOAD_TYPES)}; up to {MAX_UPLOAD_MB} MB)", type=UPLOAD_TYPES,
+            key="data_upload", help="Columns anchor, positive, optional negative or negative_1.., optional task.",
+        )
+        if upload is None:
+            st.info("Upload a pairs file in the sidebar: columns anchor, positive, optional negative(s).")
+            st.stop()
+        if upload.size > MAX_UPLOAD_MB * 2**20:
+            raise GistlabError(
+                f"{upload.name} is {upload.size / 2**20:.0f} MB, over the {MAX_UPLOAD_MB} MB limit: "
+                "upload a sample of it."
+            )
+        data = upload.getvalue()
+        return uploaded_dataset(upload.name, data), f"upload:{hashlib.sha1(data).hexdigest()}"
+    hub_id = st.sidebar.text_input("Dataset id", key="data_hub_id", placeholder="org/name")
+    split = st.sidebar.text_input("Split", "train", key="data_hub_split")
+    if not hub_id.strip():
+        st.info("Name a Hugging Face dataset in the sidebar (needs the network or a cached copy).")
+        st.stop()
+    return dataset(hub_id.strip(), split.strip()), f"hub:{hub_id.strip()}:{split.strip()}"
+
+
+def choose_models(student: bool = True) -> tuple[str, str | None]:
+    """Guide and (optionally) student model specs from the sidebar; a blank student means none."""
+    help_text = "bundled:minilm-l6, bundled:minilm-l3, a model folder, or a Hub id (online)"
+    guide = st.sidebar.text_input("Guide model", default_guide(), key="guide_spec", help=help_text)
+    if not guide.strip():
+        raise GistlabError("Name a guide model in the sidebar, e.g. bundled:minilm-l6.")
+    if not student:
+        return guide.strip(), None
+    chosen = st.sidebar.text_input("Student model (blank: none)", default_student(), key="student_spec",
+                                   help=help_text)
+    return guide.strip(), chosen.strip() or None
+
+
+def choose_batch(ds, max_size: int = 512, default_size: int = 32) -> tuple[int, int, str | None]:
+    """Batch size, seed (with a button that draws the next one) and task, from the sidebar."""
+    size = st.sidebar.number_input("Batch size", 2, max_size, default_size, key="batch_size")
+    seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="batch_seed")
+    st.sidebar.button("Draw another batch", key="draw_batch", on_click=_next_seed)
+    tasks = sorted(set(ds["task"])) if "task" in ds.column_names else []
+    task = st.sidebar.selectbox("Task", [MIXED, *tasks], key="batch_task") if tasks else MIXED
+    return int(size), int(seed), None if task == MIXED else task
+
+
+def _next_seed() -> None:
+    st.session_state["batch_seed"] = int(st.session_state.get("batch_seed", 0)) + 1
+
+
+def choose_settings(defaults: MarginSettings = MarginSettings()) -> MarginSettings:
+    """Margin strategy, margin and contrast options, from the sidebar."""
+    strategy = st.sidebar.radio("Margin strategy", STRATEGIES, STRATEGIES.index(defaults.margin_strategy),
+                                horizontal=True, key="margin_strategy",
+                                help="absolute: t = g - margin; relative: t = g - |g| * margin")
+    margin = st.sidebar.slider("Margin", -0.2, 0.5, float(defaults.margin), 0.01, key="margin",
+                               help="A candidate is masked when the guide scores it above t (g: its positive's score)")
+    anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", defaults.contrast_anchors, key="contrast_anchors")
+    positives = st.sidebar.checkbox("Contrast positives (p-p block)", defaults.contrast_positives,
+                                    key="contrast_positives")
+    return MarginSettings(strategy, margin, anchors, positives)

@@ -1,0 +1,112 @@
+"""Inspect page: draws a batch with heatmaps and tables, re-masks without encoding, shows bad input as errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import core.inspect
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+GOOD_CSV = "anchor,positive\n" + "".join(f"text number {i},meaning {i}\n" for i in range(8))
+
+
+@pytest.fixture
+def tiny_models(tiny_model_dir, monkeypatch):
+    """Point the pages' default guide and student at the tiny random BERT."""
+    monkeypatch.setenv("GISTLAB_APP_GUIDE", str(tiny_model_dir))
+    monkeypatch.setenv("GISTLAB_APP_STUDENT", str(tiny_model_dir))
+
+
+@pytest.fixture
+def encodes(monkeypatch):
+    """Count how often the page embeds a batch (core.inspect.inspect_batch is the only way in)."""
+    calls = []
+    real = core.inspect.inspect_batch
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.inspect, "inspect_batch", counted)
+    return calls
+
+
+def open_page(page: str = "pages/inspect.py") -> AppTest:
+    """The app opened on ``page`` (the other analysis pages' tests use this too)."""
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    return at.switch_page(page).run()
+
+
+def upload(at: AppTest, name: str, content: bytes) -> AppTest:
+    at.sidebar.radio(key="data_source").set_value("Upload a file").run()
+    at.sidebar.get("file_uploader")[0].set_value((name, content, "text/plain"))
+    return at.run()
+
+
+def errors(at: AppTest) -> str:
+    """The page's st.error lines, after checking no exception reached it."""
+    assert not at.exception, [e.value for e in at.exception]
+    return " ".join(e.value for e in at.error)
+
+
+def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, encodes):
+    at = open_page()
+    assert errors(at) == ""
+    assert len(encodes) == 1
+    assert at.metric[0].label == "Masked, all blocks"
+    assert len(at.get("plotly_chart")) == 8  # guide and student map for each of the 4 blocks
+    before = at.dataframe[0].value
+    assert at.dataframe[1].value["row"].tolist() == list(range(32))
+    at.sidebar.slider(key="margin").set_value(0.5).run()
+    after = at.dataframe[0].value
+    assert errors(at) == "" and len(encodes) == 1  # the margin re-masks, it does not re-encode
+    assert len(after) > len(before) and (after["margin"] == 0.5).all()
+    at.sidebar.number_input(key="batch_seed").set_value(1).run()
+    assert len(encodes) == 2  # a new batch is embedded once
+
+
+def test_filters_and_csv(tiny_models):
+    at = open_page()
+    at.sidebar.slider(key="margin").set_value(0.5).run()
+    at.multiselect(key="pairs_blocks").set_value(["a-n"]).run()
+    shown = at.dataframe[0].value
+    assert len(shown) > 0 and set(shown["block"]) == {"a-n"}
+
+
+def test_uploaded_file_without_student(tiny_models):
+    at = open_page()
+    at.sidebar.text_input(key="student_spec").set_value("").run()
+    at = upload(at, "pairs.csv", GOOD_CSV.encode())
+    at.sidebar.number_input(key="batch_size").set_value(8).run()
+    assert errors(at) == ""
+    assert len(at.get("plotly_chart")) == 3  # guide maps only: a-p, a-a, p-p
+    assert "student" in at.info[0].value
+
+
+@pytest.mark.parametrize("name,content,expected", [
+    ("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "not UTF-8"),
+    ("qa.csv", b"question,answer\nq,a\nr,b\n", "no 'anchor' column"),
+    ("small.csv", b"anchor,positive\na,b\nc,d\n", "fewer than the batch size"),
+    ("empty.jsonl", b"", "empty"),
+    ("broken.jsonl", b'{"anchor": "a", "positive": "b"}\n{"anchor": \n', "not valid JSON"),
+])
+def test_bad_uploads_are_errors(tiny_models, name, content, expected):
+    at = upload(open_page(), name, content)
+    assert expected in errors(at)
+
+
+def test_unknown_model_offline_is_an_error(tiny_models):
+    at = open_page()
+    at.sidebar.text_input(key="guide_spec").set_value("nobody/no-such-model").run()
+    assert "nobody/no-such-model" in errors(at)
+
+
+def test_run_step_without_runs_says_what_to_do(tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
+    at = open_page()
+    at.sidebar.radio(key="batch_origin").set_value("A training run's step").run()
+    assert errors(at) == "" and "No training runs yet" in at.info[0].value
