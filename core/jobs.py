@@ -63,7 +63,8 @@ class Job:
     def describe(self) -> str:
         """One line naming the job: kind, pid, start time and its run directories."""
         when = time.strftime("%H:%M:%S", time.localtime(self.started))
-        where = ", ".join(p.name for p in self.run_dirs) or Path(self.steps[0].log).parent.name
+        models = [s.command[s.command.index("--model") + 1] for s in self.steps if "--model" in s.command[:-1]]
+        where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models])
         return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
 
     @classmethod

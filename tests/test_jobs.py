@@ -222,3 +222,10 @@ def test_real_training_job_stops_cleanly(tiny_model_dir, tiny_pairs):
     status = read_status(run)
     assert status["state"] == "stopped" and status["steps_done"] < 10_000
     assert (run / "model").is_dir()
+
+
+def test_an_eval_job_is_described_by_its_models(tmp_path):
+    steps = [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", "bundled"), str(tmp_path / "eval.log"))
+             for m in ("bundled:minilm-l3", str(tmp_path / "runs" / "g0"))]
+    assert jobs.Job(kind="eval", steps=steps, pid=7).describe().startswith(
+        "eval job (bundled:minilm-l3, g0; pid 7, started ")

@@ -64,10 +64,10 @@ def show_run(run_dir) -> None:
     except GistlabError:  # no status yet: starting, failed before its first write, or deleted
         log = run_dir / "train.log"
         last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-        if jobs.current_job() is None and last:
-            st.error(f"{run_dir.name}: {last[0]}")
-        elif jobs.current_job() is None:
+        if not run_dir.is_dir():
             st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
+        elif jobs.current_job() is None and last:
+            st.error(f"{run_dir.name}: {last[0]}")
         else:
             st.caption(f"{run_dir.name}: loading models and data…")
         return
