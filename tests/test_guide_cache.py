@@ -1,0 +1,226 @@
+"""GuideCache: encode each (guide, text) once, lazily; never use another guide's or a broken cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+
+from core.guide_cache import GuideCache, guide_fingerprint
+from core.loss import GISTLoss
+from core.masking import MarginSettings
+
+TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(
+    ["dogs", "cats", "cars", "rain", "snow", "trains", "music", "bread", "rivers", "stars"]
+)]
+
+
+class ForwardCounter:
+    """Counts the guide's forward passes independently of the cache's own counter."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.calls = 0
+        self.handle = model.register_forward_hook(self._count)
+
+    def _count(self, *_) -> None:
+        self.calls += 1
+
+
+@pytest.fixture(scope="module")
+def guide(tiny_model_dir):
+    return SentenceTransformer(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture
+def counter(guide):
+    c = ForwardCounter(guide)
+    yield c
+    c.handle.remove()
+
+
+def test_embeddings_are_the_guides_in_order_and_deduplicated(guide, counter, tmp_path):
+    cache = GuideCache(guide, "tiny", root=tmp_path, batch_size=4)
+    texts = [TEXTS[3], TEXTS[1], TEXTS[3], TEXTS[0], TEXTS[1]]
+
+    got = cache.embed(texts)
+
+    assert cache.texts_encoded == 3 and len(cache) == 3
+    assert cache.forward_passes == 1 == counter.calls  # one batch of 3 unique texts
+    assert got.dtype == torch.float32 and got.shape == (5, 32)
+    torch.testing.assert_close(got, guide.encode(texts, convert_to_tensor=True))
+    assert cache.embed([]).shape == (0, 32)
+
+
+def test_second_run_encodes_nothing(guide, counter, tmp_path):
+    first = GuideCache(guide, "tiny", root=tmp_path, batch_size=4)
+    want = first.embed(TEXTS)
+    assert first.forward_passes == 3 == counter.calls  # 10 texts in batches of 4
+
+    second = GuideCache(guide, "tiny", root=tmp_path, batch_size=4)
+    got = second.embed(TEXTS[::-1])
+
+    assert counter.calls == 3 and second.forward_passes == 0 and second.texts_encoded == 0
+    torch.testing.assert_close(got, want.flip(0), rtol=0, atol=0)
+
+
+def test_margin_sweep_and_second_run_do_no_guide_forward_passes(guide, tiny_model_dir, counter, tmp_path):
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    ds = Dataset.from_dict({"anchor": TEXTS[:5], "positive": TEXTS[5:], "label": list(range(5))})
+    feats = [student.preprocess(ds[c]) for c in ("anchor", "positive")]
+    labels = torch.tensor(ds["label"])
+    GISTLoss(student, GuideCache(guide, "tiny", root=tmp_path), ds)(feats, labels)
+    assert counter.calls == 1
+
+    for margin in (0.0, 0.05, 0.1, -0.1):
+        cache = GuideCache(guide, "tiny", root=tmp_path)
+        GISTLoss(student, cache, ds, settings=MarginSettings("relative", margin))(feats, labels)
+        assert cache.forward_passes == 0
+    assert counter.calls == 1
+
+
+def test_training_fills_only_the_rows_it_uses(guide, tiny_model_dir, tmp_path):
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    n = 500
+    ds = Dataset.from_dict({
+        "anchor": [f"anchor {i}" for i in range(n)],
+        "positive": [f"positive {i}" for i in range(n)],
+        "negative": [f"negative {i}" for i in range(n)],
+        "label": list(range(n)),
+    })
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    loss = GISTLoss(student, cache, ds)
+    batch = ds.select([17, 230, 499])
+    loss([student.preprocess(batch[c]) for c in ("anchor", "positive", "negative")],
+         torch.tensor(batch["label"]))
+
+    assert cache.texts_encoded == 9 and len(cache) == 9
+    assert all(t in cache for c in ("anchor", "positive", "negative") for t in batch[c])
+    assert "anchor 18" not in cache
+
+
+def test_another_guide_never_reads_this_cache(guide, tiny_model_dir, tmp_path):
+    GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS)
+    other = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    with torch.no_grad():
+        other[0].auto_model.embeddings.word_embeddings.weight[5] += 1.0  # one row of one matrix
+    shorter = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    shorter.max_seq_length = 16
+
+    for model in (other, shorter):
+        cache = GuideCache(model, "tiny", root=tmp_path)
+        assert cache.fingerprint != guide_fingerprint(guide)
+        assert len(cache) == 0
+        cache.embed(TEXTS)
+        assert cache.texts_encoded == len(TEXTS)
+    assert len(list(tmp_path.iterdir())) == 3
+    assert GuideCache(guide, "renamed spec", root=tmp_path).fingerprint == guide_fingerprint(guide)
+
+
+def _truncate_array(folder):
+    path = folder / "embeddings.f32"
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def _drop_last_row(folder):
+    path = folder / "embeddings.f32"
+    path.write_bytes(path.read_bytes()[: -32 * 4])
+
+
+def _extra_row(folder):
+    with open(folder / "embeddings.f32", "ab") as f:
+        f.write(np.zeros(32, dtype="<f4").tobytes())
+
+
+def _flip_index_byte(folder):
+    path = folder / "index.bin"
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate_index(folder):
+    path = folder / "index.bin"
+    path.write_bytes(path.read_bytes()[:-16])
+
+
+def _garbage_meta(folder):
+    (folder / "meta.json").write_text("{not json")
+
+
+def _missing_meta(folder):
+    (folder / "meta.json").unlink()
+
+
+def _wrong_dim(folder):
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "dim": 16}))
+
+
+def _duplicated_row(folder):
+    index = (folder / "index.bin").read_bytes()
+    index = index[:16] + index[:16] + index[32:]
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["index_hash"] = hashlib.blake2b(index, digest_size=16).hexdigest()
+    (folder / "index.bin").write_bytes(index)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+CORRUPTIONS = [_truncate_array, _drop_last_row, _extra_row, _flip_index_byte, _truncate_index,
+               _garbage_meta, _missing_meta, _wrong_dim, _duplicated_row]
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS, ids=lambda f: f.__name__.strip("_"))
+def test_broken_cache_is_detected_and_rebuilt(guide, tmp_path, corrupt):
+    first = GuideCache(guide, "tiny", root=tmp_path)
+    want = first.embed(TEXTS)
+    corrupt(first.path)
+
+    with pytest.warns(UserWarning, match="inconsistent.*rebuilding"):
+        cache = GuideCache(guide, "tiny", root=tmp_path)
+
+    assert len(cache) == 0
+    torch.testing.assert_close(cache.embed(TEXTS), want)
+    assert cache.texts_encoded == len(TEXTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(GuideCache(guide, "tiny", root=tmp_path)) == len(TEXTS)  # rebuilt one is sound
+
+
+def test_two_writers_on_one_folder_stay_consistent(guide, tmp_path):
+    a = GuideCache(guide, "tiny", root=tmp_path)
+    b = GuideCache(guide, "tiny", root=tmp_path)  # opened before a writes: stale view
+    a.embed(TEXTS[:6])
+    b.embed(TEXTS[4:])  # b catches up with a's rows before appending its own
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        merged = GuideCache(guide, "tiny", root=tmp_path)
+    assert len(merged) == len(TEXTS)
+    torch.testing.assert_close(merged.embed(TEXTS), guide.encode(TEXTS, convert_to_tensor=True))
+    assert merged.forward_passes == 0
+
+
+def test_add_merges_a_shard_and_checks_its_shape(guide, tmp_path):
+    shard = GuideCache(guide, "tiny", root=tmp_path / "shard")
+    vectors = shard.embed(TEXTS[:6])
+    main = GuideCache(guide, "tiny", root=tmp_path / "main")
+    main.embed(TEXTS[4:])
+
+    assert main.add(TEXTS[:6], vectors) == 4  # two were already there
+    torch.testing.assert_close(main.embed(TEXTS[:6]), vectors)
+    assert main.texts_encoded == 6
+    with pytest.raises(ValueError, match="shape"):
+        main.add(TEXTS[:2], vectors[:1])
+
+
+def test_fill_encodes_only_what_is_missing(guide, tmp_path):
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    assert cache.fill(TEXTS[:4]) == 4
+    assert cache.fill(TEXTS + TEXTS) == 6
+    assert cache.fill(TEXTS) == 0 and cache.texts_encoded == 10
