@@ -129,12 +129,112 @@ def _run_train(args: argparse.Namespace) -> int:
     return 130 if status["state"] == "interrupted" else 0
 
 
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """The data, models and margin settings that ``inspect`` and ``audit`` share."""
+    p.add_argument("--data", default="bundled", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, "
+                                                     "a dataset folder or a Hugging Face dataset id")
+    p.add_argument("--data-columns", type=_column_mapping, default=None,
+                   help="map the data's columns, e.g. anchor=question,positive=answer")
+    p.add_argument("--hf-split", default="train", help="split of a Hub dataset or folder (default train)")
+    p.add_argument("--guide", default=None, help="guide model spec (default bundled:minilm-l6)")
+    p.add_argument("--student", default=None, help="also score the pairs with this student (default: none)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", default=None, help="draw batches from this task only (needs a task column)")
+    p.add_argument("--margin-strategy", choices=("absolute", "relative"), default="absolute")
+    p.add_argument("--margin", type=float, default=0.0, help="mask margin (default 0)")
+    p.add_argument("--contrast-anchors", action=argparse.BooleanOptionalAction, default=True,
+                   help="include the a-a block (default on)")
+    p.add_argument("--contrast-positives", action=argparse.BooleanOptionalAction, default=True,
+                   help="include the p-p block (default on)")
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="mask one seeded batch (or a run's batch at a step) and list "
+                                       "the masked pairs with their scores")
+    _add_batch_options(p)
+    p.add_argument("--run", dest="run_dir", default=None, help="open the batch this run trained on at --step (its data, "
+                                               "guide, settings and trained student)")
+    p.add_argument("--step", type=int, default=1, help="with --run: the step (from 1)")
+    p.add_argument("--csv", default=None, help="write all masked pairs to this CSV file")
+    p.add_argument("--show", type=int, default=20, help="masked pairs printed (default 20)")
+    p.set_defaults(run=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from core.data import load_pairs, sample_batch
+    from core.guide_cache import GuideCache
+    from core.inspect import Batch, encoder, inspect_batch, open_run_batch, run_student
+    from core.masking import MarginSettings
+    from core.models import DEFAULT_GUIDE, load_model
+
+    if args.run_dir:
+        batch, config = open_run_batch(args.run_dir, args.step)
+        guide, student, settings = config.guide, args.student or run_student(args.run_dir), config.margin_settings()
+        where = f"run {args.run_dir} step {args.step}"
+    else:
+        ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
+        batch = Batch.from_dataset(ds, sample_batch(ds, args.batch_size, args.seed, args.task))
+        guide, student = args.guide or DEFAULT_GUIDE, args.student
+        settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
+                                  args.contrast_positives)
+        where = f"{args.data} seed {args.seed}"
+    report = inspect_batch(batch, GuideCache(load_model(guide), guide).embed, settings,
+                           encoder(load_model(student)) if student else None)
+    blocks = ", ".join(f"{b} {f:.1%}" for b, f in report.mask.block_fractions().items())
+    print(f"batch of {len(batch)} from {where}; guide {guide}; {settings.margin_strategy} margin "
+          f"{settings.margin:g}: {len(report.pairs)} masked pairs, {report.mask.masked_fraction():.1%} "
+          f"of candidates ({blocks})")
+    shown = report.pairs.sort_values("beats_positive_by", ascending=False).head(args.show)
+    columns = ["block", "row", "text", "candidate", "guide_score", "positive_score", "threshold"]
+    columns += ["student_prefers"] if student else []
+    if len(shown):
+        print(shown[columns].to_string(index=False, max_colwidth=40, float_format=lambda x: f"{x:.3f}"))
+    if args.csv:
+        report.pairs.to_csv(args.csv, index=False)
+        print(f"all {len(report.pairs)} masked pairs written to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _add_audit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="list suspected false negatives (pairs the guide masks) over many "
+                                     "batches or the whole data set, as a CSV for data auditors")
+    _add_batch_options(p)
+    p.add_argument("--batches", type=int, default=None,
+                   help="sample this many seeded batches (default: every row once)")
+    p.add_argument("--out", required=True, help="the CSV to write, sorted by how far the guide puts "
+                                                "the candidate above the row's positive")
+    p.set_defaults(run=_run_audit)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from core.data import load_pairs
+    from core.guide_cache import GuideCache
+    from core.inspect import audit, encoder, sample_batches, whole_dataset
+    from core.masking import MarginSettings
+    from core.models import DEFAULT_GUIDE, load_model
+
+    ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
+    if args.batches is not None and args.batches < 1:
+        raise GistlabError("--batches must be at least 1 (or leave it out to audit every row).")
+    batches = (sample_batches(ds, args.batches, args.batch_size, args.seed, args.task) if args.batches
+               else whole_dataset(ds, args.batch_size, args.seed, args.task))
+    guide = args.guide or DEFAULT_GUIDE
+    settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives)
+    table = audit(batches, GuideCache(load_model(guide), guide).embed, settings,
+                  encoder(load_model(args.student)) if args.student else None)
+    table.to_csv(args.out, index=False)
+    print(f"{len(table)} suspected false negatives in {len(batches)} batches of {args.batch_size} "
+          f"({sum(len(b) for b in batches)} rows) written to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train):
+    for add in (_add_app, _add_eval, _add_train, _add_inspect, _add_audit):
         add(sub)
     return parser
 
