@@ -1,0 +1,50 @@
+"""`gistlab train` end to end through core.cli.main, with the tiny model as student and guide."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from core import runs
+from core.cli import main
+
+
+@pytest.fixture
+def qa_csv(tmp_path):
+    """Question/answer pairs under other column names, mapped with --data-columns."""
+    path = tmp_path / "qa.csv"
+    pd.DataFrame({"question": [f"question {i}" for i in range(12)],
+                  "answer": [f"answer {i}" for i in range(12)]}).to_csv(path, index=False)
+    return path
+
+
+def test_train_end_to_end(qa_csv, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "cli-run"
+    code = main(["train", "--data", str(qa_csv), "--data-columns", "anchor=question,positive=answer",
+                 "--student", str(tiny_model_dir), "--guide", str(tiny_model_dir), "--loss", "gist",
+                 "--steps", "2", "--batch-size", "4", "--seed", "3", "--margin", "0.05",
+                 "--no-contrast-positives", "--out", str(out)])
+    assert code == 0
+    assert "completed after 2 of 2 steps" in capsys.readouterr().out
+    config = runs.read_config(out)
+    assert config["data_columns"] == {"anchor": "question", "positive": "answer"}
+    assert (config["seed"], config["margin"], config["contrast_positives"]) == (3, 0.05, False)
+    assert config["contrast_anchors"] is True and config["lr"] == 2e-5  # defaults filled in
+    metrics = runs.read_metrics(out)
+    assert list(metrics["step"]) == [1, 2] and "masked_p-p" not in metrics.columns
+    assert (out / "model" / "modules.json").is_file()
+
+    code = main(["train", "--data", str(qa_csv), "--data-columns", "anchor=question,positive=answer",
+                 "--student", str(tiny_model_dir), "--loss", "mnrl", "--steps", "1", "--batch-size", "4",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "already holds a completed run" in err and err.count("\n") == 1
+
+
+def test_bad_input_is_one_line_and_exit_2(qa_csv, tmp_path, capsys):
+    code = main(["train", "--data", str(qa_csv), "--loss", "mnrl", "--steps", "1", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("gistlab: error: qa.csv has no 'anchor' column") and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["train", "--data-columns", "anchor:question"])
+    assert "target=source" in capsys.readouterr().err

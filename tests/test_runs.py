@@ -1,0 +1,92 @@
+"""Reading run directories: tolerant of runs still writing, clear about runs that are gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from core import runs
+from core.errors import GistlabError
+
+
+def make_run(root, name, state="completed", pid=None, started="2026-01-01T10:00:00+00:00"):
+    """A run folder as core.train writes it, without training."""
+    path = root / name
+    path.mkdir(parents=True)
+    runs.write_json(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
+    runs.write_json(path / runs.STATUS, {"state": state, "pid": pid or os.getpid(), "started": started,
+                                         "steps_done": 2, "total_steps": 2, "error": None})
+    return path
+
+
+def test_metrics_skip_a_half_written_last_line(tmp_path):
+    run = make_run(tmp_path, "r")
+    lines = [json.dumps({"step": s, "loss": 1.0 / s, "masked_fraction": 0.1, "step_seconds": 0.5}) for s in (1, 2)]
+    (run / runs.METRICS).write_text("\n".join(lines) + '\n{"step": 3, "lo')
+    metrics = runs.read_metrics(run)
+    assert list(metrics["step"]) == [1, 2] and metrics["loss"].iloc[1] == 0.5
+
+
+def test_metrics_and_masks_before_the_first_step(tmp_path):
+    run = make_run(tmp_path, "fresh", state="running")
+    assert runs.read_metrics(run).empty and "loss" in runs.read_metrics(run).columns
+    masks = runs.read_masks(run)
+    assert masks.empty and list(masks.columns) == runs.MASK_SCHEMA.names
+
+
+def test_batches_by_step(tmp_path):
+    run = make_run(tmp_path, "b")
+    (run / runs.BATCHES).write_text('{"step": 1, "rows": [4, 2]}\n{"step": 2, "rows": [0, 9]}\n')
+    assert runs.read_batch(run, 2) == [0, 9]
+    with pytest.raises(GistlabError, match="no step 3"):
+        runs.read_batch(run, 3)
+
+
+def test_running_status_with_a_dead_pid_reads_died(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = make_run(tmp_path, "d", state="running", pid=dead.pid)
+    status = runs.read_status(run)
+    assert status["state"] == runs.DIED and "without saying how" in status["error"]
+    alive = make_run(tmp_path, "a", state="running")  # this test's own pid
+    assert runs.read_status(alive)["state"] == "running"
+
+
+def test_missing_and_foreign_folders_are_clear_errors(tmp_path):
+    with pytest.raises(runs.RunNotFound, match="does not exist"):
+        runs.read_status(tmp_path / "deleted")
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(GistlabError, match="is not a training run"):
+        runs.read_config(tmp_path / "photos")
+    with pytest.raises(FileNotFoundError):  # the app's pages catch it as such
+        runs.read_metrics(tmp_path / "deleted")
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / runs.CONFIG).write_text("{}")
+    with pytest.raises(runs.RunNotFound, match="status.json is missing"):
+        runs.read_status(half)
+
+
+def test_list_runs_newest_first_skipping_non_runs(tmp_path):
+    make_run(tmp_path, "old", started="2026-01-01T10:00:00+00:00")
+    make_run(tmp_path, "new", state="stopped", started="2026-02-01T10:00:00+00:00")
+    (tmp_path / "not-a-run").mkdir()
+    table = runs.list_runs(tmp_path)
+    assert list(table["run"]) == ["new", "old"] and list(table["state"]) == ["stopped", "completed"]
+    assert runs.list_runs(tmp_path / "nothing-here").empty
+
+
+def test_names_resolve_under_the_workspace_runs(tmp_path):
+    make_run(runs.runs_root(), "named-run")
+    assert runs.resolve("named-run") == runs.runs_root() / "named-run"
+    assert "named-run" in set(runs.list_runs()["run"])
+
+
+def test_request_stop_writes_stop(tmp_path):
+    run = make_run(tmp_path, "s", state="running")
+    runs.request_stop(run)
+    assert (run / runs.STOP).exists()

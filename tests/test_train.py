@@ -1,0 +1,248 @@
+"""Training runs: the run directory a real (tiny) run writes, paired batches, clean stops, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core import runs
+from core.data import epoch_batches, load_pairs
+from core.errors import GistlabError
+from core.masking import MarginSettings, guided_mask
+from core.train import LOSSES, LibraryMaskProbe, RunRecorder, TrainConfig, build_loss, run_training
+
+ROWS = 48
+
+
+@pytest.fixture(scope="module")
+def pairs_csv(tmp_path_factory):
+    """48 short triplets in 3 tasks; positives repeat every 12 rows, so identical texts meet in a batch."""
+    path = tmp_path_factory.mktemp("data") / "pairs.csv"
+    pd.DataFrame({
+        "anchor": [f"sentence {i} about thing {i % 7}" for i in range(ROWS)],
+        "positive": [f"a gloss of thing {i % 12}" for i in range(ROWS)],
+        "negative": [f"something else entirely, number {i}" for i in range(ROWS)],
+        "task": [f"task{i % 3}" for i in range(ROWS)],
+    }).to_csv(path, index=False)
+    return path
+
+
+def tiny_config(pairs_csv, tiny_model_dir, out, **overrides) -> TrainConfig:
+    settings = dict(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
+                    batch_size=8, steps=3, out=str(out))
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="module")
+def arm_runs(pairs_csv, tiny_model_dir, tmp_path_factory):
+    """One 3-step run per loss arm, same seed: the tiny model as student and guide."""
+    root = tmp_path_factory.mktemp("runs")
+    return {arm: run_training(tiny_config(pairs_csv, tiny_model_dir, root / arm, loss=arm)) for arm in LOSSES}
+
+
+def test_config_round_trip_and_bad_settings(tmp_path):
+    config = TrainConfig(data="x.csv", loss="mnrl", steps=7, margin=0.05, data_columns={"anchor": "q"},
+                         contrast_positives=False, max_seq_length=64, out=str(tmp_path))
+    config.save(tmp_path / "config.json")
+    assert TrainConfig.load(tmp_path / "config.json") == config
+    assert TrainConfig().epochs == 1.0 and TrainConfig(steps=5).epochs is None
+    for bad in ({"loss": "triplet"}, {"steps": 3, "epochs": 1}, {"batch_size": 1},
+                {"margin_strategy": "sideways"}, {"warmup_ratio": 1.0}, {"temperature": 0}):
+        with pytest.raises(GistlabError) as err:
+            TrainConfig(**bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(GistlabError, match="Unknown training settings colour"):
+        TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
+
+
+def test_gist_run_writes_a_consistent_run_directory(arm_runs, pairs_csv):
+    out = arm_runs["gist"]
+    status = runs.read_status(out)
+    assert status["state"] == "completed" and status["steps_done"] == status["total_steps"] == 3
+    assert status["error"] is None and status["ended"] >= status["started"]
+    assert runs.read_config(out)["loss"] == "gist"
+
+    metrics = runs.read_metrics(out)
+    assert list(metrics["step"]) == [1, 2, 3]
+    for column in ("loss", "lr", "masked_fraction", "masked_a-p", "masked_a-a", "masked_p-p",
+                   "masked_a-n", "step_seconds", "elapsed"):
+        assert metrics[column].notna().all(), column
+    assert (metrics["masked_fraction"] > 0).all() and (metrics["step_seconds"] > 0).all()
+
+    masks = runs.read_masks(out)
+    ds = load_pairs(str(pairs_csv))
+    for step in (1, 2, 3):
+        rows = runs.read_batch(out, step)
+        cells = masks[masks["step"] == step]
+        assert len(rows) == 8 and len(cells) > 0
+        assert set(cells["anchor_row"]) <= set(rows) and set(cells["candidate_row"]) <= set(rows)
+        assert (cells["anchor_row"].to_numpy() == np.asarray(rows)[cells["row"]]).all()
+    # Each cell's recorded texts explain why it was masked: above threshold, or an identical text.
+    for cell in masks.itertuples():
+        candidate = ds[int(cell.candidate_row)][cell.candidate_column]
+        own = ds[int(cell.anchor_row)]
+        identical = candidate in (own["anchor"], own["positive"])
+        assert cell.guide_score > cell.threshold - 1e-6 or identical
+        assert cell.candidate_column == {"a-p": "positive", "a-a": "anchor", "p-p": "positive",
+                                         "a-n": "negative"}[cell.block]
+    assert (out / "model" / "README.md").is_file() and (out / "model" / "modules.json").is_file()
+    assert not (out / "STOP").exists()
+
+
+def test_masked_fraction_matches_the_masks_file(arm_runs):
+    out = arm_runs["gist"]
+    masks, metrics = runs.read_masks(out), runs.read_metrics(out).set_index("step")
+    b = 8  # batch; blocks a-p (B-1 candidates per row), a-a, p-p (B-1), a-n (B)
+    candidates = b * (b - 1) * 3 + b * b
+    counted = masks.groupby("step").size() / candidates
+    assert np.allclose(counted.to_numpy(), metrics.loc[counted.index, "masked_fraction"].to_numpy())
+
+
+def test_every_arm_sees_the_same_batches_in_the_same_order(arm_runs, pairs_csv):
+    batches = {arm: [runs.read_batch(out, s) for s in (1, 2, 3)] for arm, out in arm_runs.items()}
+    assert batches["gist"] == batches["mnrl"] == batches["gist-st"]
+    planned = epoch_batches(load_pairs(str(pairs_csv)), 8, seed=0, epoch=0)[:3]
+    assert batches["gist"] == planned
+
+
+def test_mnrl_masks_nothing_and_gist_st_reports_the_library_rule(arm_runs):
+    mnrl = runs.read_metrics(arm_runs["mnrl"])
+    assert (mnrl["masked_fraction"] == 0).all() and runs.read_masks(arm_runs["mnrl"]).empty
+    gist_st = runs.read_metrics(arm_runs["gist-st"])
+    assert gist_st["masked_fraction"].between(0, 1).all() and (gist_st["masked_fraction"] > 0).all()
+    assert not runs.read_masks(arm_runs["gist-st"]).empty
+
+
+def test_library_mask_probe_equals_the_rule_on_the_guides_embeddings(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
+
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    settings = MarginSettings(margin=0.01)
+    probe = LibraryMaskProbe(guide, 3, settings)
+    loss = GISTEmbedLoss(student, guide, margin=0.01)
+    texts = [[f"anchor {i}" for i in range(6)], [f"positive {i}" for i in range(6)], [f"neg {i}" for i in range(6)]]
+    loss([student.preprocess(t) for t in texts], None)
+    mask = probe.take()
+    assert probe.take() is None  # consumed: the next step starts empty
+    encoded = [guide.encode(t, convert_to_tensor=True) for t in texts]
+    expected = guided_mask(encoded[0], encoded[1], [encoded[2]], settings)
+    for block in expected.blocks:
+        assert torch.equal(mask.masked[block], expected.masked[block]), block
+
+
+def test_mnrl_arm_is_gist_without_the_mask(tiny_model_dir, pairs_csv):
+    """With nothing masked (margin far below) and distinct texts, the two arms give the same loss."""
+    from sentence_transformers import SentenceTransformer
+
+    ds = load_pairs(str(pairs_csv)).select(range(12)).select_columns(["anchor", "positive"])
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    features = [student.preprocess(ds[c]) for c in ("anchor", "positive")]
+    labels = torch.arange(len(ds))
+    values = {}
+    for arm in ("gist", "mnrl"):
+        config = TrainConfig(loss=arm, guide=str(tiny_model_dir), margin=-10.0, temperature=0.05)
+        loss, step_mask = build_loss(config, student, ds)
+        values[arm] = loss([dict(f) for f in features], labels).item()
+    assert values["gist"] == pytest.approx(values["mnrl"], rel=1e-5)
+    assert step_mask() is None
+
+
+def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model_dir, tmp_path):
+    out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "homo", loss="mnrl",
+                                   homogeneous=True, steps=14, batch_size=4))
+    ds = load_pairs(str(pairs_csv))
+    per_epoch = epoch_batches(ds, 4, seed=0, epoch=0, homogeneous=True)
+    assert len(per_epoch) == 12  # 3 tasks x 16 rows / 4: step 13 starts the second epoch
+    recorded = [runs.read_batch(out, s) for s in range(1, 15)]
+    assert recorded == per_epoch + epoch_batches(ds, 4, seed=0, epoch=1, homogeneous=True)[:2]
+    for rows in recorded:
+        assert len({ds[r]["task"] for r in rows}) == 1
+
+
+def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
+    out = tmp_path / "stopped"
+    out.mkdir()
+    (out / "train.log").write_text("the job's log\n")
+    (out / "STOP").touch()  # written before the first step: honoured after step 1
+    run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="gist", steps=5))
+    status = runs.read_status(out)
+    assert status["state"] == "stopped" and status["steps_done"] == 1
+    assert len(runs.read_metrics(out)) == 1 and not runs.read_masks(out).empty
+    assert (out / "model" / "modules.json").is_file() and not (out / "STOP").exists()
+    assert (out / "train.log").read_text() == "the job's log\n"  # others' files are kept
+
+
+def test_ctrl_c_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path, monkeypatch):
+    original = RunRecorder.on_step_end
+
+    def interrupt_at_step_2(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunRecorder, "on_step_end", interrupt_at_step_2)
+    out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "ctrl-c", loss="gist", steps=5))
+    status = runs.read_status(out)
+    assert status["state"] == "interrupted" and status["steps_done"] == 1
+    assert (out / "model" / "modules.json").is_file()
+    assert set(runs.read_masks(out)["step"]) == {1}
+
+
+def test_failure_is_recorded_in_one_line(pairs_csv, tmp_path):
+    with pytest.raises(GistlabError):
+        run_training(TrainConfig(data=str(pairs_csv), student="bundled:nope", loss="mnrl",
+                                 batch_size=8, steps=2, out=str(tmp_path / "bad")))
+    status = runs.read_status(tmp_path / "bad")
+    assert status["state"] == "failed" and "Unknown bundled model" in status["error"]
+    assert "\n" not in status["error"]
+
+
+def test_finished_runs_are_never_overwritten_by_accident(arm_runs, pairs_csv, tiny_model_dir, tmp_path):
+    with pytest.raises(GistlabError, match="already holds a completed run.*--overwrite"):
+        run_training(tiny_config(pairs_csv, tiny_model_dir, arm_runs["mnrl"], loss="mnrl"))
+    assert runs.read_status(arm_runs["mnrl"])["steps_done"] == 3  # untouched
+    out = tmp_path / "again"
+    run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=2))
+    run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=1), overwrite=True)
+    assert runs.read_status(out)["steps_done"] == 1 and len(runs.read_metrics(out)) == 1
+    (out / "status.json").write_text(json.dumps({**runs.read_status(out), "state": "running",
+                                                 "pid": os.getpid()}))
+    with pytest.raises(GistlabError, match="still training"):
+        run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl"), overwrite=True)
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"batch_size": 64}, "fewer than the batch size 64"),
+    ({"homogeneous": True, "batch_size": 20}, "No task has 20 rows"),
+])
+def test_preflight_refuses_before_anything_is_written(pairs_csv, tiny_model_dir, tmp_path, overrides, needle):
+    out = tmp_path / "never"
+    with pytest.raises(GistlabError, match=needle):
+        run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", **overrides))
+    assert not out.exists()
+
+
+def test_preflight_gist_st_takes_one_negative_column(tiny_model_dir, tmp_path):
+    path = tmp_path / "two_negatives.csv"
+    pd.DataFrame({c: [f"{c} {i}" for i in range(8)] for c in
+                  ("anchor", "positive", "negative_1", "negative_2")}).to_csv(path, index=False)
+    with pytest.raises(GistlabError, match="at most one negative column"):
+        run_training(tiny_config(path, tiny_model_dir, tmp_path / "st", loss="gist-st", batch_size=4))
+
+
+@pytest.mark.slow
+def test_bundled_student_and_guide_smoke(tmp_path):
+    """The real path: bundled WordNet data, minilm-l3 student, minilm-l6 guide, a few steps."""
+    out = run_training(TrainConfig(data="bundled", loss="gist", steps=2, batch_size=8,
+                                   max_seq_length=32, out=str(tmp_path / "real")))
+    status, metrics = runs.read_status(out), runs.read_metrics(out)
+    assert status["state"] == "completed" and list(metrics["step"]) == [1, 2]
+    assert np.isfinite(metrics["loss"]).all() and (metrics["masked_fraction"] < 0.9).all()
+    assert (out / "model" / "README.md").is_file()
