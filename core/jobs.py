@@ -217,6 +217,11 @@ def request_stop() -> Job | None:
     return job
 
 
+def stop_requested() -> bool:
+    """Whether a stop was asked of the current (or last) job."""
+    return _stop_marker().exists()
+
+
 def progress(steps_done: int, total_steps: int, step_seconds: list[float]) -> tuple[float, float | None]:
     """Fraction done (0..1) and the seconds left, from the median step time; None before any step."""
     if total_steps <= 0:

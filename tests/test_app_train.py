@@ -48,6 +48,10 @@ def open_train() -> AppTest:
     return at.switch_page("pages/train.py").run()
 
 
+def click(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.button if b.label == label).click().run()
+
+
 def start_fake_run(home: Path) -> Path:
     run = home / "runs" / "20250101-000000-gist-s0"
     jobs.start_job("train", [jobs.Step([sys.executable, "-c", FAKE_RUN, str(run)], str(run / "train.log"), str(run))])
@@ -63,7 +67,7 @@ def test_start_launches_a_paired_job_with_the_form_settings(home, monkeypatch):
     monkeypatch.setattr(jobs, "start_training", lambda settings, arms: started.update(settings=settings, arms=arms))
     at = open_train()
     assert not at.exception and not at.error
-    at.button[0].click().run()
+    click(at, "Start training")
     assert not at.exception and not at.error
     assert started["arms"] == ["gist", "mnrl"]
     assert started["settings"] == {
@@ -77,7 +81,7 @@ def test_blank_model_is_refused_before_anything_starts(home, monkeypatch):
     monkeypatch.setattr(jobs, "start_training", lambda *a: pytest.fail("must not start"))
     at = open_train()
     at.text_input[0].set_value("  ")
-    at.button[0].click().run()
+    click(at, "Start training")
     assert not at.exception
     assert "Student, guide and data must all be named" in at.error[0].value
 
@@ -89,10 +93,10 @@ def test_progress_eta_curves_and_stop(home):
     bar = at.get("progress")[0]
     assert "step 3 of 10, about 14 s left" in bar.proto.text
     assert len(at.get("plotly_chart")) == 2
-    stop = next(b for b in at.button if b.label == "Stop")
-    stop.click().run()
+    click(at, "Stop")
     assert (run / "STOP").exists()
-    assert "Stop requested" in at.info[0].value
+    assert "Stopping: the run ends cleanly" in at.info[0].value
+    assert not [b for b in at.run().button if b.label == "Stop"]  # asked once: no second Stop
     deadline = time.monotonic() + 20
     while jobs.current_job() is not None:
         assert time.monotonic() < deadline
@@ -103,7 +107,7 @@ def test_progress_eta_curves_and_stop(home):
 def test_second_start_is_told_what_runs(home):
     start_fake_run(home)
     at = open_train()
-    at.button[0].click().run()
+    click(at, "Start training")
     assert not at.exception
     assert "Another job is still running, the train job (20250101-000000-gist-s0" in at.error[0].value
 
@@ -124,6 +128,20 @@ def test_run_folder_deleted_underneath(home):
     at = open_train()
     assert not at.exception
     assert "the run folder is gone" in at.warning[0].value
+
+
+def test_a_paired_arm_that_never_started(home):
+    first, second = home / "runs" / "p-gist", home / "runs" / "p-mnrl"
+    second.mkdir(parents=True)
+    (first / "train.log").parent.mkdir(parents=True)
+    (first / "config.json").write_text(json.dumps({"loss": "gist"}))
+    (first / "status.json").write_text(json.dumps({"state": "stopped", "steps_done": 4, "total_steps": None}))
+    steps = [jobs.Step(["x"], str(d / "train.log"), str(d)) for d in (first, second)]
+    jobs._write(jobs.Job(kind="paired", steps=steps, pid=0))
+    at = open_train()
+    assert not at.exception and not at.error
+    assert "p-gist** · stopped · step 4 of ?" in at.get("progress")[0].proto.text
+    assert "p-mnrl: never started." in [c.value for c in at.caption]
 
 
 def test_past_runs_are_listed(home):

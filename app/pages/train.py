@@ -24,7 +24,61 @@ ARMS = {
 st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
 
-with st.form("train_form"):
+
+def show_run(run_dir) -> None:
+    """Progress bar with ETA for one run, or why it has none (failed, not started, deleted)."""
+    try:
+        status, metrics = runs.read_status(run_dir), runs.read_metrics(run_dir)
+    except GistlabError:  # no status yet: starting, failed before its first write, or deleted
+        log = run_dir / "train.log"
+        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
+        running = jobs.current_job() is not None
+        if not run_dir.is_dir():
+            st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
+        elif last and not running:
+            st.error(f"{run_dir.name}: {last[0]}")
+        elif not log.is_file():
+            st.caption(f"{run_dir.name}: " + ("waits for the run before it." if running else "never started."))
+        else:
+            st.caption(f"{run_dir.name}: loading models and data…")
+        return
+    state, done = status.get("state", "?"), int(status.get("steps_done") or 0)
+    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), list(metrics["step_seconds"]))
+    left = f", about {eta:.0f} s left" if eta is not None and state == "running" else ""
+    st.progress(fraction, text=f"**{run_dir.name}** · {state} · step {done} of {status.get('total_steps') or '?'}{left}")
+    if status.get("error"):
+        st.error(f"{run_dir.name}: {status['error']}")
+
+
+@st.fragment(run_every=2 if jobs.current_job() else None)
+def live_job() -> None:
+    """The running (or last) job: one progress bar per run, curves, and Stop."""
+    job = jobs.current_job()
+    shown = job or jobs.last_job()
+    if shown is None or shown.kind == "eval":
+        return
+    if job is None and st.session_state.get("watching_job") == shown.pid:
+        del st.session_state["watching_job"]
+        st.rerun()  # the job ended: redraw the whole page once, which also stops the polling
+    if job is not None:
+        st.session_state["watching_job"] = job.pid
+    st.subheader("Current job" if job else "Last job")
+    for run_dir in shown.run_dirs:
+        show_run(run_dir)
+    curves = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
+    if curves:
+        left, right = st.columns(2)
+        left.plotly_chart(curves_figure(curves, "loss", "Loss"), width="stretch")
+        right.plotly_chart(curves_figure(curves, "masked_fraction", "Masked fraction"), width="stretch")
+    if job is not None and not jobs.stop_requested() and st.button("Stop", icon=":material/stop_circle:"):
+        jobs.request_stop()
+    if job is not None and jobs.stop_requested():
+        st.info("Stopping: the run ends cleanly after its current step and keeps its model.")
+
+
+live_job()
+
+with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("train_form"):
     arm_label = st.selectbox("What to run", list(ARMS))
     models, schedule, masking = st.columns(3)
     settings = {
@@ -55,56 +109,9 @@ if start:
         jobs.start_training(settings, ARMS[arm_label])
     except GistlabError as exc:
         st.error(str(exc))
+    else:
+        st.rerun()  # redraw with the new job's progress on top
 
-
-def show_run(run_dir) -> None:
-    """Progress bar with ETA for one run, or why it has none (failed, not started, deleted)."""
-    try:
-        status, metrics = runs.read_status(run_dir), runs.read_metrics(run_dir)
-    except GistlabError:  # no status yet: starting, failed before its first write, or deleted
-        log = run_dir / "train.log"
-        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-        if not run_dir.is_dir():
-            st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
-        elif jobs.current_job() is None and last:
-            st.error(f"{run_dir.name}: {last[0]}")
-        else:
-            st.caption(f"{run_dir.name}: loading models and data…")
-        return
-    state, done = status.get("state", "?"), int(status.get("steps_done") or 0)
-    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), list(metrics["step_seconds"]))
-    left = f", about {eta:.0f} s left" if eta is not None and state == "running" else ""
-    st.progress(fraction, text=f"**{run_dir.name}** · {state} · step {done} of {status.get('total_steps')}{left}")
-    if status.get("error"):
-        st.error(f"{run_dir.name}: {status['error']}")
-
-
-@st.fragment(run_every=2 if jobs.current_job() else None)
-def live_job() -> None:
-    """The running (or last) job: one progress bar per run, curves, and Stop."""
-    job = jobs.current_job()
-    shown = job or jobs.last_job()
-    if shown is None or shown.kind == "eval":
-        return
-    if job is None and st.session_state.get("watching_job") == shown.pid:
-        del st.session_state["watching_job"]
-        st.rerun()  # the job ended: redraw the whole page once, which also stops the polling
-    if job is not None:
-        st.session_state["watching_job"] = job.pid
-    st.subheader("Current job" if job else "Last job")
-    for run_dir in shown.run_dirs:
-        show_run(run_dir)
-    curves = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
-    if curves:
-        left, right = st.columns(2)
-        left.plotly_chart(curves_figure(curves, "loss", "Loss"), width="stretch")
-        right.plotly_chart(curves_figure(curves, "masked_fraction", "Masked fraction"), width="stretch")
-    if job is not None and st.button("Stop", icon=":material/stop_circle:"):
-        jobs.request_stop()
-        st.info("Stop requested: the run ends cleanly after its current step.")
-
-
-live_job()
 
 st.subheader("Past runs")
 table = runs.list_runs()
