@@ -327,7 +327,7 @@ def mask_table(step: int, mask: BatchMask, rows: list[int], negative_names: list
             columns = np.full(len(c), "anchor" if block == "a-a" else "positive", dtype=object)
         parts.append({
             "step": np.full(len(i), step), "row": i, "candidate": c, "block": np.full(len(i), block, dtype=object),
-            "guide_score": mask.guide_scores[block][i, c].cpu().numpy(),
+            "guide_score": mask.guide_scores[block].cpu().numpy()[i, c],
             "threshold": mask.thresholds.cpu().numpy()[i],
             "anchor_row": rows_np[i], "candidate_row": candidate_rows, "candidate_column": columns,
         })

@@ -166,6 +166,12 @@ def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model
         assert len({ds[r]["task"] for r in rows}) == 1
 
 
+def test_epochs_instead_of_steps(pairs_csv, tiny_model_dir, tmp_path):
+    out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "epoch", loss="mnrl",
+                                   steps=None, epochs=1, batch_size=16))
+    assert runs.read_status(out)["total_steps"] == 3 and len(runs.read_metrics(out)) == 3  # 48 rows / 16
+
+
 def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
     out = tmp_path / "stopped"
     out.mkdir()
