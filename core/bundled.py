@@ -74,12 +74,18 @@ def bundled_pairs(tasks: Iterable[str] | None = None) -> Dataset:
     """The bundled training pairs (all tasks, or only ``tasks``), in memory, in file order."""
     table = read_table(TRAIN_FILE)
     if tasks is not None:
-        wanted = list(dict.fromkeys(tasks))
-        unknown = [t for t in wanted if t not in TRAIN_TASKS]
-        if unknown or not wanted:
-            raise GistlabError(
-                f"Unknown bundled task(s) {', '.join(map(repr, unknown)) or '(none given)'}: "
-                f"choose from {', '.join(TRAIN_TASKS)}."
-            )
+        wanted = checked_names(tasks, TRAIN_TASKS)
         table = table.filter(pc.is_in(table["task"], value_set=pa.array(wanted)))
     return Dataset(table)
+
+
+def checked_names(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """``names`` without repeats, or one clear error naming the unknown ones and the choices."""
+    known, wanted = list(known), list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not wanted:
+        raise GistlabError(
+            f"Unknown bundled task(s) {', '.join(map(repr, unknown)) or '(none given)'}: "
+            f"choose from {', '.join(known)}."
+        )
+    return wanted

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 from mteb.abstasks import (
     AbsTaskClassification,
@@ -32,8 +33,7 @@ from mteb.abstasks import (
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from core.bundled import manifest, read_table
-from core.errors import GistlabError
+from core.bundled import checked_names, manifest, read_table
 
 WORDNET_CITATION = r"""
 @article{miller1995wordnet,
@@ -77,7 +77,10 @@ def _dataset(relative: str) -> Dataset:
 
 
 class _Bundled:
-    """``load_data`` from the bundled tables; subclasses say how in ``_load``."""
+    """``load_data`` from the bundled tables: by default ``benchmark/<table>.parquet`` as the test
+    split; tasks with other layouts override ``_load``."""
+
+    table: str
 
     def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
         if self.data_loaded:
@@ -86,32 +89,30 @@ class _Bundled:
         self.data_loaded = True
 
     def _load(self) -> Any:
-        raise NotImplementedError
+        return DatasetDict({"test": _dataset(f"benchmark/{self.table}.parquet")})
 
 
 class _BundledRetrieval(_Bundled, AbsTaskRetrieval):
-    """Queries, corpus, qrels (and top-ranked candidates for reranking) from ``<prefix>_*.parquet``."""
-
-    prefix: str
+    """Queries, corpus, qrels (and top-ranked candidates for reranking) from ``<table>_*.parquet``."""
 
     def _load(self) -> dict[str, RetrievalSplitData]:
         qrels: dict[str, dict[str, int]] = {}
-        for row in read_table(f"benchmark/{self.prefix}_qrels.parquet").to_pylist():
+        for row in read_table(f"benchmark/{self.table}_qrels.parquet").to_pylist():
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = row["score"]
         top_ranked = None
         if self.metadata.type == "Reranking":
-            table = read_table(f"benchmark/{self.prefix}_top_ranked.parquet")
-            top_ranked = dict(zip(table["query-id"].to_pylist(), table["corpus-ids"].to_pylist()))
+            ranked = read_table(f"benchmark/{self.table}_top_ranked.parquet")
+            top_ranked = dict(zip(ranked["query-id"].to_pylist(), ranked["corpus-ids"].to_pylist()))
         return {"test": RetrievalSplitData(
-            queries=_dataset(f"benchmark/{self.prefix}_queries.parquet"),
-            corpus=_dataset(f"benchmark/{self.prefix}_corpus.parquet"),
+            queries=_dataset(f"benchmark/{self.table}_queries.parquet"),
+            corpus=_dataset(f"benchmark/{self.table}_corpus.parquet"),
             relevant_docs=qrels,
             top_ranked=top_ranked,
         )}
 
 
 class WordNetRetrieval(_BundledRetrieval):
-    prefix = "retrieval"
+    table = "retrieval"
     metadata = _metadata(
         "WordNetRetrieval", "Retrieval", "ndcg_at_10",
         "Find the definition of the sense a usage example illustrates, among every held-out definition.",
@@ -119,7 +120,7 @@ class WordNetRetrieval(_BundledRetrieval):
 
 
 class WordNetReranking(_BundledRetrieval):
-    prefix = "reranking"
+    table = "reranking"
     metadata = _metadata(
         "WordNetReranking", "Reranking", "map_at_1000",
         "Rank the definitions of every sense of a word (same part of speech) for a usage example "
@@ -128,6 +129,7 @@ class WordNetReranking(_BundledRetrieval):
 
 
 class WordNetClassification(_Bundled, AbsTaskClassification):
+    table = "classification"
     metadata = _metadata(
         "WordNetClassification", "Classification", "accuracy",
         "Predict a definition's lexicographer category (noun.animal, verb.motion, ...) with a "
@@ -135,15 +137,21 @@ class WordNetClassification(_Bundled, AbsTaskClassification):
         category="t2c", task_subtypes=["Topic classification"],
     )
 
+    def _calculate_scores(self, y_test, y_pred):
+        # mteb hands sklearn the test labels as a lazy datasets Column, which sklearn re-reads row
+        # by row for every metric (~25 s for 300 labels); the same labels as a list take ms.
+        return super()._calculate_scores(list(y_test), y_pred)
+
     def _load(self) -> DatasetDict:
-        table = _dataset("benchmark/classification.parquet")
+        rows = read_table(f"benchmark/{self.table}.parquet")
         return DatasetDict({
-            split: table.filter(lambda row, s=split: row["split"] == s).select_columns(["text", "label"])
+            split: Dataset(rows.filter(pc.equal(rows["split"], split)).select(["text", "label"]))
             for split in ("train", "test")
         })
 
 
 class WordNetClustering(_Bundled, AbsTaskClustering):
+    table = "clustering"
     metadata = _metadata(
         "WordNetClustering", "Clustering", "v_measure",
         "Cluster definitions by their lexicographer category.",
@@ -152,11 +160,9 @@ class WordNetClustering(_Bundled, AbsTaskClustering):
     max_fraction_of_documents_to_embed = None  # the table is already small: embed all of it
     max_documents_per_cluster = 500
 
-    def _load(self) -> DatasetDict:
-        return DatasetDict({"test": _dataset("benchmark/clustering.parquet")})
-
 
 class WordNetPairClassification(_Bundled, AbsTaskPairClassification):
+    table = "pair_classification"
     metadata = _metadata(
         "WordNetPairClassification", "PairClassification", "max_ap",
         "Tell whether two definitions belong to co-hyponyms (synsets sharing a direct hypernym); "
@@ -164,11 +170,9 @@ class WordNetPairClassification(_Bundled, AbsTaskPairClassification):
         annotations_creators="derived",
     )
 
-    def _load(self) -> DatasetDict:
-        return DatasetDict({"test": _dataset("benchmark/pair_classification.parquet")})
-
 
 class WordNetSTS(_Bundled, AbsTaskSTS):
+    table = "sts"
     metadata = _metadata(
         "WordNetSTS", "STS", "cosine_spearman",
         "Score the similarity of two noun definitions; gold = 5 x Wu-Palmer similarity of their "
@@ -178,9 +182,6 @@ class WordNetSTS(_Bundled, AbsTaskSTS):
     min_score = 0
     max_score = 5
 
-    def _load(self) -> DatasetDict:
-        return DatasetDict({"test": _dataset("benchmark/sts.parquet")})
-
 
 TASKS = (WordNetRetrieval, WordNetReranking, WordNetClassification, WordNetClustering,
          WordNetPairClassification, WordNetSTS)
@@ -189,13 +190,5 @@ TASK_NAMES = tuple(t.metadata.name for t in TASKS)
 
 def bundled_tasks(names: Iterable[str] | None = None) -> list:
     """Fresh instances of the bundled tasks (all six, or those named), in benchmark order."""
-    if names is None:
-        return [task() for task in TASKS]
-    wanted = list(dict.fromkeys(names))
-    unknown = [n for n in wanted if n not in TASK_NAMES]
-    if unknown or not wanted:
-        raise GistlabError(
-            f"Unknown bundled task(s) {', '.join(map(repr, unknown)) or '(none given)'}: "
-            f"choose from {', '.join(TASK_NAMES)}."
-        )
+    wanted = TASK_NAMES if names is None else checked_names(names, TASK_NAMES)
     return [task() for task in TASKS if task.metadata.name in wanted]
