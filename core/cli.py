@@ -129,6 +129,50 @@ def _run_train(args: argparse.Namespace) -> int:
     return 130 if status["state"] == "interrupted" else 0
 
 
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment", help="the paper's comparison in small: mnrl vs gist on the same batches, "
+                           "several seeds, base and runs evaluated on the mini benchmark"
+    )
+    p.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
+    p.add_argument("--student", default=None, help="default: bundled:minilm-l3")
+    p.add_argument("--guide", default=None, help="default: bundled:minilm-l6")
+    p.add_argument("--tasks", default="bundled", help="evaluation tasks, as for gistlab eval")
+    p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
+    p.add_argument("--report", default=None, help="write the Markdown report here (default: print it)")
+    p.add_argument("--demo-dir", default=None, help="copy the first seed's paired run here, without weights")
+    p.set_defaults(run=_run_experiment)
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from core.experiment import ExperimentConfig, render_report, run_experiment
+
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    except ValueError:
+        raise GistlabError(f"--seeds must be comma-separated integers, not {args.seeds!r}.") from None
+    if not seeds or args.steps < 1:
+        raise GistlabError("Give at least one seed and at least one step.")
+    config = ExperimentConfig(steps=args.steps, batch_size=args.batch_size, seeds=seeds, lr=args.lr,
+                              homogeneous=not args.mixed, tasks=args.tasks, out=args.out)
+    config = replace(config, **{k: v for k, v in (("student", args.student), ("guide", args.guide)) if v})
+    report = Path(args.report) if args.report else None
+    demo = Path(args.demo_dir) if args.demo_dir else None
+    result = run_experiment(config, report=report, demo_dir=demo,
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+    if report is None:
+        print(render_report(config, result, config.command(None, demo)))
+    print(f"experiment done in {result.seconds['total'] / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
 def _add_batch_options(p: argparse.ArgumentParser) -> None:
     """The data, models and margin settings that ``inspect`` and ``audit`` share."""
     p.add_argument("--data", default="bundled", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, "
@@ -234,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train, _add_inspect, _add_audit):
+    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit):
         add(sub)
     return parser
 

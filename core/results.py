@@ -128,7 +128,7 @@ def results_table(paths: Path | str | Iterable[Path | str] | None = None) -> pd.
         try:
             rows.extend(_rows(file))
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
-            unreadable.append(f"{file}: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}")
+            unreadable.append(f"{file}: {type(exc).__name__}: {' '.join(str(exc).split())[:120]}")
     table = pd.DataFrame(rows, columns=COLUMNS)
     table = table.sort_values(["model", "run", "task", "split"], na_position="first", ignore_index=True)
     table.attrs["unreadable"] = unreadable

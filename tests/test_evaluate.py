@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import GistlabError
-from core.evaluate import evaluate, resolve_tasks, run_dir_of
+from core.evaluate import EncodeMemo, evaluate, resolve_tasks, run_dir_of
 
 
-def toy_sts_task():
+def toy_sts_task(name: str = "ToySTS"):
     """A four-pair STS task that loads in memory: mteb runs it fully offline in a second."""
     import datasets
     from mteb.abstasks.sts import AbsTaskSTS
@@ -21,7 +21,7 @@ def toy_sts_task():
 
     class ToySTS(AbsTaskSTS):
         metadata = TaskMetadata(
-            name="ToySTS", description="Four sentence pairs for tests.",
+            name=name, description="Four sentence pairs for tests.",
             dataset={"path": "gistlab/toy-sts", "revision": "1"}, type="STS", category="t2t",
             modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"],
             main_score="cosine_spearman",
@@ -61,12 +61,35 @@ def test_second_eval_reuses_and_overwrite_recomputes(tiny_model_dir, tmp_path):
     before = file.stat().st_mtime_ns, file.read_bytes()
 
     again = evaluate_toy(tiny_model_dir, tmp_path)
-    assert again.reused == ["ToySTS"] and again.computed == []
+    assert again.reused == ["ToySTS"] and again.computed == [] and again.texts_encoded == 0
     assert (file.stat().st_mtime_ns, file.read_bytes()) == before
 
     forced = evaluate_toy(tiny_model_dir, tmp_path, overwrite=True)
     assert forced.computed == ["ToySTS"]
     assert file.stat().st_mtime_ns != before[0]
+
+
+def test_texts_shared_by_tasks_are_embedded_once(tiny_model_dir, tmp_path):
+    report = evaluate(str(tiny_model_dir), [toy_sts_task("ToyA"), toy_sts_task("ToyB")], out=tmp_path)
+    assert report.computed == ["ToyA", "ToyB"]
+    assert report.texts_encoded == 8  # four pairs of distinct texts, shared by both tasks
+
+
+def test_encode_memo_matches_plain_encode(tiny_model):
+    import numpy as np
+    import torch
+
+    plain = tiny_model.encode(["a cat", "a dog", "a cat"])
+    memo = EncodeMemo(tiny_model).install()
+    assert np.allclose(tiny_model.encode(["a cat", "a dog", "a cat"]), plain, atol=1e-6)
+    assert memo.encoded == 2
+    assert np.allclose(tiny_model.encode_query(["a dog"]), plain[1:2], atol=1e-6)
+    assert np.allclose(tiny_model.encode_document(["a cat"]), plain[:1], atol=1e-6)
+    assert memo.encoded == 2  # no prompts, no router: query/document vectors are the plain ones
+    assert isinstance(tiny_model.encode(["a cat"], convert_to_tensor=True), torch.Tensor)
+    tiny_model.encode(["a bird"], prompt="query: ")
+    tiny_model.encode(["a bird"])
+    assert memo.encoded == 4  # a prompt changes the vector: its own entry
 
 
 def test_changed_weights_get_a_new_revision(tiny_model_dir, tmp_path):
