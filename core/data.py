@@ -195,21 +195,37 @@ def _utf8_text(path: Path) -> str:
 
 
 def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
-    """CSV/TSV text as a table of strings (empty cells stay empty strings, 'NA' stays text)."""
+    """CSV/TSV text as a table of strings; a row with the wrong number of fields is named by line.
+
+    Every cell stays text: an empty cell is "" (reported as empty later), "NA" is the text "NA".
+    """
+    import csv
     import io
 
-    import pandas as pd
-
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    header, body = None, []
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise GistlabError(f"{name} is empty: give a file with a header and rows of pairs.") from None
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1]
-        raise GistlabError(f"{name} is not valid {'TSV' if sep == chr(9) else 'CSV'}: {detail}.") from None
-    if frame.empty:
+        for row in reader:
+            if not row:
+                continue  # blank line
+            if header is None:
+                header = row
+            elif len(row) != len(header):
+                raise GistlabError(
+                    f"{name} line {reader.line_num} has {len(row)} fields but the header has "
+                    f"{len(header)}: quote texts that contain {sep!r} or fix that line."
+                )
+            else:
+                body.append(row)
+    except csv.Error as exc:
+        raise GistlabError(f"{name} line {reader.line_num} is not valid CSV ({exc}): fix that line.") from None
+    if header is None:
+        raise GistlabError(f"{name} is empty: give a file with a header and rows of pairs.")
+    if len(set(header)) != len(header):
+        raise GistlabError(f"{name} repeats a column name in its header ({', '.join(header)}): rename one.")
+    if not body:
         raise GistlabError(f"{name} has a header but no rows: add rows of pairs.")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.table({column: [row[k] for row in body] for k, column in enumerate(header)})
 
 
 def _jsonl_table(text: str, name: str) -> pa.Table:

@@ -55,11 +55,12 @@ def test_column_mapping_and_numbered_negatives(tmp_path):
     assert ds[1]["anchor"] == "q1" and ds[1]["positive"] == "a1"
 
 
-def test_text_na_and_integer_tasks_are_kept_as_text(tmp_path):
+def test_cells_stay_text_quoted_fields_may_span_lines(tmp_path):
     path = tmp_path / "na.csv"
-    path.write_text("anchor,positive,task\nNA,None,1\nnull,x,2\n")
+    path.write_text('anchor,positive,task\nNA,None,1\nnull,"two\nlines, one comma",2\n\n')
     ds = load_pairs(str(path))
-    assert ds["anchor"] == ["NA", "null"] and ds["positive"] == ["None", "x"] and ds["task"] == ["1", "2"]
+    assert ds["anchor"] == ["NA", "null"] and ds["task"] == ["1", "2"]
+    assert ds["positive"] == ["None", "two\nlines, one comma"]
 
 
 def test_local_folder_split(tmp_path):
@@ -84,6 +85,8 @@ def test_local_folder_split(tmp_path):
     ("mixed.jsonl", '{"anchor": "a", "positive": 3}\n{"anchor": "b", "positive": "p"}\n',
      ["'positive'", "record 2", "record 1"]),
     ("broken.jsonl", '{"anchor": "a", "positive": "b"}\n{"anchor": \n', ["line 2", "not valid JSON"]),
+    ("fields.tsv", "anchor\tpositive\na\tb\tc\td\ne\tf\n", ["line 2", "4 fields", "header has 2"]),
+    ("dup.csv", "anchor,anchor,positive\na,b,c\n", ["repeats a column name"]),
     ("notes.txt", "anchor,positive\na,b\n", ["unknown file type '.txt'", ".csv"]),
     ("gaps.csv", "anchor,positive,negative_1,negative_3\na,b,c,d\n", ["negative_1 .. negative_2"]),
     ("both.csv", "anchor,positive,negative,negative_1\na,b,c,d\n", ["both 'negative' and numbered"]),
