@@ -171,14 +171,20 @@ def _next_seed() -> None:
     st.session_state["batch_seed"] = int(st.session_state.get("batch_seed", 0)) + 1
 
 
-def choose_settings(defaults: MarginSettings = MarginSettings()) -> MarginSettings:
-    """Margin strategy, margin and contrast options, from the sidebar."""
-    strategy = st.sidebar.radio("Margin strategy", STRATEGIES, STRATEGIES.index(defaults.margin_strategy),
-                                horizontal=True, key="margin_strategy",
+def choose_settings(defaults: MarginSettings = MarginSettings(), scope: str = "") -> MarginSettings:
+    """Margin strategy, margin and contrast options, from the sidebar.
+
+    The widgets start at ``defaults`` and return to them whenever ``scope`` changes (e.g. another
+    run is opened, whose own settings are the defaults); otherwise they keep what the user chose.
+    """
+    keys = ("margin_strategy", "margin", "contrast_anchors", "contrast_positives")
+    if st.session_state.get("settings_scope") != scope or any(k not in st.session_state for k in keys):
+        st.session_state["settings_scope"] = scope
+        st.session_state.update({k: getattr(defaults, k) for k in keys})
+    strategy = st.sidebar.radio("Margin strategy", STRATEGIES, horizontal=True, key="margin_strategy",
                                 help="absolute: t = g - margin; relative: t = g - |g| * margin")
-    margin = st.sidebar.slider("Margin", -0.2, 0.5, float(defaults.margin), 0.01, key="margin",
+    margin = st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin",
                                help="A candidate is masked when the guide scores it above t (g: its positive's score)")
-    anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", defaults.contrast_anchors, key="contrast_anchors")
-    positives = st.sidebar.checkbox("Contrast positives (p-p block)", defaults.contrast_positives,
-                                    key="contrast_positives")
+    anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", key="contrast_anchors")
+    positives = st.sidebar.checkbox("Contrast positives (p-p block)", key="contrast_positives")
     return MarginSettings(strategy, margin, anchors, positives)

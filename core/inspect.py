@@ -239,9 +239,17 @@ def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | N
     ]
 
 
-def whole_dataset(ds, batch_size: int, seed: int) -> list[Batch]:
-    """Every row exactly once, in seeded random batches of ``batch_size`` (the last may be smaller)."""
-    order = np.random.default_rng(seed).permutation(len(ds)).tolist()
+def whole_dataset(ds, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
+    """Every row (of ``task``, if given) once, in seeded random batches; the last may be smaller."""
+    from core.data import task_rows
+
+    pool = np.arange(len(ds))
+    if task is not None:
+        by_task = task_rows(ds)
+        if task not in by_task:
+            raise GistlabError(f"No task {task!r} in the data: choose one of {', '.join(by_task)}.")
+        pool = by_task[task]
+    order = np.random.default_rng(seed).permutation(pool).tolist()
     return [Batch.from_dataset(ds, order[k:k + batch_size]) for k in range(0, len(order), batch_size)]
 
 

@@ -110,3 +110,22 @@ def test_run_step_without_runs_says_what_to_do(tiny_models, tmp_path, monkeypatc
     at = open_page()
     at.sidebar.radio(key="batch_origin").set_value("A training run's step").run()
     assert errors(at) == "" and "No training runs yet" in at.info[0].value
+
+
+def test_open_a_runs_step(tiny_models, tiny_model_dir, tmp_path, monkeypatch):
+    from core.train import TrainConfig, run_training
+
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
+    data = tmp_path / "pairs.csv"
+    data.write_text(GOOD_CSV)
+    run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2,
+                             batch_size=4, margin=0.1, out=str(tmp_path / "runs" / "demo")))
+    at = open_page()
+    at.sidebar.radio(key="batch_origin").set_value("A training run's step").run()
+    at.sidebar.number_input(key="inspect_step").set_value(2).run()
+    assert errors(at) == ""
+    assert at.sidebar.slider(key="margin").value == 0.1  # the run's own settings
+    assert "runs/demo/model" in at.sidebar.caption[0].value  # its trained student
+    assert len(at.dataframe[1].value) == 4
+    at.sidebar.number_input(key="inspect_step").set_value(3).run()
+    assert "has no step 3" in errors(at)

@@ -1,9 +1,11 @@
 """The inspector's tables agree with guided_mask, re-masking never encodes, the audit finds duplicates."""
 
+import pandas as pd
 import pytest
 import torch
 
-from core.inspect import Batch, audit, embed_batch, encoder, inspect_batch, mask_batch, remask
+from core.cli import main
+from core.inspect import Batch, audit, embed_batch, encoder, inspect_batch, mask_batch, remask, whole_dataset
 from core.masking import BLOCKS, MarginSettings, guided_mask
 
 ANCHORS = ["a cat sat on the mat", "dogs bark at night", "the stock market fell", "rain is wet",
@@ -113,3 +115,73 @@ def test_audit_deduplicates_and_sorts(minilm_l6, batch):
     # the kitten/cat pair: each anchor's guide score for the other's positive is near its own
     kitten = table[(table.dataset_row == 14) & (table.candidate_row == 10)]
     assert set(kitten.block) >= {"a-a"}
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    path = tmp_path / "pairs.csv"
+    rows = [(a, p, n) for a, p, n in zip(ANCHORS, POSITIVES, NEGATIVES)]
+    pd.DataFrame(rows * 2, columns=["anchor", "positive", "negative"]).to_csv(path, index=False)
+    return path
+
+
+def test_cli_inspect_prints_and_writes_csv(tiny_model_dir, pairs_csv, tmp_path, capsys):
+    out = tmp_path / "pairs_out.csv"
+    code = main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "6",
+                 "--margin", "0.2", "--csv", str(out)])
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert code == 0 and f"{len(table)} masked pairs" in printed and "absolute margin 0.2" in printed
+    assert (table.margin == 0.2).all() and table.student_score.isna().all()
+
+
+def test_cli_audit_covers_every_row_once_and_sorts(tiny_model_dir, pairs_csv, tmp_path, capsys):
+    out = tmp_path / "audit.csv"
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "5",
+                 "--margin", "0.1", "--student", str(tiny_model_dir), "--out", str(out)])
+    table = pd.read_csv(out)
+    assert code == 0 and "3 batches of 5 (12 rows)" in capsys.readouterr().out
+    assert table.beats_positive_by.is_monotonic_decreasing and table.student_prefers.notna().all()
+    # the data holds every pair twice: identical texts in other rows are masked and flagged
+    assert table.identical_text.any()
+
+
+def test_cli_bad_input_is_one_line(tiny_model_dir, pairs_csv, capsys):
+    assert main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir),
+                 "--batch-size", "50"]) == 2
+    assert "fewer than the batch size" in capsys.readouterr().err
+    assert main(["audit", "--data", str(pairs_csv), "--batches", "0", "--out", "x.csv"]) == 2
+    assert main(["inspect", "--run", "no-such-run"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_whole_dataset_batches(pairs_csv):
+    from core.data import load_pairs
+
+    ds = load_pairs(str(pairs_csv))
+    batches = whole_dataset(ds, 5, seed=1)
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert sorted(r for b in batches for r in b.rows) == list(range(12))
+    assert [b.rows for b in whole_dataset(ds, 5, seed=1)] == [b.rows for b in batches]
+
+
+def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv, tmp_path):
+    """Opening a run's step shows the very cells training masked at that step (masks.parquet)."""
+    from core.guide_cache import GuideCache
+    from core.inspect import open_run_batch, run_student
+    from core.models import load_model
+    from core.runs import read_masks
+    from core.train import TrainConfig, run_training
+
+    config = TrainConfig(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
+                         steps=2, batch_size=4, margin=0.1, margin_strategy="relative", out=str(tmp_path / "run"))
+    run = run_training(config)
+    batch, opened = open_run_batch(run, 2)
+    assert opened.margin_settings() == config.margin_settings() and opened.guide == str(tiny_model_dir)
+    assert run_student(run) == str(run / "model")
+    guide = GuideCache(load_model(opened.guide), opened.guide).embed
+    pairs = inspect_batch(batch, guide, opened.margin_settings()).pairs
+    recorded = read_masks(run, step=2)
+    key = ["row", "block", "candidate_row"]
+    assert len(pairs) > 0
+    assert sorted(map(tuple, pairs[key].values.tolist())) == sorted(map(tuple, recorded[key].values.tolist()))

@@ -56,7 +56,7 @@ with state.errors_shown():
         guide, student = state.choose_models()
         size, seed, task = state.choose_batch(ds)
         batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
-        defaults = MarginSettings()
+        defaults, scope = MarginSettings(), "data"
     else:
         runs = list_runs()
         if runs.empty:
@@ -66,8 +66,9 @@ with state.errors_shown():
         step = st.sidebar.number_input("Step", 1, None, 1, key="inspect_step")
         batch, config = open_run_batch(run, int(step))
         data_key, guide, student, defaults = f"run:{run}", config.guide, run_student(run), config.margin_settings()
+        scope = data_key
         st.sidebar.caption(f"Guide: {guide} · student: {student}")
-    settings = state.choose_settings(defaults)
+    settings = state.choose_settings(defaults, scope)
     report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
 
 mask = report.mask
