@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,23 @@ def test_no_results_yet(tmp_path, monkeypatch):
     at = open_results()
     assert not at.exception and not at.error
     assert "No results yet" in at.info[0].value
+
+
+@pytest.mark.slow
+def test_a_real_background_evaluation_lands_in_the_charts(tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "fresh"))
+    at = open_results()
+    at.text_input[0].set_value(str(tiny_model_dir))
+    at.text_input[1].set_value("WordNetSTS")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    job = jobs.current_job()
+    assert job is not None and job.kind == "eval"
+    deadline = time.monotonic() + 300
+    while jobs.current_job() is not None:
+        assert time.monotonic() < deadline, "the evaluation did not end"
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception and not at.error, Path(job.steps[0].log).read_text()[-2000:]
+    frame = at.dataframe[0].value
+    assert list(frame["task"]) == ["WordNetSTS"] and frame["model"][0] == "local/st"
