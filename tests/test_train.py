@@ -156,12 +156,12 @@ def test_mnrl_arm_is_gist_without_the_mask(tiny_model_dir, pairs_csv):
 
 def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model_dir, tmp_path):
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "homo", loss="mnrl",
-                                   homogeneous=True, steps=14, batch_size=4))
+                                   homogeneous=True, steps=8, batch_size=8))
     ds = load_pairs(str(pairs_csv))
-    per_epoch = epoch_batches(ds, 4, seed=0, epoch=0, homogeneous=True)
-    assert len(per_epoch) == 12  # 3 tasks x 16 rows / 4: step 13 starts the second epoch
-    recorded = [runs.read_batch(out, s) for s in range(1, 15)]
-    assert recorded == per_epoch + epoch_batches(ds, 4, seed=0, epoch=1, homogeneous=True)[:2]
+    per_epoch = epoch_batches(ds, 8, seed=0, epoch=0, homogeneous=True)
+    assert len(per_epoch) == 6  # 3 tasks x 16 rows / 8: step 7 starts the second epoch
+    recorded = [runs.read_batch(out, s) for s in range(1, 9)]
+    assert recorded == per_epoch + epoch_batches(ds, 8, seed=0, epoch=1, homogeneous=True)[:2]
     for rows in recorded:
         assert len({ds[r]["task"] for r in rows}) == 1
 
