@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -50,7 +51,7 @@ def home(tmp_path, monkeypatch):
 
 
 def open_results(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=30)
+    at = AppTest.from_file(MAIN, default_timeout=90)
     at.run()
     at.switch_page("pages/results.py")
     at.query_params.update(query or {})
@@ -142,3 +143,21 @@ def test_a_real_background_evaluation_lands_in_the_charts(tmp_path, monkeypatch,
     assert not at.exception and not at.error, Path(job.steps[0].log).read_text()[-2000:]
     frame = at.dataframe[0].value
     assert list(frame["task"]) == ["WordNetSTS"] and frame["model"][0] == "local/st"
+
+
+def test_a_deleted_run_and_a_failed_evaluation_are_reported(home):
+    at = open_results({"run": "g0"})
+    at.text_input[0].set_value("")
+    shutil.rmtree(home / "runs" / "g0" / "model")  # deleted while the page was open
+    at.button[0].click().run()
+    assert not at.exception
+    assert [e.value[:40] for e in at.error] == ["Run 'g0' has no trained model (still run",
+                                                "Pick at least one run or base model, and"]
+    log = home / "jobs" / "eval-x.log"
+    log.write_text("evaluated WordNetSTS in 1.0 s\nskipped SciFact: its data is not in the local cache\n"
+                   "gistlab: error: Model 'org/nope' is not in the local Hugging Face cache: use bundled:minilm-l3.\n")
+    jobs._write(jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(log))], pid=0))
+    at = open_results()
+    assert not at.exception
+    assert at.error[0].value.startswith("The last evaluation failed: Model 'org/nope' is not in the local")
+    assert at.warning[0].value == "The last evaluation skipped SciFact: its data is not in the local cache"

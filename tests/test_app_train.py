@@ -43,7 +43,7 @@ def home(tmp_path, monkeypatch):
 
 
 def open_train() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=60)
+    at = AppTest.from_file(MAIN, default_timeout=90)
     at.run()
     return at.switch_page("pages/train.py").run()
 

@@ -5,6 +5,7 @@ the charts read whatever results are on disk (core.results): per task, per task 
 type averages, and each loss arm's delta against a base model with its spread over seeds.
 """
 
+import time
 from pathlib import Path
 
 import plotly.express as px
@@ -40,10 +41,22 @@ if evaluate:
     try:
         if not models or not tasks.strip():
             raise GistlabError("Pick at least one run or base model, and name the tasks (bundled works offline).")
-        log = str(jobs.jobs_dir() / "eval.log")
+        log = str(jobs.jobs_dir() / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.log")
         jobs.start_job("eval", [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", tasks), log) for m in models])
     except GistlabError as exc:
         st.error(str(exc))
+    else:
+        st.rerun()  # redraw with the job's progress
+
+
+def last_eval_problems(job: jobs.Job) -> None:
+    """What the finished evaluation could not do, from its log: CLI errors and skipped tasks."""
+    log = Path(job.steps[0].log)
+    for line in log.read_text(errors="replace").splitlines() if log.is_file() else []:
+        if line.startswith("gistlab: error: "):
+            st.error(f"The last evaluation failed: {line.removeprefix('gistlab: error: ')}")
+        elif line.startswith("skipped "):
+            st.warning(f"The last evaluation {line}")
 
 
 @st.fragment(run_every=2 if jobs.current_job() else None)
@@ -53,6 +66,9 @@ def eval_progress() -> None:
     if job is None:
         if st.session_state.pop("watching_eval", False):
             st.rerun()
+        last = jobs.last_job()
+        if last is not None and last.kind == "eval":
+            last_eval_problems(last)
         return
     if job.kind != "eval":
         st.info(f"The {job.describe()} is running; evaluate when it ends.")
