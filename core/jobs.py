@@ -3,7 +3,7 @@
 Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
 supervisor process (``python -m core.jobs <record>``, in its own session, so a rerun or a closed tab
 never kills it) that runs one or more ``gistlab`` commands one after the other, each writing its
-output to a log file in its run directory. The record ``<workspace>/jobs/current.json`` (pid, kind,
+output to a log file (a training run's ``train.log`` sits in its run directory). The record ``<workspace>/jobs/current.json`` (pid, kind,
 run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
 
 Stopping writes ``STOP`` into the run directories, so the training loop ends cleanly; the supervisor
