@@ -149,9 +149,9 @@ def _load_raw(spec: str, split: str) -> tuple[Dataset, str]:
         return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})"
     if path.suffix.lower() in FILE_TYPES:
         raise GistlabError(f"No such file: {spec}. Check the path.")
-    from core.models import _looks_like_hub_id
+    from core.hub import looks_like_hub_id
 
-    if not _looks_like_hub_id(spec):
+    if not looks_like_hub_id(spec):
         raise GistlabError(
             f"Data {spec!r} is neither a file, a folder, a Hub dataset id nor 'bundled': "
             f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
@@ -271,9 +271,9 @@ def _load_with_datasets(spec: str, split: str, *, hub: bool) -> Dataset:
 
     offline = None
     if hub:
-        from core.models import _hub_unreachable
+        from core.hub import hub_unreachable
 
-        offline = _hub_unreachable()
+        offline = hub_unreachable()
         if offline and not constants.HF_HUB_OFFLINE:  # a dead network would be retried for a minute
             raise GistlabError(
                 f"Dataset {spec!r} needs the Hugging Face Hub, which cannot be reached ({offline}): "

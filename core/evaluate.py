@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from core.errors import GistlabError
-from core.models import _hub_unreachable, load_model
+from core.hub import hub_unreachable
+from core.models import load_model
 from core.workspace import workspace
 
 if TYPE_CHECKING:
@@ -401,7 +402,7 @@ def evaluate(
         else:
             pending.append(task)
 
-    offline = _hub_unreachable() if pending else None
+    offline = hub_unreachable() if pending else None
     for task in pending:
         task_name = task.metadata.name
         reason = load_task_data(task, offline)

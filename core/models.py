@@ -14,15 +14,17 @@ Specs:
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
 
-from sentence_transformers import SentenceTransformer
+from typing import TYPE_CHECKING
 
 from core.errors import GistlabError
+from core.hub import hub_unreachable, looks_like_hub_id
 from core.workspace import subdir
+
+if TYPE_CHECKING:  # importing sentence-transformers costs seconds: only when a model loads
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_STUDENT = "bundled:minilm-l3"
 DEFAULT_GUIDE = "bundled:minilm-l6"
@@ -47,6 +49,8 @@ def derive_student(source: SentenceTransformer, layers: tuple[int, ...]) -> Sent
 
 def bundled_minilm_l3_path() -> Path:
     """Folder of the derived 3-layer student, built on first use (atomically, so a crash leaves none)."""
+    from sentence_transformers import SentenceTransformer
+
     target = subdir("models") / "minilm-l3"
     if (target / "config.json").is_file():
         return target
@@ -58,15 +62,12 @@ def bundled_minilm_l3_path() -> Path:
     return target
 
 
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return 1 <= len(parts) <= 2 and all(parts) and not spec.startswith((".", "~"))
-
-
 def load_model(
     spec: str, *, device: str | None = None, trust_remote_code: bool = False
 ) -> SentenceTransformer:
     """Load the SentenceTransformer that ``spec`` names (see the module docstring for the forms)."""
+    from sentence_transformers import SentenceTransformer
+
     spec = spec.strip()
     if spec == "bundled:minilm-l6":
         return SentenceTransformer(str(bundled_minilm_l6_path()), device=device)
@@ -82,7 +83,7 @@ def load_model(
                 "point at a folder written by SentenceTransformer.save()."
             )
         return SentenceTransformer(str(path), device=device, trust_remote_code=trust_remote_code)
-    if not _looks_like_hub_id(spec):
+    if not looks_like_hub_id(spec):
         raise GistlabError(
             f"Model {spec!r} is neither a bundled model, an existing folder nor a Hub id: "
             f"use {' or '.join(BUNDLED)}, a model folder, or an id like 'org/name'."
@@ -90,33 +91,17 @@ def load_model(
     return _load_from_hub(spec, device=device, trust_remote_code=trust_remote_code)
 
 
-def _hub_unreachable(timeout: float = 3.0) -> str | None:
-    """Why the Hub cannot be reached (offline mode set, no DNS, no route), or None if it can.
-
-    One short connection attempt, so an offline user gets an answer in seconds instead of the
-    Hub client's minute of retries.
-    """
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError as exc:
-        return f"no connection to {host}: {exc.strerror or exc}"
-    return None
-
-
 def _load_from_hub(spec: str, *, device: str | None, trust_remote_code: bool) -> SentenceTransformer:
     """Load a Hub model from the local cache if present, else from the Hub; one clear line offline."""
+    from sentence_transformers import SentenceTransformer
+
     try:
         return SentenceTransformer(
             spec, device=device, trust_remote_code=trust_remote_code, local_files_only=True
         )
     except Exception:
         pass
-    offline = _hub_unreachable()
+    offline = hub_unreachable()
     if offline:
         raise GistlabError(
             f"Model {spec!r} is not in the local Hugging Face cache and the Hub cannot be reached "

@@ -200,7 +200,7 @@ def test_offline_official_task_is_skipped_and_the_rest_run(tiny_model_dir, tmp_p
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(core.evaluate, "_hub_unreachable", lambda: "no connection to huggingface.co")
+    monkeypatch.setattr(core.evaluate, "hub_unreachable", lambda: "no connection to huggingface.co")
     report = evaluate(str(tiny_model_dir), ["STSBenchmark", toy_sts_task()], out=tmp_path)
     assert report.computed == ["ToySTS"]
     [skipped] = report.skipped

@@ -43,3 +43,18 @@ def test_bad_specs_one_line(spec, needle):
 def test_folder_without_model(tmp_path):
     with pytest.raises(GistlabError, match="holds no saved model"):
         load_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("org/name", True), ("name", True), ("a/b/c", False), ("./x", False), ("~/m", False), ("org/", False),
+])
+def test_hub_id_shape(spec, expected):
+    from core.hub import looks_like_hub_id
+
+    assert looks_like_hub_id(spec) is expected
+
+
+def test_hub_unreachable_offline_flag():
+    from core.hub import hub_unreachable
+
+    assert hub_unreachable() == "HF_HUB_OFFLINE is set"  # conftest sets it; no network touched
