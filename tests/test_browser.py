@@ -95,10 +95,10 @@ def browser_page(app_url):
 
 
 def wait_until_idle(page, timeout_ms: int) -> None:
-    """Until the script run ends: no running indicator and no greyed-out (stale) element left."""
+    """Until the script run has ended and no greyed-out (stale) element is left."""
     page.wait_for_timeout(500)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        "() => document.querySelector('[data-testid=\"stApp\"][data-test-script-state=\"notRunning\"]')"
         " && !document.querySelector('[data-stale=\"true\"]')",
         timeout=timeout_ms,
     )
