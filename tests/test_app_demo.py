@@ -41,14 +41,13 @@ def make_demo(root: Path) -> Path:
     return demo
 
 
-def run_demo(demo_dir: Path) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=30)
-    at.session_state["demo_dir"] = str(demo_dir)
-    return at.run()
+def run_demo(demo_dir: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("GISTLAB_DEMO_DIR", str(demo_dir))
+    return AppTest.from_file(MAIN, default_timeout=30).run()
 
 
-def test_demo_tells_the_story(tmp_path):
-    at = run_demo(make_demo(tmp_path))
+def test_demo_tells_the_story(tmp_path, monkeypatch):
+    at = run_demo(make_demo(tmp_path), monkeypatch)
     assert not at.exception and not at.error
     assert at.title[0].value.startswith("What the guide removes")
     captions = [c.value for c in at.caption]
@@ -65,17 +64,17 @@ def test_demo_tells_the_story(tmp_path):
     assert len(at.get("plotly_chart")) == 3  # loss, masked fraction, scores per task
 
 
-def test_missing_demo_folder_says_what_to_do(tmp_path):
-    at = run_demo(tmp_path / "nowhere")
+def test_missing_demo_folder_says_what_to_do(tmp_path, monkeypatch):
+    at = run_demo(tmp_path / "nowhere", monkeypatch)
     assert not at.exception
     assert "demo files are missing" in at.error[0].value and "Inspect page" in at.error[0].value
 
 
-def test_partial_demo_folder_shows_what_it_has(tmp_path):
+def test_partial_demo_folder_shows_what_it_has(tmp_path, monkeypatch):
     demo = make_demo(tmp_path)
     (demo / "results.csv").unlink()
     (demo / "sample_batch.parquet").unlink()
-    at = run_demo(demo)
+    at = run_demo(demo, monkeypatch)
     assert not at.exception and not at.error
     assert [i.value for i in at.info] == ["No sample batch in the demo files.", "No results in the demo files."]
     assert len(at.get("plotly_chart")) == 2
@@ -86,8 +85,8 @@ def test_demo_loads_no_model(tmp_path):
     demo = make_demo(tmp_path)
     code = (
         "import sys\nfrom streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({MAIN!r}, default_timeout=30)\n"
-        f"at.session_state['demo_dir'] = {str(demo)!r}\nat.run()\n"
+        f"import os\nos.environ['GISTLAB_DEMO_DIR'] = {str(demo)!r}\n"
+        f"at = AppTest.from_file({MAIN!r}, default_timeout=30).run()\n"
         "assert not at.exception and len(at.get('plotly_chart')) == 3\n"
         "print('torch' in sys.modules)"
     )

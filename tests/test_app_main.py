@@ -36,13 +36,12 @@ def test_every_page_file_is_in_the_navigation():
     assert {"demo.py", "inspect.py", "whatif.py", "embedding_map.py", "train.py", "results.py"} <= set(listed)
 
 
-def test_a_missing_page_is_left_out(tmp_path):
+def test_a_missing_page_is_left_out(tmp_path, monkeypatch):
     app = tmp_path / "app"
     shutil.copytree(ROOT / "app", app, ignore=shutil.ignore_patterns("__pycache__", "train.py", "inspect.py"))
     (tmp_path / "demo").mkdir()  # an empty demo folder: the page runs to its links at the end
-    at = AppTest.from_file(str(app / "main.py"), default_timeout=30)
-    at.session_state["demo_dir"] = str(tmp_path / "demo")
-    at.run()
+    monkeypatch.setenv("GISTLAB_DEMO_DIR", str(tmp_path / "demo"))
+    at = AppTest.from_file(str(app / "main.py"), default_timeout=30).run()
     assert not at.exception
     assert at.title[0].value.startswith("What the guide removes")
     assert [link.proto.label for link in at.get("page_link")] == []  # both link targets are absent

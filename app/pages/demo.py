@@ -2,11 +2,13 @@
 
 Nothing is computed and no model is loaded, so the page appears at once: a sample batch with each
 masked pair explained in a sentence, the paired gist/mnrl run's curves, and its evaluation results.
-The folder (written by core.experiment) holds ``gist/`` and ``mnrl/`` run directories,
-``sample_batch.parquet`` (core.inspect's masked-pairs table) and ``results.csv`` (core.results).
+The folder (written by ``gistlab experiment --demo-dir``; ``GISTLAB_DEMO_DIR`` points the page at
+another one) holds ``gist/`` and ``mnrl/`` run directories, ``sample_batch.parquet`` (core.inspect's
+masked-pairs table) and ``results.csv`` (core.results).
 """
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +16,8 @@ import streamlit as st
 
 from app.pages import OVERLAP_NOTE, curves_figure, mark_overlaps, page_link, scores_figure
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
 SHOWN_PAIRS = 6
-demo_dir = Path(st.session_state.get("demo_dir", DEMO_DIR))
+demo_dir = Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")
 
 st.title("What the guide removes, and why it matters")
 st.markdown(
