@@ -24,10 +24,10 @@ def _run_app(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    main = Path(__file__).resolve().parent.parent / "app" / "main.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(main), "--server.port", str(args.port),
-           "--server.address", args.address]
-    return subprocess.call(cmd)
+    root = Path(__file__).resolve().parent.parent  # Streamlit reads .streamlit/config.toml from here
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app" / "main.py"),
+           "--server.port", str(args.port), "--server.address", args.address]
+    return subprocess.call(cmd, cwd=root)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
