@@ -21,8 +21,9 @@ stored as the guide returns them (not re-normalised); masking takes cosines anyw
 Storage is float32 on purpose: float16 changed 31 of 1,001,160 mask cells on 3,200 WordNet
 usage/definition pairs with all-MiniLM-L6-v2 as guide (margins 0/0.05/0.1, both strategies).
 
-Writers take an exclusive ``flock`` on ``lock`` and reload first if another process appended, so
-several processes can fill one cache. Shards built elsewhere merge with :meth:`GuideCache.add`.
+Writers take a thread lock and an exclusive ``flock`` on ``lock``, and reload first if another
+process appended, so several threads and processes can fill one cache. Shards built elsewhere
+merge with :meth:`GuideCache.add`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -130,6 +132,7 @@ class GuideCache:
         self.path = Path(root or subdir("guide_cache")) / self.fingerprint
         self.texts_encoded = 0
         self.forward_passes = 0
+        self._thread_lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._open()
@@ -143,7 +146,8 @@ class GuideCache:
         return text_digest(text) in self._rows
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Guide embeddings [N, D] float32 of ``texts`` in order; encodes only unseen texts."""
+        """Guide embeddings [N, D] float32 (on the CPU) of ``texts`` in order; encodes only the
+        texts not cached yet, each once even if repeated."""
         digests = [text_digest(t) for t in texts]
         self._fill(texts, digests)
         rows = np.fromiter((self._rows[d] for d in digests), dtype=np.int64, count=len(digests))
@@ -226,7 +230,9 @@ class GuideCache:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        with open(self._file("lock"), "a") as handle:
+        """Exclusive access to the folder: against other threads (the app shares one cache) and
+        other processes (a training job)."""
+        with self._thread_lock, open(self._file("lock"), "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

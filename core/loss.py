@@ -108,7 +108,8 @@ class GISTLoss(nn.Module):
               and candidates whose *text* equals row i's anchor or positive are always masked. The
               plain rule keeps them whenever the threshold reaches their guide score (a negative
               margin, or ties from duplicated texts), and then the softmax asks the student to
-              rank a text below... itself, which it cannot learn; (3) any number of negative
+              score a text below its own copy, which no model can learn and which only adds a
+              large constant push to the loss; (3) any number of negative
               columns; (4) ``self.last_mask`` / ``self.last_rows`` keep each step's verdict for
               logging.
             - ``MultipleNegativesRankingLoss`` is the same softmax with no guide, no a-a/p-p blocks

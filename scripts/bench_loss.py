@@ -1,0 +1,245 @@
+"""Benchmark the GIST loss step against MNRL and the library's GISTEmbedLoss, and the cache fill.
+
+1. Training step (forward + backward + AdamW step), student bundled:minilm-l3, guide
+   bundled:minilm-l6, bundled WordNet triplets (anchor, positive, negative). Arms:
+   ``gist`` (core.loss.GISTLoss, guide cache warm), ``mnrl`` (MultipleNegativesRankingLoss, its
+   default scale 20) and ``gist-st`` (sentence-transformers' GISTEmbedLoss, which runs the guide
+   every step), plus ``mnrl again``, a second MNRL arm whose ratio to ``mnrl`` shows the run's
+   noise. Each arm trains its own copy of the student on the same pre-tokenised batches; the arms
+   take turns step by step (order rotated every round) so that load on the machine hits them
+   alike, and ratios are medians of per-round ratios. Also timed alone: the GIST loss's own
+   per-step work (row lookup, cache lookup, mask).
+2. Cache fill: ``GuideCache.fill`` into an empty folder vs the guide's own ``encode`` on the same
+   texts, alternating, medians; throughput ratio = encode time / fill time.
+3. float16 storage check: masks from float16-rounded guide embeddings vs float32, batches of 32,
+   both margin strategies at margins 0 / 0.05 / 0.1 (why the cache stores float32).
+
+Prints markdown tables for docs/PERFORMANCE.md.
+
+    python scripts/bench_loss.py --rounds 20 --fill-texts 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import sentence_transformers  # noqa: E402
+import torch  # noqa: E402
+from sentence_transformers.sentence_transformer.losses import (  # noqa: E402
+    GISTEmbedLoss,
+    MultipleNegativesRankingLoss,
+)
+from sentence_transformers.util import batch_to_device  # noqa: E402
+
+from core.bundled import bundled_pairs  # noqa: E402
+from core.guide_cache import GuideCache  # noqa: E402
+from core.loss import GISTLoss  # noqa: E402
+from core.masking import MarginSettings, guided_mask  # noqa: E402
+from core.models import load_model  # noqa: E402
+
+COLUMNS = ("anchor", "positive", "negative")
+# "mnrl again" is a second, identical MNRL arm: its ratio to "mnrl" is the noise floor of the run.
+ARMS = ("gist", "mnrl", "mnrl again", "gist-st")
+
+
+def timed(fn, device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``; CPU time is what the step costs
+    when other processes share the cores, wall time what a user waits."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def training_data():
+    ds = bundled_pairs(["example_definition"]).select_columns(list(COLUMNS))
+    return ds.add_column("label", list(range(len(ds))))
+
+
+def make_batches(ds, student, batch_size: int, count: int, seed: int, device: str):
+    """``count`` random batches: (row ids, tokenised features per column on ``device``)."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(count):
+        rows = rng.choice(len(ds), size=batch_size, replace=False).tolist()
+        part = ds[rows]
+        feats = [batch_to_device(student.preprocess(part[c]), device) for c in COLUMNS]
+        batches.append((torch.tensor(rows, device=device), feats))
+    return batches
+
+
+def make_arms(ds, guide, cache, device: str) -> dict:
+    """One fresh student, optimizer and loss per arm."""
+    arms = {}
+    for name in ARMS:
+        student = load_model("bundled:minilm-l3", device=device).train()
+        if name == "gist":
+            loss = GISTLoss(student, cache, ds)
+        elif name.startswith("mnrl"):
+            loss = MultipleNegativesRankingLoss(student)
+        else:
+            loss = GISTEmbedLoss(student, guide)
+        arms[name] = (loss, torch.optim.AdamW(student.parameters(), lr=2e-5))
+    return arms
+
+
+def step(loss_fn, optimizer, rows, feats) -> None:
+    loss = loss_fn([dict(f) for f in feats], rows)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def bench_steps(ds, guide, cache, batch_size: int, rounds: int, device: str) -> dict[str, list]:
+    """Per arm, a list of (wall, cpu) step times; plus the GIST loss's own overhead."""
+    student = load_model("bundled:minilm-l3", device=device)
+    batches = make_batches(ds, student, batch_size, rounds + 1, seed=batch_size, device=device)
+    for rows, _ in batches:  # warm cache: the gist arm only looks up
+        part = ds[rows.tolist()]
+        cache.fill([t for c in COLUMNS for t in part[c]])
+    arms = make_arms(ds, guide, cache, device)
+    names = list(arms)
+    times = {name: [] for name in names}
+    times["gist overhead"] = []
+    for i, (rows, feats) in enumerate(batches):
+        order = names[i % len(names):] + names[: i % len(names)]
+        for name in order:
+            took = timed(lambda: step(*arms[name], rows, feats), device)
+            if i:  # batch 0 warms every arm up
+                times[name].append(took)
+        if i:
+            times["gist overhead"].append(timed(lambda: gist_overhead(arms["gist"][0], rows), device))
+    return times
+
+
+def gist_overhead(loss: GISTLoss, rows: torch.Tensor) -> None:
+    """The GIST loss's own work on a batch, without the student: texts, cache lookup, mask."""
+    batch = loss.texts[rows.tolist()]
+    columns = [batch[c] for c in loss.columns]
+    guide = loss.guide_cache.embed([t for col in columns for t in col]).to(rows.device)
+    guide = guide.view(len(columns), len(rows), -1)
+    guided_mask(guide[0], guide[1], list(guide[2:]), loss.settings, columns[0], columns[1], columns[2:])
+
+
+def bench_fill(guide, texts: list[str], repeats: int, batch_size: int, device: str) -> tuple[list, list]:
+    """(wall, cpu) times of the guide's encode and of filling an empty cache, alternating."""
+    encode_s, fill_s = [], []
+    guide.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
+    for _ in range(repeats):
+        encode_s.append(timed(lambda: guide.encode(texts, batch_size=batch_size), device))
+        with tempfile.TemporaryDirectory() as root:
+            cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root), batch_size=batch_size)
+            fill_s.append(timed(lambda: cache.fill(texts), device))
+    return encode_s, fill_s
+
+
+def float16_flips(cache: GuideCache, anchors: list[str], positives: list[str]) -> tuple[int, int]:
+    """Mask cells that change when the guide embeddings are rounded to float16."""
+    a, p = cache.embed(anchors), cache.embed(positives)
+    flips = cells = 0
+    for strategy in ("absolute", "relative"):
+        for margin in (0.0, 0.05, 0.1):
+            settings = MarginSettings(strategy, margin)
+            for s in range(0, len(a) - 31, 32):
+                full = guided_mask(a[s:s + 32], p[s:s + 32], (), settings)
+                half = guided_mask(a[s:s + 32].half().float(), p[s:s + 32].half().float(), (), settings)
+                for block, masked in full.masked.items():
+                    flips += int((masked != half.masked[block]).sum())
+                    cells += masked.numel()
+    return flips, cells
+
+
+def median(times: list[tuple[float, float]], clock: int) -> float:
+    """Median seconds of one clock (0 wall, 1 CPU)."""
+    return statistics.median(t[clock] for t in times)
+
+
+def paired_ratio(times: dict, arm: str, clock: int) -> float:
+    """Median over rounds of arm / mnrl on the same batch, timed next to each other."""
+    return statistics.median(a[clock] / b[clock] for a, b in zip(times[arm], times["mnrl"]))
+
+
+def report_fill(ds, guide, args) -> None:
+    texts = list(dict.fromkeys(ds["anchor"][: args.fill_texts] + ds["positive"][: args.fill_texts]))
+    texts = texts[: args.fill_texts]
+    encode_s, fill_s = bench_fill(guide, texts, args.fill_repeats, 64, args.device)
+    encode, fill = ([median(x, c) for c in (0, 1)] for x in (encode_s, fill_s))
+    print("\n| texts | clock | guide.encode s | GuideCache.fill s | encode texts/s | fill texts/s "
+          "| fill / encode throughput |")
+    print("|---|---|---|---|---|---|---|")
+    for c, clock in enumerate(("wall", "cpu")):
+        print(f"| {len(texts)} | {clock} | {encode[c]:.2f} | {fill[c]:.2f} | {len(texts) / encode[c]:.0f} "
+              f"| {len(texts) / fill[c]:.0f} | {encode[c] / fill[c]:.3f} |")
+
+
+def report_float16(ds, guide, n: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root))
+        flips, cells = float16_flips(cache, ds["anchor"][:n], ds["positive"][:n])
+    print(f"\nfloat16 storage: {flips} of {cells} mask cells change vs float32 "
+          f"({n} example->definition pairs, batches of 32, absolute+relative x margins 0/0.05/0.1)")
+
+
+def report_steps(ds, guide, args) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root))
+        print("| batch | clock | gist ms | mnrl ms | mnrl again ms | gist-st ms | gist / mnrl "
+              "| mnrl again / mnrl | gist-st / mnrl | gist overhead ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for batch_size in args.batch_sizes:
+            t = bench_steps(ds, guide, cache, batch_size, args.rounds, args.device)
+            for c, clock in enumerate(("wall", "cpu")):
+                ms = " | ".join(f"{median(t[a], c) * 1e3:.1f}" for a in ARMS)
+                ratios = " | ".join(f"{paired_ratio(t, a, c):.3f}" for a in ("gist", "mnrl again", "gist-st"))
+                print(f"| {batch_size} | {clock} | {ms} | {ratios} | {median(t['gist overhead'], c) * 1e3:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20, help="timed steps per arm and batch size")
+    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 64], help="none: skip steps")
+    parser.add_argument("--fill-texts", type=int, default=2000, help="0: skip the fill benchmark")
+    parser.add_argument("--fill-repeats", type=int, default=3)
+    parser.add_argument("--float16-pairs", type=int, default=3200, help="0: skip the float16 check")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    ds = training_data()
+    guide = load_model("bundled:minilm-l6", device=args.device).eval()
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs ({device_name or platform.machine()}), "
+          f"device {args.device}, torch threads {torch.get_num_threads()}, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, "
+          f"sentence-transformers {sentence_transformers.__version__}")
+    print(f"data: bundled example_definition triplets ({len(ds)} rows), {args.rounds} timed steps "
+          "per arm after 1 warm-up, arms interleaved\n")
+
+    if args.batch_sizes:
+        report_steps(ds, guide, args)
+    if args.fill_texts:
+        report_fill(ds, guide, args)
+    if args.float16_pairs:
+        report_float16(ds, guide, args.float16_pairs)
+
+
+if __name__ == "__main__":
+    main()
