@@ -178,12 +178,13 @@ class GuideCache:
         added = 0
         for start in range(0, len(pending), FILL_CHUNK):
             chunk = pending[start : start + FILL_CHUNK]
-            embeddings = self._encode([t for _, t in chunk])
+            embeddings = self.encode([t for _, t in chunk])
             added += self._append([d for d, _ in chunk], embeddings)
         return added
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Run the guide on raw texts, counting its forward passes with a temporary hook."""
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Run the guide on raw texts and return their embeddings [N, D] without storing them
+        (e.g. one process's shard, merged later with :meth:`add`); counts the forward passes."""
 
         def count(*_):
             self.forward_passes += 1
