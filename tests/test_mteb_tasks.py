@@ -83,6 +83,7 @@ def test_all_six_run_through_mteb_evaluate_offline(tiny_model, tmp_path):
     assert list(tmp_path.rglob("WordNetSTS.json"))  # mteb's own result JSON in its cache layout
 
 
+@pytest.mark.slow
 def test_real_model_beats_the_random_one(minilm_l6, tiny_model, tmp_path):
     """Weights matter: all-MiniLM-L6-v2 is far above the tiny random BERT on two tasks."""
     names = ["WordNetRetrieval", "WordNetPairClassification"]
