@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
@@ -60,6 +61,14 @@ def gist_loss(
     ) / temperature
     target = torch.arange(anchor.shape[0], device=anchor.device)
     return F.cross_entropy(logits, target)
+
+
+def _labels_are_row_ids(texts: Dataset, probes: int = 64) -> bool:
+    """Whether ``label`` holds the row index, checked at evenly spaced rows (first and last
+    included): a shuffle, select or filter after the labels were set breaks it almost everywhere,
+    and reading the whole column would cost seconds on a large set."""
+    rows = np.unique(np.linspace(0, len(texts) - 1, num=min(len(texts), probes)).astype(int))
+    return np.array_equal(texts[rows.tolist()]["label"], rows)
 
 
 class GISTLoss(nn.Module):
@@ -151,6 +160,11 @@ class GISTLoss(nn.Module):
             raise GistlabError(
                 f"The training data has no {' or '.join(absent)} column: give it 'anchor' and "
                 "'positive' columns (and optional negatives)."
+            )
+        if "label" in texts.column_names and not _labels_are_row_ids(texts):
+            raise ValueError(
+                "texts['label'] must be each row's index 0..N-1 (set it after any select, filter or "
+                "shuffle), since the loss reads the texts of the rows the labels name"
             )
         self.texts = texts.select_columns(self.columns)
         self.last_mask: BatchMask | None = None

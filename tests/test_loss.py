@@ -259,6 +259,8 @@ def test_rejects_bad_wiring(student, cache, tiny_model_dir, tmp_path):
         loss(features(student, ds)[:2], torch.tensor(ds["label"]))
     with pytest.raises(GistlabError, match="positive"):
         GISTLoss(student, cache, ds.remove_columns("positive"))
+    with pytest.raises(ValueError, match="row's index"):
+        GISTLoss(student, cache, ds.select([2, 0, 1, 3]))  # labels no longer match the rows
     same = SentenceTransformer(str(tiny_model_dir), device="cpu")
     with pytest.raises(GistlabError, match="student itself"):
         GISTLoss(same, GuideCache(same, "tiny", root=tmp_path), ds)
