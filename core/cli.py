@@ -274,12 +274,48 @@ def _run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_cache(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cache", help="fill the guide cache with every text of a dataset; under torchrun each "
+                      "process encodes a shard"
+    )
+    p.add_argument("--guide", default=None, help="guide model spec (default bundled:minilm-l6)")
+    p.add_argument("--data", default="bundled", help="pairs data, as for gistlab train (default bundled)")
+    p.add_argument("--data-columns", type=_column_mapping, default=None,
+                   help="map the data's columns, e.g. anchor=question,positive=answer")
+    p.add_argument("--hf-split", dest="data_split", default="train",
+                   help="split of a Hub dataset or folder (default train)")
+    p.add_argument("--batch-size", type=int, default=64, help="the guide's encoding batch size (default 64)")
+    p.set_defaults(run=_run_cache)
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from core import distributed
+    from core.data import load_pairs, text_columns
+    from core.guide_cache import GuideCache
+    from core.models import DEFAULT_GUIDE, load_model
+
+    distributed.init_from_env()
+    spec = args.guide or DEFAULT_GUIDE
+    ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
+    texts = [t for column in text_columns(ds) for t in ds[column]]
+    cache = GuideCache(load_model(spec).eval().requires_grad_(False), spec, batch_size=args.batch_size)
+    started = time.perf_counter()
+    encoded = distributed.fill_guide_cache(cache, texts)
+    if distributed.is_main():
+        print(f"{len(set(texts))} distinct texts: {encoded} encoded in {time.perf_counter() - started:.1f} s "
+              f"by {distributed.get_world_size()} process(es), the rest already cached; cache in {cache.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit):
+    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_cache):
         add(sub)
     return parser
 
