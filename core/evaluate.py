@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from core.errors import GistlabError
 from core.hub import hub_unreachable
 from core.models import load_model
+from core.runs import CONFIG, MODEL
 from core.workspace import workspace
 
 if TYPE_CHECKING:
@@ -166,11 +167,8 @@ def resolve_tasks(spec: str | Sequence[str | AbsTask]) -> list[AbsTask]:
 
 def run_dir_of(path: Path) -> Path | None:
     """The run directory ``path`` is (or whose ``model/`` it is), or None: a folder with config.json and model/."""
-    for candidate in (path, path.parent):
-        if (candidate / "config.json").is_file() and (candidate / "model").is_dir():
-            if candidate == path or path.name == "model":
-                return candidate
-    return None
+    run = path.parent if path.name == MODEL else path
+    return run if (run / CONFIG).is_file() and (run / MODEL).is_dir() else None
 
 
 def weights_fingerprint(model: SentenceTransformer) -> str:
@@ -386,7 +384,7 @@ def evaluate(
     run_dir = run_dir_of(Path(model_spec).expanduser())
     root = Path(out) if out is not None else results_root(model_spec)
     _check_writable(root / "results")
-    model = load_model(str(run_dir / "model") if run_dir else model_spec, device="cpu")
+    model = load_model(str(run_dir / MODEL) if run_dir else model_spec, device="cpu")
     name, revision = model_name_for(model_spec, run_dir), weights_fingerprint(model)
     memo = EncodeMemo(model).install()
     wrapper = _mteb_model(model, name, revision)
