@@ -133,3 +133,29 @@ def results_table(paths: Path | str | Iterable[Path | str] | None = None) -> pd.
     table = table.sort_values(["model", "run", "task", "split"], na_position="first", ignore_index=True)
     table.attrs["unreadable"] = unreadable
     return table
+
+
+def labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """The results table with ``label``: the run's name for a fine-tuned model, else the model's name."""
+    return table.assign(label=table["run"].fillna(table["model"]) if "run" in table else table["model"])
+
+
+def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Task names with `` *`` where the task overlaps GIST's training data (see OVERLAP_NOTE)."""
+    overlap = table["overlaps_gist_training"].fillna(False).astype(bool)
+    return table.assign(task=table["task"] + overlap.map({True: " *", False: ""}))
+
+
+def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Each loss arm's score minus ``base``'s, per task: mean and std over seeds, and how many seeds.
+
+    Columns: loss, task, delta, spread (std over runs, i.e. seeds; 0 for one run), runs.
+    """
+    base_scores = table[table["model"] == base].groupby(["task", "split"])["main_score"].mean()
+    tuned = table[table["run"].notna()].join(base_scores.rename("base"), on=["task", "split"])
+    tuned = tuned.dropna(subset=["base"]).assign(delta=lambda t: t["main_score"] - t["base"])
+    per_run = tuned.groupby(["loss", "task", "run"], as_index=False)["delta"].mean()
+    out = per_run.groupby(["loss", "task"]).agg(
+        delta=("delta", "mean"), spread=("delta", "std"), runs=("run", "nunique")
+    ).reset_index()
+    return out.fillna({"spread": 0.0})

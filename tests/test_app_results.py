@@ -70,7 +70,7 @@ def test_charts_deltas_table_and_overlap_note(home):
 
 
 def test_deltas_average_seeds_and_give_their_spread(home):
-    from app.pages import deltas, labelled
+    from core.results import deltas, labelled
 
     table = labelled(results.results_table())
     out = deltas(table, "gistlab/minilm-l3").set_index(["loss", "task"])

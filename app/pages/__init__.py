@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
+from core.results import labelled
+
 ARM_COLORS = {"gist": "#2f6fdf", "mnrl": "#e4572e", "gist-st": "#8e6bbf", "base": "#7f7f7f"}
 OVERLAP_NOTE = (
     "Tasks marked * overlap data GIST models were trained on (MEDI and MTEB classification "
@@ -26,17 +28,6 @@ def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str) -> 
     fig = px.line(data, x="step", y=column, color="run", title=title, color_discrete_map=ARM_COLORS)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig
-
-
-def labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """The results table with ``label``: the run's name for a fine-tuned model, else the model's name."""
-    return table.assign(label=table["run"].fillna(table["model"]) if "run" in table else table["model"])
-
-
-def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Task names with `` *`` where the task overlaps GIST's training data (see OVERLAP_NOTE)."""
-    overlap = table["overlaps_gist_training"].fillna(False).astype(bool)
-    return table.assign(task=table["task"] + overlap.map({True: " *", False: ""}))
 
 
 def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
@@ -59,21 +50,6 @@ def radar_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_layout(height=420, title="Average main score per task type",
                       margin=dict(l=30, r=30, t=50, b=30))
     return fig
-
-
-def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
-    """Each loss arm's score minus ``base``'s, per task: mean and std over seeds, and how many seeds.
-
-    Columns: loss, task, delta, spread (std over runs, i.e. seeds; 0 for one run), runs.
-    """
-    base_scores = table[table["model"] == base].groupby(["task", "split"])["main_score"].mean()
-    tuned = table[table["run"].notna()].join(base_scores.rename("base"), on=["task", "split"])
-    tuned = tuned.dropna(subset=["base"]).assign(delta=lambda t: t["main_score"] - t["base"])
-    per_run = tuned.groupby(["loss", "task", "run"], as_index=False)["delta"].mean()
-    out = per_run.groupby(["loss", "task"]).agg(
-        delta=("delta", "mean"), spread=("delta", "std"), runs=("run", "nunique")
-    ).reset_index()
-    return out.fillna({"spread": 0.0})
 
 
 def page_link(file: str, label: str, icon: str, run: str | None = None) -> None:

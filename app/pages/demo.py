@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, curves_figure, mark_overlaps, page_link, scores_figure
+from app.pages import OVERLAP_NOTE, curves_figure, page_link, scores_figure
+from core.results import mark_overlaps
 
 SHOWN_PAIRS = 6
 demo_dir = Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")

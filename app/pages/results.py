@@ -11,11 +11,11 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, deltas, labelled, mark_overlaps, radar_figure, scores_figure
+from app.pages import OVERLAP_NOTE, radar_figure, scores_figure
 from core import jobs
 from core.errors import GistlabError
 from core.models import DEFAULT_STUDENT
-from core.results import results_table
+from core.results import deltas, labelled, mark_overlaps, results_table
 from core.workspace import subdir
 
 st.title("Results")
