@@ -77,6 +77,15 @@ def test_cli_eval_prints_table_and_writes_csv(tiny_model_dir, tmp_path, capsys):
     assert pd.read_csv(csv).empty
 
 
+def test_cli_eval_partial_offline_still_succeeds(tiny_model_dir, tmp_path, capsys):
+    code = main(["eval", "--model", str(tiny_model_dir), "--tasks", "WordNetSTS,STSBenchmark",
+                 "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "WordNetSTS" in out and "STS" in out and "STSBenchmark" not in out
+    assert "skipped STSBenchmark:" in err and "1 evaluated, 0 reused, 1 skipped" in err
+
+
 def test_cli_eval_bad_input_is_one_line(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "missing"), "--tasks", "STSBenchmark"]) == 2
     err = capsys.readouterr().err.strip()
