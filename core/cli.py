@@ -111,6 +111,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="include the p-p block (default on)")
     p.add_argument("--homogeneous", action=argparse.BooleanOptionalAction,
                    help="draw each batch from one task (needs a task column; default mixed)")
+    p.add_argument("--gather-across-devices", action=argparse.BooleanOptionalAction,
+                   help="under torchrun: gist/mnrl contrast every process's rows against the global "
+                        "batch of all processes (default off; --batch-size is per process)")
     p.add_argument("--seed", type=int, help="one seed gives every loss arm the same batches (default 0)")
     p.add_argument("--max-seq-length", type=int, help="truncate the student's inputs to this many tokens")
     p.add_argument("--out", help="run directory (default <workspace>/runs/<time>-<loss>-s<seed>)")

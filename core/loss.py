@@ -19,6 +19,7 @@ from sentence_transformers.base.losses.merged_forward import embed_columns
 from torch import Tensor, nn
 
 from core.data import text_columns
+from core.distributed import gather_batch
 from core.errors import GistlabError
 from core.guide_cache import GuideCache
 from core.masking import BLOCKS, BatchMask, MarginSettings, cosine_matrix, guided_mask
@@ -30,6 +31,7 @@ def gist_loss(
     negatives: list[Tensor] | tuple[Tensor, ...],
     mask: BatchMask,
     temperature: float,
+    rows: slice = slice(None),
 ) -> Tensor:
     """Masked in-batch contrastive loss over the student's embeddings.
 
@@ -43,23 +45,27 @@ def gist_loss(
         negatives: student embeddings [B, D] of each negative column, in the mask's order.
         mask: the guide's verdict for this batch (its blocks decide which logits exist).
         temperature: softmax temperature (0.01 in the paper).
+        rows: the rows whose losses are averaged (default all). Under gathering across processes
+            the batch is the global one and ``rows`` this process's own; each row's target stays
+            its own column of the a-p block.
     """
     negatives = list(negatives)
     if bool(negatives) != ("a-n" in mask.masked):
         raise ValueError("negatives and mask disagree: pass negatives exactly when the mask has 'a-n'")
-    rows = {"p-p": positive}  # every other block's rows are the anchors
+    row_embeddings = {"p-p": positive}  # every other block's rows are the anchors
     columns = {"a-p": positive, "a-a": anchor, "p-p": positive}
     if negatives:
         columns["a-n"] = torch.cat(negatives, dim=0)
     logits = torch.cat(
         [
-            cosine_matrix(rows.get(b, anchor), columns[b]).masked_fill(mask.masked[b], float("-inf"))
+            cosine_matrix(row_embeddings.get(b, anchor)[rows], columns[b])
+            .masked_fill(mask.masked[b][rows], float("-inf"))
             for b in BLOCKS
             if b in mask.masked
         ],
         dim=1,
     ) / temperature
-    target = torch.arange(anchor.shape[0], device=anchor.device)
+    target = torch.arange(anchor.shape[0], device=anchor.device)[rows]
     return F.cross_entropy(logits, target)
 
 
@@ -79,6 +85,7 @@ class GISTLoss(nn.Module):
         texts: Dataset,
         temperature: float = 0.01,
         settings: MarginSettings = MarginSettings(),
+        gather_across_devices: bool = False,
     ) -> None:
         """GISTEmbed's guided in-batch contrastive loss, with the guide's embeddings cached.
 
@@ -94,6 +101,9 @@ class GISTLoss(nn.Module):
             texts: the training dataset: ``anchor``, ``positive``, 0..k negative columns.
             temperature: softmax temperature; the inverse of MNRL's ``scale``.
             settings: margin strategy, margin, contrast_anchors, contrast_positives.
+            gather_across_devices: under several processes (torchrun), mask and contrast each
+                process's rows against the global batch of all processes
+                (:func:`core.distributed.gather_batch`); a no-op in one process.
 
         Requirements:
             1. (anchor, positive) pairs or (anchor, positive, negative_1..k) tuples.
@@ -120,7 +130,10 @@ class GISTLoss(nn.Module):
               score a text below its own copy, which no model can learn and which only adds a
               large constant push to the loss; (3) any number of negative
               columns; (4) ``self.last_mask`` / ``self.last_rows`` keep each step's verdict for
-              logging.
+              logging (of the global batch when gathering); (5) with ``gather_across_devices``
+              the anchors are gathered too, so the a-a block spans the global batch and each
+              process's loss is exactly the single-process loss of the global batch restricted
+              to its rows (the library contrasts local anchors with local anchors only).
             - ``MultipleNegativesRankingLoss`` is the same softmax with no guide, no a-a/p-p blocks
               (scale 20 = temperature 0.05).
 
@@ -154,6 +167,7 @@ class GISTLoss(nn.Module):
         self.guide_cache = guide_cache
         self.temperature = temperature
         self.settings = settings
+        self.gather_across_devices = gather_across_devices
         self.columns = text_columns(texts)
         absent = [c for c in self.columns[:2] if c not in texts.column_names]
         if absent:
@@ -182,16 +196,24 @@ class GISTLoss(nn.Module):
             )
         embeddings = embed_columns(self.model, sentence_features)
         rows = labels.detach().cpu().long()
-        batch = self.texts[rows.tolist()]
-        columns = [batch[c] for c in self.columns]
+        columns = self._column_texts(rows)
         guide = self.guide_cache.embed([t for col in columns for t in col])
         guide = guide.to(embeddings[0].device).view(len(columns), len(rows), -1)
+        own = slice(None)
+        if self.gather_across_devices:
+            embeddings, guide, rows, own = gather_batch(embeddings, guide, rows)
+            columns = self._column_texts(rows)
         mask = guided_mask(
             guide[0], guide[1], list(guide[2:]), self.settings,
             anchor_texts=columns[0], positive_texts=columns[1], negative_texts=columns[2:],
         )
         self.last_mask, self.last_rows = mask, rows
-        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature)
+        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=own)
+
+    def _column_texts(self, rows: Tensor) -> list[list[str]]:
+        """The raw texts of dataset rows ``rows``, one list per text column."""
+        batch = self.texts[rows.tolist()]
+        return [batch[c] for c in self.columns]
 
     def get_config_dict(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,11 @@ trainer subclass records into ``batches.jsonl`` for every arm.
 A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, checked after every
 step), ``interrupted`` (Ctrl-C / SIGINT) or ``failed`` (one-line error in ``status.json``); in
 the first three cases the model is saved to ``model/`` and the masks are flushed.
+
+Several processes (``torchrun -m core.cli train``): DDP through the trainer, ``batch_size`` per
+process; only rank 0 writes the run directory, and a stop ends every process after the same step.
+With ``gather_across_devices`` the recorded batch and masks are the global batch's
+(:mod:`core.distributed`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
+from core import distributed
 from core.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns
 from core.errors import GistlabError
 from core.masking import BatchMask, MarginSettings, guided_mask
@@ -69,6 +75,9 @@ class TrainConfig:
     ``<workspace>/runs/<time>-<loss>-s<seed>``. ``homogeneous`` draws each batch from one task
     (needs a ``task`` column), as the GIST paper does; otherwise batches mix tasks.
     ``data_columns`` maps pairs columns to the data's names, e.g. ``{"anchor": "question"}``.
+    Under several processes (torchrun) ``batch_size`` is per process, and
+    ``gather_across_devices`` makes gist and mnrl contrast against the global batch
+    (:mod:`core.distributed`).
     """
 
     data: str = "bundled"
@@ -89,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     max_seq_length: int | None = None
     homogeneous: bool = False
+    gather_across_devices: bool = False
     data_columns: dict[str, str] | None = None
     data_split: str = "train"
 
@@ -137,15 +147,20 @@ class TrainConfig:
 
 def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
     """Train one run as ``config`` says and return its directory (see the module docstring)."""
-    out = Path(config.out) if config.out else runs_root() / (
-        f"{datetime.now():%Y%m%d-%H%M%S}-{config.loss}-s{config.seed}")
+    distributed.init_from_env()
+    out = distributed.on_main(lambda: Path(config.out) if config.out else runs_root() / (
+        f"{datetime.now():%Y%m%d-%H%M%S}-{config.loss}-s{config.seed}"))
     config = replace(config, out=str(out))
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns,
                     batch_size=config.batch_size)
     _preflight(config, ds)
-    _claim(out, overwrite)
-    config.save(out / CONFIG)
-    recorder = RunRecorder(out, negative_columns(ds))
+
+    def claim() -> None:
+        _claim(out, overwrite)
+        config.save(out / CONFIG)
+
+    distributed.on_main(claim)  # only rank 0 writes the run directory
+    recorder = RunRecorder(out, negative_columns(ds)) if distributed.is_main() else distributed.SilentRecorder()
     trainer, state, error = None, "failed", None
     try:
         trainer = build_trainer(config, ds, recorder)
@@ -158,7 +173,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
         raise
     finally:
         try:
-            if trainer is not None and state != "failed":
+            if trainer is not None and state != "failed" and distributed.is_main():
                 trainer.model.save(str(out / MODEL))
         finally:
             recorder.finish(state, error)
@@ -171,6 +186,11 @@ def _preflight(config: TrainConfig, ds) -> None:
         raise GistlabError(
             f"gist-st (the library's GISTEmbedLoss) takes at most one negative column, the data has "
             f"{len(negative_columns(ds))}: use --loss gist, or keep one negative column."
+        )
+    if config.gather_across_devices and config.loss == "gist-st":
+        raise GistlabError(
+            "--gather-across-devices works with --loss gist or mnrl; gist-st's recorded masks "
+            "would not match the library's own gathering: use --loss gist."
         )
     if config.homogeneous and not epoch_batches(ds, config.batch_size, config.seed, 0, homogeneous=True):
         raise GistlabError(
@@ -230,21 +250,26 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder):
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
+        **distributed.trainer_options(),
     )
     trainer = RecordingTrainer(model=student, args=args, train_dataset=train_ds, loss=loss,
-                               callbacks=[recorder])
+                               callbacks=[recorder, distributed.StopSync()])
+    trainer.gather_rows = config.gather_across_devices
     recorder.attach(trainer, step_mask)
     return trainer
 
 
 class RecordingTrainer(SentenceTransformerTrainer):
-    """The library's trainer, keeping the dataset row ids of the batch it last trained on."""
+    """The library's trainer, keeping the dataset row ids of the batch it last trained on (the
+    global batch of all processes when ``gather_rows``)."""
 
     last_rows: list[int] = []
+    gather_rows = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
-            self.last_rows = inputs["label"].tolist()
+            labels = inputs["label"]
+            self.last_rows = distributed.gather_rows(labels) if self.gather_rows else labels.tolist()
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
@@ -257,7 +282,8 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
     if config.loss == "mnrl":
         directions = ("query_to_doc",) + ("query_to_query",) * config.contrast_anchors + (
             ("doc_to_doc",) * config.contrast_positives)
-        loss = MultipleNegativesRankingLoss(student, scale=1.0 / config.temperature, directions=directions)
+        loss = MultipleNegativesRankingLoss(student, scale=1.0 / config.temperature, directions=directions,
+                                            gather_across_devices=config.gather_across_devices)
         return loss, lambda: None
     guide = load_model(config.guide).eval().requires_grad_(False)
     settings = config.margin_settings()
@@ -266,7 +292,7 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
         from core.loss import GISTLoss
 
         loss = GISTLoss(student, GuideCache(guide, config.guide), ds, temperature=config.temperature,
-                        settings=settings)
+                        settings=settings, gather_across_devices=config.gather_across_devices)
         return loss, lambda: loss.last_mask
     loss = GISTEmbedLoss(
         student, guide, temperature=config.temperature, margin_strategy=config.margin_strategy,
@@ -351,7 +377,8 @@ class RunRecorder(TrainerCallback):
         self.step_mask: Callable[[], BatchMask | None] = lambda: None
         self.masks: list[pa.Table] = []
         self.status = {"state": "running", "error": None, "started": _now(), "ended": None,
-                       "steps_done": 0, "total_steps": None, "pid": os.getpid()}
+                       "steps_done": 0, "total_steps": None, "pid": os.getpid(),
+                       "processes": distributed.get_world_size()}
         for name in (METRICS, BATCHES):
             (out / name).write_text("")
         write_json(out / STATUS, self.status)
