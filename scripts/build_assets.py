@@ -75,7 +75,7 @@ def children_map(wn: WordNet) -> dict[str, list[str]]:
     return children
 
 
-def hold_out(wn: WordNet, children: dict[str, list[str]], cfg: BuildConfig, rng: random.Random) -> list[str]:
+def hold_out(children: dict[str, list[str]], cfg: BuildConfig, rng: random.Random) -> list[str]:
     """Evaluation synsets: 2-3 random hyponyms of random noun/verb parents until ``cfg.heldout``."""
     parents = [p for p in sorted(children) if p[0] in "nv" and len(children[p]) >= 2]
     rng.shuffle(parents)
@@ -182,6 +182,7 @@ class BenchmarkBuilder:
         self.siblings = {p: kids for p, kids in self.siblings.items() if len(kids) >= 2}
 
     def synsets_table(self) -> pa.Table:
+        """The held-out synsets themselves, for the datasheet, the tests and the app."""
         rows = self.held
         return pa.table({
             "id": [s.id for s in rows], "name": [s.name for s in rows],
@@ -299,6 +300,7 @@ class BenchmarkBuilder:
                          "score": [round(5 * self.wn.wu_palmer(a.id, b.id), 3) for a, b in pairs]})
 
     def tables(self) -> dict[str, pa.Table]:
+        """Every benchmark table by file name (without ``benchmark/`` and ``.parquet``)."""
         out = {"eval_synsets": self.synsets_table()}
         for task in ("retrieval", "reranking"):
             out.update({f"{task}_{k}": t for k, t in getattr(self, task)().items()})
@@ -315,6 +317,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 def write_files(out: Path, files: dict[str, bytes]) -> None:
+    """Write each relative path's bytes under ``out``, making folders as needed."""
     for rel, data in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +329,7 @@ def build(wordnet_dir: str | Path, out: str | Path, cfg: BuildConfig) -> dict:
     wn = read_wordnet(wordnet_dir)
     rng = random.Random(cfg.seed)
     children = children_map(wn)
-    heldout = hold_out(wn, children, cfg, rng)
+    heldout = hold_out(children, cfg, rng)
     train = training_table(TrainingBuilder(wn, heldout, rng), cfg)
     bench = BenchmarkBuilder(wn, heldout, children, cfg, rng).tables()
 
