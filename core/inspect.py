@@ -56,12 +56,12 @@ class Batch:
                 f"Row ids {min(rows)}..{max(rows)} do not fit a dataset of {len(ds)} rows: "
                 "the data changed since these rows were chosen; reload it or pick other rows."
             )
-        picked = ds.select(rows)
+        picked = ds[list(rows)]  # one Arrow take: a dict of column lists, in ``rows`` order
         return cls(
             rows=[int(r) for r in rows],
-            anchors=list(picked["anchor"]),
-            positives=list(picked["positive"]),
-            negatives=[list(picked[n]) for n in names],
+            anchors=picked["anchor"],
+            positives=picked["positive"],
+            negatives=[picked[n] for n in names],
             negative_names=names,
         )
 
@@ -155,13 +155,24 @@ def inspect_batch(
 
 
 def remask(report: InspectReport, settings: MarginSettings) -> InspectReport:
-    """The same batch at other margin settings, from the embeddings already in ``report`` (no encode)."""
-    mask = mask_batch(report.batch, report.guide, settings)
-    return replace(
-        report, settings=settings, mask=mask,
-        pairs=masked_pairs(report.batch, mask, settings, report.student_scores),
-        counts=row_counts(report.batch, mask),
-    )
+    """The same batch at other margin settings, from the embeddings already in ``report`` (no encode).
+
+    Runs torch on one thread: its tensors are small ([B, C] blocks), and waking torch's intra-op
+    pool for each of its ~100 small ops cost 10x more than the work on a busy 2-core machine
+    (~900 ms against ~80 ms at batch 128; scripts/bench_inspector.py). The setting is
+    process-wide, restored on exit.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mask = mask_batch(report.batch, report.guide, settings)
+        return replace(
+            report, settings=settings, mask=mask,
+            pairs=masked_pairs(report.batch, mask, settings, report.student_scores),
+            counts=row_counts(report.batch, mask),
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 def masked_pairs(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,12 +55,16 @@ def errors(at: AppTest) -> str:
     return " ".join(e.value for e in at.error)
 
 
-def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, encodes):
+def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, tiny_model_dir, encodes):
+    tiny = str(tiny_model_dir)
     at = open_page()
     assert errors(at) == ""
     assert len(encodes) == 1
     assert at.metric[0].label == "Masked, all blocks"
-    assert len(at.get("plotly_chart")) == 8  # guide and student map for each of the 4 blocks
+    charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert charts == [f"Guide ({tiny}): a-p", f"Student ({tiny}): a-p"]
+    at.radio(key="heatmap_block").set_value("a-n").run()
+    assert json.loads(at.get("plotly_chart")[1].proto.spec)["layout"]["title"]["text"].endswith(": a-n")
     before = at.dataframe[0].value
     assert at.dataframe[1].value["row"].tolist() == list(range(32))
     at.sidebar.slider(key="margin").set_value(0.5).run()
@@ -83,7 +89,9 @@ def test_uploaded_file_without_student(tiny_models):
     at = upload(at, "pairs.csv", GOOD_CSV.encode())
     at.sidebar.number_input(key="batch_size").set_value(8).run()
     assert errors(at) == ""
-    assert len(at.get("plotly_chart")) == 3  # guide maps only: a-p, a-a, p-p
+    assert len(at.get("plotly_chart")) == 1  # the guide's map only
+    assert at.radio(key="heatmap_block").options == ["a-p: anchor vs positives", "a-a: anchor vs anchors",
+                                                     "p-p: positive vs positives"]
     assert "student" in at.info[0].value
 
 
@@ -97,6 +105,11 @@ def test_uploaded_file_without_student(tiny_models):
 def test_bad_uploads_are_errors(tiny_models, name, content, expected):
     at = upload(open_page(), name, content)
     assert expected in errors(at)
+
+
+def test_oversized_upload_is_an_error(tiny_models):
+    at = upload(open_page(), "huge.csv", b"anchor,positive\n" + b"x" * (50 * 2**20))
+    assert "over the 50 MB limit" in errors(at)
 
 
 def test_unknown_model_offline_is_an_error(tiny_models):
@@ -129,3 +142,6 @@ def test_open_a_runs_step(tiny_models, tiny_model_dir, tmp_path, monkeypatch):
     assert len(at.dataframe[1].value) == 4
     at.sidebar.number_input(key="inspect_step").set_value(3).run()
     assert "has no step 3" in errors(at)
+    shutil.rmtree(tmp_path / "runs" / "demo")  # deleted underneath the page
+    at.run()
+    assert errors(at) == "" and "No training runs yet" in at.info[0].value

@@ -83,7 +83,7 @@ def test_counts_agree_with_pairs(tiny_model, batch):
 def test_remask_reuses_embeddings_and_equals_fresh_inspect(tiny_model, batch):
     guide = Counting(tiny_model)
     report = inspect_batch(batch, guide, MarginSettings())
-    encoded = guide.texts
+    encoded, threads = guide.texts, torch.get_num_threads()
     for settings in [MarginSettings("absolute", 0.2), MarginSettings("relative", 0.5, False, True),
                      MarginSettings("absolute", -0.1, True, False)]:
         again = remask(report, settings)
@@ -93,6 +93,7 @@ def test_remask_reuses_embeddings_and_equals_fresh_inspect(tiny_model, batch):
             assert torch.equal(again.mask.masked[block], fresh.masked[block])
         assert again.settings == settings and (again.pairs.margin == settings.margin).all()
     assert guide.texts == encoded == 18  # one encode of the 18 texts, never again
+    assert torch.get_num_threads() == threads  # remask's one-thread section is undone
 
 
 def test_student_prefers_column(tiny_model, minilm_l6, batch):

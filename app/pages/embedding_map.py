@@ -62,5 +62,5 @@ else:
     table = points.loc[chosen, ["role", "row", "dataset_row", "text", "x", "y"]]
     st.dataframe(table, hide_index=True, key="map_selection",
                  column_config={"text": st.column_config.TextColumn("text", width="large")})
-    st.download_button("Download the selection as CSV", table.to_csv(index=False), "selection.csv", "text/csv",
-                       key="selection_csv")
+    st.download_button("Download the selection as CSV", lambda: table.to_csv(index=False), "selection.csv",
+                       "text/csv", key="selection_csv", on_click="ignore")

@@ -52,5 +52,5 @@ if current.empty:
 else:
     st.caption(f"At the current setting ({settings.margin_strategy}, margin {settings.margin:+.2f}): "
                + ", ".join(f"{b} {f:.1%}" for b, f in zip(current.block, current.masked_fraction)))
-st.download_button("Download the sweep as CSV", sweep.to_csv(index=False), "margin_sweep.csv", "text/csv",
-                   key="sweep_csv")
+st.download_button("Download the sweep as CSV", lambda: sweep.to_csv(index=False), "margin_sweep.csv",
+                   "text/csv", key="sweep_csv", on_click="ignore")
