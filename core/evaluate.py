@@ -302,24 +302,35 @@ def _check_writable(folder: Path) -> None:
         ) from None
 
 
-def _existing_result(cache: ResultCache, task: AbsTask, meta: ModelMeta, overwrite: bool):
-    """The stored TaskResult for this task and model, None if absent; a corrupt one is an error (moved aside on overwrite)."""
+def _existing_result(cache: ResultCache, task: AbsTask, meta: ModelMeta, overwrite: bool,
+                     log: Callable[[str], None]):
+    """The stored TaskResult for this task and model, or None if there is none to build on.
+
+    A corrupt file is an error (moved aside with ``overwrite``). A result for another revision of
+    the task's data (the bundled files were rebuilt, mteb updated the dataset) is moved aside as
+    ``<Task>.json.rev-<old>``, so it is neither reused nor shown as current, nor lost.
+    """
     from mteb.results import TaskResult
 
     path = cache.get_task_result_path(task.metadata.name, meta)
     if not path.is_file():
         return None
     try:
-        return TaskResult.from_disk(path)
+        result = TaskResult.from_disk(path)
     except Exception as exc:
-        reason = first_line(exc)
         if not overwrite:
             raise GistlabError(
-                f"Result file {path} is corrupt ({reason}): delete or repair it, or rerun with "
-                "--overwrite to recompute it (the bad file is kept beside it as .corrupt)."
+                f"Result file {path} is corrupt ({first_line(exc)}): delete or repair it, or rerun "
+                "with --overwrite to recompute it (the bad file is kept beside it as .corrupt)."
             ) from None
         path.rename(path.with_name(f"{path.name}.corrupt-{datetime.now():%Y%m%d%H%M%S}"))
         return None
+    if result.dataset_revision != task.metadata.revision:
+        path.rename(path.with_name(f"{path.name}.rev-{result.dataset_revision}"))
+        log(f"{task.metadata.name}: stored result is for data revision {result.dataset_revision}, "
+            f"the task is now at {task.metadata.revision}: recomputing (old result kept aside)")
+        return None
+    return result
 
 
 # ---------------------------------------------------------------- data
@@ -394,7 +405,7 @@ def evaluate(
 
     pending = []
     for task in task_list:
-        existing = _existing_result(cache, task, wrapper.mteb_model_meta, overwrite)
+        existing = _existing_result(cache, task, wrapper.mteb_model_meta, overwrite, log)
         if existing is not None and not overwrite and not existing.get_missing_evaluations(task):
             report.reused.append(task.metadata.name)
         else:

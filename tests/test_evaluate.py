@@ -92,6 +92,16 @@ def test_encode_memo_matches_plain_encode(tiny_model):
     assert memo.encoded == 4  # a prompt changes the vector: its own entry
 
 
+def test_result_for_other_data_revision_is_recomputed(tiny_model_dir, tmp_path):
+    [file] = evaluate_toy(tiny_model_dir, tmp_path).result_files
+    old = json.loads(file.read_text())
+    file.write_text(json.dumps({**old, "dataset_revision": "0ld"}))
+    report = evaluate_toy(tiny_model_dir, tmp_path)
+    assert report.computed == ["ToySTS"] and report.reused == []
+    assert json.loads(file.read_text())["dataset_revision"] == "1"
+    assert json.loads(file.with_name("ToySTS.json.rev-0ld").read_text())["dataset_revision"] == "0ld"
+
+
 def test_changed_weights_get_a_new_revision(tiny_model_dir, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformer
