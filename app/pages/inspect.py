@@ -19,6 +19,7 @@ from core.runs import list_runs
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
                 "p-p": "positive vs positives", "a-n": "anchor vs negatives"}
 ORIGINS = ("Draw from data", "A training run's step")
+SHOWN_PAIRS = 2000  # rows sent to the browser per rerun (a batch of 128 can mask ~20,000 pairs)
 
 
 def heatmap(scores, masked, side, title: str, side_name: str) -> go.Figure:
@@ -107,7 +108,10 @@ if prefers:
 if needle:
     pairs = pairs[pairs["text"].str.contains(needle, case=False, regex=False)
                   | pairs["candidate"].str.contains(needle, case=False, regex=False)]
-st.dataframe(pairs, hide_index=True, key="masked_pairs", column_config={
+if len(pairs) > SHOWN_PAIRS:
+    st.caption(f"Showing the {SHOWN_PAIRS:,} of {len(pairs):,} pairs where the guide puts the candidate "
+               "furthest above the positive; the CSV holds them all.")
+st.dataframe(pairs.nlargest(SHOWN_PAIRS, "beats_positive_by"), hide_index=True, key="masked_pairs", column_config={
     "text": st.column_config.TextColumn("row text", width="large"),
     "candidate": st.column_config.TextColumn("masked candidate", width="large"),
     "beats_positive_by": st.column_config.NumberColumn("guide: candidate − positive", format="%.3f"),
