@@ -18,8 +18,9 @@ On open, a cache whose files disagree (array or index length vs count, wrong dim
 duplicate rows, unreadable meta) is rebuilt from empty with a warning, never used. Embeddings are
 stored as the guide returns them (not re-normalised); masking takes cosines anyway.
 
-Storage is float32 on purpose: float16 changed 31 of 1,001,160 mask cells on 3,200 WordNet
-usage/definition pairs with all-MiniLM-L6-v2 as guide (margins 0/0.05/0.1, both strategies).
+Storage is float32 on purpose: float16 changed 39 of 1,843,200 mask cells on 3,200 bundled
+WordNet example->definition pairs with all-MiniLM-L6-v2 as guide (margins 0/0.05/0.1, both
+strategies; scripts/bench_loss.py, docs/PERFORMANCE.md).
 
 Writers take a thread lock and an exclusive ``flock`` on ``lock``, and reload first if another
 process appended, so several threads and processes can fill one cache. Shards built elsewhere
