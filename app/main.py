@@ -30,9 +30,9 @@ SECTIONS = {
 st.set_page_config(page_title="gistlab", page_icon=":material/compass_calibration:", layout="wide")
 pages = {
     section: [
-        st.Page(f"pages/{file}", title=title, icon=icon)
+        st.Page(f"views/{file}", title=title, icon=icon)
         for file, title, icon in entries
-        if (APP / "pages" / file).is_file()
+        if (APP / "views" / file).is_file()
     ]
     for section, entries in SECTIONS.items()
 }

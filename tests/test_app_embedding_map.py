@@ -13,7 +13,7 @@ from test_app_inspect import open_page as open_app
 
 
 def open_page() -> AppTest:
-    at = open_app("pages/embedding_map.py")
+    at = open_app("views/embedding_map.py")
     at.sidebar.number_input(key="batch_size").set_value(16)
     return at.run()
 

@@ -36,7 +36,7 @@ def encodes(monkeypatch):
     return calls
 
 
-def open_page(page: str = "pages/inspect.py") -> AppTest:
+def open_page(page: str = "views/inspect.py") -> AppTest:
     """The app opened on ``page`` (the other analysis pages' tests use this too)."""
     at = AppTest.from_file(MAIN, default_timeout=120)
     at.run()

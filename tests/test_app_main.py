@@ -30,7 +30,7 @@ def test_demo_is_the_first_page():
 
 
 def test_every_page_file_is_in_the_navigation():
-    files = {p.name for p in (ROOT / "app" / "pages").glob("*.py")} - {"__init__.py"}
+    files = {p.name for p in (ROOT / "app" / "views").glob("*.py")} - {"__init__.py"}
     listed = navigation_files()
     assert files <= set(listed)
     assert {"demo.py", "inspect.py", "whatif.py", "embedding_map.py", "train.py", "results.py"} <= set(listed)

@@ -53,7 +53,7 @@ def home(tmp_path, monkeypatch):
 def open_results(query: dict | None = None) -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=90)
     at.run()
-    at.switch_page("pages/results.py")
+    at.switch_page("views/results.py")
     at.query_params.update(query or {})
     return at.run()
 

@@ -45,7 +45,7 @@ def home(tmp_path, monkeypatch):
 def open_train() -> AppTest:
     at = AppTest.from_file(MAIN, default_timeout=90)
     at.run()
-    return at.switch_page("pages/train.py").run()
+    return at.switch_page("views/train.py").run()
 
 
 def click(at: AppTest, label: str) -> AppTest:

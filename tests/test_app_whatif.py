@@ -10,7 +10,7 @@ from test_app_inspect import open_page as open_app
 
 
 def open_page() -> AppTest:
-    at = open_app("pages/whatif.py")
+    at = open_app("views/whatif.py")
     at.sidebar.slider(key="whatif_batches").set_value(2)
     return at.run()
 

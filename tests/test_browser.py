@@ -133,9 +133,9 @@ def test_inspect_draws_a_batch_and_shows_the_masked_pairs(app_url, browser_page)
     shoot(page, "inspect")
 
 
-@pytest.mark.xfail(strict=True, reason="app/pages/ beside main.py puts Streamlit in its legacy pages-folder "
-                   "mode until main.py has run once: a deep link on a fresh server skips st.navigation")
 def test_a_deep_link_on_a_fresh_server_gets_the_navigation(tmp_path):
+    """Pages live in app/views/, not app/pages/: a pages/ folder beside main.py would put Streamlit in
+    its legacy multipage mode until main.py has run once, so a bookmarked link would skip the navigation."""
     from playwright.sync_api import sync_playwright
 
     with serve(tmp_path) as url, sync_playwright() as p:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, curves_figure, page_link, scores_figure
+from app.views import OVERLAP_NOTE, curves_figure, page_link, scores_figure
 from core.results import mark_overlaps
 
 SHOWN_PAIRS = 6

@@ -11,7 +11,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from app.pages import OVERLAP_NOTE, radar_figure, scores_figure
+from app.views import OVERLAP_NOTE, radar_figure, scores_figure
 from core import jobs
 from core.errors import GistlabError
 from core.models import DEFAULT_STUDENT

@@ -8,7 +8,7 @@ neither kills nor duplicates it. Past runs are listed below with links into the 
 import pandas as pd
 import streamlit as st
 
-from app.pages import curves_figure, page_link
+from app.views import curves_figure, page_link
 from core import jobs, runs
 from core.errors import GistlabError
 from core.masking import STRATEGIES

@@ -55,6 +55,6 @@ def radar_figure(table: pd.DataFrame) -> go.Figure:
 def page_link(file: str, label: str, icon: str, run: str | None = None) -> None:
     """A link to another page (naming ``run`` in the URL as ``?run=``), left out if that page is absent."""
     try:
-        st.page_link(f"pages/{file}", label=label, icon=icon, query_params={"run": run} if run else None)
+        st.page_link(f"views/{file}", label=label, icon=icon, query_params={"run": run} if run else None)
     except StreamlitPageNotFoundError:  # main.py leaves out pages whose file is not in this checkout
         pass
