@@ -123,11 +123,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from core.distributed import is_main
     from core.runs import read_status
     from core.train import TrainConfig, run_training
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite")}
     out = run_training(TrainConfig.from_dict(settings), overwrite=args.overwrite)
+    if not is_main():
+        return 0  # under torchrun, rank 0 reports the run it wrote
     status = read_status(out)
     print(f"{status['state']} after {status['steps_done']} of {status['total_steps']} steps; "
           f"run in {out}, model in {out / 'model'}")

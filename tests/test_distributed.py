@@ -265,6 +265,7 @@ def test_torchrun_training_writes_one_run_and_stops_every_rank(still_student_dir
         time.sleep(0.2)
     output = proc.communicate(timeout=max(deadline - time.monotonic(), 1))[0]
     assert proc.returncode == 0, output[-3000:]
+    assert output.count("stopped after") == 1  # rank 0 reports; rank 1 stays quiet
 
     status = read_status(run)
     assert status["state"] == "stopped" and status["processes"] == WORLD
