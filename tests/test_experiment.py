@@ -55,6 +55,7 @@ def test_arm_scores_from_results_table():
     assert scores.loc["base", "seed"] == -1 and scores.loc["gist", "main_score"] == pytest.approx(0.3)
 
 
+@pytest.mark.slow  # trains two runs and evaluates three models, tiny as they are
 def test_experiment_plumbing_tiny_model(tiny_model_dir, tmp_path):
     config = ExperimentConfig(student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2,
                               batch_size=8, seeds=(0,), tasks="WordNetSTS", out=str(tmp_path / "exp"))
