@@ -193,7 +193,8 @@ def _versions() -> str:
 def render_report(config: ExperimentConfig, result: ExperimentResult, command: str) -> str:
     """docs/RESULTS.md: setup, commands, per-task and per-type tables, masked fraction, timing, reading."""
     per_task = summarise(result.scores, "task")
-    per_type = summarise(result.scores, "task_type")
+    per_type = pd.concat([summarise(result.scores, "task_type"),
+                          summarise(result.scores.assign(task_type="all tasks (mean)"), "task_type")])
     types = result.scores.drop_duplicates("task").set_index("task")["task_type"]
     per_task.index = [f"{t} ({types[t]})" for t in per_task.index]
     masked = result.masked

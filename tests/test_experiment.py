@@ -70,6 +70,7 @@ def test_experiment_plumbing_tiny_model(tiny_model_dir, tmp_path):
 
     text = report.read_text()
     assert "| WordNetSTS (STS) |" in text and "## Per task type" in text
+    assert "| all tasks (mean) |" in text
     assert "gistlab experiment --steps 2 --batch-size 8 --seeds 0" in text
     assert "Wall time:" in text and "masked" in text
 
