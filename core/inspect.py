@@ -15,7 +15,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -157,20 +158,30 @@ def inspect_batch(
 def remask(report: InspectReport, settings: MarginSettings) -> InspectReport:
     """The same batch at other margin settings, from the embeddings already in ``report`` (no encode).
 
-    Runs torch on one thread: its tensors are small ([B, C] blocks), and waking torch's intra-op
-    pool for each of its ~100 small ops cost 10x more than the work on a busy 2-core machine
-    (~900 ms against ~80 ms at batch 128; scripts/bench_inspector.py). The setting is
-    process-wide, restored on exit.
+    Runs under :func:`one_thread`, so that the margin slider stays fast on a busy machine.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         mask = mask_batch(report.batch, report.guide, settings)
         return replace(
             report, settings=settings, mask=mask,
             pairs=masked_pairs(report.batch, mask, settings, report.student_scores),
             counts=row_counts(report.batch, mask),
         )
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (process-wide; restored on exit).
+
+    Masking works on small tensors ([B, C] blocks, ~100 ops). On a busy 2-core machine, waking
+    torch's thread pool for each op cost 10x more than the work: remask at batch 128 took ~900 ms
+    on 2 threads against ~80 ms on one, the what-if sweep ~1.9 s against ~0.1 s
+    (scripts/bench_inspector.py, docs/PERFORMANCE.md). Encoding is left to torch's default.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
         torch.set_num_threads(threads)
 

@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from core.errors import GistlabError
 from core.inspect import Batch
@@ -24,10 +25,16 @@ ROLE_COLOURS = {"anchor": "#1f77b4", "positive": "#2ca02c", "negative": "#d62728
 
 
 def pca_2d(x: np.ndarray) -> np.ndarray:
-    """First two principal components of ``x`` [N, D] -> [N, 2] (signs fixed for stable plots)."""
+    """First two principal components of ``x`` [N, D] -> [N, 2] (signs fixed for stable plots).
+
+    The SVD runs on one BLAS thread: at this size (hundreds of points) the thread pool's wake-ups
+    cost more than they save on a busy 2-core machine (~0.7 s against ~0.13 s for 384 x 384;
+    scripts/bench_inspector.py).
+    """
     x = np.asarray(x, dtype=np.float64)
     centred = x - x.mean(axis=0)
-    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    with threadpool_limits(1):
+        u, s, vt = np.linalg.svd(centred, full_matrices=False)
     comps = vt[:2]
     signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
     coords = u[:, :2] * s[:2] * signs

@@ -2,7 +2,8 @@
 
 Each batch is embedded by the guide once; every margin of the sweep, for both strategies, is then
 one broadcast comparison of the guide's scores against a [rows, margins] grid of thresholds
-computed by :func:`core.masking.thresholds`, the rule training applies. Cells :func:`guided_mask`
+computed by :func:`core.masking.thresholds`, the rule training applies (on one torch thread, see
+:func:`core.inspect.one_thread`). Cells :func:`guided_mask`
 masks whatever the margin (candidates whose text equals the row's anchor or positive) are masked
 at every margin here too. Fractions pool all batches: masked cells / candidate cells per block.
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from core.inspect import Batch, Embed, embed_batch, mask_batch
+from core.inspect import Batch, Embed, embed_batch, mask_batch, one_thread
 from core.masking import STRATEGIES, MarginSettings, thresholds
 
 ALL = "all"
@@ -40,22 +41,23 @@ def margin_sweep(
     grid = torch.tensor(margins, dtype=torch.float32)
     masked: dict[tuple[str, str], torch.Tensor] = {}
     totals: dict[str, int] = {}
-    for batch in batches:
-        base = mask_batch(
-            batch, embed_batch(batch, guide),
-            MarginSettings("absolute", _RULE_OFF, contrast_anchors, contrast_positives),
-        )
-        g = base.positive_scores[:, None]
-        for strategy in STRATEGIES:
-            # thresholds() broadcasts: [B, 1] positive scores against [M] margins -> [B, M]
-            t = thresholds(g, MarginSettings(strategy, grid))  # type: ignore[arg-type]
+    embedded = [embed_batch(batch, guide) for batch in batches]  # encodes (if at all) at full speed
+    with one_thread():
+        for batch, guide_emb in zip(batches, embedded):
+            base = mask_batch(
+                batch, guide_emb, MarginSettings("absolute", _RULE_OFF, contrast_anchors, contrast_positives)
+            )
+            g = base.positive_scores[:, None]
+            for strategy in STRATEGIES:
+                # thresholds() broadcasts: [B, 1] positive scores against [M] margins -> [B, M]
+                t = thresholds(g, MarginSettings(strategy, grid))  # type: ignore[arg-type]
+                for block in base.blocks:
+                    hit = (base.guide_scores[block][:, :, None] > t[:, None, :]) | base.masked[block][:, :, None]
+                    hit &= base.candidates[block][:, :, None]
+                    key = (strategy, block)
+                    masked[key] = masked.get(key, 0) + hit.sum(dim=(0, 1))
             for block in base.blocks:
-                hit = (base.guide_scores[block][:, :, None] > t[:, None, :]) | base.masked[block][:, :, None]
-                hit &= base.candidates[block][:, :, None]
-                key = (strategy, block)
-                masked[key] = masked.get(key, 0) + hit.sum(dim=(0, 1))
-        for block in base.blocks:
-            totals[block] = totals.get(block, 0) + int(base.candidates[block].sum())
+                totals[block] = totals.get(block, 0) + int(base.candidates[block].sum())
 
     records = []
     for strategy in STRATEGIES:

@@ -1,0 +1,234 @@
+"""Benchmark the inspector: re-masking a batch of 128 for a new margin, the what-if sweep, projections.
+
+Guide bundled:minilm-l6 (through a warm GuideCache in a fresh workspace), student
+bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 blocks, 128 x 128 each).
+
+1. Batch 128: ``core.inspect.remask`` (guided_mask + masked-pairs table + per-row counts, what the
+   margin slider costs) against ``inspect_batch`` on a new batch (guide cache lookup + student
+   encode) and a plain guide encode of the batch's 384 texts (what remask avoids). Margins and
+   strategies alternate between repeats; all timed side by side in one loop.
+2. Margin what-if: ``margin_sweep`` (8 batches of 32, 61 margins x 2 strategies, broadcast)
+   against calling ``guided_mask`` once per (batch, strategy, margin), same cached embeddings.
+3. Projection of the 384 embeddings: PCA, and UMAP (cold import in a fresh process; fit warm).
+4. The Inspect page in Streamlit's AppTest at batch 128: one script rerun after a margin change
+   (server side only: no browser rendering).
+
+    python scripts/bench_inspector.py --repeats 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-bench-inspector-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SETTINGS_CYCLE = [("absolute", 0.0), ("relative", 0.05), ("absolute", 0.1), ("relative", 0.2)]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def row(name: str, values: list[float], base: float | None = None) -> str:
+    med = statistics.median(values)
+    ratio = f"{med / base:.1f}x" if base else "1.0x"
+    return f"| {name} | {med * 1000:.1f} | {min(values) * 1000:.1f}-{max(values) * 1000:.1f} | {ratio} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--app-moves", type=int, default=8, help="slider moves timed in AppTest")
+    parser.add_argument("--parts", default="engine,app,browser",
+                        help="comma-separated: engine, app, browser (default all three)")
+    args = parser.parse_args()
+    import sentence_transformers
+    import streamlit
+    import torch
+
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; Python "
+          f"{platform.python_version()}, torch {torch.__version__}, sentence-transformers "
+          f"{sentence_transformers.__version__}, streamlit {streamlit.__version__}", flush=True)
+    if "engine" in args.parts:
+        engine(args.repeats)
+    if "app" in args.parts:
+        app_first, app_moves = app_rerun_times(args.app_moves)
+        print("\nInspect page in AppTest at batch 128 (bundled guide and student; server-side script run):\n")
+        print("| operation | seconds |\n|---|---|")
+        print(f"| first paint at batch 128 (embed the batch with guide and student) | {app_first:.2f} |")
+        print(f"| rerun after a margin change (median of {len(app_moves)}; range "
+              f"{min(app_moves):.2f}-{max(app_moves):.2f}) | {statistics.median(app_moves):.2f} |")
+    if "browser" in args.parts:
+        first, moves, chromium = browser_slider_times(args.app_moves)
+        print(f"\nInspect page in chromium {chromium} (Playwright, headless) at batch 128: margin slider moved "
+              "with the keyboard, timed until the masked-pairs count shows the new value and the run is done:\n")
+        print("| operation | seconds |\n|---|---|")
+        print(f"| batch size set to 128 -> page drawn (embed with guide and student) | {first:.2f} |")
+        print(f"| slider step (+0.01) -> page updated (median of {len(moves)}; range "
+              f"{min(moves):.2f}-{max(moves):.2f}) | {statistics.median(moves):.2f} |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def engine(repeats: int) -> None:
+    """Sections 1-3: remask, what-if sweep and projections, timed on the engine directly."""
+    import numpy as np
+
+    from core.data import load_pairs, sample_batch
+    from core.guide_cache import GuideCache
+    from core.inspect import Batch, encoder, inspect_batch, mask_batch, remask, sample_batches
+    from core.masking import STRATEGIES, MarginSettings
+    from core.models import load_model
+    from core.projection import project
+    from core.whatif import margin_sweep
+
+    ds = load_pairs("bundled")
+    guide_model, student_model = load_model("bundled:minilm-l6", device="cpu"), load_model("bundled:minilm-l3", device="cpu")
+    cache = GuideCache(guide_model, "bundled:minilm-l6")
+    student = encoder(student_model)
+    batches = [Batch.from_dataset(ds, sample_batch(ds, 128, seed)) for seed in range(repeats + 1)]
+    for b in batches:
+        cache.fill(b.texts())  # warm: the page's guide cache holds these after the first draw
+    report = inspect_batch(batches[0], cache.embed, MarginSettings(), student)
+
+    times: dict[str, list[float]] = {k: [] for k in ("remask", "mask", "new", "encode")}
+    for k in range(repeats):
+        settings = MarginSettings(*SETTINGS_CYCLE[k % len(SETTINGS_CYCLE)])
+        times["remask"].append(timed(lambda: remask(report, settings)))
+        times["mask"].append(timed(lambda: mask_batch(report.batch, report.guide, settings)))
+        times["new"].append(timed(lambda: inspect_batch(batches[k + 1], cache.embed, settings, student)))
+        times["encode"].append(timed(lambda: guide_model.encode(batches[k + 1].texts(), batch_size=64)))
+    pairs = len(remask(report, MarginSettings("absolute", 0.1)).pairs)
+    print(f"\nBatch 128 of bundled triplets, 4 blocks; {pairs} masked pairs at absolute 0.1; "
+          f"median (min-max) of {repeats} repeats, side by side in one loop:\n")
+    print("| operation | median ms | range ms | vs remask |\n|---|---|---|---|")
+    base = statistics.median(times["remask"])
+    print(row("`remask` (margin slider: mask + pairs table + counts)", times["remask"], base))
+    print(row("`guided_mask` alone, on torch's default 2 threads", times["mask"], base))
+    print(row("`inspect_batch` on a new batch (warm guide cache + student encode)", times["new"], base))
+    print(row("guide `encode` of the batch's 384 texts (avoided by remask)", times["encode"], base), flush=True)
+
+    sweep_batches = sample_batches(ds, 8, 32, seed=0)
+    margins = np.round(np.linspace(-0.1, 0.5, 61), 3).tolist()
+    embedded = [inspect_batch(b, cache.embed, MarginSettings()).guide for b in sweep_batches]
+
+    def looped() -> None:
+        for b, e in zip(sweep_batches, embedded):
+            for strategy in STRATEGIES:
+                for m in margins:
+                    mask_batch(b, e, MarginSettings(strategy, m)).block_fractions()
+
+    sweep_times, loop_times = [], []
+    for _ in range(max(3, repeats // 4)):
+        sweep_times.append(timed(lambda: margin_sweep(sweep_batches, cache.embed, margins)))
+        loop_times.append(timed(looped))
+    print(f"\nMargin what-if, 8 batches of 32, {len(margins)} margins x 2 strategies, cached embeddings:\n")
+    print("| operation | median ms | range ms | vs sweep |\n|---|---|---|---|")
+    print(row("`margin_sweep` (broadcast over margins)", sweep_times, statistics.median(sweep_times)))
+    print(row("`guided_mask` per (batch, strategy, margin)", loop_times, statistics.median(sweep_times)), flush=True)
+
+    vectors = report.guide.all().numpy()
+    pca = [timed(lambda: project(vectors, "pca")) for _ in range(repeats)]
+    cold = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import umap; "
+                           "print(time.perf_counter() - t)"], capture_output=True, text=True, check=True)
+    umap_import = float(cold.stdout.split()[-1])
+    umap_first = timed(lambda: project(vectors, "umap"))
+    umap_warm = [timed(lambda: project(vectors, "umap", seed=s)) for s in range(3)]
+    print("\nProjection of the batch's 384 guide embeddings:\n")
+    print("| operation | seconds |\n|---|---|")
+    print(f"| PCA (median of {len(pca)}) | {statistics.median(pca):.4f} |")
+    print(f"| `import umap`, fresh process | {umap_import:.1f} |")
+    print(f"| first UMAP fit in this process (numba compiles) | {umap_first:.1f} |")
+    print(f"| later UMAP fits (median of 3) | {statistics.median(umap_warm):.1f} |", flush=True)
+
+
+
+def app_rerun_times(moves: int) -> tuple[float, list[float]]:
+    """AppTest script-run time of the Inspect page: first paint, then each margin change."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
+    at.run()
+    at.switch_page("views/inspect.py").run()
+    at.sidebar.number_input(key="batch_size").set_value(128)
+    first = timed(at.run)
+    if at.exception or at.error:
+        raise SystemExit(f"the page failed: {[e.value for e in [*at.exception, *at.error]]}")
+    times = []
+    for k in range(moves):
+        at.sidebar.slider(key="margin").set_value(round(0.01 * (k + 1), 2))
+        times.append(timed(at.run))
+    return first, times
+
+
+IDLE_EXPR = ("document.querySelector('[data-testid=\"stApp\"][data-test-script-state=\"notRunning\"]')"
+             " && !document.querySelector('[data-stale=\"true\"]')")
+IDLE = f"() => {IDLE_EXPR}"
+PAIRS_HEADER = "[...document.querySelectorAll('h3')].find(h => h.textContent.startsWith('Masked pairs'))"
+
+
+def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
+    """End to end in a real browser: set batch 128, then each margin step until the page shows it."""
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_app import ARGS, CHROMIUM, start_server, wait_healthy
+
+    def header(page) -> str:
+        return page.evaluate(f"() => {{ const h = {PAIRS_HEADER}; return h ? h.textContent : ''; }}")
+
+    def changed(page, old: str) -> None:
+        page.wait_for_function(f"() => {{ const h = {PAIRS_HEADER}; return h && h.textContent !== "
+                               f"{old!r} && ({IDLE_EXPR}); }}", timeout=600_000)
+
+    with tempfile.TemporaryDirectory() as home, sync_playwright() as p:
+        server, url = start_server(home, ROOT / "assets" / "demo")
+        try:
+            wait_healthy(url, server)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
+            page.wait_for_function(IDLE, timeout=600_000)
+            page.goto(f"{url}/inspect")
+            page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
+            page.wait_for_function(IDLE, timeout=600_000)
+            old = header(page)
+            size = page.get_by_label("Batch size")
+            size.fill("128")
+            tick = time.perf_counter()
+            size.press("Enter")
+            changed(page, old)
+            first = time.perf_counter() - tick
+            slider = page.get_by_role("slider").first
+            times = []
+            for _ in range(moves):
+                old = header(page)
+                slider.focus()
+                tick = time.perf_counter()
+                slider.press("ArrowRight")
+                changed(page, old)
+                times.append(time.perf_counter() - tick)
+            version = browser.version
+            browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return first, times, version
+
+
+if __name__ == "__main__":
+    main()
