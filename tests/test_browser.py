@@ -43,12 +43,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextmanager
-def serve(home: Path):
-    """``streamlit run app/main.py`` from the repo root (so .streamlit/config.toml applies), stopped after."""
+def require_browser() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM} (apt-get install chromium): no real-browser test")
     pytest.importorskip("playwright", reason="playwright is not installed (pip install playwright)")
+
+
+@contextmanager
+def serve(home: Path):
+    """``streamlit run app/main.py`` from the repo root (so .streamlit/config.toml applies), stopped after."""
+    require_browser()
     port = free_port()
     env = {**os.environ, "GISTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     with open(home / "streamlit.log", "wb") as log:
@@ -84,14 +88,22 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(app_url):
+def browser():
+    """One headless chromium for the module (Playwright's sync API allows one driver at a time)."""
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
-        yield page
-        browser.close()
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(app_url, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    yield page
+    page.close()
 
 
 def wait_until_idle(page, timeout_ms: int) -> None:
@@ -133,17 +145,14 @@ def test_inspect_draws_a_batch_and_shows_the_masked_pairs(app_url, browser_page)
     shoot(page, "inspect")
 
 
-def test_a_deep_link_on_a_fresh_server_gets_the_navigation(tmp_path):
+def test_a_deep_link_on_a_fresh_server_gets_the_navigation(tmp_path, browser):
     """Pages live in app/views/, not app/pages/: a pages/ folder beside main.py would put Streamlit in
     its legacy multipage mode until main.py has run once, so a bookmarked link would skip the navigation."""
-    from playwright.sync_api import sync_playwright
-
-    with serve(tmp_path) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with serve(tmp_path) as url:
         page = browser.new_page()
         page.goto(f"{url}/train")
         page.get_by_role("heading", name="Train").first.wait_for(timeout=120_000)
         wait_until_idle(page, 120_000)
         sections = page.get_by_text("Explore the guide").count()
-        browser.close()
+        page.close()
     assert sections == 1
