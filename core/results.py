@@ -129,7 +129,7 @@ def results_table(paths: Path | str | Iterable[Path | str] | None = None) -> pd.
             rows.extend(_rows(file))
         except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
             unreadable.append(f"{file}: {type(exc).__name__}: {' '.join(str(exc).split())[:120]}")
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS).astype({"seed": "Int64"})  # None for base models
     table = table.sort_values(["model", "run", "task", "split"], na_position="first", ignore_index=True)
     table.attrs["unreadable"] = unreadable
     return table
