@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -70,7 +72,11 @@ def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, tiny_model_dir, e
     charts = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert charts == [f"Guide ({tiny}): a-p", f"Student ({tiny}): a-p"]
     at.radio(key="heatmap_block").set_value("a-n").run()
-    assert json.loads(at.get("plotly_chart")[1].proto.spec)["layout"]["title"]["text"].endswith(": a-n")
+    student_map = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert student_map["layout"]["title"]["text"].endswith(": a-n")
+    tint = student_map["data"][1]["z"]  # the red layer: one non-NaN cell per masked a-n candidate
+    tinted = np.frombuffer(base64.b64decode(tint["bdata"]), dtype=tint["dtype"])
+    assert np.isfinite(tinted).sum() == at.dataframe[1].value["a-n"].sum() > 0
     before = pair_count(at)
     assert len(at.dataframe[0].value) == min(before, 2000)  # at most 2000 rows go to the browser
     assert at.dataframe[1].value["row"].tolist() == list(range(32))
