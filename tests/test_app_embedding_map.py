@@ -42,6 +42,8 @@ def test_pca_map_with_roles_lines_and_hover(tiny_models):
     at.sidebar.slider(key="margin").set_value(0.5).run()
     more = {t["name"].split(" (")[0]: t for t in figure(at)["data"]}["masked by the guide"]
     assert len(values(more["x"])) > lines  # a larger margin masks more: more lines, same points
+    at.checkbox(key="map_lines").uncheck().run()
+    assert [t["name"] for t in figure(at)["data"]] == ["anchor", "positive", "negative"]
     assert "Draw a box or a lasso" in at.info[0].value
 
 

@@ -25,10 +25,11 @@ with state.errors_shown():
     settings = state.choose_settings()
     batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
     report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns([2, 3, 2])
     source = c1.radio("Embeddings from", ["guide", "student"], horizontal=True, key="map_source",
                       disabled=report.student is None)
     method = c2.radio("Projection", list(PROJECTIONS), horizontal=True, key="map_method")
+    show_lines = c3.checkbox("Lines to masked candidates", True, key="map_lines")
     source = source if report.student is not None else "guide"
     embedded = report.student if source == "student" else report.guide
     coords = state.projected(embedded.all().numpy(), PROJECTIONS[method], seed)
@@ -36,25 +37,30 @@ with state.errors_shown():
 points = map_points(batch, coords)
 segments = mask_segments(batch, report.mask, points)
 fig = go.Figure()
-fig.add_scatter(
-    x=segments[["x0", "x1"]].assign(gap=None).to_numpy().ravel(),
-    y=segments[["y0", "y1"]].assign(gap=None).to_numpy().ravel(),
-    mode="lines", line=dict(color="rgba(90,90,90,0.35)", width=1), hoverinfo="skip",
-    name=f"masked by the guide ({len(segments)})",
-)
+if show_lines:
+    fig.add_scatter(
+        x=segments[["x0", "x1"]].assign(gap=None).to_numpy().ravel(),
+        y=segments[["y0", "y1"]].assign(gap=None).to_numpy().ravel(),
+        mode="lines", line=dict(color="rgba(90,90,90,0.18)", width=1), hoverinfo="skip",
+        name=f"masked by the guide ({len(segments)})",
+    )
+trace_points = []  # the point ids of each role's trace, in curve order after the lines (if drawn)
 for role, colour in ROLE_COLOURS.items():
     group = points[points.role == role]
     if len(group):
-        fig.add_scatter(x=group.x, y=group.y, mode="markers", name=role, customdata=group.index.to_numpy()[:, None],
+        fig.add_scatter(x=group.x, y=group.y, mode="markers", name=role,
                         marker=dict(color=colour, size=8, line=dict(width=0.5, color="white")),
                         hovertext=group.hover, hovertemplate="%{hovertext}<extra></extra>")
+        trace_points.append(group.index)
 axis = PROJECTIONS[method].upper()
 fig.update_layout(title=f"{axis} of {source} embeddings: {len(batch)} rows, {settings.margin_strategy} margin "
                         f"{settings.margin:+.2f}", xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
                   height=620, dragmode="lasso", legend_title_text="role", margin=dict(l=10, r=10, t=50, b=10))
 event = st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("box", "lasso", "points"))
 
-chosen = [p["customdata"][0] for p in event.selection.points if p.get("customdata") is not None]
+first = 1 if show_lines else 0  # curve number of the first role trace
+chosen = [trace_points[p["curve_number"] - first][p["point_index"]] for p in event.selection.points
+          if p["curve_number"] >= first]
 st.subheader(f"Selected texts ({len(chosen)})")
 if not chosen:
     st.info("Draw a box or a lasso around points on the map to list their texts here.")
