@@ -37,6 +37,7 @@ fig = px.line(sweep, x="margin", y="masked_fraction", color="block", facet_col="
               hover_data={"masked": True, "candidates": True},
               title=f"Masked share per block over {n_batches} batches of {size} (guide {guide})")
 fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+fig.for_each_annotation(lambda a: a.update(text=a.text.replace("strategy=", "")))
 facet = 1 if settings.margin_strategy == "absolute" else 2
 fig.add_vline(x=settings.margin, line_dash="dash", line_color="#555", col=facet,
               annotation_text=f"current: {settings.margin:+.2f}", annotation_position="top left")
