@@ -89,7 +89,8 @@ def task_rows(ds: Dataset) -> dict[str, np.ndarray]:
             "The data has no 'task' column, so batches cannot be drawn per task: "
             "add one, or use mixed batches."
         )
-    tasks = np.asarray(ds[TASK_COLUMN], dtype=object)
+    # One Arrow column read (it honours an indices mapping), not a Python loop over rows.
+    tasks = ds.with_format("arrow")[TASK_COLUMN].to_numpy(zero_copy_only=False)
     names, first = np.unique(tasks, return_index=True)
     return {str(names[i]): np.flatnonzero(tasks == names[i]) for i in np.argsort(first)}
 

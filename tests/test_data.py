@@ -149,3 +149,9 @@ def test_epoch_batches_mixed_and_homogeneous(tmp_path):
     assert all(len({tasks[r] for r in batch}) == 1 for batch in homogeneous)
     with pytest.raises(GistlabError, match="no 'task' column"):
         epoch_batches(ds.remove_columns("task"), 2, seed=0, epoch=0, homogeneous=True)
+
+
+def test_task_rows_follow_a_shuffled_selection(tmp_path):
+    """A selected or shuffled dataset keeps an indices mapping; task ids must follow it."""
+    ds = load_pairs(str(write(tmp_path / "p.csv"))).select([9, 0, 4, 3, 8])
+    assert {t: r.tolist() for t, r in task_rows(ds).items()} == {"odd": [0, 3], "even": [1, 2, 4]}
