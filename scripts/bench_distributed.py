@@ -114,7 +114,7 @@ def main() -> None:
     import sentence_transformers
     import torch
 
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores shared with other jobs; load "
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; load "
           f"average (1 min) {min(loads):.1f}-{max(loads):.1f}, median {statistics.median(loads):.1f}; "
           f"Python {platform.python_version()}, torch {torch.__version__}, sentence-transformers "
           f"{sentence_transformers.__version__}. Global batch {args.global_batch}, {args.steps} steps "
