@@ -50,11 +50,15 @@ bundled training pairs come from the same WordNet resource, but from other synse
 
 
 def result_files(path: Path) -> list[Path]:
-    """Result JSON files under ``path``: a file, a ResultCache root (run dir, workspace) or its ``results/``."""
+    """Result JSON files under ``path``: a file, a ResultCache root (run dir, workspace) or its ``results/``.
+
+    Only ``results/`` is searched: a workspace also holds other JSON at the same depth (the guide
+    cache's ``meta.json``, the derived student's config), which are not results.
+    """
     path = Path(path)
     if path.is_file():
         return [path]
-    base = path / "results" if (path / "results").is_dir() else path
+    base = path if path.name == "results" else path / "results"
     return sorted(p for p in base.glob("*/*/*.json") if p.name != "model_meta.json")
 
 

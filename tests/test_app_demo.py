@@ -30,7 +30,7 @@ def make_demo(root: Path) -> Path:
          ("the same again", "the same again", 1.0, True, False)],
         columns=["text", "candidate", "guide_score", "identical_text", "student_prefers"])
     pairs = pairs.assign(candidate_role="positive", positive_score=0.7, threshold=0.7,
-                         beats_positive_by=pairs["guide_score"] - 0.7)
+                         beats_positive_by=pairs["guide_score"] - 0.7, step=3)
     pairs.to_parquet(demo / "sample_batch.parquet")
     pd.DataFrame({
         "model": ["gistlab/minilm-l3", "gistlab-run/g", "gistlab-run/m"] * 2,
@@ -51,7 +51,7 @@ def test_demo_tells_the_story(tmp_path, monkeypatch):
     assert not at.exception and not at.error
     assert at.title[0].value.startswith("What the guide removes")
     captions = [c.value for c in at.caption]
-    assert captions[0] == "9 candidates were masked in this batch of the GIST run; the clearest 6:"
+    assert captions[0] == "9 candidates were masked in this batch (step 3) of the GIST run; the 6 the guide finds most alike:"
     explained = captions[1:7]
     assert explained[0].startswith("The guide scores this positive at 0.90, above the row's threshold 0.70")
     assert "The student, too, ranks it above the positive" in explained[0]

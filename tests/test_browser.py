@@ -117,6 +117,13 @@ def wait_until_idle(page, timeout_ms: int) -> None:
 
 
 def shoot(page, name: str) -> None:
+    """A full-page screenshot once every plotly chart has drawn (they load after the script run)."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+        ".every(chart => chart.querySelector('.main-svg'))",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(1_000)  # plotly's transitions and the data grid's first paint
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 

@@ -82,4 +82,5 @@ def test_experiment_plumbing_tiny_model(tiny_model_dir, tmp_path):
         assert list((demo / arm).glob("results/*/*/WordNetSTS.json"))
         assert not (demo / arm / "model").exists()
     assert set(pd.read_csv(demo / "results.csv")["loss"].fillna("base")) == {"base", "mnrl", "gist"}
+    assert set(pd.read_parquet(demo / "sample_batch.parquet")["step"]) <= {1, 2}  # the batch's step
     assert sum(f.stat().st_size for f in demo.rglob("*") if f.is_file()) < 1_000_000

@@ -59,6 +59,21 @@ def test_empty_folder_gives_empty_table(tmp_path):
     assert table.empty and "main_score" in table.columns
 
 
+def test_workspace_json_outside_results_is_not_read(evaluated, tmp_path):
+    """A workspace's guide cache and derived models keep JSON at results' depth: not results."""
+    base, _ = evaluated
+    (tmp_path / "guide_cache" / "abc123").mkdir(parents=True)
+    (tmp_path / "guide_cache" / "abc123" / "meta.json").write_text('{"rows": 3}')
+    (tmp_path / "models" / "minilm-l3").mkdir(parents=True)
+    (tmp_path / "models" / "minilm-l3" / "modules.json").write_text("[]")
+    empty = results_table(tmp_path)
+    assert empty.empty and empty.attrs["unreadable"] == []
+    shutil.copytree(base.folder.parents[1], tmp_path / "results")
+    for root in (tmp_path, tmp_path / "results"):
+        table = results_table(root)
+        assert len(table) == 1 and table.attrs["unreadable"] == []
+
+
 def test_task_types_and_overlap():
     assert task_type("STSBenchmark") == "STS"
     assert task_type("Banking77Classification") == "Classification"

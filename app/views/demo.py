@@ -15,9 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from app.views import OVERLAP_NOTE, curves_figure, page_link, scores_figure
+from core.explain import DEMO_PAIRS, clearest_pairs, explain
 from core.results import mark_overlaps
 
-SHOWN_PAIRS = 6
 demo_dir = Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")
 
 st.title("What the guide removes, and why it matters")
@@ -33,27 +33,6 @@ if not demo_dir.is_dir():
     st.error(f"The demo files are missing ({demo_dir}): rebuild them with `gistlab experiment` "
              "(see docs/RESULTS.md), or use the Inspect page, which computes everything live.")
     st.stop()
-
-
-def explain(pair: pd.Series) -> str:
-    """One sentence on why the guide masked this candidate (and what the student made of it)."""
-    if pair["identical_text"]:
-        return "The candidate is the very same text as this row's own anchor or positive: always masked."
-    sentence = (
-        f"The guide scores this {pair['candidate_role']} at {pair['guide_score']:.2f}, above the row's "
-        f"threshold {pair['threshold']:.2f} (its own positive scores {pair['positive_score']:.2f}): "
-        "it reads as another right answer, so the loss leaves it alone."
-    )
-    if pd.notna(pair.get("student_prefers")) and bool(pair["student_prefers"]):
-        sentence += " The student, too, ranks it above the positive: unmasked, it would be pushed away hard."
-    return sentence
-
-
-def clearest(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The ``n`` masked pairs that explain the method best: real look-alikes first, one duplicate at most."""
-    ranked = pairs.sort_values("beats_positive_by", ascending=False)
-    same = ranked["identical_text"].fillna(False).astype(bool)
-    return pd.concat([ranked[~same].head(n - 1), ranked[same].head(1)]).head(n)
 
 
 runs = {
@@ -78,8 +57,10 @@ if table is not None and {"gist", "mnrl"} <= set(table["loss"].dropna()):
 
 st.subheader("1. A training batch: what the guide masked")
 if pairs is not None:
-    st.caption(f"{len(pairs)} candidates were masked in this batch of the GIST run; the clearest {SHOWN_PAIRS}:")
-    for _, pair in clearest(pairs, SHOWN_PAIRS).iterrows():
+    step = f" (step {pairs['step'].iloc[0]})" if "step" in pairs and len(pairs) else ""
+    st.caption(f"{len(pairs)} candidates were masked in this batch{step} of the GIST run; the "
+               f"{DEMO_PAIRS} the guide finds most alike:")
+    for _, pair in clearest_pairs(pairs, DEMO_PAIRS).iterrows():
         with st.container(border=True):
             left, right = st.columns(2)
             left.markdown(f"**Row** · {pair['text']}")
