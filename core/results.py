@@ -85,12 +85,16 @@ def task_type(name: str) -> str:
 
 
 def _run_info(result_file: Path) -> dict:
-    """Run name, loss and seed when the file sits in a run directory (``<run>/results/m/r/t.json``)."""
+    """Run name, loss and seed when the file sits in a run directory (``<run>/results/m/r/t.json``).
+
+    A run directory is one whose ``config.json`` is a training config (it names the loss); its
+    weights need not be there (the demo copy in ``assets/demo`` ships results without them).
+    """
     root = result_file.parents[3]
     config = root / "config.json"
-    if not config.is_file() or not (root / "model").is_dir():
+    settings = json.loads(config.read_text()) if config.is_file() else {}
+    if not isinstance(settings, dict) or "loss" not in settings:
         return {"run": None, "loss": None, "seed": None}
-    settings = json.loads(config.read_text())
     return {"run": root.name, "loss": settings.get("loss"), "seed": settings.get("seed")}
 
 

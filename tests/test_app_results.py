@@ -161,3 +161,16 @@ def test_a_deleted_run_and_a_failed_evaluation_are_reported(home):
     assert not at.exception
     assert at.error[0].value.startswith("The last evaluation failed: Model 'org/nope' is not in the local")
     assert at.warning[0].value == "The last evaluation skipped SciFact: its data is not in the local cache"
+
+
+def test_bar_colours_follow_the_loss_arm(home):
+    """Runs of one arm share its hue (later seeds lighter); base models are grey."""
+    from app.views import ARM_COLORS, label_colors
+
+    colors = label_colors(results.results_table())
+    assert list(colors) == ["gistlab/minilm-l3", "g0", "g1", "m0"]  # base, then by arm, in the legend too
+    assert colors["g0"] == ARM_COLORS["gist"] and colors["m0"] == ARM_COLORS["mnrl"]
+    assert colors["gistlab/minilm-l3"] == ARM_COLORS["base"]
+    lighter = [int(colors["g1"][i:i + 2], 16) for i in (1, 3, 5)]
+    assert all(c1 >= c0 for c1, c0 in zip(lighter, [int(ARM_COLORS["gist"][i:i + 2], 16) for i in (1, 3, 5)]))
+    assert colors["g1"] != colors["g0"]

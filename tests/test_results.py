@@ -42,6 +42,17 @@ def test_table_rows_for_base_model_and_run(evaluated):
     assert table["main_score"].iloc[0] == pytest.approx(saved)
 
 
+def test_a_run_without_its_weights_is_still_a_run(evaluated, tmp_path):
+    """The demo copy ships a run's results and config but not its model/."""
+    _, run = evaluated
+    copy = tmp_path / "gist-seed1"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("model"))
+    [row] = results_table(copy).to_dict("records")
+    assert (row["run"], row["loss"], row["seed"]) == ("gist-seed1", "gist", 1)
+    (copy / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))  # a model's config
+    assert results_table(copy)["run"].isna().all()
+
+
 def test_unreadable_file_is_listed_not_fatal(evaluated, tmp_path):
     base, _ = evaluated
     copy = tmp_path / "copy"

@@ -30,23 +30,47 @@ def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str) -> 
     return fig
 
 
+def _lighter(hex_color: str, amount: float) -> str:
+    """``hex_color`` blended with white by ``amount`` (0: unchanged, 1: white)."""
+    rgb = [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+def label_colors(table: pd.DataFrame) -> dict[str, str]:
+    """A colour per label: its loss arm's hue (base models grey), each further run of an arm lighter.
+
+    So six runs (two arms x three seeds) read as two families of bars, not six unrelated colours.
+    """
+    labels = labelled(table).drop_duplicates("label")
+    arms = labels["loss"].fillna("base") if "loss" in labels else pd.Series("base", index=labels.index)
+    order = {arm: k for k, arm in enumerate(dict.fromkeys(["base", *ARM_COLORS]))}  # base models first
+    colors = {}
+    for arm, group in sorted(labels.groupby(arms), key=lambda item: order.get(str(item[0]), len(order))):
+        hue = ARM_COLORS.get(str(arm), ARM_COLORS["base"])
+        names = sorted(group["label"])
+        colors |= {name: _lighter(hue, 0.6 * k / len(names)) for k, name in enumerate(names)}
+    return colors
+
+
 def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
     """Grouped bars of the mean ``main_score`` per ``x`` (task or task type), one colour per label."""
     means = labelled(table).groupby([x, "label"], as_index=False)["main_score"].mean()
+    colors = label_colors(table)
     fig = px.bar(means, x=x, y="main_score", color="label", barmode="group", title=title,
-                 color_discrete_map=ARM_COLORS)
+                 color_discrete_map=colors, category_orders={"label": list(colors)})
     fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig
 
 
-def radar_figure(table: pd.DataFrame) -> go.Figure:
+def radar_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
     """Task-type averages of every label on one radar (plotly Scatterpolar), the loop closed."""
     means = labelled(table).groupby(["label", "task_type"])["main_score"].mean().unstack()
     fig = go.Figure()
     for label, row in means.iterrows():
         types = list(row.dropna().index)
         fig.add_trace(go.Scatterpolar(r=[*row[types], row[types[0]]], theta=[*types, types[0]],
-                                      name=label, fill="toself", opacity=0.6))
+                                      name=label, fill="toself", opacity=0.6,
+                                      line_color=(colors or {}).get(label)))
     fig.update_layout(height=420, title="Average main score per task type",
                       margin=dict(l=30, r=30, t=50, b=30))
     return fig

@@ -11,7 +11,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from app.views import OVERLAP_NOTE, radar_figure, scores_figure
+from app.views import OVERLAP_NOTE, label_colors, radar_figure, scores_figure
 from core import jobs
 from core.errors import GistlabError
 from core.models import DEFAULT_STUDENT
@@ -98,10 +98,10 @@ if table.empty:
     st.stop()
 table = mark_overlaps(table)
 
-per_task, per_type = st.columns(2)
-per_task.plotly_chart(scores_figure(table, "task", "Main score per task"), width="stretch")
+st.plotly_chart(scores_figure(table, "task", "Main score per task"), width="stretch")
+per_type, radar = st.columns(2)
 per_type.plotly_chart(scores_figure(table, "task_type", "Main score per task type"), width="stretch")
-st.plotly_chart(radar_figure(table), width="stretch")
+radar.plotly_chart(radar_figure(table, label_colors(table)), width="stretch")
 
 bases = sorted(table.loc[table["run"].isna(), "model"].unique())
 if bases and table["run"].notna().any():
