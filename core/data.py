@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, Value
 
-from core.errors import GistlabError
+from core.errors import GistlabError, first_line
 
 TEXT_COLUMNS = ("anchor", "positive")
 TASK_COLUMN = "task"
@@ -284,7 +284,7 @@ def _load_with_datasets(spec: str, split: str, *, hub: bool) -> Dataset:
         return datasets.load_dataset(spec, split=split)
     except ValueError as exc:
         if "Unknown split" not in str(exc):
-            raise GistlabError(f"Could not read dataset {spec!r} ({_first_line(exc)}).") from None
+            raise GistlabError(f"Could not read dataset {spec!r} ({first_line(exc)}).") from None
         available = ", ".join(datasets.get_dataset_split_names(spec))
         raise GistlabError(
             f"Dataset {spec!r} has no split {split!r}: available splits are {available}; "
@@ -297,13 +297,8 @@ def _load_with_datasets(spec: str, split: str, *, hub: bool) -> Dataset:
                 f"({offline}): use a local file or 'bundled', or go online."
             ) from None
         raise GistlabError(
-            f"Could not load dataset {spec!r} ({_first_line(exc)}): check the id or path and your access."
+            f"Could not load dataset {spec!r} ({first_line(exc)}): check the id or path and your access."
         ) from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 # ---- checking ----------------------------------------------------------------------------------

@@ -7,3 +7,9 @@ class GistlabError(Exception):
     The CLI prints it as one line and exits 2; the app shows it with ``st.error``. Anything else
     that escapes is a bug.
     """
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception as one short line for a GistlabError: its message's first line, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

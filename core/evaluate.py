@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from core.errors import GistlabError
+from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable
 from core.models import load_model
 from core.runs import CONFIG, MODEL
@@ -83,12 +83,6 @@ class EvalReport:
     def result_files(self) -> list[Path]:
         """The result JSON of every task that has one now."""
         return [self.folder / f"{task}.json" for task in self.computed + self.reused]
-
-
-def first_line(exc: BaseException, limit: int = 160) -> str:
-    """An exception as one short line: its message's first line, or its type's name."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- tasks

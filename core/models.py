@@ -19,7 +19,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from core.errors import GistlabError
+from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
 from core.workspace import subdir
 
@@ -110,8 +110,7 @@ def _load_from_hub(spec: str, *, device: str | None, trust_remote_code: bool) ->
     try:
         return SentenceTransformer(spec, device=device, trust_remote_code=trust_remote_code)
     except Exception as exc:  # network, missing repo, gated repo: all the same to the user
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise GistlabError(
-            f"Could not load model {spec!r} from the Hugging Face Hub ({reason}). Offline, use "
+            f"Could not load model {spec!r} from the Hugging Face Hub ({first_line(exc)}). Offline, use "
             f"{' or '.join(BUNDLED)} or a local model folder; online, check the id and your access."
         ) from None

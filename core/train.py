@@ -55,7 +55,7 @@ from transformers import TrainerCallback
 
 from core import distributed
 from core.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns
-from core.errors import GistlabError
+from core.errors import GistlabError, first_line
 from core.masking import BatchMask, MarginSettings, guided_mask
 from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_model
 from core.runs import (
@@ -169,7 +169,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
     except KeyboardInterrupt:
         state = "interrupted"
     except Exception as exc:
-        error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        error = first_line(exc, limit=1000)
         raise
     finally:
         try:
@@ -382,7 +382,7 @@ class RunRecorder(TrainerCallback):
         for name in (METRICS, BATCHES):
             (out / name).write_text("")
         write_json(out / STATUS, self.status)
-        self._started = self._step_started = self._step_seconds = time.perf_counter()
+        self._step_seconds = 0.0
         self._flushed = time.monotonic()
 
     def attach(self, trainer, step_mask: Callable[[], BatchMask | None]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ from core.cli import main
 from core.data import epoch_batches, load_pairs
 from core.guide_cache import GuideCache
 from core.loss import GISTLoss, gist_loss
-from core.masking import MarginSettings
 from core.runs import read_status
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 WORLD, PER_RANK = 2, 8
@@ -61,12 +60,6 @@ def rows_dataset() -> Dataset:
 
 def features(model: SentenceTransformer, ds: Dataset) -> list[dict]:
     return [model.preprocess(ds[c]) for c in COLUMNS]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fill_reference(guide, root: Path, first: list[str]) -> GuideCache:

@@ -145,13 +145,15 @@ def test_mnrl_arm_is_gist_without_the_mask(tiny_model_dir, pairs_csv):
     student = SentenceTransformer(str(tiny_model_dir), device="cpu")
     features = [student.preprocess(ds[c]) for c in ("anchor", "positive")]
     labels = torch.arange(len(ds))
-    values = {}
+    values, masks = {}, {}
     for arm in ("gist", "mnrl"):
         config = TrainConfig(loss=arm, guide=str(tiny_model_dir), margin=-10.0, temperature=0.05)
         loss, step_mask = build_loss(config, student, ds)
         values[arm] = loss([dict(f) for f in features], labels).item()
+        masks[arm] = step_mask()
     assert values["gist"] == pytest.approx(values["mnrl"], rel=1e-5)
-    assert step_mask() is None
+    assert masks["gist"].masked_fraction() == 0  # the gist arm ran its mask, and it masked nothing
+    assert masks["mnrl"] is None
 
 
 def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model_dir, tmp_path):

@@ -5,7 +5,6 @@ only reads those files, every two seconds while a job runs, so a rerun, a closed
 neither kills nor duplicates it. Past runs are listed below with links into the other pages.
 """
 
-import pandas as pd
 import streamlit as st
 
 from app.views import curves_figure, page_link
