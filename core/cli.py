@@ -308,7 +308,8 @@ def _run_cache(args: argparse.Namespace) -> int:
     distributed.init_from_env()
     spec = args.guide or DEFAULT_GUIDE
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
-    texts = [t for column in text_columns(ds) for t in ds[column]]
+    rows = ds[:]  # one Arrow read; ds[column] would yield the texts one row at a time
+    texts = [t for column in text_columns(ds) for t in rows[column]]
     cache = GuideCache(load_model(spec).eval().requires_grad_(False), spec, batch_size=args.batch_size)
     started = time.perf_counter()
     encoded = distributed.fill_guide_cache(cache, texts)

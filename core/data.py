@@ -219,7 +219,8 @@ def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
             else:
                 body.append(row)
     except csv.Error as exc:
-        raise GistlabError(f"{name} line {reader.line_num} is not valid CSV ({exc}): fix that line.") from None
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise GistlabError(f"{name} line {reader.line_num} is not valid {kind} ({exc}): fix that line.") from None
     if header is None:
         raise GistlabError(f"{name} is empty: give a file with a header and rows of pairs.")
     if len(set(header)) != len(header):

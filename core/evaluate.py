@@ -88,16 +88,12 @@ class EvalReport:
 # ---------------------------------------------------------------- tasks
 
 
-def _bundled_names() -> list[str]:
-    from core.mteb_tasks import bundled_tasks
-
-    return [t.metadata.name for t in bundled_tasks()]
-
-
 def _unknown_task(name: str) -> GistlabError:
     import mteb
 
-    known = _bundled_names() + [t.metadata.name for t in mteb.get_tasks()]
+    from core.mteb_tasks import TASK_NAMES
+
+    known = [*TASK_NAMES, *(t.metadata.name for t in mteb.get_tasks())]
     close = difflib.get_close_matches(name, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     return GistlabError(
@@ -120,8 +116,9 @@ def _official_task(name: str) -> AbsTask:
 def _tasks_of(item: str) -> list[AbsTask]:
     import mteb
 
-    if item == "bundled" or item in _bundled_names():
-        from core.mteb_tasks import bundled_tasks
+    from core.mteb_tasks import TASK_NAMES, bundled_tasks
+
+    if item == "bundled" or item in TASK_NAMES:
 
         return bundled_tasks(None if item == "bundled" else [item])
     if item.startswith("type:"):
@@ -233,7 +230,8 @@ class EncodeMemo:
     def __call__(self, inputs=None, **kwargs):
         inputs = kwargs.pop("sentences", inputs)
         key = self._settings(kwargs)
-        if key is None or not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+        if (key is None or not isinstance(inputs, list) or not inputs
+                or not all(isinstance(t, str) for t in inputs)):
             return self.inner(inputs, **kwargs)
         fresh = list(dict.fromkeys(t for t in inputs if (key, t) not in self.store))
         found = dict(zip(fresh, self.inner(fresh, **kwargs))) if fresh else {}

@@ -176,14 +176,6 @@ def reading(per_task: pd.DataFrame, masked: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def cpu_seconds() -> float:
-    """CPU seconds this process used so far, all threads: less sensitive to shared cores than wall time."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _versions() -> str:
     from importlib.metadata import version
 
@@ -300,22 +292,21 @@ def _sample_batch(run: Path) -> pd.DataFrame:
     """
     from core.guide_cache import GuideCache
     from core.explain import DEMO_PAIRS, clearest_pairs
-    from core.inspect import encoder, inspect_batch, open_run_batch, run_student
+    from core.inspect import encoder, inspect_batch, open_run_batches, run_student
     from core.models import load_model
     from core.runs import read_metrics
 
     steps = range(1, min(DEMO_SEARCH_STEPS, len(read_metrics(run))) + 1)
-    batches = [open_run_batch(run, step) for step in steps]
-    config = batches[0][1]
+    batches, config = open_run_batches(run, steps)
     guide = GuideCache(load_model(config.guide, device="cpu"), config.guide)
 
     def clarity(batch) -> float:
         pairs = inspect_batch(batch, guide.embed, config.margin_settings()).pairs
         return clearest_pairs(pairs, DEMO_PAIRS)["guide_score"].mean() if len(pairs) else float("-inf")
 
-    best = max(range(len(batches)), key=lambda k: clarity(batches[k][0]))
+    best = max(range(len(batches)), key=lambda k: clarity(batches[k]))
     student = encoder(load_model(run_student(run), device="cpu"))
-    pairs = inspect_batch(batches[best][0], guide.embed, config.margin_settings(), student).pairs
+    pairs = inspect_batch(batches[best], guide.embed, config.margin_settings(), student).pairs
     return pairs.assign(step=steps[best])
 
 
@@ -335,7 +326,7 @@ def run_experiment(
     from core.runs import runs_root
     from core.train import TrainConfig, run_training
 
-    start, load_start, cpu_start = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
+    start, load_start, cpu_start = time.perf_counter(), os.getloadavg()[0], time.process_time()
     seconds = {"train": 0.0, "eval": 0.0}
     root = Path(config.out) if config.out else None
     run_root = root / "runs" if root else runs_root()
@@ -364,7 +355,7 @@ def run_experiment(
                               (load_start, os.getloadavg()[0]))
     if demo_dir is not None:
         copy_demo(runs, config.seeds[0], table, Path(demo_dir))
-    seconds["total"], seconds["cpu"] = time.perf_counter() - start, cpu_seconds() - cpu_start
+    seconds["total"], seconds["cpu"] = time.perf_counter() - start, time.process_time() - cpu_start
     if report is not None:
         Path(report).write_text(render_report(config, result, config.command(report, demo_dir)))
     return result

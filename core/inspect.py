@@ -292,10 +292,10 @@ def audit(
     return pairs.sort_values("beats_positive_by", ascending=False, ignore_index=True)
 
 
-def open_run_batch(run, step: int):
-    """The batch a training run used at ``step`` (1-based), and the run's config (guide, settings).
+def open_run_batches(run, steps):
+    """The batches a training run used at ``steps`` (1-based), and the run's config (guide, settings).
 
-    The data is loaded as the run loaded it, so its row ids point at the same texts.
+    The data is loaded once, as the run loaded it, so its row ids point at the same texts.
     """
     from core.data import load_pairs
     from core.runs import read_batch, read_config
@@ -303,7 +303,13 @@ def open_run_batch(run, step: int):
 
     config = TrainConfig.from_dict(read_config(run))
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns)
-    return Batch.from_dataset(ds, read_batch(run, step)), config
+    return [Batch.from_dataset(ds, read_batch(run, step)) for step in steps], config
+
+
+def open_run_batch(run, step: int):
+    """The batch a training run used at ``step`` (1-based), and the run's config."""
+    [batch], config = open_run_batches(run, [step])
+    return batch, config
 
 
 def run_student(run) -> str:

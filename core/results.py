@@ -145,7 +145,7 @@ def results_table(paths: Path | str | Iterable[Path | str] | None = None) -> pd.
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
     """The results table with ``label``: the run's name for a fine-tuned model, else the model's name."""
-    return table.assign(label=table["run"].fillna(table["model"]) if "run" in table else table["model"])
+    return table.assign(label=table["run"].fillna(table["model"]))
 
 
 def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:

@@ -86,10 +86,13 @@ def test_encode_memo_matches_plain_encode(tiny_model):
     assert np.allclose(tiny_model.encode_query(["a dog"]), plain[1:2], atol=1e-6)
     assert np.allclose(tiny_model.encode_document(["a cat"]), plain[:1], atol=1e-6)
     assert memo.encoded == 2  # no prompts, no router: query/document vectors are the plain ones
+    tiny_model.encode_query(["a fish"])
+    assert memo.encoded == 3  # encode_query goes through the memo (so the hits above were hits)
+    assert len(tiny_model.encode([])) == 0  # an empty call passes through (np.stack([]) would fail)
     assert isinstance(tiny_model.encode(["a cat"], convert_to_tensor=True), torch.Tensor)
     tiny_model.encode(["a bird"], prompt="query: ")
     tiny_model.encode(["a bird"])
-    assert memo.encoded == 4  # a prompt changes the vector: its own entry
+    assert memo.encoded == 5  # a prompt changes the vector: its own entry
 
 
 def test_result_for_other_data_revision_is_recomputed(tiny_model_dir, tmp_path):
