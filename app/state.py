@@ -79,13 +79,29 @@ def dataset(spec: str, split: str = "train"):
 
 
 @st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
-def uploaded_dataset(name: str, data: bytes):
+def uploaded_dataset(name: str, digest: str, _data: bytes):
+    """The upload as a dataset, keyed by its name and content hash (not by hashing the bytes again)."""
     from core.data import load_pairs
 
     with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
         path = Path(folder) / Path(name).name
-        path.write_bytes(data)
+        path.write_bytes(_data)
         return load_pairs(str(path))
+
+
+@st.cache_resource(show_spinner="Opening the run's batch…", max_entries=16)
+def _run_batch(run: str, step: int, stamp: int):
+    """Cached by (run, step, config.json's mtime): a run folder written again is read again."""
+    from core.inspect import open_run_batch
+
+    return open_run_batch(run, step)
+
+
+def run_batch(run: str, step: int):
+    """The batch a run trained on at ``step`` and its config, without reloading its data on every rerun."""
+    config = Path(run) / "config.json"
+    stamp = config.stat().st_mtime_ns if config.is_file() else 0
+    return _run_batch(run, step, stamp)
 
 
 @st.cache_resource(show_spinner="Embedding the batch…", max_entries=16)
@@ -136,7 +152,8 @@ def choose_data() -> tuple[object, str]:
                 "upload a sample of it."
             )
         data = upload.getvalue()
-        return uploaded_dataset(upload.name, data), f"upload:{hashlib.sha1(data).hexdigest()}"
+        digest = hashlib.sha1(data).hexdigest()
+        return uploaded_dataset(upload.name, digest, data), f"upload:{digest}"
     hub_id = st.sidebar.text_input("Dataset id", key="data_hub_id", placeholder="org/name")
     split = st.sidebar.text_input("Split", "train", key="data_hub_split")
     if not hub_id.strip():

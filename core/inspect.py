@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -177,13 +178,27 @@ def one_thread() -> Iterator[None]:
     torch's thread pool for each op cost 10x more than the work: remask at batch 128 took ~900 ms
     on 2 threads against ~80 ms on one, the what-if sweep ~1.9 s against ~0.1 s
     (scripts/bench_inspector.py, docs/PERFORMANCE.md). Encoding is left to torch's default.
+    Blocks may overlap (one script thread per browser session): the first to enter saves the
+    thread count and the last to leave restores it.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _one_thread_users, _saved_threads
+    with _one_thread_lock:
+        if _one_thread_users == 0:
+            _saved_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        with _one_thread_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_saved_threads)
+
+
+_one_thread_lock = threading.Lock()
+_one_thread_users = 0
+_saved_threads = 1
 
 
 def masked_pairs(

@@ -186,3 +186,20 @@ def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv
     key = ["row", "block", "candidate_row"]
     assert len(pairs) > 0
     assert sorted(map(tuple, pairs[key].values.tolist())) == sorted(map(tuple, recorded[key].values.tolist()))
+
+
+def test_one_thread_blocks_may_overlap_and_restore_the_default():
+    """Two sessions re-masking at once (interleaved, not nested) must not leave torch on one thread."""
+    from core.inspect import one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so "restored" differs from "stuck at one" on any machine
+    first, second = one_thread(), one_thread()
+    first.__enter__()
+    second.__enter__()
+    assert torch.get_num_threads() == 1
+    first.__exit__(None, None, None)  # the first leaves while the second still runs
+    assert torch.get_num_threads() == 1
+    second.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(before)

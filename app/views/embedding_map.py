@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import state
 from core.data import sample_batch
-from core.inspect import Batch, remask
+from core.inspect import Batch, mask_batch, one_thread
 from core.projection import ROLE_COLOURS, map_points, mask_segments
 
 PROJECTIONS = {"PCA": "pca", "UMAP (computed on request, then cached)": "umap"}
@@ -24,7 +24,9 @@ with state.errors_shown():
     size, seed, task = state.choose_batch(ds, max_size=1024, default_size=64)
     settings = state.choose_settings()
     batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
-    report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
+    report = state.batch_report(data_key, tuple(batch.rows), guide, student, batch)
+    with one_thread():  # the map needs the mask only, not the inspector's tables
+        mask = mask_batch(report.batch, report.guide, settings)
     c1, c2, c3 = st.columns([2, 3, 2])
     source = c1.radio("Embeddings from", ["guide", "student"], horizontal=True, key="map_source",
                       disabled=report.student is None)
@@ -35,7 +37,7 @@ with state.errors_shown():
     coords = state.projected(embedded.all().numpy(), PROJECTIONS[method], seed)
 
 points = map_points(batch, coords)
-segments = mask_segments(batch, report.mask, points)
+segments = mask_segments(batch, mask, points)
 fig = go.Figure()
 if show_lines:
     fig.add_scatter(

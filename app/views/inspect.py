@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import state
 from core.data import sample_batch
-from core.inspect import Batch, open_run_batch, remask, run_student
+from core.inspect import Batch, remask, run_student
 from core.masking import MarginSettings
 from core.runs import list_runs
 
@@ -72,7 +72,7 @@ with state.errors_shown():
             st.stop()
         run = st.sidebar.selectbox("Run", runs["path"], format_func=lambda p: Path(p).name, key="inspect_run")
         step = st.sidebar.number_input("Step", 1, None, 1, key="inspect_step")
-        batch, config = open_run_batch(run, int(step))
+        batch, config = state.run_batch(run, int(step))
         data_key, guide, student, defaults = f"run:{run}", config.guide, run_student(run), config.margin_settings()
         scope = data_key
         st.sidebar.caption(f"Guide: {guide} · student: {student}")
