@@ -95,19 +95,23 @@ def task_rows(ds: Dataset) -> dict[str, np.ndarray]:
     return {str(names[i]): np.flatnonzero(tasks == names[i]) for i in np.argsort(first)}
 
 
+def task_pool(ds: Dataset, task: str | None = None) -> np.ndarray:
+    """The row ids of ``task`` (every row when None); an unknown task is a one-line error naming the known ones."""
+    if task is None:
+        return np.arange(len(ds))
+    by_task = task_rows(ds)
+    if task not in by_task:
+        raise GistlabError(f"No task {task!r} in the data: choose one of {', '.join(by_task)}.")
+    return by_task[task]
+
+
 def sample_batch(ds: Dataset, batch_size: int, seed: int, task: str | None = None) -> list[int]:
     """A seeded draw of ``batch_size`` distinct row ids, optionally all from one task.
 
     The same (dataset, batch_size, seed, task) always gives the same rows in the same order;
     row ids are global (positions in ``ds``), also when restricted to a task.
     """
-    if task is None:
-        pool, where = np.arange(len(ds)), "the data"
-    else:
-        by_task = task_rows(ds)
-        if task not in by_task:
-            raise GistlabError(f"No task {task!r} in the data: choose one of {', '.join(by_task)}.")
-        pool, where = by_task[task], f"task {task!r}"
+    pool, where = task_pool(ds, task), "the data" if task is None else f"task {task!r}"
     if len(pool) < batch_size:
         raise GistlabError(
             f"{where} has {len(pool)} rows, fewer than the batch size {batch_size}: "

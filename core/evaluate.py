@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable
 from core.models import load_model
-from core.runs import CONFIG, MODEL
+from core.runs import CONFIG, MODEL, trained_model
 from core.workspace import workspace
 
 if TYPE_CHECKING:
@@ -157,9 +157,9 @@ def resolve_tasks(spec: str | Sequence[str | AbsTask]) -> list[AbsTask]:
 
 
 def run_dir_of(path: Path) -> Path | None:
-    """The run directory ``path`` is (or whose ``model/`` it is), or None: a folder with config.json and model/."""
+    """The run directory ``path`` is (or whose ``model/`` it is), or None: config.json and a saved model."""
     run = path.parent if path.name == MODEL else path
-    return run if (run / CONFIG).is_file() and (run / MODEL).is_dir() else None
+    return run if (run / CONFIG).is_file() and trained_model(run) else None
 
 
 def weights_fingerprint(model: SentenceTransformer) -> str:

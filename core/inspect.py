@@ -278,15 +278,9 @@ def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | N
 
 def whole_dataset(ds, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
     """Every row (of ``task``, if given) once, in seeded random batches; the last may be smaller."""
-    from core.data import task_rows
+    from core.data import task_pool
 
-    pool = np.arange(len(ds))
-    if task is not None:
-        by_task = task_rows(ds)
-        if task not in by_task:
-            raise GistlabError(f"No task {task!r} in the data: choose one of {', '.join(by_task)}.")
-        pool = by_task[task]
-    order = np.random.default_rng(seed).permutation(pool).tolist()
+    order = np.random.default_rng(seed).permutation(task_pool(ds, task)).tolist()
     return [Batch.from_dataset(ds, order[k:k + batch_size]) for k in range(0, len(order), batch_size)]
 
 
@@ -329,7 +323,7 @@ def open_run_batch(run, step: int):
 
 def run_student(run) -> str:
     """The student to inspect a run's batch with: its trained model if saved, else its base student."""
-    from core.runs import MODEL, read_config, resolve
+    from core.runs import read_config, resolve, trained_model
 
-    model = resolve(run) / MODEL
-    return str(model) if (model / "modules.json").is_file() else read_config(run)["student"]
+    model = trained_model(resolve(run))
+    return str(model) if model else read_config(run)["student"]

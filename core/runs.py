@@ -60,6 +60,12 @@ def runs_root() -> Path:
     return subdir("runs")
 
 
+def trained_model(run: str | Path) -> Path | None:
+    """The run's saved model folder, or None while it is training, failed, or was shipped without weights."""
+    model = Path(run) / MODEL
+    return model if (model / "modules.json").is_file() else None
+
+
 def resolve(run: str | Path) -> Path:
     """A run's folder from a path or from a name under :func:`runs_root`; RunNotFound if none."""
     path = Path(run).expanduser()

@@ -40,6 +40,7 @@ def home(tmp_path, monkeypatch):
     for name, loss, seed, bump in (("g0", "gist", 0, 0.10), ("g1", "gist", 1, 0.06), ("m0", "mnrl", 0, 0.02)):
         run = home / "runs" / name
         (run / "model").mkdir(parents=True)
+        (run / "model" / "modules.json").write_text("[]")
         (run / "config.json").write_text(json.dumps({"loss": loss, "seed": seed}))
         write_result(run, f"gistlab-run/{name}", {"WordNetSTS": 0.50 + bump, "WordNetRetrieval": 0.40 + bump,
                                                   "Banking77Classification": 0.30 + bump})

@@ -225,8 +225,12 @@ def test_offline_official_task_is_skipped_and_the_rest_run(tiny_model_dir, tmp_p
 def test_run_dir_detection(tmp_path):
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)
-    assert run_dir_of(run) is None  # no config.json yet
     (run / "config.json").write_text("{}")
+    assert run_dir_of(run) is None  # model/ still being written: no modules.json yet
+    (run / "model" / "modules.json").write_text("[]")
     assert run_dir_of(run) == run
+    (run / "config.json").unlink()
+    assert run_dir_of(run) is None  # no config.json
+    (run / "config.json").write_text("{}")
     assert run_dir_of(run / "model") == run
     assert run_dir_of(tmp_path) is None

@@ -16,11 +16,12 @@ from core import jobs
 from core.errors import GistlabError
 from core.models import DEFAULT_STUDENT
 from core.results import deltas, labelled, mark_overlaps, results_table
+from core.runs import trained_model
 from core.workspace import subdir
 
 st.title("Results")
 
-trained = sorted(d.name for d in subdir("runs").iterdir() if (d / "model").is_dir())
+trained = sorted(d.name for d in subdir("runs").iterdir() if trained_model(d))
 asked = st.query_params.get("run")
 if asked and asked not in trained:
     st.error(f"Run {asked!r} has no trained model (still running, failed, or deleted): "
