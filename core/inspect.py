@@ -251,6 +251,19 @@ def masked_pairs(
     return pairs.reindex(columns=list(PAIR_COLUMNS))
 
 
+def filter_pairs(pairs: pd.DataFrame, blocks=None, student_prefers: bool = False, text: str = "") -> pd.DataFrame:
+    """The masked pairs of ``blocks`` (all when None), optionally only those the student ranks above
+    the positive, and only those whose row text or candidate contains ``text`` (any case)."""
+    if blocks is not None:
+        pairs = pairs[pairs["block"].isin(blocks)]
+    if student_prefers:
+        pairs = pairs[pairs["student_prefers"].fillna(False).astype(bool)]
+    if text:
+        pairs = pairs[pairs["text"].str.contains(text, case=False, regex=False)
+                      | pairs["candidate"].str.contains(text, case=False, regex=False)]
+    return pairs
+
+
 def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
     """Per batch row: its anchor, positive score, threshold, masked candidates per block and in all."""
     counts = {b: n.numpy() for b, n in mask.row_counts().items()}

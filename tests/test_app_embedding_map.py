@@ -47,11 +47,22 @@ def test_pca_map_with_roles_lines_and_hover(tiny_models):
     assert "Draw a box or a lasso" in at.info[0].value
 
 
-def test_student_embeddings_and_no_student(tiny_models):
+def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    other = SentenceTransformer(str(tiny_model_dir), device="cpu")  # a student unlike the guide
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for weight in other.parameters():
+            weight.add_(torch.randn_like(weight) * 0.5)
+    other.save(str(tmp_path / "other"))
     at = open_page()
+    at.sidebar.text_input(key="student_spec").set_value(str(tmp_path / "other")).run()
     before = values(figure(at)["data"][1]["x"])
     at.radio(key="map_source").set_value("student").run()
     assert errors(at) == "" and "student embeddings" in figure(at)["layout"]["title"]["text"]
+    assert values(figure(at)["data"][1]["x"]) != before  # the points moved: the student's own vectors
     at.sidebar.text_input(key="student_spec").set_value("").run()
     assert errors(at) == "" and at.radio(key="map_source").disabled
     assert len(before) == 16

@@ -93,6 +93,16 @@ def test_filters_and_csv(tiny_models):
     at.multiselect(key="pairs_blocks").set_value(["a-n"]).run()
     shown = at.dataframe[0].value
     assert len(shown) > 0 and set(shown["block"]) == {"a-n"}
+    word = shown["candidate"].iloc[0].split()[0]
+    at.text_input(key="pairs_text").set_value(word.upper()).run()
+    found = at.dataframe[0].value
+    assert 0 < len(found) <= len(shown)
+    assert (found["text"].str.contains(word, case=False) | found["candidate"].str.contains(word, case=False)).all()
+    at.text_input(key="pairs_text").set_value("").run()
+    at.checkbox(key="pairs_prefers").check().run()
+    preferred = at.dataframe[0].value
+    assert len(preferred) and preferred["student_prefers"].all()
+    assert at.get("download_button")  # the CSV of the filtered pairs
 
 
 def test_uploaded_file_without_student(tiny_models):

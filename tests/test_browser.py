@@ -130,6 +130,7 @@ def test_every_page_opens_without_a_traceback(app_url, browser_page, path):
     wait_until_idle(page, 240_000)
     assert page.get_by_text("Explore the guide").is_visible()  # st.navigation's sections, not pages/ listing
     assert not page.locator('[data-testid="stException"]').count()
+    assert not page.locator('[data-testid="stAlertContentError"]').count()  # no st.error either
     shoot(page, path or "demo")
 
 
@@ -138,8 +139,10 @@ def test_inspect_draws_a_batch_and_shows_the_masked_pairs(app_url, browser_page)
     page.goto(f"{app_url}/inspect")
     page.get_by_text("Masked pairs (").wait_for(timeout=240_000)  # first visit loads guide and student
     wait_until_idle(page, 120_000)
+    seed = page.get_by_label("Seed").input_value()
     page.get_by_role("button", name="Draw another batch").click()
     wait_until_idle(page, 120_000)
+    assert page.get_by_label("Seed").input_value() != seed  # a new batch was drawn
     assert page.get_by_text("Masked pairs (").is_visible()
     assert page.locator('[data-testid="stDataFrame"]').first.is_visible()
     assert not page.locator('[data-testid="stException"]').count()

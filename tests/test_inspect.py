@@ -203,3 +203,15 @@ def test_one_thread_blocks_may_overlap_and_restore_the_default():
     second.__exit__(None, None, None)
     assert torch.get_num_threads() == 2
     torch.set_num_threads(before)
+
+
+def test_filter_pairs_by_block_student_and_text():
+    from core.inspect import filter_pairs
+
+    pairs = pd.DataFrame({"block": ["a-p", "a-n", "a-n"], "text": ["A cat", "a dog", "a bird"],
+                          "candidate": ["x", "Cat food", "y"], "student_prefers": [True, None, True]})
+    assert filter_pairs(pairs).equals(pairs)
+    assert filter_pairs(pairs, ["a-n"])["text"].tolist() == ["a dog", "a bird"]
+    assert filter_pairs(pairs, student_prefers=True)["text"].tolist() == ["A cat", "a bird"]
+    assert filter_pairs(pairs, text="CAT")["text"].tolist() == ["A cat", "a dog"]  # row text or candidate
+    assert filter_pairs(pairs, ["a-n"], True, "bird")["text"].tolist() == ["a bird"]

@@ -35,6 +35,7 @@ def test_umap_runs_and_is_seeded():
     x = np.random.default_rng(0).normal(size=(40, 16)).astype(np.float32)
     coords = project(x, "umap", seed=3)
     assert coords.shape == (40, 2) and np.isfinite(coords).all()
+    assert np.allclose(project(x, "umap", seed=3), coords)  # the same seed, the same map
 
 
 def test_unknown_method_and_tiny_umap_are_user_errors():

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import state
 from core.data import sample_batch
-from core.inspect import Batch, remask, run_student
+from core.inspect import Batch, filter_pairs, remask, run_student
 from core.masking import MarginSettings
 from core.runs import list_runs
 
@@ -103,12 +103,7 @@ blocks = f1.multiselect("Blocks", mask.blocks, default=list(mask.blocks), key="p
 prefers = f2.checkbox("Only where the student ranks the candidate above the positive", key="pairs_prefers",
                       disabled=report.student_scores is None)
 needle = f3.text_input("Text contains", key="pairs_text")
-pairs = report.pairs[report.pairs["block"].isin(blocks)]
-if prefers:
-    pairs = pairs[pairs["student_prefers"].fillna(False).astype(bool)]
-if needle:
-    pairs = pairs[pairs["text"].str.contains(needle, case=False, regex=False)
-                  | pairs["candidate"].str.contains(needle, case=False, regex=False)]
+pairs = filter_pairs(report.pairs, blocks, prefers, needle)
 if len(pairs) > SHOWN_PAIRS:
     st.caption(f"Showing the {SHOWN_PAIRS:,} of {len(pairs):,} pairs where the guide puts the candidate "
                "furthest above the positive; the CSV holds them all.")
