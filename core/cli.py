@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from core.errors import GistlabError
+from core.jobs import ERROR_PREFIX, SKIPPED_PREFIX
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"{len(report.computed)} evaluated, {len(report.reused)} reused, {len(report.skipped)} skipped "
           f"in {report.seconds:.1f} s; results in {report.folder}", file=sys.stderr)
     for skipped in report.skipped:
-        print(f"skipped {skipped.task}: {skipped.reason}", file=sys.stderr)
+        print(f"{SKIPPED_PREFIX}{skipped.task}: {skipped.reason}", file=sys.stderr)
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 1 if report.skipped and not (report.computed or report.reused) else 0  # partial is success
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except GistlabError as exc:
-        print(f"gistlab: error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gistlab: interrupted", file=sys.stderr)

@@ -71,6 +71,19 @@ class Job:
     def from_dict(cls, data: dict) -> Job:
         return cls(**{**data, "steps": [Step(**s) for s in data["steps"]]})
 
+    def problems(self) -> tuple[list[str], list[str]]:
+        """What the CLI reported in the first step's log: its one-line errors, and the tasks it skipped."""
+        log = Path(self.steps[0].log)
+        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+        return ([line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)],
+                [line for line in lines if line.startswith(SKIPPED_PREFIX)])
+
+
+ERROR_PREFIX = "gistlab: error: "
+"""How ``gistlab`` prints a GistlabError on stderr (core.cli), so a job's log can be read back."""
+SKIPPED_PREFIX = "skipped "
+"""How ``gistlab eval`` prints a task it could not run."""
+
 
 def cli(*args: str) -> list[str]:
     """The argv that runs ``gistlab <args>`` with this interpreter (no reliance on PATH)."""

@@ -229,3 +229,16 @@ def test_an_eval_job_is_described_by_its_models(tmp_path):
              for m in ("bundled:minilm-l3", str(tmp_path / "runs" / "g0"))]
     assert jobs.Job(kind="eval", steps=steps, pid=7).describe().startswith(
         "eval job (bundled:minilm-l3, g0; pid 7, started ")
+
+
+def test_problems_read_back_what_the_cli_printed(tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["eval", "--model", str(tmp_path / "missing"), "--tasks", "bundled"]) == 2
+    printed = capsys.readouterr().err
+    log = tmp_path / "eval.log"
+    log.write_text(f"evaluated WordNetSTS in 1.0 s\nskipped SciFact: offline\n{printed}")
+    errors, skipped = jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(log))], pid=0).problems()
+    assert errors == [printed.strip().removeprefix("gistlab: error: ")] and "missing" in errors[0]
+    assert skipped == ["skipped SciFact: offline"]
+    assert jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(tmp_path / "none.log"))], pid=0).problems() == ([], [])

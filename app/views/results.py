@@ -51,13 +51,12 @@ if evaluate:
 
 
 def last_eval_problems(job: jobs.Job) -> None:
-    """What the finished evaluation could not do, from its log: CLI errors and skipped tasks."""
-    log = Path(job.steps[0].log)
-    for line in log.read_text(errors="replace").splitlines() if log.is_file() else []:
-        if line.startswith("gistlab: error: "):
-            st.error(f"The last evaluation failed: {line.removeprefix('gistlab: error: ')}")
-        elif line.startswith("skipped "):
-            st.warning(f"The last evaluation {line}")
+    """What the finished evaluation could not do: CLI errors and skipped tasks."""
+    errors, skipped = job.problems()
+    for error in errors:
+        st.error(f"The last evaluation failed: {error}")
+    for line in skipped:
+        st.warning(f"The last evaluation {line}")
 
 
 @st.fragment(run_every=2 if jobs.current_job() else None)
