@@ -311,7 +311,7 @@ def _run_cache(args: argparse.Namespace) -> int:
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
     rows = ds[:]  # one Arrow read; ds[column] would yield the texts one row at a time
     texts = [t for column in text_columns(ds) for t in rows[column]]
-    cache = GuideCache(load_model(spec).eval().requires_grad_(False), spec, batch_size=args.batch_size)
+    cache = GuideCache(load_model(spec), spec, batch_size=args.batch_size)
     started = time.perf_counter()
     encoded = distributed.fill_guide_cache(cache, texts)
     if distributed.is_main():

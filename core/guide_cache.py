@@ -125,7 +125,7 @@ class GuideCache:
                 f"Guide {guide_spec!r} does not report an embedding dimension: use a model that "
                 "ends in a pooling layer."
             )
-        self.guide = guide
+        self.guide = guide.eval().requires_grad_(False)  # frozen here, whoever loaded it
         self.guide_spec = guide_spec
         self.batch_size = batch_size
         self.dim = int(dim)
@@ -192,7 +192,6 @@ class GuideCache:
 
         hook = self.guide.register_forward_hook(count)
         try:
-            self.guide.eval()
             embeddings = self.guide.encode(
                 texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
             )

@@ -224,3 +224,10 @@ def test_fill_encodes_only_what_is_missing(guide, tmp_path):
     assert cache.fill(TEXTS[:4]) == 4
     assert cache.fill(TEXTS + TEXTS) == 6
     assert cache.fill(TEXTS) == 0 and cache.texts_encoded == 10
+
+
+def test_the_cache_freezes_the_guide_it_is_given(tiny_model_dir, tmp_path):
+    """Whoever loaded the guide (CLI, app, experiment), the cache runs it frozen and in eval mode."""
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu").train()
+    GuideCache(model, "tiny", root=tmp_path)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
