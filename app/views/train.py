@@ -24,14 +24,13 @@ st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
 
 
-def show_run(run_dir) -> None:
+def show_run(run_dir, metrics, running: bool) -> None:
     """Progress bar with ETA for one run, or why it has none (failed, not started, deleted)."""
     try:
-        status, metrics = runs.read_status(run_dir), runs.read_metrics(run_dir)
+        status = runs.read_status(run_dir)
     except GistlabError:  # no status yet: starting, failed before its first write, or deleted
         log = run_dir / "train.log"
         last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-        running = jobs.current_job() is not None
         if not run_dir.is_dir():
             st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
         elif last and not running:
@@ -42,7 +41,8 @@ def show_run(run_dir) -> None:
             st.caption(f"{run_dir.name}: loading models and data…")
         return
     state, done = status.get("state", "?"), int(status.get("steps_done") or 0)
-    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), list(metrics["step_seconds"]))
+    seconds = [] if metrics is None else list(metrics["step_seconds"])
+    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), seconds)
     left = f", about {eta:.0f} s left" if eta is not None and state == "running" else ""
     st.progress(fraction, text=f"**{run_dir.name}** · {state} · step {done} of {status.get('total_steps') or '?'}{left}")
     if status.get("error"):
@@ -62,16 +62,18 @@ def live_job() -> None:
     if job is not None:
         st.session_state["watching_job"] = job.pid
     st.subheader("Current job" if job else "Last job")
-    for run_dir in shown.run_dirs:
-        show_run(run_dir)
     curves = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
+    for run_dir in shown.run_dirs:
+        show_run(run_dir, curves.get(run_dir.name), job is not None)
     if curves:
         left, right = st.columns(2)
         left.plotly_chart(curves_figure(curves, "loss", "Loss"), width="stretch")
         right.plotly_chart(curves_figure(curves, "masked_fraction", "Masked fraction"), width="stretch")
-    if job is not None and not jobs.stop_requested() and st.button("Stop", icon=":material/stop_circle:"):
+    stopping = job is not None and jobs.stop_requested()
+    if job is not None and not stopping and st.button("Stop", icon=":material/stop_circle:"):
         jobs.request_stop()
-    if job is not None and jobs.stop_requested():
+        stopping = True
+    if stopping:
         st.info("Stopping: the run ends cleanly after its current step and keeps its model.")
 
 
