@@ -143,15 +143,18 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
         "experiment", help="the paper's comparison in small: mnrl vs gist on the same batches, "
                            "several seeds, base and runs evaluated on the mini benchmark"
     )
-    p.add_argument("--steps", type=int, default=100, help="training steps per run (default 100)")
-    p.add_argument("--batch-size", type=int, default=16, help="default 16: the 3 seeds x 2 arms fit in "
-                                                              "about 30 min on 2 quiet cores")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--lr", type=float, default=2e-5)
+    from core.experiment import ExperimentConfig
+
+    d = ExperimentConfig()  # one place for the defaults: the config dataclass
+    p.add_argument("--steps", type=int, default=d.steps, help="training steps per run (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s: the defaults "
+                   "run in about 15 min on 2 quiet cores (docs/PERFORMANCE.md)")
+    p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="default %(default)s")
     p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
-    p.add_argument("--student", default=None, help="default: bundled:minilm-l3")
-    p.add_argument("--guide", default=None, help="default: bundled:minilm-l6")
-    p.add_argument("--tasks", default="bundled", help="evaluation tasks, as for gistlab eval")
+    p.add_argument("--student", default=d.student, help="default %(default)s")
+    p.add_argument("--guide", default=d.guide, help="default %(default)s")
+    p.add_argument("--tasks", default=d.tasks, help="evaluation tasks, as for gistlab eval")
     p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
     p.add_argument("--report", default=None, help="write the Markdown report here (default: print it)")
     p.add_argument("--demo-dir", default=None, help="copy the first seed's paired run here, without weights")
@@ -159,7 +162,6 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
-    from dataclasses import replace
     from pathlib import Path
 
     from core.experiment import ExperimentConfig, render_report, run_experiment
@@ -171,8 +173,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if not seeds or args.steps < 1:
         raise GistlabError("Give at least one seed and at least one step.")
     config = ExperimentConfig(steps=args.steps, batch_size=args.batch_size, seeds=seeds, lr=args.lr,
-                              homogeneous=not args.mixed, tasks=args.tasks, out=args.out)
-    config = replace(config, **{k: v for k, v in (("student", args.student), ("guide", args.guide)) if v})
+                              homogeneous=not args.mixed, tasks=args.tasks, out=args.out,
+                              student=args.student, guide=args.guide)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,

@@ -360,12 +360,6 @@ def load_task_data(task: AbsTask, offline_reason: str | None) -> str | None:
 # ---------------------------------------------------------------- evaluate
 
 
-def results_root(model_spec: str) -> Path:
-    """Where results for ``model_spec`` live: its run directory, else the workspace."""
-    run_dir = run_dir_of(Path(model_spec).expanduser())
-    return run_dir if run_dir is not None else workspace()
-
-
 def evaluate(
     model_spec: str,
     tasks: str | Sequence[str | AbsTask] = "bundled",
@@ -375,7 +369,8 @@ def evaluate(
     batch_size: int = ENCODE_BATCH_SIZE,
     log: Callable[[str], None] = lambda message: None,
 ) -> EvalReport:
-    """Evaluate ``model_spec`` on ``tasks``; results go to ``out`` (a ResultCache root) or :func:`results_root`.
+    """Evaluate ``model_spec`` on ``tasks``; results go to ``out`` (a ResultCache root), else the
+    model's run directory, else the workspace.
 
     Raises GistlabError, before any result is touched, for an unknown task, a missing model, an
     unwritable results folder or a corrupt stored result.
@@ -385,7 +380,7 @@ def evaluate(
     start = time.perf_counter()
     task_list = resolve_tasks(tasks)
     run_dir = run_dir_of(Path(model_spec).expanduser())
-    root = Path(out) if out is not None else results_root(model_spec)
+    root = Path(out) if out is not None else (run_dir or workspace())  # a run keeps its own results
     _check_writable(root / "results")
     model = load_model(str(run_dir / MODEL) if run_dir else model_spec, device="cpu")
     name, revision = model_name_for(model_spec, run_dir), weights_fingerprint(model)
