@@ -218,7 +218,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from core.data import load_pairs, sample_batch
+    from core.data import load_pairs
     from core.guide_cache import GuideCache
     from core.inspect import Batch, encoder, inspect_batch, open_run_batch, run_student
     from core.masking import MarginSettings
@@ -230,7 +230,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         where = f"run {args.run_dir} step {args.step}"
     else:
         ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
-        batch = Batch.from_dataset(ds, sample_batch(ds, args.batch_size, args.seed, args.task))
+        batch = Batch.draw(ds, args.batch_size, args.seed, args.task)
         guide, student = args.guide or DEFAULT_GUIDE, args.student
         settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
                                   args.contrast_positives)

@@ -7,7 +7,7 @@ training uses, so a margin slider costs a few milliseconds and never an encode.
 
 Example::
 
-    batch = Batch.from_dataset(ds, sample_batch(ds, 32, seed=0))
+    batch = Batch.draw(ds, 32, seed=0)
     report = inspect_batch(batch, GuideCache(guide, "bundled:minilm-l6").embed, MarginSettings())
     report.pairs            # one line per masked (row, candidate): texts, guide and student scores
     remask(report, MarginSettings(margin=0.1)).counts    # per-row counts at another margin
@@ -66,6 +66,13 @@ class Batch:
             negatives=[picked[n] for n in names],
             negative_names=names,
         )
+
+    @classmethod
+    def draw(cls, ds, batch_size: int, seed: int, task: str | None = None) -> Batch:
+        """A seeded batch of ``ds`` (core.data.sample_batch), of ``task``'s rows if given."""
+        from core.data import sample_batch
+
+        return cls.from_dataset(ds, sample_batch(ds, batch_size, seed, task))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -281,12 +288,7 @@ def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
 
 def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
     """``n_batches`` seeded batches (seeds ``seed``, ``seed + 1``, ...) drawn as training draws them."""
-    from core.data import sample_batch
-
-    return [
-        Batch.from_dataset(ds, sample_batch(ds, batch_size, seed + k, task=task))
-        for k in range(n_batches)
-    ]
+    return [Batch.draw(ds, batch_size, seed + k, task) for k in range(n_batches)]
 
 
 def whole_dataset(ds, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:

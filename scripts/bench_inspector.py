@@ -88,7 +88,7 @@ def engine(repeats: int) -> None:
     """Sections 1-3: remask, what-if sweep and projections, timed on the engine directly."""
     import numpy as np
 
-    from core.data import load_pairs, sample_batch
+    from core.data import load_pairs
     from core.guide_cache import GuideCache
     from core.inspect import Batch, encoder, inspect_batch, mask_batch, remask, sample_batches
     from core.masking import STRATEGIES, MarginSettings
@@ -100,7 +100,7 @@ def engine(repeats: int) -> None:
     guide_model, student_model = load_model("bundled:minilm-l6", device="cpu"), load_model("bundled:minilm-l3", device="cpu")
     cache = GuideCache(guide_model, "bundled:minilm-l6")
     student = encoder(student_model)
-    batches = [Batch.from_dataset(ds, sample_batch(ds, 128, seed)) for seed in range(repeats + 1)]
+    batches = [Batch.draw(ds, 128, seed) for seed in range(repeats + 1)]
     for b in batches:
         cache.fill(b.texts())  # warm: the page's guide cache holds these after the first draw
     report = inspect_batch(batches[0], cache.embed, MarginSettings(), student)

@@ -8,7 +8,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
-from core.data import sample_batch
 from core.inspect import Batch, mask_batch, one_thread
 from core.projection import ROLE_COLOURS, map_points, mask_segments
 
@@ -23,7 +22,7 @@ with state.errors_shown():
     guide, student = state.choose_models()
     size, seed, task = state.choose_batch(ds, max_size=1024, default_size=64)
     settings = state.choose_settings()
-    batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
+    batch = Batch.draw(ds, size, seed, task)
     report = state.batch_report(data_key, tuple(batch.rows), guide, student, batch)
     with one_thread():  # the map needs the mask only, not the inspector's tables
         mask = mask_batch(report.batch, report.guide, settings)

@@ -12,7 +12,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
-from core.data import sample_batch
 from core.inspect import Batch, filter_pairs, remask, run_student
 from core.masking import MarginSettings
 from core.runs import list_runs
@@ -63,7 +62,7 @@ with state.errors_shown():
         ds, data_key = state.choose_data()
         guide, student = state.choose_models()
         size, seed, task = state.choose_batch(ds)
-        batch = Batch.from_dataset(ds, sample_batch(ds, size, seed, task))
+        batch = Batch.draw(ds, size, seed, task)
         defaults, scope = MarginSettings(), "data"
     else:
         runs = list_runs()
