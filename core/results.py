@@ -14,6 +14,8 @@ silently.
 from __future__ import annotations
 
 import json
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -167,3 +169,24 @@ def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
         delta=("delta", "mean"), spread=("delta", "std"), runs=("run", "nunique")
     ).reset_index()
     return out.fillna({"spread": 0.0})
+
+
+def write_section(path: Path | str, name: str, markdown: str) -> None:
+    """Put ``markdown`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the file at ``path``.
+
+    Replaces that block where the file has it, else appends it (creating the file if needed), so
+    that several writers (the experiment's "ladder", the mining report's "mining") share one
+    Markdown file without overwriting each other. The file is replaced atomically.
+    """
+    path = Path(path)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    text = path.read_text() if path.is_file() else ""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging.write_text(text)
+    staging.replace(path)

@@ -10,7 +10,7 @@ import pytest
 
 from core.cli import main
 from core.evaluate import evaluate
-from core.results import GIST_TRAINING_OVERLAP, results_table, task_type
+from core.results import GIST_TRAINING_OVERLAP, results_table, task_type, write_section
 from tests.test_evaluate import toy_sts_task
 
 
@@ -119,3 +119,24 @@ def test_cli_eval_bad_input_is_one_line(tmp_path, capsys):
     assert main(["eval", "--model", "bundled:minilm-l6", "--tasks", "SciFactt"]) == 2
     err = capsys.readouterr().err.strip()
     assert "SciFact" in err and "\n" not in err
+
+
+def test_write_section_appends_then_replaces_only_its_own_block(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    write_section(path, "ladder", "# Ladder\nfirst")
+    assert path.read_text() == "<!-- ladder:begin -->\n# Ladder\nfirst\n<!-- ladder:end -->\n"
+    write_section(path, "mining", "## Mining\n$1 \\1 stays literal")
+    write_section(path, "ladder", "# Ladder\nsecond")
+    text = path.read_text()
+    assert "first" not in text and text.count("second") == 1
+    assert text.index("<!-- ladder:begin -->") < text.index("<!-- mining:begin -->")
+    assert "$1 \\1 stays literal" in text and text.count("<!-- mining:end -->") == 1
+
+
+def test_write_section_keeps_text_outside_the_blocks(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("Intro by hand.\n")
+    write_section(path, "mining", "m1")
+    write_section(path, "mining", "m2")
+    assert path.read_text() == "Intro by hand.\n\n<!-- mining:begin -->\nm2\n<!-- mining:end -->\n"
+    assert not list(tmp_path.glob(".*.tmp"))
