@@ -29,6 +29,17 @@ import torch
 import torch.nn.functional as F
 
 BLOCKS = ("a-p", "a-a", "p-p", "a-n")
+BLOCK_HELP = {
+    "a-p": "anchor vs positives: each row's anchor against every positive in the batch; "
+           "its own positive is the target, the other positives are its in-batch negatives.",
+    "a-a": "anchor vs anchors: each row's anchor against the other rows' anchors "
+           "(only with 'contrast anchors').",
+    "p-p": "positive vs positives: each row's positive against the other rows' positives "
+           "(only with 'contrast positives').",
+    "a-n": "anchor vs negatives: each row's anchor against every hard negative in the batch "
+           "(only when the data has negative columns).",
+}
+"""One short sentence per block name, for help tooltips wherever a page shows a-p / a-a / p-p / a-n."""
 STRATEGIES = ("absolute", "relative")
 
 
