@@ -30,10 +30,10 @@ from core.masking import BatchMask, MarginSettings, guided_mask
 Embed = Callable[[list[str]], torch.Tensor]
 """Texts -> embeddings [N, D]: ``GuideCache.embed`` for a guide, :func:`encoder` for a student."""
 
-PAIR_COLUMNS = (
-    "row", "dataset_row", "block", "text", "candidate", "candidate_role", "candidate_row",
-    "guide_score", "positive_score", "threshold", "margin", "beats_positive_by", "identical_text",
-    "student_score", "student_positive_score", "student_prefers",
+PAIR_COLUMNS = (  # what a reader compares first: the row, its own positive, the candidate, the scores
+    "row", "text", "positive", "candidate", "beats_positive_by", "guide_score", "positive_score",
+    "student_score", "student_positive_score", "student_prefers", "block", "candidate_role",
+    "dataset_row", "candidate_row", "threshold", "margin", "identical_text",
 )
 
 
@@ -216,7 +216,8 @@ def masked_pairs(
 ) -> pd.DataFrame:
     """One line per masked (row, candidate) cell, over every active block.
 
-    ``beats_positive_by`` is the guide's candidate score minus its positive score (> 0: the guide
+    ``text`` is the row's text in the block (its positive in p-p), ``positive`` the row's own
+    positive. ``beats_positive_by`` is the guide's candidate score minus its positive score (> 0: the guide
     finds the candidate closer than the positive). ``identical_text`` marks candidates masked
     because their text equals the row's anchor or positive. The ``student_*`` columns are NaN/None
     without a student; ``student_prefers`` is True where the student scores the candidate above
@@ -238,6 +239,7 @@ def masked_pairs(
             "dataset_row": rows[i_np],
             "block": block,
             "text": np.array(batch.row_texts(block), dtype=object)[i_np],
+            "positive": positives[i_np],
             "candidate": candidate,
             "candidate_role": cand_roles[c_np],
             "candidate_row": cand_rows[c_np].astype(int),
