@@ -29,13 +29,6 @@ import torch
 import torch.nn.functional as F
 
 BLOCKS = ("a-p", "a-a", "p-p", "a-n")
-BLOCK_HELP = {  # one short explanation per block, the tooltip every page shows beside a block name
-    "a-p": "a-p: each anchor against every other row's positive (its own positive is the target).",
-    "a-a": "a-a: each anchor against every other anchor of the batch (contrast anchors).",
-    "p-p": "p-p: each positive against every other positive; the row's threshold still comes from "
-           "its anchor-positive score (contrast positives).",
-    "a-n": "a-n: each anchor against every hard negative of the batch, its own and other rows'.",
-}
 BLOCK_HELP = {
     "a-p": "anchor vs positives: each row's anchor against every positive in the batch; "
            "its own positive is the target, the other positives are its in-batch negatives.",
