@@ -138,6 +138,11 @@ def read_batch(run: str | Path, step: int) -> list[int]:
     raise GistlabError(f"Run {Path(run).name} has no step {step}: choose a step it has finished.")
 
 
+def recorded_steps(run: str | Path) -> list[int]:
+    """The steps whose batch the run recorded (1-based, in order): what can be inspected."""
+    return sorted(record["step"] for record in _read_jsonl(resolve(run) / BATCHES))
+
+
 def read_masks(run: str | Path, step: int | None = None) -> pd.DataFrame:
     """The masked cells (all steps, or one), as of the run's last flush; empty before the first."""
     path = resolve(run) / MASKS
