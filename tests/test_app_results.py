@@ -169,7 +169,7 @@ def test_bar_colours_follow_the_loss_arm(home):
     from app.views import ARM_COLORS, label_colors
 
     colors = label_colors(results.results_table())
-    assert list(colors) == ["gistlab/minilm-l3", "g0", "g1", "m0"]  # base, then by arm, in the legend too
+    assert list(colors) == ["gistlab/minilm-l3", "m0", "g0", "g1"]  # base, mnrl, then guided (app.palette)
     assert colors["g0"] == ARM_COLORS["gist"] and colors["m0"] == ARM_COLORS["mnrl"]
     assert colors["gistlab/minilm-l3"] == ARM_COLORS["base"]
     lighter = [int(colors["g1"][i:i + 2], 16) for i in (1, 3, 5)]

@@ -12,44 +12,39 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
+from app.palette import ARM_COLORS, arm_of, run_colors
 from core.results import labelled
 
-ARM_COLORS = {"gist": "#2f6fdf", "mnrl": "#e4572e", "gist-st": "#8e6bbf", "base": "#7f7f7f"}
+SHORT_SERIES = 60  # a run with fewer points per curve also gets markers, so step 1 draws a dot
 OVERLAP_NOTE = (
     "Tasks marked * overlap data GIST models were trained on (MEDI and MTEB classification "
     "training sets): a gain there may be memory rather than skill."
 )
 
 
-def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str) -> go.Figure:
-    """One line per run of ``column`` against ``step`` (runs named by the dict keys)."""
+def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str,
+                  colors: dict[str, str] | None = None) -> go.Figure:
+    """One line per run of ``column`` against ``step`` (runs named by the dict keys).
+
+    ``colors`` maps a run name to its colour (default: names that are arms, as on the Demo page).
+    A short curve gets markers too: a line through one point draws nothing.
+    """
     frames = [m.assign(run=name) for name, m in metrics.items() if column in m and len(m)]
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", column, "run"])
-    fig = px.line(data, x="step", y=column, color="run", title=title, color_discrete_map=ARM_COLORS)
+    fig = px.line(data, x="step", y=column, color="run", title=title, color_discrete_map=colors or ARM_COLORS,
+                  category_orders={"run": list(metrics)})
+    fig.for_each_trace(lambda trace: trace.update(mode="lines+markers") if len(trace.x) < SHORT_SERIES else None)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig
 
 
-def _lighter(hex_color: str, amount: float) -> str:
-    """``hex_color`` blended with white by ``amount`` (0: unchanged, 1: white)."""
-    rgb = [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
-
-
 def label_colors(table: pd.DataFrame) -> dict[str, str]:
-    """A colour per label: its loss arm's hue (base models grey), each further run of an arm lighter.
-
-    So six runs (two arms x three seeds) read as two families of bars, not six unrelated colours.
-    """
+    """A colour per label: its arm's hue (app.palette; base models grey), each further run of an arm lighter."""
     labels = labelled(table).drop_duplicates("label")
-    arms = labels["loss"].fillna("base") if "loss" in labels else pd.Series("base", index=labels.index)
-    order = {arm: k for k, arm in enumerate(dict.fromkeys(["base", *ARM_COLORS]))}  # base models first
-    colors = {}
-    for arm, group in sorted(labels.groupby(arms), key=lambda item: order.get(str(item[0]), len(order))):
-        hue = ARM_COLORS.get(str(arm), ARM_COLORS["base"])
-        names = sorted(group["label"])
-        colors |= {name: _lighter(hue, 0.6 * k / len(names)) for k, name in enumerate(names)}
-    return colors
+    loss = labels["loss"] if "loss" in labels else pd.Series(None, index=labels.index)
+    guide = labels["guide"] if "guide" in labels else pd.Series(None, index=labels.index)
+    arms = [arm_of(None if pd.isna(l) else l, None if pd.isna(g) else g) for l, g in zip(loss, guide)]
+    return run_colors(dict(zip(labels["label"], arms)))
 
 
 def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:

@@ -11,6 +11,7 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
+from app.palette import ARM_COLORS
 from app.views import OVERLAP_NOTE, label_colors, radar_figure, scores_figure
 from core import jobs
 from core.errors import GistlabError
@@ -107,7 +108,7 @@ bases = sorted(table.loc[table["run"].isna(), "model"].unique())
 if bases and table["run"].notna().any():
     base = st.selectbox("Deltas against base model", bases)
     delta = deltas(table, base)
-    fig = px.bar(delta, x="task", y="delta", color="loss", barmode="group", error_y="spread",
+    fig = px.bar(delta, x="task", y="delta", color="loss", barmode="group", error_y="spread", color_discrete_map=ARM_COLORS,
                  hover_data=["runs"], title=f"Score minus {base} (bars: mean over seeds, whiskers: std)")
     st.plotly_chart(fig, width="stretch")
 if table["overlaps_gist_training"].any():
