@@ -13,3 +13,8 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     """An exception as one short line for a GistlabError: its message's first line, or its type's name."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+class GistlabWarning(UserWarning):
+    """Something the user should know that does not stop the work (a rebuilt cache, a run that
+    learns nothing); the CLI prints it as one line, ``gistlab: warning: ...``."""

@@ -11,11 +11,17 @@ vocabulary). A cache written by another guide therefore lives in another folder 
 
 - ``embeddings.f32``: rows [count, dim] of float32, append-only, memory-mapped for reads.
 - ``index.bin``: the 16-byte blake2b digest of each row's text (UTF-8), same order, append-only.
+- ``checksums.u64``: a 64-bit checksum of each row's embedding bound to its text digest
+  (:func:`row_checksums`), same order, append-only.
 - ``meta.json``: format, guide spec, fingerprint, dim, dtype, count and the digest of index.bin;
   rewritten atomically after every append, so it only ever vouches for complete rows.
 
-On open, a cache whose files disagree (array or index length vs count, wrong dim, index digest,
-duplicate rows, unreadable meta) is rebuilt from empty with a warning, never used. Embeddings are
+On open, a cache whose files disagree (array, index or checksum length vs count, wrong dim, index
+digest, duplicate rows, unreadable meta) is rebuilt from empty with a warning, never used. Then
+every row's checksum is verified, and so are the rows of every lookup (a vectorised multiply-add,
+microseconds per batch): rows that fail (junk or zeros written over the array) are dropped with
+one warning line and re-encoded when next asked for, the rest is kept. The checksum is per row,
+not per appended block, because a batch reads rows scattered over many appends. Embeddings are
 stored as the guide returns them (not re-normalised); masking takes cosines anyway.
 
 Storage is float32 on purpose: float16 changed 39 of 1,843,200 mask cells on 3,200 bundled
@@ -30,6 +36,7 @@ merge with :meth:`GuideCache.add`.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -43,12 +50,15 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from core.errors import GistlabError
+from core.errors import GistlabError, GistlabWarning
 from core.workspace import subdir
 
-FORMAT = 1
+FORMAT = 2  # 2: checksums.u64 added (a format-1 cache is rebuilt once)
 DTYPE = np.dtype("<f4")
+SUM_DTYPE = np.dtype("<u8")
 DIGEST_BYTES = 16
+FILES = ("embeddings.f32", "index.bin", "checksums.u64")
+VERIFY_CHUNK = 65536  # rows checksummed at a time when a whole cache is verified
 FILL_CHUNK = 8192  # texts encoded and appended per step of a large fill
 
 
@@ -59,6 +69,26 @@ class CacheCorrupt(Exception):
 def text_digest(text: str) -> bytes:
     """The 16-byte key of a text in the index."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
+
+
+def row_checksums(values: np.ndarray, digests: np.ndarray) -> np.ndarray:
+    """A uint64 checksum of each embedding row [N, D] float32, bound to its text digest [N, 16] uint8.
+
+    A sum of the row's 32-bit words times fixed odd constants (mod 2^64), so any change to one
+    word changes it for certain and random junk matches with odds 2^-64; the first 8 bytes of the
+    text digest are mixed in, so a row moved next to another text fails too.
+    """
+    words = np.ascontiguousarray(values, dtype=DTYPE).view("<u4").astype(np.uint64)
+    sums = (words * _checksum_weights(words.shape[1])).sum(axis=1, dtype=np.uint64)
+    sums ^= np.ascontiguousarray(digests[:, :8]).view("<u8").reshape(-1)
+    sums ^= sums >> np.uint64(31)
+    return sums * np.uint64(0x9E3779B97F4A7C15)
+
+
+@functools.cache
+def _checksum_weights(dim: int) -> np.ndarray:
+    """Fixed odd 64-bit multipliers, one per word of a row (the same in every process)."""
+    return np.random.default_rng(20240226).integers(1, 2**63, size=dim, dtype=np.uint64) | np.uint64(1)
 
 
 def guide_fingerprint(guide: SentenceTransformer) -> str:
@@ -146,13 +176,25 @@ class GuideCache:
     def __contains__(self, text: str) -> bool:
         return text_digest(text) in self._rows
 
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Guide embeddings [N, D] float32 (on the CPU) of ``texts`` in order; encodes only the
-        texts not cached yet, each once even if repeated."""
+    def embed(
+        self, texts: Sequence[str], device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """Guide embeddings [N, D] of ``texts`` in order; encodes only the texts not cached yet,
+        each once even if repeated. Float32 on the CPU, as stored, unless ``device`` / ``dtype``
+        say where the caller computes (one copy for the whole batch, e.g. the student's GPU)."""
         digests = [text_digest(t) for t in texts]
-        self._fill(texts, digests)
-        rows = np.fromiter((self._rows[d] for d in digests), dtype=np.int64, count=len(digests))
-        return torch.from_numpy(np.asarray(self._array[rows]))
+        for _ in range(2):  # a row that fails its checksum is dropped, re-encoded and read again
+            self._fill(texts, digests)
+            rows = np.fromiter((self._rows[d] for d in digests), dtype=np.int64, count=len(digests))
+            values = np.asarray(self._array[rows])
+            bad = row_checksums(values, _digest_array(digests)) != self._sums[rows]
+            if not bad.any():
+                return torch.from_numpy(values).to(device=device, dtype=dtype)
+            self._discard(np.unique(rows[bad]))
+        raise GistlabError(
+            f"Guide cache {self.path} fails its checksums again right after a rewrite (disk "
+            "problem?): delete that folder, check the disk, and run again."
+        )
 
     def fill(self, texts: Sequence[str]) -> int:
         """Encode and store every text not yet cached; returns how many were encoded."""
@@ -213,10 +255,13 @@ class GuideCache:
             if not keep:
                 return 0
             new_index = b"".join(digests[i] for i in keep)
+            new_values = np.ascontiguousarray(values[keep], dtype=DTYPE)
             with open(self._file("embeddings.f32"), "ab") as f:
-                f.write(np.ascontiguousarray(values[keep], dtype=DTYPE).tobytes())
+                f.write(new_values.tobytes())
             with open(self._file("index.bin"), "ab") as f:
                 f.write(new_index)
+            with open(self._file("checksums.u64"), "ab") as f:
+                f.write(row_checksums(new_values, _digest_array(new_index)).astype(SUM_DTYPE).tobytes())
             start = len(self._rows)
             self._rows.update((digests[i], start + n) for n, i in enumerate(keep))
             self._index_hash.update(new_index)
@@ -241,20 +286,71 @@ class GuideCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _open(self) -> None:
-        """Load the cache, or start it empty; an inconsistent one is rebuilt with a warning."""
+        """Load the cache, or start it empty; an inconsistent one is rebuilt with a warning, and
+        rows whose checksum fails are dropped (and later re-encoded) with a warning."""
+        verified = len(getattr(self, "_rows", ()))
+        previous = getattr(self, "_index_hash", None)
         try:
             self._load()
         except CacheCorrupt as exc:
             warnings.warn(
                 f"Guide cache {self.path} is inconsistent ({exc}); rebuilding it from empty.",
-                stacklevel=3,
+                GistlabWarning, stacklevel=3,
             )
             self._reset()
+            return
+        if previous is None or verified > len(self._rows) or _prefix_hash(
+                self._file("index.bin"), verified) != previous.hexdigest():
+            verified = 0  # not a catch-up after another process's appends: check every row
+        bad = self._failing_rows(verified)
+        if bad.size:
+            self._drop(bad)
+
+    def _failing_rows(self, start: int = 0) -> np.ndarray:
+        """Positions from ``start`` on whose embedding does not match its checksum."""
+        index = np.fromfile(self._file("index.bin"), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+        bad = [np.empty(0, dtype=np.int64)]
+        for lo in range(start, len(self._rows), VERIFY_CHUNK):
+            hi = min(lo + VERIFY_CHUNK, len(self._rows))
+            failed = row_checksums(self._array[lo:hi], index[lo:hi]) != self._sums[lo:hi]
+            bad.append(lo + np.flatnonzero(failed))
+        return np.concatenate(bad)
+
+    def _discard(self, rows: np.ndarray) -> None:
+        """Drop rows a read found corrupt (or catch up first if the files changed meanwhile)."""
+        with self._locked():
+            if not self._meta_is_current():
+                self._open()  # reloading verifies (and drops) whatever is bad now
+            else:
+                self._drop(rows)
+
+    def _drop(self, bad: np.ndarray) -> None:
+        """Rewrite the cache without the rows at positions ``bad`` (they will be re-encoded when
+        next asked for) and say so in one line. New files replace the old ones, as in _reset."""
+        count = len(self._rows)
+        keep = np.setdiff1d(np.arange(count), bad)
+        index = np.fromfile(self._file("index.bin"), dtype=np.uint8).reshape(-1, DIGEST_BYTES)[keep]
+        with open(self._file("embeddings.f32.tmp"), "wb") as f:
+            for lo in range(0, len(keep), VERIFY_CHUNK):
+                f.write(np.ascontiguousarray(self._array[keep[lo : lo + VERIFY_CHUNK]]).tobytes())
+        self._file("index.bin.tmp").write_bytes(index.tobytes())
+        self._file("checksums.u64.tmp").write_bytes(np.asarray(self._sums[keep], dtype=SUM_DTYPE).tobytes())
+        for name in FILES:
+            os.replace(self._file(name + ".tmp"), self._file(name))
+        self._rows = {bytes(d): n for n, d in enumerate(index)}
+        self._index_hash = hashlib.blake2b(index.tobytes(), digest_size=16)
+        self._write_meta()
+        self._map_array()
+        warnings.warn(
+            f"Guide cache {self.path}: {len(bad)} of {count} stored embeddings failed their checksum "
+            "(overwritten on disk?); dropped them, they are re-encoded when next needed.",
+            GistlabWarning, stacklevel=4,
+        )
 
     def _load(self) -> None:
         meta_path = self._file("meta.json")
         if not meta_path.exists():
-            leftovers = [n for n in ("embeddings.f32", "index.bin") if self._file(n).exists()]
+            leftovers = [n for n in FILES if self._file(n).exists()]
             if leftovers:
                 raise CacheCorrupt(f"meta.json is missing next to {', '.join(leftovers)}")
             self._reset()
@@ -264,6 +360,7 @@ class GuideCache:
             count = int(meta["count"])
             index = self._file("index.bin").read_bytes()
             array_bytes = self._file("embeddings.f32").stat().st_size
+            sums_bytes = self._file("checksums.u64").stat().st_size
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CacheCorrupt(f"unreadable files: {exc}") from None
         expected = {"format": FORMAT, "fingerprint": self.fingerprint, "dim": self.dim,
@@ -276,6 +373,8 @@ class GuideCache:
         if array_bytes != count * self.dim * DTYPE.itemsize:
             rows = array_bytes / (self.dim * DTYPE.itemsize)
             raise CacheCorrupt(f"embeddings.f32 holds {rows:g} rows of dim {self.dim}, meta says {count}")
+        if sums_bytes != count * SUM_DTYPE.itemsize:
+            raise CacheCorrupt(f"checksums.u64 holds {sums_bytes / SUM_DTYPE.itemsize:g} rows, meta says {count}")
         index_hash = hashlib.blake2b(index, digest_size=16)
         if index_hash.hexdigest() != meta.get("index_hash"):
             raise CacheCorrupt("index.bin does not match the digest recorded in meta.json")
@@ -291,7 +390,7 @@ class GuideCache:
         New files replace the old ones rather than truncating them, so another process that still
         maps the old array keeps reading valid memory until it notices and reloads.
         """
-        for name in ("embeddings.f32", "index.bin"):
+        for name in FILES:
             tmp = self._file(name + ".tmp")
             tmp.write_bytes(b"")
             os.replace(tmp, self._file(name))
@@ -329,6 +428,20 @@ class GuideCache:
         count = len(self._rows)
         if count == 0:
             self._array = np.empty((0, self.dim), dtype=DTYPE)
+            self._sums = np.empty(0, dtype=SUM_DTYPE)
         else:
             self._array = np.memmap(self._file("embeddings.f32"), dtype=DTYPE, mode="r",
                                     shape=(count, self.dim))
+            self._sums = np.memmap(self._file("checksums.u64"), dtype=SUM_DTYPE, mode="r", shape=(count,))
+
+
+def _digest_array(digests: Sequence[bytes] | bytes) -> np.ndarray:
+    """Text digests (a list, or index.bin bytes) as an [N, 16] uint8 array."""
+    data = digests if isinstance(digests, bytes) else b"".join(digests)
+    return np.frombuffer(data, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+
+
+def _prefix_hash(index_file: Path, rows: int) -> str:
+    """The index digest of the first ``rows`` rows (tells a catch-up from a rewrite)."""
+    with open(index_file, "rb") as f:
+        return hashlib.blake2b(f.read(rows * DIGEST_BYTES), digest_size=16).hexdigest()

@@ -231,3 +231,60 @@ def test_the_cache_freezes_the_guide_it_is_given(tiny_model_dir, tmp_path):
     model = SentenceTransformer(str(tiny_model_dir), device="cpu").train()
     GuideCache(model, "tiny", root=tmp_path)
     assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def _overwrite_rows(folder, rows, values):
+    """Write ``values`` over embedding rows in place (same file size, as a stray write would)."""
+    with open(folder / "embeddings.f32", "r+b") as f:
+        for row in rows:
+            f.seek(row * 32 * 4)
+            f.write(np.asarray(values, dtype="<f4").tobytes())
+
+
+@pytest.mark.parametrize("junk", ["random", "zeros"])
+def test_corrupt_embeddings_are_found_on_open_and_only_they_are_re_encoded(guide, tmp_path, junk):
+    want = GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS)
+    folder = next(tmp_path.iterdir())
+    values = np.zeros(32) if junk == "zeros" else np.random.default_rng(0).normal(size=32)
+    _overwrite_rows(folder, [2, 7], values)
+
+    with pytest.warns(UserWarning) as caught:
+        cache = GuideCache(guide, "tiny", root=tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "2 of 10 stored embeddings failed their checksum" in messages[0]
+    assert "\n" not in messages[0]
+    assert len(cache) == 8 and TEXTS[2] not in cache and TEXTS[7] not in cache
+
+    torch.testing.assert_close(cache.embed(TEXTS), want)
+    assert cache.texts_encoded == 2  # only the two bad rows were rebuilt
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(GuideCache(guide, "tiny", root=tmp_path)) == 10
+
+
+def test_embeddings_corrupted_after_open_are_caught_on_read(guide, tmp_path):
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    want = cache.embed(TEXTS)
+    _overwrite_rows(cache.path, [4], np.full(32, 0.5))  # under a cache that is already open
+
+    with pytest.warns(UserWarning, match="1 of 10 stored embeddings failed their checksum"):
+        got = cache.embed(TEXTS[3:6])
+    torch.testing.assert_close(got, want[3:6])
+    assert cache.texts_encoded == 11
+
+
+def test_a_row_swapped_with_another_texts_row_fails(guide, tmp_path):
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    want = cache.embed(TEXTS)
+    _overwrite_rows(cache.path, [0], want[1].numpy())  # a real embedding, but of another text
+    with pytest.warns(UserWarning, match="1 of 10"):
+        torch.testing.assert_close(GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS), want)
+
+
+def test_checksum_file_of_the_wrong_length_rebuilds(guide, tmp_path):
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    cache.embed(TEXTS)
+    path = cache.path / "checksums.u64"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.warns(UserWarning, match="inconsistent.*checksums.u64"):
+        assert len(GuideCache(guide, "tiny", root=tmp_path)) == 0
