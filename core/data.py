@@ -2,7 +2,9 @@
 
 A pairs dataset is a ``datasets.Dataset`` with text columns ``anchor`` and ``positive``, zero or
 more negative columns (``negative``, or ``negative_1`` .. ``negative_k`` in that order) and
-optionally ``task``. Every other column is dropped, because the trainer would tokenise it as text.
+optionally ``task``. Ground truth is kept when present (core/groundtruth.py): an optional
+``group`` column and, per text column, ``<column>_synset`` / ``_lemmas`` / ``_category`` (the bundled
+data's provenance). Every other column is dropped; training keeps only the texts (text_columns).
 
 Sources (``load_pairs(spec)``):
 - a local ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.parquet`` file;
@@ -30,6 +32,8 @@ from core.errors import GistlabError, first_line
 
 TEXT_COLUMNS = ("anchor", "positive")
 TASK_COLUMN = "task"
+GROUP_COLUMN = "group"  # optional: rows of one group are true positives of each other
+PROVENANCE_KINDS = ("synset", "lemmas", "category")  # ground truth per text: <text column>_<kind>
 FILE_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
 _NUMBERED_NEGATIVE = re.compile(r"^negative_(\d+)$")
 
@@ -56,11 +60,11 @@ def load_pairs(
     if spec == "bundled":
         from core.bundled import bundled_pairs
 
-        raw, source = bundled_pairs(), "the bundled data"
+        raw, source, lines = bundled_pairs(), "the bundled data", None
     else:
-        raw, source = _load_raw(spec, split)
+        raw, source, lines = _load_raw(spec, split)
     ds = _select_columns(raw, columns or {}, source)
-    _check_texts(ds, source)
+    _check_texts(ds, source, lines)
     if batch_size is not None and len(ds) < batch_size:
         raise GistlabError(
             f"{source} has {len(ds)} rows, fewer than the batch size {batch_size}: "
@@ -145,13 +149,15 @@ def epoch_batches(
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def _load_raw(spec: str, split: str) -> tuple[Dataset, str]:
-    """The raw Dataset behind ``spec`` (all its columns) and a name for it in messages."""
+def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
+    """The raw Dataset behind ``spec`` (all its columns), a name for it in messages, and the file
+    line each row starts on (CSV/TSV/JSONL; None otherwise)."""
     path = Path(spec).expanduser()
     if path.is_file():
-        return _read_file(path), path.name
+        raw, lines = _read_file(path)
+        return raw, path.name, lines
     if path.is_dir():
-        return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})"
+        return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})", None
     if path.suffix.lower() in FILE_TYPES:
         raise GistlabError(f"No such file: {spec}. Check the path.")
     from core.hub import looks_like_hub_id
@@ -161,11 +167,11 @@ def _load_raw(spec: str, split: str) -> tuple[Dataset, str]:
             f"Data {spec!r} is neither a file, a folder, a Hub dataset id nor 'bundled': "
             f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
         )
-    return _load_with_datasets(spec, split, hub=True), f"{spec} ({split})"
+    return _load_with_datasets(spec, split, hub=True), f"{spec} ({split})", None
 
 
-def _read_file(path: Path) -> Dataset:
-    """One local data file as a Dataset of its columns as they are."""
+def _read_file(path: Path) -> tuple[Dataset, list[int] | None]:
+    """One local data file as a Dataset of its columns as they are, and each row's first line."""
     suffix = path.suffix.lower()
     if suffix not in FILE_TYPES:
         raise GistlabError(
@@ -177,13 +183,13 @@ def _read_file(path: Path) -> Dataset:
         import pyarrow.parquet as pq
 
         try:
-            return Dataset(pq.read_table(path))
+            return Dataset(pq.read_table(path)), None
         except pa.ArrowException as exc:
             raise GistlabError(f"{path.name} is not a readable Parquet file ({exc}).") from None
     text = _utf8_text(path)
-    if suffix == ".jsonl":
-        return Dataset(_jsonl_table(text, path.name))
-    return Dataset(_delimited_table(text, path.name, "\t" if suffix == ".tsv" else ","))
+    table, lines = (_jsonl_table(text, path.name) if suffix == ".jsonl"
+                    else _delimited_table(text, path.name, "\t" if suffix == ".tsv" else ","))
+    return Dataset(table), lines
 
 
 def _utf8_text(path: Path) -> str:
@@ -199,18 +205,22 @@ def _utf8_text(path: Path) -> str:
         ) from None
 
 
-def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
-    """CSV/TSV text as a table of strings; a row with the wrong number of fields is named by line.
+def _delimited_table(text: str, name: str, sep: str) -> tuple[pa.Table, list[int]]:
+    """CSV/TSV text as a table of strings (and each row's first line); a row with the wrong number
+    of fields is named by line.
 
     Every cell stays text: an empty cell is "" (reported as empty later), "NA" is the text "NA".
+    A cell may be as long as the file (the csv module's default limit is 128 KiB).
     """
     import csv
     import io
 
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     reader = csv.reader(io.StringIO(text), delimiter=sep)
-    header, body = None, []
+    header, body, lines, read = None, [], [], 0
     try:
         for row in reader:
+            start, read = read + 1, reader.line_num
             if not row:
                 continue  # blank line
             if header is None:
@@ -222,6 +232,7 @@ def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
                 )
             else:
                 body.append(row)
+                lines.append(start)
     except csv.Error as exc:
         kind = "TSV" if sep == "\t" else "CSV"
         raise GistlabError(f"{name} line {reader.line_num} is not valid {kind} ({exc}): fix that line.") from None
@@ -231,12 +242,14 @@ def _delimited_table(text: str, name: str, sep: str) -> pa.Table:
         raise GistlabError(f"{name} repeats a column name in its header ({', '.join(header)}): rename one.")
     if not body:
         raise GistlabError(f"{name} has a header but no rows: add rows of pairs.")
-    return pa.table({column: [row[k] for row in body] for k, column in enumerate(header)})
+    return pa.table({column: [row[k] for row in body] for k, column in enumerate(header)}), lines
 
 
-def _jsonl_table(text: str, name: str) -> pa.Table:
-    """JSON Lines text (one object per line) as a table; bad lines are named."""
-    records = []
+def _jsonl_table(text: str, name: str) -> tuple[pa.Table, list[int]]:
+    """JSON Lines text (one object per line) as a table (and each record's line); bad lines are
+    named. The columns are the union over all records, in order of first appearance; a record
+    without a key gets null there (reported by line later if the column is needed)."""
+    records, lines = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -247,10 +260,12 @@ def _jsonl_table(text: str, name: str) -> pa.Table:
         if not isinstance(record, dict):
             raise GistlabError(f"{name} line {number} is not a JSON object: write one {{...}} per line.")
         records.append(record)
+        lines.append(number)
     if not records:
         raise GistlabError(f"{name} is empty: give one JSON object per line.")
+    columns = dict.fromkeys(key for record in records for key in record)
     try:
-        return pa.Table.from_pylist(records)
+        return pa.table({key: [record.get(key) for record in records] for key in columns}), lines
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise GistlabError(_mixed_types(records, name)) from None
 
@@ -313,10 +328,10 @@ def _select_columns(ds: Dataset, mapping: dict[str, str], source: str) -> Datase
     """Apply the column mapping, check the pairs columns exist, keep only them (in order)."""
     found = ds.column_names
     for target, src in mapping.items():
-        if target not in (*TEXT_COLUMNS, TASK_COLUMN, "negative") and not _NUMBERED_NEGATIVE.match(target):
+        if target not in (*TEXT_COLUMNS, TASK_COLUMN, GROUP_COLUMN, "negative") and not _NUMBERED_NEGATIVE.match(target):
             raise GistlabError(
                 f"Unknown target column {target!r} in the column mapping: map to anchor, positive, "
-                "negative (or negative_1, negative_2, ...) or task."
+                "negative (or negative_1, negative_2, ...), task or group."
             )
         if src not in found:
             raise GistlabError(
@@ -343,15 +358,18 @@ def _select_columns(ds: Dataset, mapping: dict[str, str], source: str) -> Datase
             f"{source} has negative columns {', '.join(negatives)}: number them negative_1 .. "
             f"negative_{len(numbers)} without gaps."
         )
+    truth = [c for c in (GROUP_COLUMN, *(f"{t}_{k}" for t in text_columns(ds) for k in PROVENANCE_KINDS))
+             if c in ds.column_names]
     if TASK_COLUMN not in ds.column_names:
-        return ds.select_columns(text_columns(ds))
-    ds = ds.select_columns([*text_columns(ds), TASK_COLUMN])
+        return ds.select_columns([*text_columns(ds), *truth])
+    ds = ds.select_columns([*text_columns(ds), TASK_COLUMN, *truth])
     text_task = ds.features[TASK_COLUMN] in (Value("string"), Value("large_string"))
     return ds if text_task else ds.cast_column(TASK_COLUMN, Value("string"))
 
 
-def _check_texts(ds: Dataset, source: str) -> None:
-    """Every text column holds strings, none null or blank; tasks are present where given."""
+def _check_texts(ds: Dataset, source: str, lines: list[int] | None = None) -> None:
+    """Every text column holds strings, none null or blank; tasks are present where given. A bad
+    row is named by number and, for a text file, by the line it starts on (``lines``)."""
     if len(ds) == 0:
         raise GistlabError(f"{source} has no rows: give at least one batch of pairs.")
     table = ds.data.table
@@ -368,7 +386,8 @@ def _check_texts(ds: Dataset, source: str) -> None:
         )
         row = pc.index(bad, True).as_py()
         if row >= 0:
+            where = f"{source} line {lines[row]}: row {row}" if lines else f"{source}: row {row}"
             raise GistlabError(
-                f"{source}: row {row} has an empty {column!r} (rows count from 0, header excluded): "
-                "fill it in or drop the row."
+                f"{where} has an empty {column!r} (missing, null or blank; rows count from 0, "
+                "header excluded): fill it in or drop the row."
             )

@@ -155,3 +155,35 @@ def test_task_rows_follow_a_shuffled_selection(tmp_path):
     """A selected or shuffled dataset keeps an indices mapping; task ids must follow it."""
     ds = load_pairs(str(write(tmp_path / "p.csv"))).select([9, 0, 4, 3, 8])
     assert {t: r.tolist() for t, r in task_rows(ds).items()} == {"odd": [0, 3], "even": [1, 2, 4]}
+
+
+def test_jsonl_columns_are_the_union_of_all_records(tmp_path):
+    """Row 0 lacking optional fields must not drop them for the other rows."""
+    path = tmp_path / "late.jsonl"
+    records = [{"anchor": "a0", "positive": "p0"}] + [
+        {"anchor": f"a{i}", "positive": f"p{i}", "negative": f"n{i}", "task": "t"} for i in range(1, 20)]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    message = one_line_error(path)
+    assert "line 1: row 0 has an empty 'negative'" in message  # not silently dropped
+    path.write_text("\n".join(json.dumps(r) for r in records[1:] + records[:1]) + "\n")
+    assert "line 20: row 19 has an empty 'negative'" in one_line_error(path)
+    path.write_text("\n".join(json.dumps(r) for r in records[1:]) + "\n")
+    ds = load_pairs(str(path))
+    assert ds.column_names[:4] == ["anchor", "positive", "negative", "task"] and len(ds) == 19
+
+
+def test_jsonl_row_without_a_required_field_is_named_by_line(tmp_path):
+    path = tmp_path / "nopositive.jsonl"
+    rows = [{"anchor": "a0"}] + [{"anchor": f"a{i}", "positive": f"p{i}"} for i in range(1, 16)]
+    path.write_text("\n\n".join(json.dumps(r) for r in rows[::-1]) + "\n")  # blank lines between
+    message = one_line_error(path)
+    assert "has no 'positive' column" not in message
+    assert "line 31: row 15 has an empty 'positive'" in message
+
+
+def test_csv_cell_over_the_csv_modules_128_kib_limit_is_read(tmp_path):
+    path = tmp_path / "long.csv"
+    long_text = "word " * 60_000  # 300 KB in one cell
+    path.write_text(f'anchor,positive\n"{long_text}",short\nb,c\n')
+    ds = load_pairs(str(path))
+    assert ds["anchor"][0] == long_text and ds["positive"] == ["short", "c"]
