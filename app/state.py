@@ -164,15 +164,17 @@ def choose_data() -> tuple[object, str]:
 
 def choose_models(student: bool = True) -> tuple[str, str | None]:
     """Guide and (optionally) student model specs from the sidebar; a blank student means none."""
+    from core.models import GUIDE_SPECS, guide_model_spec
+
     help_text = "bundled:minilm-l6, bundled:minilm-l3, a model folder, or a Hub id (online)"
-    guide = st.sidebar.text_input("Guide model", default_guide(), key="guide_spec", help=help_text)
+    guide = st.sidebar.text_input("Guide model", default_guide(), key="guide_spec", help=GUIDE_SPECS)
     if not guide.strip():
         raise GistlabError("Name a guide model in the sidebar, e.g. bundled:minilm-l6.")
     if not student:
-        return guide.strip(), None
+        return guide_model_spec(guide, default_student()), None
     chosen = st.sidebar.text_input("Student model (blank: none)", default_student(), key="student_spec",
                                    help=help_text)
-    return guide.strip(), chosen.strip() or None
+    return guide_model_spec(guide, chosen.strip() or default_student()), chosen.strip() or None
 
 
 def choose_batch(ds, max_size: int = 512, default_size: int = 32) -> tuple[int, int, str | None]:

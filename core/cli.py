@@ -12,6 +12,7 @@ import sys
 
 from core.errors import GistlabError
 from core.jobs import ERROR_PREFIX, SKIPPED_PREFIX
+from core.models import GUIDE_SPECS
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +97,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="map the data's columns, e.g. anchor=question,positive=answer")
     p.add_argument("--hf-split", dest="data_split", help="split of a Hub dataset or folder (default train)")
     p.add_argument("--student", help="student model spec (bundled:minilm-l3, a folder, a Hub id)")
-    p.add_argument("--guide", help="guide model spec for gist and gist-st (default bundled:minilm-l6)")
+    p.add_argument("--guide", help=f"guide for gist and gist-st: {GUIDE_SPECS}")
     p.add_argument("--loss", choices=("gist", "mnrl", "gist-st"), help="loss arm (default gist)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, help="optimizer steps (or give --epochs; neither: one epoch)")
@@ -192,7 +193,7 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-columns", type=_column_mapping, default=None,
                    help="map the data's columns, e.g. anchor=question,positive=answer")
     p.add_argument("--hf-split", default="train", help="split of a Hub dataset or folder (default train)")
-    p.add_argument("--guide", default=None, help="guide model spec (default bundled:minilm-l6)")
+    p.add_argument("--guide", default=None, help=GUIDE_SPECS)
     p.add_argument("--student", default=None, help="also score the pairs with this student (default: none)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -222,20 +223,22 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from core.guide_cache import GuideCache
     from core.inspect import Batch, encoder, inspect_batch, open_run_batch, run_student
     from core.masking import MarginSettings
-    from core.models import DEFAULT_GUIDE, load_model
+    from core.models import DEFAULT_GUIDE, load_guide, load_model
 
     if args.run_dir:
         batch, config = open_run_batch(args.run_dir, args.step)
         guide, student, settings = config.guide, args.student or run_student(args.run_dir), config.margin_settings()
+        before_training = config.student  # what guide "self" means for this run
         where = f"run {args.run_dir} step {args.step}"
     else:
         ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
         batch = Batch.draw(ds, args.batch_size, args.seed, args.task)
         guide, student = args.guide or DEFAULT_GUIDE, args.student
+        before_training = student
         settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
                                   args.contrast_positives)
         where = f"{args.data} seed {args.seed}"
-    report = inspect_batch(batch, GuideCache(load_model(guide), guide).embed, settings,
+    report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
                            encoder(load_model(student)) if student else None)
     blocks = ", ".join(f"{b} {f:.1%}" for b, f in report.mask.block_fractions().items())
     print(f"batch of {len(batch)} from {where}; guide {guide}; {settings.margin_strategy} margin "
@@ -268,7 +271,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     from core.guide_cache import GuideCache
     from core.inspect import audit, encoder, sample_batches, whole_dataset
     from core.masking import MarginSettings
-    from core.models import DEFAULT_GUIDE, load_model
+    from core.models import DEFAULT_GUIDE, load_guide, load_model
 
     ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
     if args.batches is not None and args.batches < 1:
@@ -277,7 +280,7 @@ def _run_audit(args: argparse.Namespace) -> int:
                else whole_dataset(ds, args.batch_size, args.seed, args.task))
     guide = args.guide or DEFAULT_GUIDE
     settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives)
-    table = audit(batches, GuideCache(load_model(guide), guide).embed, settings,
+    table = audit(batches, GuideCache(load_guide(guide, args.student), guide).embed, settings,
                   encoder(load_model(args.student)) if args.student else None)
     table.to_csv(args.out, index=False)
     print(f"{len(table)} suspected false negatives in {len(batches)} batches of {args.batch_size} "
@@ -290,7 +293,7 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
         "cache", help="fill the guide cache with every text of a dataset; under torchrun each "
                       "process encodes a shard"
     )
-    p.add_argument("--guide", default=None, help="guide model spec (default bundled:minilm-l6)")
+    p.add_argument("--guide", default=None, help=GUIDE_SPECS)
     p.add_argument("--data", default="bundled", help="pairs data, as for gistlab train (default bundled)")
     p.add_argument("--data-columns", type=_column_mapping, default=None,
                    help="map the data's columns, e.g. anchor=question,positive=answer")
@@ -306,14 +309,14 @@ def _run_cache(args: argparse.Namespace) -> int:
     from core import distributed
     from core.data import load_pairs, text_columns
     from core.guide_cache import GuideCache
-    from core.models import DEFAULT_GUIDE, load_model
+    from core.models import DEFAULT_GUIDE, load_guide
 
     distributed.init_from_env()
     spec = args.guide or DEFAULT_GUIDE
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
     rows = ds[:]  # one Arrow read; ds[column] would yield the texts one row at a time
     texts = [t for column in text_columns(ds) for t in rows[column]]
-    cache = GuideCache(load_model(spec), spec, batch_size=args.batch_size)
+    cache = GuideCache(load_guide(spec), spec, batch_size=args.batch_size)
     started = time.perf_counter()
     encoded = distributed.fill_guide_cache(cache, texts)
     if distributed.is_main():

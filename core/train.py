@@ -57,7 +57,7 @@ from core import distributed
 from core.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns
 from core.errors import GistlabError, first_line
 from core.masking import BatchMask, MarginSettings, guided_mask
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_model
+from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 from core.runs import (
     BATCHES, CONFIG, MASK_SCHEMA, MASKS, METRICS, MODEL, RUN_FILES, STATUS, STOP, read_status,
     runs_root, write_json,
@@ -285,7 +285,7 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
         loss = MultipleNegativesRankingLoss(student, scale=1.0 / config.temperature, directions=directions,
                                             gather_across_devices=config.gather_across_devices)
         return loss, lambda: None
-    guide = load_model(config.guide).eval().requires_grad_(False)
+    guide = load_guide(config.guide, config.student)  # frozen; "self" = the student before training
     settings = config.margin_settings()
     if config.loss == "gist":
         from core.guide_cache import GuideCache

@@ -62,6 +62,25 @@ def tiny_model(tiny_model_dir):
     return SentenceTransformer(str(tiny_model_dir), device="cpu")
 
 
+def require_mpnet() -> None:
+    """Skip unless the strong guide's packages are installed; never in CI (438 MB to unpack and load)."""
+    from core.model_archive import MPNET_BASE, installed
+
+    if os.environ.get("CI"):
+        pytest.skip("bundled:mpnet-base (438 MB) is never unpacked or loaded in CI")
+    if not installed(MPNET_BASE):
+        pytest.skip(f"bundled:mpnet-base is not installed ({MPNET_BASE.install_command})")
+
+
+@pytest.fixture(scope="session")
+def mpnet():
+    """The strong guide all-mpnet-base-v2 (real weights), unpacked into this session's workspace."""
+    from core.models import load_model
+
+    require_mpnet()
+    return load_model("bundled:mpnet-base", device="cpu")
+
+
 @pytest.fixture(scope="session")
 def minilm_l6():
     """The bundled all-MiniLM-L6-v2 (real weights), for tests where weights matter."""

