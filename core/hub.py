@@ -6,14 +6,17 @@ clear line in seconds instead of the Hub client's minute of retries.
 
 from __future__ import annotations
 
+import re
 import socket
 from urllib.parse import urlparse
 
+_HUB_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # the Hub's rule: no spaces, no other symbols
+
 
 def looks_like_hub_id(spec: str) -> bool:
-    """``name`` or ``org/name``: what the Hub accepts as a repository id (not a path)."""
+    """``name`` or ``org/name``: what the Hub accepts as a repository id (not a path, no spaces)."""
     parts = spec.split("/")
-    return 1 <= len(parts) <= 2 and all(parts) and not spec.startswith((".", "~"))
+    return 1 <= len(parts) <= 2 and all(_HUB_NAME.fullmatch(part) for part in parts)
 
 
 def hub_unreachable(timeout: float = 3.0) -> str | None:

@@ -47,6 +47,7 @@ def test_folder_without_model(tmp_path):
 
 @pytest.mark.parametrize("spec,expected", [
     ("org/name", True), ("name", True), ("a/b/c", False), ("./x", False), ("~/m", False), ("org/", False),
+    ("sentence-transformers/all-MiniLM-L6-v2", True), ("my model", False), ("org/na:me", False),
 ])
 def test_hub_id_shape(spec, expected):
     from core.hub import looks_like_hub_id
