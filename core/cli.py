@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.errors import GistlabError
+from core.errors import GistlabError, GistlabWarning
 from core.jobs import ERROR_PREFIX, SKIPPED_PREFIX
 from core.models import GUIDE_SPECS
 
@@ -84,6 +84,18 @@ def _column_mapping(text: str) -> dict[str, str]:
     return {target.strip(): source.strip() for target, source in pairs}
 
 
+FLOOR_HELP = ("raise every row's mask threshold to at least this guide cosine, so a weak positive "
+              "masks only candidates the guide finds genuinely close (default off: the library's rule)")
+
+
+def _cosine(text: str) -> float:
+    """An argparse type: a float in [-1, 1]."""
+    value = float(text)
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a cosine: give a value in [-1, 1]")
+    return value
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", argument_default=argparse.SUPPRESS,
@@ -111,6 +123,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="include the a-a block (default on)")
     p.add_argument("--contrast-positives", action=argparse.BooleanOptionalAction,
                    help="include the p-p block (default on)")
+    p.add_argument("--positive-floor", type=_cosine, help=FLOOR_HELP)
     p.add_argument("--homogeneous", action=argparse.BooleanOptionalAction,
                    help="draw each batch from one task (needs a task column; default mixed)")
     p.add_argument("--gather-across-devices", action=argparse.BooleanOptionalAction,
@@ -126,40 +139,58 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from core.distributed import is_main
-    from core.runs import read_status
+    from core.runs import read_status, trained_model
     from core.train import TrainConfig, run_training
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite")}
     out = run_training(TrainConfig.from_dict(settings), overwrite=args.overwrite)
     if not is_main():
         return 0  # under torchrun, rank 0 reports the run it wrote
-    status = read_status(out)
-    print(f"{status['state']} after {status['steps_done']} of {status['total_steps']} steps; "
-          f"run in {out}, model in {out / 'model'}")
+    status, model = read_status(out), trained_model(out)
+    when = (f"after {status['steps_done']} of {status['total_steps']} steps" if status.get("total_steps")
+            else "while loading the models, before the first step")
+    saved = f"model in {model}" if model else "no model saved"
+    warning = f"; warning: {status['warning']}" if status.get("warning") else ""
+    print(f"{status['state']} {when}; run in {out}, {saved}{warning}")
     return 130 if status["state"] == "interrupted" else 0
 
 
 def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "experiment", help="the paper's comparison in small: mnrl vs gist on the same batches, "
-                           "several seeds, base and runs evaluated on the mini benchmark"
+        "experiment", help="the guide ladder: mnrl and gist with each guide on the same batches, several "
+                           "seeds, base and runs evaluated on the mini benchmark (finished runs reused)"
     )
     from core.experiment import ExperimentConfig
 
     d = ExperimentConfig()  # one place for the defaults: the config dataclass
+    p.add_argument("--guides", default=",".join(d.guides),
+                   help="comma-separated arms: none (= MNRL, no guide) and guide specs such as self, "
+                        "bundled:minilm-l6, bundled:mpnet-base (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="training steps per run (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s: the defaults "
-                   "run in about 15 min on 2 quiet cores (docs/PERFORMANCE.md)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="default %(default)s")
     p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
     p.add_argument("--student", default=d.student, help="default %(default)s")
-    p.add_argument("--guide", default=d.guide, help="default %(default)s")
+    p.add_argument("--small-student", default=d.small_student,
+                   help="second case, the paper's small model: this student with --small-guides "
+                        "(default %(default)s; none leaves the case out)")
+    p.add_argument("--small-guides", default=",".join(d.small_guides), help="default %(default)s")
+    p.add_argument("--data", default=d.data, help="training data, as for gistlab train (default %(default)s)")
     p.add_argument("--tasks", default=d.tasks, help="evaluation tasks, as for gistlab eval")
     p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
-    p.add_argument("--report", default=None, help="write the Markdown report here (default: print it)")
-    p.add_argument("--demo-dir", default=None, help="copy the first seed's paired run here, without weights")
+    p.add_argument("--report", default=None, help="write the report as the 'ladder' section of this Markdown "
+                                                   "file, after every run (default: print it at the end)")
+    p.add_argument("--demo-dir", default=None, help="copy the first seed's MNRL and strongest-guide runs here, "
+                                                     "without weights, with the experiment's scores")
     p.set_defaults(run=_run_experiment)
+
+
+def _arms(text: str, flag: str) -> tuple[str, ...]:
+    arms = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    if not arms:
+        raise GistlabError(f"{flag} needs at least one arm, e.g. none,bundled:minilm-l6.")
+    return arms
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
@@ -173,16 +204,21 @@ def _run_experiment(args: argparse.Namespace) -> int:
         raise GistlabError(f"--seeds must be comma-separated integers, not {args.seeds!r}.") from None
     if not seeds or args.steps < 1:
         raise GistlabError("Give at least one seed and at least one step.")
+    small = None if str(args.small_student).lower() in ("", "none") else args.small_student
     config = ExperimentConfig(steps=args.steps, batch_size=args.batch_size, seeds=seeds, lr=args.lr,
-                              homogeneous=not args.mixed, tasks=args.tasks, out=args.out,
-                              student=args.student, guide=args.guide)
+                              homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
+                              student=args.student, guides=_arms(args.guides, "--guides"),
+                              small_student=small, small_guides=_arms(args.small_guides, "--small-guides"))
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,
                             log=lambda line: print(line, file=sys.stderr, flush=True))
     if report is None:
         print(render_report(config, result, config.command(None, demo)))
-    print(f"experiment done in {result.seconds['total'] / 60:.1f} min", file=sys.stderr)
+    for arm, reason in result.skipped.items():
+        print(f"skipped {arm.guide} for {arm.student}, seed {arm.seed}: {reason}", file=sys.stderr)
+    print(f"experiment done in {result.seconds / 60:.1f} min ({len(result.runs)} of {len(config.plan())} "
+          "runs finished)", file=sys.stderr)
     return 0
 
 
@@ -204,6 +240,7 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
                    help="include the a-a block (default on)")
     p.add_argument("--contrast-positives", action=argparse.BooleanOptionalAction, default=True,
                    help="include the p-p block (default on)")
+    p.add_argument("--positive-floor", type=_cosine, default=None, help=FLOOR_HELP)
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -236,7 +273,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         guide, student = args.guide or DEFAULT_GUIDE, args.student
         before_training = student
         settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
-                                  args.contrast_positives)
+                                  args.contrast_positives, args.positive_floor)
         where = f"{args.data} seed {args.seed}"
     report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
                            encoder(load_model(student)) if student else None)
@@ -279,7 +316,8 @@ def _run_audit(args: argparse.Namespace) -> int:
     batches = (sample_batches(ds, args.batches, args.batch_size, args.seed, args.task) if args.batches
                else whole_dataset(ds, args.batch_size, args.seed, args.task))
     guide = args.guide or DEFAULT_GUIDE
-    settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives)
+    settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
+                              args.positive_floor)
     table = audit(batches, GuideCache(load_guide(guide, args.student), guide).embed, settings,
                   encoder(load_model(args.student)) if args.student else None)
     table.to_csv(args.out, index=False)
@@ -335,8 +373,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings() -> None:
+    """Print gistlab's own warnings as ``gistlab: warning: ...`` (one line, no source echo)."""
+    import warnings
+
+    default = warnings.formatwarning
+
+    def format_warning(message, category, *rest, **kwargs):
+        if issubclass(category, GistlabWarning):
+            return f"gistlab: warning: {message}\n"
+        return default(message, category, *rest, **kwargs)
+
+    warnings.formatwarning = format_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _one_line_warnings()
     try:
         return int(args.run(args) or 0)
     except GistlabError as exc:

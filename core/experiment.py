@@ -1,20 +1,37 @@
-"""The GISTEmbed paper's comparison in small: MNRL vs GIST, same batches, several seeds, mini benchmark.
+"""The guide ladder: which guide helps a small student, by how much, how sure, on the same batches.
 
-For each seed the default student is fine-tuned twice on the bundled WordNet pairs, once with
-``mnrl`` and once with ``gist`` (guide ``bundled:minilm-l6``), for the same steps on the same
-batches (core.train draws batches from the seed alone, so the arms differ only in the masking).
-The base student and every run are evaluated on the mini benchmark (core.evaluate), and
-``docs/RESULTS.md`` is written from the results on disk: per-task and per-type mean +- std over
-seeds, the paired GIST - MNRL difference, the masked fraction, the commands and the wall time.
+For each seed the student is fine-tuned once per arm of ``guides`` (``none`` = MNRL, the in-batch
+softmax without a mask; any other entry is a GIST guide spec: ``self``, ``bundled:minilm-l6``,
+``bundled:mpnet-base``...), for the same steps on the same batches (core.train draws batches from
+the seed alone, so the arms of a seed differ only in the mask). A second case, the paper's "small
+model" one, trains another student (``small_student``, default ``bundled:minilm-l6``) with
+``small_guides`` (default none and ``bundled:mpnet-base``). Every base student and every run is
+evaluated on the mini benchmark (core.evaluate). The runs go seed by seed, so whatever has
+finished is a complete paired comparison for the seeds done.
 
-Optionally one finished paired run (the first seed) is copied, without weights and with the masks
-of its first few steps only, into ``assets/demo/`` for the app's demo page.
+Resumable: each run's directory is named after its settings (``exp-<student>-<arm>-s<seed>-
+<steps>x<batch>-<hash>``); a completed run is reused, not retrained, and its evaluation is read
+back (core.evaluate reuses results by weights). Each run keeps its own clock in
+``experiment.json`` (training and evaluation seconds, CPU seconds), so the report's time covers
+every invocation that contributed. An arm that cannot run (e.g. the mpnet extra is not installed)
+is skipped with its one-line reason, which the report repeats.
+
+The report (a ``ladder`` section of a Markdown file, core.results.write_section) is rewritten after
+every run: per case, each arm's score ± std over seeds per task and mean, the paired difference of
+each guide against MNRL with its sign count, masking precision against the WordNet ground truth,
+weak-positive rows and the masked fraction per guide, the time, and a reading. Optionally the
+first seed's MNRL run and strongest-guide run are copied without weights into ``assets/demo/``
+with the experiment's tidy scores and masking figures (``ladder_scores.csv``,
+``ladder_masking.csv``) for the Demo page.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,24 +41,48 @@ from typing import Callable
 
 import pandas as pd
 
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT
+from core.errors import GistlabError, first_line
+from core.models import DEFAULT_STUDENT
+from core.results import MEAN_TASK, MNRL, arm_label, arm_summary, paired_deltas
 
-ARMS = ("mnrl", "gist")
+LADDER = (MNRL, "self", "bundled:minilm-l6", "bundled:mpnet-base")
+SMALL_STUDENT = "bundled:minilm-l6"
+SMALL_GUIDES = (MNRL, "bundled:mpnet-base")
+SECTION = "ladder"
+LEDGER = "experiment.json"  # a run's own clock, written once it is trained and evaluated
 DEMO_MASK_STEPS = 5
 DEMO_SEARCH_STEPS = 20
 DEMO_FILES = ("config.json", "status.json", "metrics.jsonl", "batches.jsonl")
+DEMO_SCORES, DEMO_MASKING = "ladder_scores.csv", "ladder_masking.csv"
+MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "precision", "weak_rows"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One run of the experiment: a student trained with a guide (``none``: MNRL) on a seed's batches."""
+
+    student: str
+    guide: str
+    seed: int
+
+    @property
+    def loss(self) -> str:
+        return "mnrl" if self.guide == MNRL else "gist"
 
 
 @dataclass
 class ExperimentConfig:
-    """What the experiment trains and evaluates; every arm shares all of it but the loss.
+    """What the experiment trains and evaluates; every arm of a seed shares all of it but the guide.
 
     ``out=None`` puts the runs in the workspace's runs folder (so the app lists them) and the base
-    model's results in the workspace; otherwise both go under ``out``.
+    models' results in the workspace; otherwise both go under ``out``. ``small_student=None`` (or
+    empty ``small_guides``) leaves the second case out.
     """
 
     student: str = DEFAULT_STUDENT
-    guide: str = DEFAULT_GUIDE
+    guides: tuple[str, ...] = LADDER
+    small_student: str | None = SMALL_STUDENT
+    small_guides: tuple[str, ...] = SMALL_GUIDES
     data: str = "bundled"
     tasks: str = "bundled"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -51,128 +92,218 @@ class ExperimentConfig:
     homogeneous: bool = True
     out: str | None = None
 
+    def cases(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(student, guides) of each case: the ladder, then the small-model case if any."""
+        cases = [(self.student, tuple(dict.fromkeys(self.guides)))]
+        if self.small_student and self.small_guides and self.small_student != self.student:
+            cases.append((self.small_student, tuple(dict.fromkeys(self.small_guides))))
+        return cases
+
+    def plan(self) -> list[Arm]:
+        """Every run, seed by seed (so a cut-off leaves whole seeds), each case's arms in order."""
+        return [Arm(student, guide, seed) for seed in self.seeds
+                for student, guides in self.cases() for guide in guides]
+
+    def train_settings(self, arm: Arm) -> dict:
+        """The core.train.TrainConfig fields of an arm's run (all but ``out``)."""
+        guide = {} if arm.guide == MNRL else {"guide": arm.guide}  # MNRL loads no guide
+        return {"data": self.data, "student": arm.student, **guide, "loss": arm.loss,
+                "batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "seed": arm.seed,
+                "homogeneous": self.homogeneous}
+
+    def run_name(self, arm: Arm) -> str:
+        """``exp-<student>-<arm>-s<seed>-<steps>x<batch>-<hash of the settings>``: same settings, same folder."""
+        digest = hashlib.sha1(json.dumps(self.train_settings(arm), sort_keys=True).encode()).hexdigest()[:6]
+        arm_name = "mnrl" if arm.guide == MNRL else _short(arm.guide)
+        return f"exp-{_short(arm.student)}-{arm_name}-s{arm.seed}-{self.steps}x{self.batch_size}-{digest}"
+
     def command(self, report: Path | None, demo_dir: Path | None) -> str:
-        """The ``gistlab experiment`` command line that reruns exactly this."""
-        parts = ["gistlab experiment", f"--steps {self.steps}", f"--batch-size {self.batch_size}",
-                 f"--seeds {','.join(map(str, self.seeds))}", f"--lr {self.lr:g}"]
+        """The ``gistlab experiment`` command line that reruns (or resumes) exactly this."""
+        d = ExperimentConfig()
+        parts = ["gistlab experiment", f"--guides {','.join(self.guides)}", f"--steps {self.steps}",
+                 f"--batch-size {self.batch_size}", f"--seeds {','.join(map(str, self.seeds))}",
+                 f"--lr {self.lr:g}"]
         parts += [] if self.homogeneous else ["--mixed"]
-        parts += [f"--student {self.student}"] if self.student != DEFAULT_STUDENT else []
-        parts += [f"--guide {self.guide}"] if self.guide != DEFAULT_GUIDE else []
-        parts += [f"--tasks {self.tasks}"] if self.tasks != "bundled" else []
+        parts += [f"--student {self.student}"] if self.student != d.student else []
+        if (self.small_student, self.small_guides) != (d.small_student, d.small_guides):
+            parts += [f"--small-student {self.small_student or 'none'}",
+                      f"--small-guides {','.join(self.small_guides)}"]
+        parts += [f"--data {self.data}"] if self.data != d.data else []
+        parts += [f"--tasks {self.tasks}"] if self.tasks != d.tasks else []
         parts += [f"--report {report}"] if report else []
         parts += [f"--demo-dir {demo_dir}"] if demo_dir else []
         return " ".join(parts)
 
 
+def _short(spec: str) -> str:
+    """A folder-safe short name of a model spec: ``bundled:minilm-l3`` -> ``minilm-l3``, a path -> its name."""
+    name = spec.removeprefix("bundled:").rstrip("/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "model"
+
+
 @dataclass
 class ExperimentResult:
-    """Where everything went, the tidy per-(arm, seed, task) scores and the time each phase took."""
+    """Where everything went, the tidy scores, the masking figures and the time each run took."""
 
-    runs: dict[tuple[str, int], Path]
-    scores: pd.DataFrame
-    masked: pd.DataFrame
-    seconds: dict[str, float] = field(default_factory=dict)
+    runs: dict[Arm, Path]
+    scores: pd.DataFrame  # student, arm, seed, task, task_type, split, main_score
+    masking: pd.DataFrame  # MASKING_COLUMNS, one row per guided run
+    base_files: dict[str, list[Path]] = field(default_factory=dict)  # per student: its base results
+    ledgers: dict[Arm, dict] = field(default_factory=dict)
+    skipped: dict[Arm, str] = field(default_factory=dict)
+    seconds: float = 0.0  # this invocation's wall time
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and the end
 
 
 # ---------------------------------------------------------------- pure summaries
 
 
-def arm_scores(table: pd.DataFrame) -> pd.DataFrame:
-    """From a results table: arm (base or loss), seed, task, task_type, main_score (mean over splits)."""
-    frame = table.assign(arm=table["loss"].fillna("base"), seed=table["seed"].fillna(-1).astype(int))
-    keys = ["arm", "seed", "task", "task_type"]
-    return frame.groupby(keys, as_index=False)["main_score"].mean()
+def run_masking(metrics: pd.DataFrame) -> dict:
+    """One guided run's masking over its steps: masked fraction, precision, weak-positive rows per step.
 
-
-def summarise(scores: pd.DataFrame, by: str = "task") -> pd.DataFrame:
-    """Per ``by`` (task or task_type): each arm's mean and std over seeds, and the paired GIST - MNRL.
-
-    Scores are averaged over the tasks of a group within each seed first, then over seeds. The
-    paired difference is taken seed by seed (same batches), so ``gist_wins`` counts seeds where
-    GIST scored higher than MNRL.
+    Precision (share of masked candidates that are same-meaning, same-word or same-category in the
+    WordNet ground truth) and weak rows (rows with most of their candidates masked) come from the
+    per-step metrics core.train records; NaN where the run has no such metric (no ground truth).
     """
-    per_seed = scores.groupby(["arm", "seed", by], as_index=False)["main_score"].mean()
-    wide = per_seed.pivot_table(index=[by, "seed"], columns="arm", values="main_score")
-    out = pd.DataFrame(index=sorted(per_seed[by].unique()))
-    for arm in ("base", *ARMS):
-        if arm in wide:
-            grouped = wide[arm].dropna().groupby(level=0)
-            out[f"{arm}_mean"], out[f"{arm}_std"] = grouped.mean(), grouped.std(ddof=0)
-    if set(ARMS) <= set(wide.columns):
-        diff = (wide["gist"] - wide["mnrl"]).dropna().groupby(level=0)
-        out["diff_mean"], out["diff_std"] = diff.mean(), diff.std(ddof=0)
-        out["gist_wins"], out["seeds"] = diff.apply(lambda d: int((d > 0).sum())), diff.size()
-    out.index.name = by
-    return out
+    def mean(column: str) -> float:
+        if column not in metrics:
+            return float("nan")
+        return float(pd.to_numeric(metrics[column], errors="coerce").mean())
+
+    return {"steps": len(metrics), "masked": mean("masked_fraction"), "precision": mean("precision"),
+            "weak_rows": mean("weak_rows")}
 
 
-def masked_summary(runs: dict[tuple[str, int], Path]) -> pd.DataFrame:
-    """Per GIST run: the mean masked fraction over its steps, and over its first and last tenth."""
-    from core.runs import read_metrics
-
-    rows = []
-    for (arm, seed), run in sorted(runs.items()):
-        if arm != "gist":
-            continue
-        frac = pd.to_numeric(read_metrics(run)["masked_fraction"], errors="coerce").dropna()
-        tenth = max(len(frac) // 10, 1)
-        rows.append({"seed": seed, "mean": frac.mean(), "first_tenth": frac.head(tenth).mean(),
-                     "last_tenth": frac.tail(tenth).mean(), "steps": len(frac)})
-    return pd.DataFrame(rows, columns=["seed", "mean", "first_tenth", "last_tenth", "steps"])
+def masking_summary(masking: pd.DataFrame) -> pd.DataFrame:
+    """Per (student, arm): mean of each masking figure over seeds, its std and the seed count."""
+    grouped = masking.groupby(["student", "arm"], sort=False)
+    out = grouped[["masked", "precision", "weak_rows"]].agg(["mean", "std"])
+    out.columns = [f"{figure}_{stat}" for figure, stat in out.columns]
+    return out.assign(seeds=grouped["seed"].nunique()).reset_index()
 
 
-# ---------------------------------------------------------------- report
+def _pm(mean: float, std: float, seeds: int, digits: int = 4) -> str:
+    if pd.isna(mean):
+        return "n/a"
+    if seeds < 2 or pd.isna(std):
+        return f"{mean:.{digits}f} (1 seed)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _pm(mean: float, std: float) -> str:
-    return "n/a" if pd.isna(mean) else f"{mean:.4f} ± {std:.4f}"
+def _ordered_tasks(frame: pd.DataFrame) -> list[str]:
+    return [*sorted(t for t in frame["task"].unique() if t != MEAN_TASK), MEAN_TASK]
 
 
-def summary_markdown(summary: pd.DataFrame, by: str) -> str:
-    """A Markdown table of :func:`summarise`: base, MNRL, GIST (mean ± std) and the paired difference."""
-    lines = [f"| {by} | base | MNRL | GIST | GIST − MNRL | GIST better in |",
-             "|---|---|---|---|---|---|"]
-    for name, row in summary.iterrows():
-        lines.append(
-            f"| {name} | {row.get('base_mean', float('nan')):.4f} | {_pm(row['mnrl_mean'], row['mnrl_std'])} "
-            f"| {_pm(row['gist_mean'], row['gist_std'])} | {row['diff_mean']:+.4f} ± {row['diff_std']:.4f} "
-            f"| {int(row['gist_wins'])}/{int(row['seeds'])} seeds |"
-        )
+def scores_markdown(summary: pd.DataFrame, arms: list[str], types: dict[str, str]) -> str:
+    """Per task and mean: each arm's score ± std over seeds (one column per arm, base first)."""
+    wide = summary.set_index(["task", "arm"])
+    lines = ["| task (main score) | " + " | ".join(arm_label(a) for a in arms) + " |",
+             "|---" * (len(arms) + 1) + "|"]
+    for task in _ordered_tasks(summary):
+        cells = []
+        for arm in arms:
+            if (task, arm) not in wide.index:
+                cells.append("n/a")
+                continue
+            row = wide.loc[(task, arm)]
+            cells.append(f"{row['mean']:.4f}" if arm == "base" else _pm(row["mean"], row["std"], row["seeds"]))
+        name = task if task == MEAN_TASK else f"{task} ({types.get(task, '?')})"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def reading(per_task: pd.DataFrame, masked: pd.DataFrame) -> str:
-    """Plain sentences drawn from the numbers: where GIST helps, where it does not, how sure we can be."""
-    n = int(per_task["seeds"].max())
-    clear_win = per_task[(per_task["gist_wins"] == n) & (per_task["diff_mean"] > per_task["diff_std"])]
-    clear_loss = per_task[(per_task["gist_wins"] == 0) & (-per_task["diff_mean"] > per_task["diff_std"])]
-    mixed = per_task.drop(clear_win.index).drop(clear_loss.index)
-    fine_tuned = per_task[["mnrl_mean", "gist_mean"]].max(axis=1)
-    below_base = per_task[fine_tuned < per_task["base_mean"]] if "base_mean" in per_task else per_task.iloc[:0]
+def deltas_markdown(deltas: pd.DataFrame, arms: list[str]) -> str:
+    """Per task and mean: each guide's paired difference against MNRL, ± std, and its sign count."""
+    wide = deltas.set_index(["task", "arm"])
+    lines = ["| task | " + " | ".join(f"{arm_label(a)} − MNRL" for a in arms) + " |",
+             "|---" * (len(arms) + 1) + "|"]
+    for task in _ordered_tasks(deltas):
+        cells = []
+        for arm in arms:
+            if (task, arm) not in wide.index:
+                cells.append("n/a")
+                continue
+            row = wide.loc[(task, arm)]
+            spread = "" if row["seeds"] < 2 else f" ± {row['spread']:.4f}"
+            cells.append(f"{row['delta']:+.4f}{spread} (higher in {int(row['wins'])}/{int(row['seeds'])})")
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
-    def names(frame: pd.DataFrame) -> str:
-        return ", ".join(f"{t} ({d:+.4f})" for t, d in frame["diff_mean"].items()) or "none"
 
-    parts = [
-        f"- GIST is ahead of MNRL in every seed, by more than the seed-to-seed spread, on "
-        f"{len(clear_win)} of {len(per_task)} tasks: {names(clear_win)}.",
-        f"- GIST is behind MNRL in every seed, by more than the spread, on {len(clear_loss)}: "
-        f"{names(clear_loss)}.",
-        f"- Mixed or within noise on {len(mixed)}: {names(mixed)}. With {n} seeds a difference "
-        "smaller than its std is not evidence either way.",
-    ]
-    if len(below_base):
-        parts.append(f"- Fine-tuning (either loss) left these below the base student: "
-                     f"{', '.join(below_base.index)}: the short training on WordNet pairs does not "
-                     "transfer to every task type.")
-    if len(masked):
-        parts.append(
-            f"- The guide masked {masked['mean'].mean():.1%} of in-batch candidates on average "
-            f"({masked['first_tenth'].mean():.1%} in the first tenth of the steps, "
-            f"{masked['last_tenth'].mean():.1%} in the last; the guide is frozen, so this moves only "
-            "with the batches drawn). These are the candidates MNRL pushes away and GIST does not."
-        )
+def masking_markdown(summary: pd.DataFrame) -> str:
+    """Per guide: masked fraction, precision against the ground truth, weak-positive rows per step."""
+    lines = ["| guide | candidates masked | precision of the mask | weak-positive rows per step | seeds |",
+             "|---|---|---|---|---|"]
+    for _, row in summary.iterrows():
+        seeds = int(row["seeds"])
+
+        def cell(figure: str, percent: bool) -> str:
+            mean, std = row[f"{figure}_mean"], row[f"{figure}_std"]
+            if pd.isna(mean):
+                return "no ground truth" if figure == "precision" else "n/a"
+            text = f"{mean:.1%}" if percent else f"{mean:.2f}"
+            if seeds > 1 and pd.notna(std):
+                text += f" ± {std:.1%}" if percent else f" ± {std:.2f}"
+            return text
+
+        lines.append(f"| {arm_label(row['arm'])} | {cell('masked', True)} | {cell('precision', True)} "
+                     f"| {cell('weak_rows', False)} | {seeds} |")
+    return "\n".join(lines)
+
+
+def verdicts(deltas: pd.DataFrame) -> pd.DataFrame:
+    """Each (arm, task) delta judged: ``helps`` / ``hurts`` when every seed agrees on the sign and the
+    mean exceeds the seed-to-seed std of the differences, ``noise`` otherwise, ``1 seed`` when no
+    spread can be measured."""
+    def verdict(row: pd.Series) -> str:
+        if row["seeds"] < 2:
+            return "1 seed"
+        if row["wins"] == row["seeds"] and row["delta"] > row["spread"]:
+            return "helps"
+        if row["wins"] == 0 and -row["delta"] > row["spread"]:
+            return "hurts"
+        return "noise"
+
+    return deltas.assign(verdict=deltas.apply(verdict, axis=1) if len(deltas) else [])
+
+
+def reading(deltas: pd.DataFrame, summary: pd.DataFrame, masking: pd.DataFrame, student: str) -> str:
+    """Plain sentences drawn from the numbers: per guide, where it helps, where it hurts, where it is noise."""
+    if deltas.empty:
+        return "- No guide arm has a finished MNRL partner yet: nothing to compare."
+    judged = verdicts(deltas)
+    parts = []
+    for arm, rows in judged.groupby("arm", sort=False):
+        mean = rows[rows["task"] == MEAN_TASK].iloc[0] if (rows["task"] == MEAN_TASK).any() else None
+        tasks = rows[rows["task"] != MEAN_TASK]
+
+        def names(kind: str) -> str:
+            picked = tasks[tasks["verdict"] == kind]
+            return ", ".join(f"{t} ({d:+.4f})" for t, d in zip(picked["task"], picked["delta"])) or "none"
+
+        seeds = int(rows["seeds"].max())
+        line = f"- **{arm_label(arm)}** vs MNRL, {seeds} seed{'s' if seeds != 1 else ''}: "
+        if mean is not None:
+            verdict = {"helps": "helps", "hurts": "hurts", "noise": "is within the seed noise",
+                       "1 seed": "cannot be judged (1 seed, no spread)"}[mean["verdict"]]
+            spread = "" if mean["seeds"] < 2 else f" ± {mean['spread']:.4f}"
+            line += f"on the mean over tasks it {verdict} ({mean['delta']:+.4f}{spread}). "
+        if seeds >= 2:
+            line += (f"Helps on {names('helps')}; hurts on {names('hurts')}; noise on {names('noise')}.")
+        parts.append(line)
+    base = summary[(summary["arm"] == "base") & (summary["task"] == MEAN_TASK)]
+    mnrl = summary[(summary["arm"] == MNRL) & (summary["task"] == MEAN_TASK)]
+    if len(base) and len(mnrl):
+        parts.append(f"- Fine-tuning with MNRL moved the mean over tasks from {base['mean'].iloc[0]:.4f} "
+                     f"(base `{student}`) to {mnrl['mean'].iloc[0]:.4f}.")
+    for _, row in masking.iterrows():
+        if pd.notna(row["precision_mean"]):
+            parts.append(f"- {arm_label(row['arm'])} masked {row['masked_mean']:.1%} of the in-batch candidates, "
+                         f"{row['precision_mean']:.0%} of them related in the ground truth (same meaning, word or "
+                         f"category); {row['weak_rows_mean']:.2f} rows per step were weak positives.")
+    parts.append("- Rule: a guide *helps* (or *hurts*) on a task when it beats (or trails) MNRL in every "
+                 "seed and the mean difference exceeds the std of the per-seed differences; anything "
+                 "else is noise at this scale.")
     return "\n".join(parts)
 
 
@@ -183,101 +314,144 @@ def _versions() -> str:
     return ", ".join(f"{p} {version(p)}" for p in packages)
 
 
-def render_report(config: ExperimentConfig, result: ExperimentResult, command: str) -> str:
-    """docs/RESULTS.md: setup, commands, per-task and per-type tables, masked fraction, timing, reading."""
-    per_task = summarise(result.scores, "task")
-    per_type = pd.concat([summarise(result.scores, "task_type"),
-                          summarise(result.scores.assign(task_type="all tasks (mean)"), "task_type")])
-    types = result.scores.drop_duplicates("task").set_index("task")["task_type"]
-    per_task.index = [f"{t} ({types[t]})" for t in per_task.index]
-    masked = result.masked
-    sec = result.seconds
-    masked_line = (f"{masked['mean'].mean():.1%} ± {masked['mean'].std(ddof=0):.1%} over seeds "
-                   f"(per seed: {', '.join(f'{m:.1%}' for m in masked['mean'])})") if len(masked) else "n/a"
-    return f"""# Results: GISTEmbed vs MNRL in small
+def time_markdown(result: ExperimentResult, planned: int) -> str:
+    """The time it took, from each run's own clock (all invocations), and this invocation's wall time."""
+    ledgers = list(result.ledgers.values())
+    train = sum(entry.get("train_s", 0.0) for entry in ledgers)
+    evaluate = sum(entry.get("eval_s", 0.0) for entry in ledgers)
+    cpu = sum(entry.get("cpu_s", 0.0) for entry in ledgers)
+    cores = os.cpu_count() or 1
+    return (
+        f"{len(result.runs)} of {planned} runs finished. From the runs' own clocks: "
+        f"{(train + evaluate) / 60:.1f} min ({train / 60:.1f} min training, {evaluate / 60:.1f} min "
+        f"evaluating), {cpu / 60:.1f} min of CPU time (all threads), i.e. about {cpu / 60 / cores:.0f} min "
+        f"on {cores} otherwise idle cores. This invocation ran {result.seconds / 60:.1f} min of wall time "
+        f"with a 1-minute load average of {result.load[0]:.1f} at its start and {result.load[1]:.1f} at "
+        f"its end (above {cores}: other work shared the cores and stretched the wall time)."
+    )
 
-Generated by `core/experiment.py` on {datetime.now():%Y-%m-%d %H:%M}; do not edit by hand, rerun instead.
+
+def render_report(config: ExperimentConfig, result: ExperimentResult, command: str) -> str:
+    """The ladder section: setup, command, time, per-case tables, masking, reading, caveats."""
+    types = result.scores.drop_duplicates("task").set_index("task")["task_type"].to_dict()
+    scores = result.scores
+    masking = masking_summary(result.masking)
+    done_seeds = sorted({arm.seed for arm in result.runs})
+    sections = []
+    for number, (student, guides) in enumerate(config.cases(), start=1):
+        own = scores[scores["student"] == student]
+        if own.empty:
+            sections.append(f"## Case {number}: student `{student}`\n\nNo results yet.")
+            continue
+        summary = arm_summary(own, [])
+        deltas = paired_deltas(own, [])
+        guided = [g for g in guides if g != MNRL]
+        arms = [a for a in ("base", *guides) if a in set(own["arm"])]
+        title = "the guide ladder" if number == 1 else "the paper's small-model case"
+        own_masking = masking[masking["student"] == student]
+        sections.append(f"""## Case {number}: {title} (student `{student}`)
+
+### Main score per task (mean ± std over seeds)
+
+{scores_markdown(summary, arms, types)}
+
+### Paired difference against MNRL (same seed, same batches; ± std over seeds; seeds where the guide scored higher)
+
+{deltas_markdown(deltas, [g for g in guided if g in set(deltas['arm'])]) if len(deltas) else 'No pair finished yet.'}
+
+### What each guide masked (mean over steps, then over seeds)
+
+{masking_markdown(own_masking) if len(own_masking) else 'No guided run finished yet.'}
+
+### Reading
+
+{reading(deltas, summary, own_masking, student)}""")
+    skipped = "".join(f"\n- `{arm.guide}` for `{arm.student}`, seed {arm.seed}: {reason}"
+                      for arm, reason in result.skipped.items())
+    return f"""# Results: the guide ladder (GISTEmbed vs MNRL in small)
+
+Generated by `core/experiment.py` on {datetime.now():%Y-%m-%d %H:%M}; do not edit by hand, rerun
+instead (finished runs are reused). Seeds with results so far: {', '.join(map(str, done_seeds)) or 'none'}.
 
 ## Setup
 
-- Student `{config.student}`, guide `{config.guide}` (frozen), data `{config.data}`
-  ({'task-homogeneous batches, as in the paper' if config.homogeneous else 'mixed-task batches'}).
-- Arms: `mnrl` (in-batch softmax, same blocks and temperature as GIST, no mask) and `gist`
-  (the guide's mask, margin 0, absolute); {config.steps} steps of batch {config.batch_size},
-  lr {config.lr:g}, seeds {', '.join(map(str, config.seeds))}. For a seed both arms train on the
-  same batches in the same order: the difference is the masking alone.
-- Evaluation: the bundled WordNet mini benchmark (`--tasks {config.tasks}`), mteb's own
-  evaluators and main scores; base = the student before fine-tuning.
-- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, 1-minute load average
-  {result.load[0]:.1f} at the start and {result.load[1]:.1f} at the end (above {os.cpu_count()} means
-  other work shared the cores and stretched the wall time); Python {platform.python_version()};
-  {_versions()}.
+- Data `{config.data}` ({'task-homogeneous batches, as in the paper' if config.homogeneous else 'mixed-task batches'}),
+  {config.steps} steps of batch {config.batch_size}, lr {config.lr:g}, seeds {', '.join(map(str, config.seeds))}.
+  For a seed every arm trains on the same batches in the same order: arms differ in the mask alone.
+- Arms: MNRL (`none`: in-batch softmax, same blocks and temperature 0.01 as GIST, no mask) and GIST
+  with each guide (margin 0, absolute): `self` = a frozen copy of the student before training,
+  `bundled:minilm-l6` = all-MiniLM-L6-v2 (the 3-layer student is cut from it: layers 0, 2, 4),
+  `bundled:mpnet-base` = all-mpnet-base-v2 (110 M parameters, another tokenizer).
+- Evaluation: the bundled WordNet mini benchmark (`--tasks {config.tasks}`), mteb's own evaluators
+  and main scores; base = the student before fine-tuning. Std is the sample std over seeds.
+- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; {_versions()}.
 
-## Reproduce
+## Reproduce (or resume)
 
 ```
 {command}
 ```
 
-Wall time: {sec.get('total', 0) / 60:.1f} min in all ({sec.get('train', 0) / 60:.1f} min training,
-{sec.get('eval', 0) / 60:.1f} min evaluating, {len(result.runs)} runs + the base model). CPU time
-{sec.get('cpu', 0) / 60:.1f} min (all threads): on {os.cpu_count()} otherwise idle cores, roughly
-{sec.get('cpu', 0) / 60 / (os.cpu_count() or 1):.0f} min of wall time (CPU time / cores, a rough estimate).
+## Time
 
-## Per task (main score, mean ± std over {len(config.seeds)} seeds)
+{time_markdown(result, len(config.plan()))}
+{f'''
+Skipped (could not run):{skipped}
+''' if skipped else ''}
+{chr(10).join(sections)}
 
-{summary_markdown(per_task, 'task (type)')}
+## Caveats
 
-## Per task type
-
-{summary_markdown(per_type, 'task type')}
-
-## Masked fraction (GIST runs)
-
-Mean share of in-batch candidates the guide masked per step: {masked_line}.
-
-## Reading
-
-{reading(per_task, masked)}
-
-Caveats: this is a toy scale ({config.steps} steps, a 3-layer student derived from the very
-model that serves as guide, WordNet definitions only), so it shows the mechanism, not the
-paper's effect sizes. WordNetClassification and WordNetClustering group definitions by
-lexicographer category, the same categories the training triplets use (on other synsets), the
-same kind of overlap the paper's MTEB classification training sets have with MTEB classification.
+- Toy scale ({config.steps} steps of {config.batch_size}, WordNet definitions only): this shows the
+  mechanism and its direction, not the paper's effect sizes.
+- The 3-layer student is derived from all-MiniLM-L6-v2, so the `minilm-l6` guide is the student's
+  own parent: it is not an independent judge.
+- WordNetClassification and WordNetClustering group definitions by lexicographer category, the same
+  categories the training triplets use (on other synsets): the same kind of overlap the paper's MTEB
+  classification training sets have with MTEB classification.
 """
 
 
 # ---------------------------------------------------------------- demo
 
 
-def copy_demo(runs: dict[tuple[str, int], Path], seed: int, table: pd.DataFrame, dest: Path) -> None:
-    """Copy the paired run of ``seed`` into ``dest`` for the demo page: no weights, masks of a few steps.
+def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) -> None:
+    """Copy the first seed's MNRL run and strongest-guide run (ladder case) into ``dest`` for the demo page.
 
-    Writes ``dest/<arm>/`` (config, status, metrics, batches, masks of the first steps, results
-    JSON), ``dest/results.csv`` (base and both arms) and ``dest/sample_batch.parquet`` (the masked
-    pairs of the GIST run's clearest early batch, as the inspector shows them).
+    Writes ``dest/mnrl/`` and ``dest/gist/`` (config, status, metrics, batches, masks of the first
+    steps, results JSON; no weights), ``dest/results.csv`` (base and both runs),
+    ``dest/sample_batch.parquet`` (the masked pairs of the GIST run's clearest early batch, as the
+    inspector shows them), and the whole experiment's tidy scores and masking figures.
     """
+    from core.results import results_table
     from core.runs import read_masks
 
+    student, guides = config.cases()[0]
+    seed = min((arm.seed for arm in result.runs), default=None)
+    ready = [g for g in reversed(guides) if g != MNRL and Arm(student, g, seed) in result.runs]
+    if seed is None or Arm(student, MNRL, seed) not in result.runs or not ready:
+        return
+    pair = {"mnrl": result.runs[Arm(student, MNRL, seed)], "gist": result.runs[Arm(student, ready[0], seed)]}
     staging = dest.with_name(f".{dest.name}-staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for arm in ARMS:
-        run, target = runs[(arm, seed)], staging / arm
+    for name, run in pair.items():
+        target = staging / name
         target.mkdir()
-        for name in DEMO_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, target / name)
+        for file in DEMO_FILES:
+            if (run / file).is_file():
+                shutil.copy2(run / file, target / file)
         masks = read_masks(run)
         masks[masks["step"] <= DEMO_MASK_STEPS].to_parquet(target / "masks.parquet", index=False)
-        for result in run.glob("results/*/*/*"):
-            copied = target / result.relative_to(run)
+        for found in run.glob("results/*/*/*"):
+            copied = target / found.relative_to(run)
             copied.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(result, copied)
-    keep = table[table["run"].isna() | table["seed"].eq(seed)]
-    keep.drop(columns="path").to_csv(staging / "results.csv", index=False)
-    _sample_batch(runs[("gist", seed)]).to_parquet(staging / "sample_batch.parquet", index=False)
+            shutil.copy2(found, copied)
+    table = results_table([*result.base_files.get(student, []), *pair.values()])
+    table.drop(columns="path").to_csv(staging / "results.csv", index=False)
+    result.scores.to_csv(staging / DEMO_SCORES, index=False)
+    result.masking.to_csv(staging / DEMO_MASKING, index=False)
+    _sample_batch(pair["gist"]).to_parquet(staging / "sample_batch.parquet", index=False)
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
 
@@ -290,8 +464,8 @@ def _sample_batch(run: Path) -> pd.DataFrame:
     a category batch masks many candidates against weak positives, which explains the method less
     well than two senses of one word. The table gets a ``step`` column.
     """
-    from core.guide_cache import GuideCache
     from core.explain import DEMO_PAIRS, clearest_pairs
+    from core.guide_cache import GuideCache
     from core.inspect import encoder, inspect_batch, open_run_batches, run_student
     from core.models import load_model
     from core.runs import read_metrics
@@ -313,6 +487,66 @@ def _sample_batch(run: Path) -> pd.DataFrame:
 # ---------------------------------------------------------------- the experiment
 
 
+def _finished(run: Path) -> bool:
+    """Whether ``run`` holds a completed training with its model saved (then it is reused)."""
+    from core.runs import STATUS, trained_model
+
+    try:
+        state = json.loads((run / STATUS).read_text()).get("state")
+    except (OSError, ValueError):
+        return False
+    return state == "completed" and trained_model(run) is not None
+
+
+def _train_seconds(run: Path) -> float:
+    """Training wall time from the run's status (started to ended)."""
+    from core.runs import STATUS
+
+    status = json.loads((run / STATUS).read_text())
+    started, ended = (datetime.fromisoformat(status[k]) for k in ("started", "ended"))
+    return (ended - started).total_seconds()
+
+
+def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str], None]) -> dict:
+    """Train (unless already done) and evaluate one arm; its ledger (own clock), also saved in the run."""
+    from core.evaluate import evaluate
+    from core.train import TrainConfig, run_training
+
+    ledger_file = run / LEDGER
+    if _finished(run) and ledger_file.is_file():
+        log(f"reusing {run.name}")
+        return json.loads(ledger_file.read_text())
+    cpu = time.process_time()
+    if _finished(run):
+        log(f"reusing the trained {run.name}")
+    else:
+        log(f"training {run.name} ({config.steps} steps)")
+        run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
+    tick = time.perf_counter()
+    evaluate(str(run), config.tasks, log=log)
+    ledger = {"train_s": _train_seconds(run), "eval_s": time.perf_counter() - tick,
+              "cpu_s": time.process_time() - cpu, "finished": datetime.now().astimezone().isoformat(timespec="seconds")}
+    ledger_file.write_text(json.dumps(ledger, indent=2))
+    return ledger
+
+
+def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy scores (student, arm, seed, task, task_type, split, main_score) and per-run masking figures."""
+    from core.results import results_table
+    from core.runs import read_metrics
+
+    frames = [results_table(files).assign(student=student, arm="base", seed=-1)
+              for student, files in base_files.items() if files]
+    frames += [results_table(run).assign(student=arm.student, arm=arm.guide, seed=arm.seed)
+               for arm, run in runs.items()]
+    columns = ["student", "arm", "seed", "task", "task_type", "split", "main_score"]
+    scores = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    masking = pd.DataFrame([{"student": arm.student, "arm": arm.guide, "seed": arm.seed,
+                             **run_masking(read_metrics(run))}
+                            for arm, run in runs.items() if arm.guide != MNRL], columns=MASKING_COLUMNS)
+    return scores, masking
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -320,42 +554,35 @@ def run_experiment(
     demo_dir: Path | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> ExperimentResult:
-    """Train both arms for every seed, evaluate base and runs, write the report and the demo copy."""
+    """Train and evaluate every arm of every case and seed (reusing finished runs), reporting as runs finish."""
     from core.evaluate import evaluate
-    from core.results import results_table
+    from core.results import write_section
     from core.runs import runs_root
-    from core.train import TrainConfig, run_training
 
-    start, load_start, cpu_start = time.perf_counter(), os.getloadavg()[0], time.process_time()
-    seconds = {"train": 0.0, "eval": 0.0}
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     root = Path(config.out) if config.out else None
     run_root = root / "runs" if root else runs_root()
-    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+    base_files = {student: evaluate(student, config.tasks, out=root, log=log).result_files
+                  for student, _ in config.cases()}
+    result = ExperimentResult({}, pd.DataFrame(), pd.DataFrame(columns=MASKING_COLUMNS), base_files)
 
-    tick = time.perf_counter()
-    base = evaluate(config.student, config.tasks, out=root, log=log)
-    seconds["eval"] += time.perf_counter() - tick
-    runs: dict[tuple[str, int], Path] = {}
-    for seed in config.seeds:
-        for arm in ARMS:
-            log(f"training {arm}, seed {seed} ({config.steps} steps)")
-            tick = time.perf_counter()
-            runs[(arm, seed)] = run_training(TrainConfig(
-                data=config.data, out=str(run_root / f"exp-{stamp}-{arm}-s{seed}"), student=config.student,
-                guide=config.guide, loss=arm, batch_size=config.batch_size, steps=config.steps,
-                lr=config.lr, seed=seed, homogeneous=config.homogeneous,
-            ))
-            seconds["train"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            evaluate(str(runs[(arm, seed)]), config.tasks, log=log)
-            seconds["eval"] += time.perf_counter() - tick
+    def refresh() -> None:
+        result.scores, result.masking = collect(result.runs, base_files)
+        result.seconds, result.load = time.perf_counter() - start, (load_start, os.getloadavg()[0])
+        if report is not None:
+            write_section(report, SECTION, render_report(config, result, config.command(report, demo_dir)))
 
-    table = results_table([*base.result_files, *runs.values()])
-    result = ExperimentResult(runs, arm_scores(table), masked_summary(runs), seconds,
-                              (load_start, os.getloadavg()[0]))
+    for arm in config.plan():
+        run = run_root / config.run_name(arm)
+        try:
+            result.ledgers[arm] = _run_arm(config, arm, run, log)
+        except GistlabError as exc:
+            result.skipped[arm] = first_line(exc)
+            log(f"skipped {run.name}: {result.skipped[arm]}")
+            continue
+        result.runs[arm] = run
+        refresh()
+    refresh()
     if demo_dir is not None:
-        copy_demo(runs, config.seeds[0], table, Path(demo_dir))
-    seconds["total"], seconds["cpu"] = time.perf_counter() - start, time.process_time() - cpu_start
-    if report is not None:
-        Path(report).write_text(render_report(config, result, config.command(report, demo_dir)))
+        copy_demo(result, config, Path(demo_dir))
     return result

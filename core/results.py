@@ -3,16 +3,22 @@
 Reads the files :mod:`core.evaluate` leaves in mteb's ResultCache layout
 (``<root>/results/<model>/<revision>/<Task>.json``) as plain JSON, so the app's Results page and
 ``gistlab eval`` show exactly what is on disk. When ``<root>`` is a run directory, its
-``config.json`` supplies the run's name, loss arm and seed.
+``config.json`` supplies the run's name, loss arm, seed, student, guide and pairing key.
 
 Columns: model, run, loss, seed, task, task_type, split, main_score, overlaps_gist_training,
-revision, path. ``main_score`` is mteb's main score of that split, averaged over its subsets
-(languages). Files that cannot be read are listed in ``table.attrs["unreadable"]``, never dropped
-silently.
+revision, path, student, guide, pairing. ``main_score`` is mteb's main score of that split,
+averaged over its subsets (languages). Files that cannot be read are listed in
+``table.attrs["unreadable"]``, never dropped silently.
+
+Also the pure summaries the experiment, the Results page and the Demo page share: arms named by
+their guide (``none`` = MNRL), each arm's mean and spread over seeds, and the paired difference of
+every arm against MNRL seed by seed (runs with one pairing key trained on the same batches); and
+:func:`write_section`, which lets several reports share one Markdown file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,8 +30,15 @@ import pandas as pd
 
 COLUMNS = [
     "model", "run", "loss", "seed", "task", "task_type", "split", "main_score",
-    "overlaps_gist_training", "revision", "path",
+    "overlaps_gist_training", "revision", "path", "student", "guide", "pairing",
 ]
+MNRL = "none"
+"""The arm name of MNRL: the in-batch softmax with no guide (every guide arm is compared with it)."""
+MEAN_TASK = "mean over tasks"
+"""The pseudo-task of :func:`per_seed_scores`: each seed's mean over its tasks."""
+PAIRING_IGNORES = frozenset({"out", "loss", "guide", "seed", "margin_strategy", "margin", "positive_floor"})
+"""Training settings that do not change which batches a run draws: runs equal in all the rest (and
+in seed) trained on the same batches in the same order, so their scores can be paired."""
 
 GIST_TRAINING_OVERLAP = frozenset({
     "AmazonCounterfactualClassification",
@@ -96,8 +109,15 @@ def _run_info(result_file: Path) -> dict:
     config = root / "config.json"
     settings = json.loads(config.read_text()) if config.is_file() else {}
     if not isinstance(settings, dict) or "loss" not in settings:
-        return {"run": None, "loss": None, "seed": None}
-    return {"run": root.name, "loss": settings.get("loss"), "seed": settings.get("seed")}
+        return {"run": None, "loss": None, "seed": None, "student": None, "guide": None, "pairing": None}
+    return {"run": root.name, "loss": settings.get("loss"), "seed": settings.get("seed"),
+            "student": settings.get("student"), "guide": settings.get("guide"), "pairing": pairing_key(settings)}
+
+
+def pairing_key(settings: dict) -> str:
+    """A short key shared by runs that trained on the same batches per seed (see PAIRING_IGNORES)."""
+    kept = {k: v for k, v in sorted(settings.items()) if k not in PAIRING_IGNORES}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def _rows(result_file: Path) -> list[dict]:
@@ -171,6 +191,65 @@ def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
     return out.fillna({"spread": 0.0})
 
 
+def arm_of(loss: object, guide: object) -> str:
+    """The arm a result belongs to, named by its guide: ``base`` (no run), ``none`` (MNRL), else the guide spec.
+
+    The library's loss (``gist-st``) is its own arm, ``<guide> (GISTEmbedLoss)``.
+    """
+    if loss is None or pd.isna(loss):
+        return "base"
+    if loss == "mnrl":
+        return MNRL
+    return f"{guide} (GISTEmbedLoss)" if loss == "gist-st" else str(guide)
+
+
+def arm_label(arm: str) -> str:
+    """A person's name for an arm: ``MNRL (no guide)``, ``GIST · self-guide``, ``GIST · mpnet-base``."""
+    if arm == "base":
+        return "base model"
+    if arm == MNRL:
+        return "MNRL (no guide)"
+    if arm == "self":
+        return "GIST · self-guide"
+    return f"GIST · {arm.removeprefix('bundled:')}"
+
+
+def per_seed_scores(scores: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Main score per (keys, arm, seed, task), splits averaged, plus each seed's :data:`MEAN_TASK` row."""
+    group = [*keys, "arm", "seed", "task"]
+    per_task = scores.groupby(group, as_index=False, dropna=False)["main_score"].mean()
+    mean = per_task.groupby(group[:-1], as_index=False, dropna=False)["main_score"].mean().assign(task=MEAN_TASK)
+    return pd.concat([per_task, mean], ignore_index=True)
+
+
+def arm_summary(scores: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per (keys, arm, task): mean, std over seeds (sample std; NaN for one seed) and the seed count.
+
+    ``scores`` needs ``keys`` + arm, seed, task, main_score; the :data:`MEAN_TASK` row is included.
+    """
+    per_seed = per_seed_scores(scores, keys)
+    return per_seed.groupby([*keys, "arm", "task"], as_index=False, dropna=False).agg(
+        mean=("main_score", "mean"), std=("main_score", "std"), seeds=("seed", "nunique"))
+
+
+def paired_deltas(scores: pd.DataFrame, keys: list[str], reference: str = MNRL) -> pd.DataFrame:
+    """Each arm minus ``reference`` on the same seed (same batches), per (keys, arm, task).
+
+    Columns: keys, arm, task, delta (mean over seeds), spread (sample std of the per-seed deltas;
+    NaN for one seed: no spread can be drawn), seeds, wins (seeds where the arm scored higher).
+    Base models (no seed) and seeds without a reference run are left out.
+    """
+    per_seed = per_seed_scores(scores[scores["arm"] != "base"], keys)
+    index = [*keys, "seed", "task"]
+    ref = per_seed[per_seed["arm"] == reference].rename(columns={"main_score": "reference"})
+    arms = per_seed[per_seed["arm"] != reference].merge(ref[[*index, "reference"]], on=index, how="inner")
+    arms = arms.assign(delta=arms["main_score"] - arms["reference"])
+    out = arms.groupby([*keys, "arm", "task"], as_index=False, dropna=False).agg(
+        delta=("delta", "mean"), spread=("delta", "std"), seeds=("seed", "nunique"),
+        wins=("delta", lambda d: int((d > 0).sum())))
+    return out
+
+
 def write_section(path: Path | str, name: str, markdown: str) -> None:
     """Put ``markdown`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the file at ``path``.
 
@@ -178,15 +257,22 @@ def write_section(path: Path | str, name: str, markdown: str) -> None:
     that several writers (the experiment's "ladder", the mining report's "mining") share one
     Markdown file without overwriting each other. The file is replaced atomically.
     """
+    import fcntl
+
     path = Path(path)
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"
-    text = path.read_text() if path.is_file() else ""
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
-    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staging.write_text(text)
-    staging.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # two writers at once: each sees the other's section
+        text = path.read_text() if path.is_file() else ""
+        if pattern.search(text):
+            text = pattern.sub(lambda _: block, text, count=1)
+        else:
+            text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
+        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        staging.write_text(text)
+        staging.replace(path)
+    finally:
+        os.close(folder)  # releases the lock

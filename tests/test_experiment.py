@@ -1,4 +1,4 @@
-"""core.experiment: the pure summaries on made-up scores, and the whole plumbing with the tiny model."""
+"""core.experiment: the ladder's pure summaries on made-up scores, and the whole plumbing with the tiny model."""
 
 from __future__ import annotations
 
@@ -7,81 +7,131 @@ import json
 import pandas as pd
 import pytest
 
-from core.experiment import ExperimentConfig, arm_scores, reading, run_experiment, summarise
+from core.experiment import (
+    Arm, ExperimentConfig, masking_markdown, masking_summary, reading, run_experiment, scores_markdown,
+    verdicts,
+)
+from core.results import MEAN_TASK, arm_summary, paired_deltas
 
 
-def fake_scores() -> pd.DataFrame:
-    """Two tasks, three seeds: GIST ahead on STS in every seed, behind on Retrieval in every seed."""
+def fake_scores(seeds: int = 3) -> pd.DataFrame:
+    """Two tasks: guide g ahead of MNRL on STS in every seed, behind on Ret in every seed; guide h noise."""
     rows = [("base", -1, "STS", "STS", 0.50), ("base", -1, "Ret", "Retrieval", 0.40)]
-    for seed, (m_sts, g_sts, m_ret, g_ret) in enumerate([(0.60, 0.65, 0.50, 0.45),
-                                                        (0.61, 0.64, 0.52, 0.46),
-                                                        (0.62, 0.66, 0.51, 0.47)]):
-        rows += [("mnrl", seed, "STS", "STS", m_sts), ("gist", seed, "STS", "STS", g_sts),
-                 ("mnrl", seed, "Ret", "Retrieval", m_ret), ("gist", seed, "Ret", "Retrieval", g_ret)]
+    table = [(0.60, 0.65, 0.50, 0.45, 0.61), (0.61, 0.64, 0.52, 0.46, 0.60), (0.62, 0.66, 0.51, 0.47, 0.63)]
+    for seed, (m_sts, g_sts, m_ret, g_ret, h_sts) in enumerate(table[:seeds]):
+        rows += [("none", seed, "STS", "STS", m_sts), ("g", seed, "STS", "STS", g_sts),
+                 ("none", seed, "Ret", "Retrieval", m_ret), ("g", seed, "Ret", "Retrieval", g_ret),
+                 ("h", seed, "STS", "STS", h_sts), ("h", seed, "Ret", "Retrieval", m_ret)]
     return pd.DataFrame(rows, columns=["arm", "seed", "task", "task_type", "main_score"])
 
 
-def test_summarise_means_stds_and_paired_wins():
-    summary = summarise(fake_scores(), "task")
-    sts, ret = summary.loc["STS"], summary.loc["Ret"]
-    assert sts["base_mean"] == pytest.approx(0.50) and sts["base_std"] == 0
-    assert sts["mnrl_mean"] == pytest.approx(0.61)
-    assert sts["mnrl_std"] == pytest.approx(pd.Series([0.60, 0.61, 0.62]).std(ddof=0))
-    assert sts["diff_mean"] == pytest.approx((0.05 + 0.03 + 0.04) / 3)
-    assert (sts["gist_wins"], sts["seeds"]) == (3, 3)
-    assert ret["gist_wins"] == 0 and ret["diff_mean"] < 0
+def test_paired_deltas_seed_by_seed_with_sign_counts():
+    deltas = paired_deltas(fake_scores(), []).set_index(["arm", "task"])
+    sts, ret = deltas.loc[("g", "STS")], deltas.loc[("g", "Ret")]
+    assert sts["delta"] == pytest.approx((0.05 + 0.03 + 0.04) / 3)
+    assert sts["spread"] == pytest.approx(pd.Series([0.05, 0.03, 0.04]).std())  # sample std
+    assert (sts["wins"], sts["seeds"]) == (3, 3)
+    assert ret["wins"] == 0 and ret["delta"] < 0
+    mean = deltas.loc[("g", MEAN_TASK)]  # each seed's mean over tasks first, then the difference
+    assert mean["delta"] == pytest.approx(((0.05 - 0.05) + (0.03 - 0.06) + (0.04 - 0.04)) / 6)
+    assert "none" not in deltas.index.get_level_values("arm")
+    assert "base" not in deltas.index.get_level_values("arm")
 
 
-def test_summarise_by_type_averages_tasks_within_a_seed():
-    scores = fake_scores()
-    scores.loc[scores["task"] == "Ret", "task_type"] = "STS"  # both tasks one type
-    summary = summarise(scores, "task_type")
-    assert list(summary.index) == ["STS"]
-    assert summary.loc["STS", "mnrl_mean"] == pytest.approx((0.61 + 0.51) / 2)
+def test_one_seed_has_no_spread_and_says_so():
+    deltas = paired_deltas(fake_scores(seeds=1), [])
+    assert deltas["spread"].isna().all() and (deltas["seeds"] == 1).all()
+    summary = arm_summary(fake_scores(seeds=1), [])
+    text = scores_markdown(summary, ["base", "none", "g"], {"STS": "STS", "Ret": "Retrieval"})
+    assert "(1 seed)" in text and "±" not in text
+    assert set(verdicts(deltas)["verdict"]) == {"1 seed"}
 
 
-def test_reading_names_wins_and_losses():
-    text = reading(summarise(fake_scores(), "task"), pd.DataFrame())
-    assert "on 1 of 2 tasks: STS (+0.0400)" in text
-    assert "behind MNRL in every seed, by more than the spread, on 1: Ret (-0.0500)" in text
+def test_arm_summary_means_and_sample_std():
+    summary = arm_summary(fake_scores(), []).set_index(["arm", "task"])
+    assert summary.loc[("none", "STS"), "mean"] == pytest.approx(0.61)
+    assert summary.loc[("none", "STS"), "std"] == pytest.approx(0.01)
+    assert summary.loc[("base", "STS"), "seeds"] == 1
+    assert summary.loc[("none", MEAN_TASK), "mean"] == pytest.approx((0.61 + 0.51) / 2)
 
 
-def test_arm_scores_from_results_table():
-    table = pd.DataFrame({
-        "loss": [None, "gist", "gist"], "seed": [None, 0, 0], "task": ["T", "T", "T"],
-        "task_type": ["STS"] * 3, "split": ["test", "test", "dev"], "main_score": [0.1, 0.2, 0.4],
-    })
-    scores = arm_scores(table).set_index("arm")
-    assert scores.loc["base", "seed"] == -1 and scores.loc["gist", "main_score"] == pytest.approx(0.3)
+def test_verdicts_and_reading_name_help_hurt_and_noise():
+    deltas = paired_deltas(fake_scores(), [])
+    judged = verdicts(deltas).set_index(["arm", "task"])["verdict"]
+    assert judged[("g", "STS")] == "helps" and judged[("g", "Ret")] == "hurts"
+    assert judged[("h", "STS")] == "noise"  # +0.01, -0.01, +0.01: signs disagree
+    text = reading(deltas, arm_summary(fake_scores(), []), pd.DataFrame(), "bundled:minilm-l3")
+    assert "**GIST · g** vs MNRL, 3 seeds" in text
+    assert "Helps on STS (+0.0400); hurts on Ret (-0.0500)" in text
+    assert "**GIST · h** vs MNRL, 3 seeds: on the mean over tasks it is within the seed noise" in text
+
+
+def test_masking_table_says_no_ground_truth_instead_of_zero():
+    masking = pd.DataFrame({"student": "s", "arm": ["g", "g", "self"], "seed": [0, 1, 0], "steps": 10,
+                            "masked": [0.1, 0.2, 0.05], "precision": [0.5, 0.7, float("nan")],
+                            "weak_rows": [1.0, 2.0, 0.0]})
+    text = masking_markdown(masking_summary(masking))
+    assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 1.50 ± 0.71 | 2 |" in text
+    assert "| GIST · self-guide | 5.0% | no ground truth | 0.00 | 1 |" in text
+
+
+def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
+    config = ExperimentConfig(seeds=(0, 1))
+    plan = config.plan()
+    assert len(plan) == 2 * (4 + 2) and plan[0] == Arm("bundled:minilm-l3", "none", 0)
+    assert {a.seed for a in plan[:6]} == {0}
+    assert plan[4:6] == [Arm("bundled:minilm-l6", "none", 0), Arm("bundled:minilm-l6", "bundled:mpnet-base", 0)]
+    name = config.run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
+    assert name.startswith("exp-minilm-l3-mpnet-base-s1-100x16-")
+    assert config.run_name(plan[0]).startswith("exp-minilm-l3-mnrl-s0-")
+    other = ExperimentConfig(seeds=(0, 1), lr=1e-5).run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
+    assert other != name  # other settings, other folder: never reused by mistake
+    assert "--guides none,self,bundled:minilm-l6,bundled:mpnet-base" in config.command(None, None)
+
+
+def test_help_lists_guides(capsys):
+    from core.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    assert "--guides" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # trains two runs and evaluates three models, tiny as they are
-def test_experiment_plumbing_tiny_model(tiny_model_dir, tmp_path):
-    config = ExperimentConfig(student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2,
-                              batch_size=8, seeds=(0,), tasks="WordNetSTS", out=str(tmp_path / "exp"))
+def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
+    config = ExperimentConfig(student=str(tiny_model_dir), guides=("none", str(tiny_model_dir), "bundled:nope"),
+                              small_student=None, steps=2, batch_size=8, seeds=(0,), tasks="WordNetSTS",
+                              out=str(tmp_path / "exp"))
     report, demo = tmp_path / "RESULTS.md", tmp_path / "demo"
-    result = run_experiment(config, report=report, demo_dir=demo)
+    report.write_text("<!-- mining:begin -->\nmined\n<!-- mining:end -->\n")
+    lines: list[str] = []
+    result = run_experiment(config, report=report, demo_dir=demo, log=lines.append)
 
-    assert set(result.runs) == {("mnrl", 0), ("gist", 0)}
+    guide = str(tiny_model_dir)
+    assert set(result.runs) == {Arm(guide, "none", 0), Arm(guide, guide, 0)}
+    assert "Unknown bundled model 'bundled:nope'" in result.skipped[Arm(guide, "bundled:nope", 0)]
     assert all(run.parent == tmp_path / "exp" / "runs" for run in result.runs.values())
-    assert set(result.scores["arm"]) == {"base", "mnrl", "gist"}
-    assert set(result.scores["task"]) == {"WordNetSTS"}
-    assert result.masked["steps"].tolist() == [2]
+    assert set(result.scores["arm"]) == {"base", "none", guide}
+    assert result.masking["steps"].tolist() == [2]
+    ledger = json.loads((result.runs[Arm(guide, guide, 0)] / "experiment.json").read_text())
+    assert ledger["train_s"] > 0 and ledger["eval_s"] > 0
 
     text = report.read_text()
-    assert "| WordNetSTS (STS) |" in text and "## Per task type" in text
-    assert "| all tasks (mean) |" in text
-    assert "gistlab experiment --steps 2 --batch-size 8 --seeds 0" in text
-    assert "Wall time:" in text and "masked" in text
+    assert "mined" in text and text.count("<!-- ladder:begin -->") == 1  # the other section survives
+    assert "| WordNetSTS (STS) |" in text and f"| {MEAN_TASK} |" in text
+    assert "(higher in 0/1)" in text or "(higher in 1/1)" in text
+    assert "2 of 3 runs finished" in text and "Skipped (could not run)" in text
+    assert "gistlab experiment --guides none," in text
 
     assert sorted(p.name for p in demo.iterdir()) == [
-        "gist", "mnrl", "results.csv", "sample_batch.parquet"]
-    for arm in ("gist", "mnrl"):
-        assert json.loads((demo / arm / "config.json").read_text())["loss"] == arm
-        assert (demo / arm / "metrics.jsonl").is_file()
-        assert list((demo / arm).glob("results/*/*/WordNetSTS.json"))
-        assert not (demo / arm / "model").exists()
+        "gist", "ladder_masking.csv", "ladder_scores.csv", "mnrl", "results.csv", "sample_batch.parquet"]
+    assert json.loads((demo / "gist" / "config.json").read_text())["loss"] == "gist"
+    assert not (demo / "gist" / "model").exists()
     assert set(pd.read_csv(demo / "results.csv")["loss"].fillna("base")) == {"base", "mnrl", "gist"}
-    sample = pd.read_parquet(demo / "sample_batch.parquet")
-    assert len(sample) and sample["step"].nunique() == 1 and sample["step"].iloc[0] in {1, 2}
     assert sum(f.stat().st_size for f in demo.rglob("*") if f.is_file()) < 1_000_000
+
+    status = [(run / "status.json").stat().st_mtime_ns for run in result.runs.values()]
+    again = run_experiment(config, report=report, log=lines.append)  # resumes: nothing retrained
+    assert [(run / "status.json").stat().st_mtime_ns for run in again.runs.values()] == status
+    assert sum(line.startswith("reusing") for line in lines) == 2
+    pd.testing.assert_frame_equal(again.scores, result.scores)
