@@ -134,6 +134,12 @@ class GISTLoss(nn.Module):
               the anchors are gathered too, so the a-a block spans the global batch and each
               process's loss is exactly the single-process loss of the global batch restricted
               to its rows (the library contrasts local anchors with local anchors only).
+            - ``settings.positive_floor`` (default None: off, and the parity above is exact) raises
+              each row's threshold to at least the floor, t_i = max(t_i, floor). A *weak positive*
+              (the guide scores the row's own pair low, so g_i - margin is low) would otherwise mask
+              nearly every candidate and drop out of the loss; with the floor it masks only
+              candidates the guide finds genuinely close (cosine > floor) and keeps contrasting
+              the rest. The library has no such setting.
             - ``MultipleNegativesRankingLoss`` is the same softmax with no guide, no a-a/p-p blocks
               (scale 20 = temperature 0.05).
 
@@ -186,6 +192,12 @@ class GISTLoss(nn.Module):
 
     def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor) -> Tensor:
         """Loss of one batch; ``labels`` are the batch rows' indices in ``texts``."""
+        embeddings = embed_columns(self.model, self._checked(sentence_features, labels))
+        embeddings, mask, own = self.guided_batch(embeddings, labels)
+        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=own)
+
+    def _checked(self, sentence_features, labels: Tensor) -> list[dict[str, Tensor]]:
+        """The batch's text columns, after checking they match ``texts`` and labels are given."""
         sentence_features = list(sentence_features)
         if labels is None:
             raise ValueError("GISTLoss needs a 'label' column holding each row's index in `texts`")
@@ -194,11 +206,22 @@ class GISTLoss(nn.Module):
                 f"got {len(sentence_features)} text columns, expected {len(self.columns)} "
                 f"({', '.join(self.columns)}): the trainer's dataset must match `texts`"
             )
-        embeddings = embed_columns(self.model, sentence_features)
+        return sentence_features
+
+    def guided_batch(
+        self, embeddings: list[Tensor], labels: Tensor
+    ) -> tuple[list[Tensor], BatchMask, slice]:
+        """The guide's verdict on the batch whose student embeddings (one [B, D] per column) are
+        ``embeddings``: returns the embeddings (global ones when gathering), the mask and this
+        process's rows. The guide's float32 embeddings come from the cache, moved once to the
+        student's device (in the student's dtype, never below float32: the mask's strict ``>``
+        must not depend on bf16 rounding). Keeps the verdict in ``last_mask`` / ``last_rows``."""
         rows = labels.detach().cpu().long()
         columns = self._column_texts(rows)
-        guide = self.guide_cache.embed([t for col in columns for t in col])
-        guide = guide.to(embeddings[0].device).view(len(columns), len(rows), -1)
+        guide = self.guide_cache.embed(
+            [t for col in columns for t in col], device=embeddings[0].device,
+            dtype=torch.promote_types(embeddings[0].dtype, torch.float32),
+        ).view(len(columns), len(rows), -1)
         own = slice(None)
         if self.gather_across_devices:
             embeddings, guide, rows, own = gather_batch(embeddings, guide, rows)
@@ -208,7 +231,7 @@ class GISTLoss(nn.Module):
             anchor_texts=columns[0], positive_texts=columns[1], negative_texts=columns[2:],
         )
         self.last_mask, self.last_rows = mask, rows
-        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=own)
+        return embeddings, mask, own
 
     def _column_texts(self, rows: Tensor) -> list[list[str]]:
         """The raw texts of dataset rows ``rows``, one list per text column."""

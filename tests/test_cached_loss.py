@@ -1,0 +1,142 @@
+"""CachedGISTLoss: parity with the library's CachedGISTEmbedLoss and with our GISTLoss, the guide
+cache kept (no guide forward when warm), dropout replayed, the student's dtype, the trainer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import CachedGISTEmbedLoss
+
+from core.cached_loss import CachedGISTLoss
+from core.errors import GistlabError
+from core.guide_cache import GuideCache
+from core.loss import GISTLoss
+from core.masking import MarginSettings
+from tests.test_loss import ROWS, SETTINGS, features, loss_and_grads, pairs_dataset
+from tests.test_loss import tiny_guide_cache  # noqa: F401 (a fixture)
+
+MINI = 5  # 12 rows -> mini-batches of 5, 5, 2: uneven on purpose
+
+
+@pytest.fixture(scope="module")
+def student(tiny_model_dir):
+    return SentenceTransformer(str(tiny_model_dir), device="cpu").eval()
+
+
+def worst_relative_gap(want: dict, got: dict) -> float:
+    """Largest |got - want| of any gradient tensor, relative to that tensor's largest entry.
+
+    Tensors whose gradient is float noise (< 1e-6 of the largest entry of all, e.g. attention key
+    biases, to which a softmax is invariant: ~1e-11 here) are measured against that floor instead.
+    """
+    assert want.keys() == got.keys() and want
+    floor = 1e-6 * max(g.abs().max().item() for g in want.values())
+    return max(((got[n] - g).abs().max() / max(g.abs().max().item(), floor)).item() for n, g in want.items())
+
+
+def library_and_ours(student, cache, settings, negatives, seed=None):
+    """(library loss, our loss, library grads, our grads, our loss object); ``seed`` reseeds
+    torch before each, so a student in train mode draws the same dropout in both."""
+    ds = pairs_dataset(ROWS, negatives)
+    feats, labels = features(student, ds), torch.tensor(ds["label"])
+    library = CachedGISTEmbedLoss(
+        student, cache.guide, temperature=0.01, mini_batch_size=MINI, margin=settings.margin,
+        margin_strategy=settings.margin_strategy, contrast_anchors=settings.contrast_anchors,
+        contrast_positives=settings.contrast_positives,
+    )
+    assert not library.must_retokenize  # same tokenizer: both guides see the same tokens
+    ours = CachedGISTLoss(student, cache, ds, temperature=0.01, settings=settings, mini_batch_size=MINI)
+    results = []
+    for loss in (library, ours):
+        if seed is not None:
+            torch.manual_seed(seed)
+        results.append(loss_and_grads(loss, student, feats, labels))
+    (want, want_grads), (got, got_grads) = results
+    return want, got, want_grads, got_grads, ours
+
+
+@pytest.mark.parametrize("negatives", [True, False], ids=["triplets", "pairs"])
+@pytest.mark.parametrize("settings", SETTINGS[::3], ids=lambda s: f"{s.margin_strategy}-{s.margin}-{s.contrast_anchors}-{s.contrast_positives}")
+def test_matches_sentence_transformers_cached_gist_embed_loss(student, tiny_guide_cache, settings, negatives):
+    tiny_guide_cache.guide.eval()  # the library never sets it; our cache did (GUIDE.md pitfall)
+    want, got, want_grads, got_grads, ours = library_and_ours(student, tiny_guide_cache, settings, negatives)
+    assert abs(got - want) <= 1e-5
+    assert worst_relative_gap(want_grads, got_grads) <= 1e-4
+    if settings.margin > 0:  # only worth something if the guide masks
+        assert 0 < ours.last_mask.masked_fraction() < 1
+
+
+def test_dropout_is_replayed_like_the_library(tiny_model_dir, tiny_guide_cache):
+    """Student in train mode: the backward re-embedding replays each mini-batch's dropout, so with
+    the same seed both losses draw the same masks and agree; a different seed does not."""
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu").train()
+    settings = MarginSettings(margin=0.05)
+    want, got, want_grads, got_grads, _ = library_and_ours(student, tiny_guide_cache, settings, True, seed=3)
+    assert abs(got - want) <= 1e-5 and worst_relative_gap(want_grads, got_grads) <= 1e-4
+    _, other, *_ = library_and_ours(student, tiny_guide_cache, settings, True, seed=4)
+    assert abs(other - got) > 1e-4
+
+
+@pytest.mark.parametrize("negatives", [True, False], ids=["triplets", "pairs"])
+@pytest.mark.parametrize("settings", [MarginSettings(margin=0.1), MarginSettings("relative", 0.05, True, False)],
+                         ids=["absolute", "relative"])
+def test_equals_uncached_gist_loss(student, tiny_guide_cache, settings, negatives):
+    ds = pairs_dataset(ROWS, negatives)
+    feats, labels = features(student, ds), torch.tensor(ds["label"])
+    plain = GISTLoss(student, tiny_guide_cache, ds, settings=settings)
+    cached = CachedGISTLoss(student, tiny_guide_cache, ds, settings=settings, mini_batch_size=MINI)
+    want, want_grads = loss_and_grads(plain, student, feats, labels)
+    got, got_grads = loss_and_grads(cached, student, feats, labels)
+    assert abs(got - want) <= 1e-5 and worst_relative_gap(want_grads, got_grads) <= 1e-4
+    for block in plain.last_mask.blocks:
+        assert torch.equal(cached.last_mask.masked[block], plain.last_mask.masked[block])
+    assert cached.last_rows.tolist() == plain.last_rows.tolist()
+    with torch.no_grad():  # evaluation: no gradients to cache, same value
+        assert cached([dict(f) for f in feats], labels).item() == pytest.approx(want, abs=1e-5)
+
+
+def test_guide_is_the_cache_of_raw_texts_and_never_runs_when_warm(tiny_model_dir, tmp_path):
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    guide = SentenceTransformer(str(tiny_model_dir), device="cpu").train()
+    ds = pairs_dataset(ROWS, negatives=True)
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    loss = CachedGISTLoss(student, cache, ds, mini_batch_size=4)
+    feats, labels = features(student, ds), torch.tensor(ds["label"])
+
+    loss([dict(f) for f in feats], labels).backward()
+    assert cache.texts_encoded == 3 * len(ROWS) and all(t in cache for t in ds["negative"])
+    passes = cache.forward_passes
+    loss([dict(f) for f in feats], labels).backward()  # warm: not one guide forward
+    assert cache.forward_passes == passes and cache.texts_encoded == 3 * len(ROWS)
+    assert not guide.training and all(p.grad is None for p in guide.parameters())
+    assert loss.get_config_dict()["mini_batch_size"] == 4 and loss.uses_gradient_cache
+
+
+def test_bfloat16_student_gets_a_float32_mask_on_its_device(student, tiny_guide_cache, tiny_model_dir):
+    """The CPU stand-in for a bf16 GPU run: the cache's float32 rows are moved once to the
+    student's device; the mask stays float32 (bf16 rounding would flip the strict '>'), so it
+    equals the float32 student's mask, and the loss is finite."""
+    cached = tiny_guide_cache.embed(ROWS[0][:2], device="cpu", dtype=torch.bfloat16)
+    assert cached.dtype == torch.bfloat16 and tiny_guide_cache.embed(ROWS[0][:2]).dtype == torch.float32
+
+    ds = pairs_dataset(ROWS, negatives=True)
+    labels = torch.tensor(ds["label"])
+    masks = []
+    for model in (student, SentenceTransformer(str(tiny_model_dir), device="cpu").to(torch.bfloat16).eval()):
+        loss = CachedGISTLoss(model, tiny_guide_cache, ds, settings=MarginSettings(margin=0.05), mini_batch_size=MINI)
+        value = loss(features(model, ds), labels)
+        value.backward()
+        assert torch.isfinite(value)
+        masks.append(loss.last_mask)
+    assert masks[1].guide_scores["a-p"].dtype == torch.float32
+    assert all(torch.equal(masks[0].masked[b], masks[1].masked[b]) for b in masks[0].blocks)
+
+
+def test_rejects_bad_settings(student, tiny_guide_cache):
+    ds = pairs_dataset(ROWS[:4], negatives=False)
+    with pytest.raises(GistlabError, match="at least 1"):
+        CachedGISTLoss(student, tiny_guide_cache, ds, mini_batch_size=0)
+    loss = CachedGISTLoss(student, tiny_guide_cache, ds)
+    with pytest.raises(ValueError, match="label"):
+        loss(features(student, ds), None)
