@@ -89,6 +89,14 @@ def uploaded_dataset(name: str, digest: str, _data: bytes):
         return load_pairs(str(path))
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds):
+    """``Batch.draw`` once per (data, size, seed, task): a margin change then redraws nothing (~60 ms)."""
+    from core.inspect import Batch
+
+    return Batch.draw(_ds, size, seed, task)
+
+
 @st.cache_resource(show_spinner="Opening the run's batch…", max_entries=16)
 def _run_batch(run: str, step: int, stamp: int):
     """Cached by (run, step, config.json's mtime): a run folder written again is read again."""
@@ -178,9 +186,18 @@ def choose_models(student: bool = True) -> tuple[str, str | None]:
 
 
 def choose_batch(ds, max_size: int = 512, default_size: int = 32) -> tuple[int, int, str | None]:
-    """Batch size, seed (with a button that draws the next one) and task, from the sidebar."""
-    size = st.sidebar.number_input("Batch size", 2, max_size, default_size, key="batch_size")
-    seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="batch_seed")
+    """Batch size (at most the data's rows), seed (with a button that draws the next one) and task.
+
+    Defaults go through Session State, not the widgets' ``value``: the button's callback sets the
+    seed, and a widget given both logs a Streamlit warning on every draw.
+    """
+    max_size = max(2, min(max_size, len(ds)))  # an upload of 8 rows: batches of at most 8
+    state = st.session_state
+    state["batch_size"] = min(int(state.get("batch_size", min(default_size, max_size))), max_size)
+    state.setdefault("batch_seed", 0)
+    size = st.sidebar.number_input("Batch size", 2, max_size, key="batch_size",
+                                   help=f"At most the data's {len(ds):,} rows")
+    seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, key="batch_seed")
     st.sidebar.button("Draw another batch", key="draw_batch", on_click=_next_seed)
     tasks = sorted(ds.unique("task")) if "task" in ds.column_names else []  # Arrow: ms, not a row loop
     task = st.sidebar.selectbox("Task", [MIXED, *tasks], key="batch_task") if tasks else MIXED

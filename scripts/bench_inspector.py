@@ -76,7 +76,8 @@ def main() -> None:
     if "browser" in args.parts:
         first, moves, chromium = browser_slider_times(args.app_moves)
         print(f"\nInspect page in chromium {chromium} (Playwright, headless) at batch 128: margin slider moved "
-              "with the keyboard, timed until the masked-pairs count shows the new value and the run is done:\n")
+              "with the keyboard, timed until the masked-pairs count shows the new value, the run is done and "
+              "both heatmaps are redrawn:\n")
         print("| operation | seconds |\n|---|---|")
         print(f"| batch size set to 128 -> page drawn (embed with guide and student) | {first:.2f} |")
         print(f"| slider step (+0.01) -> page updated (median of {len(moves)}; range "
@@ -179,6 +180,10 @@ IDLE_EXPR = ("document.querySelector('[data-testid=\"stApp\"][data-test-script-s
              " && !document.querySelector('[data-stale=\"true\"]')")
 IDLE = f"() => {IDLE_EXPR}"
 PAIRS_HEADER = "[...document.querySelectorAll('h3')].find(h => h.textContent.startsWith('Masked pairs'))"
+# Plotly.react gives a redrawn chart a new ``data`` array: mark the old ones, wait until every map has another
+MARK_MAPS = "() => document.querySelectorAll('.js-plotly-plot').forEach(g => { g.__benchOld = g.data; })"
+MAPS_REDRAWN = ("[...document.querySelectorAll('.js-plotly-plot')].every(g => g.data && g.data !== g.__benchOld)"
+                " && document.querySelectorAll('.js-plotly-plot').length >= 2")
 
 
 def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
@@ -192,8 +197,9 @@ def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
         return page.evaluate(f"() => {{ const h = {PAIRS_HEADER}; return h ? h.textContent : ''; }}")
 
     def changed(page, old: str) -> None:
+        """The pairs count shows a new value, the script run is over, and both heatmaps were redrawn."""
         page.wait_for_function(f"() => {{ const h = {PAIRS_HEADER}; return h && h.textContent !== "
-                               f"{old!r} && ({IDLE_EXPR}); }}", timeout=600_000)
+                               f"{old!r} && ({IDLE_EXPR}) && ({MAPS_REDRAWN}); }}", timeout=600_000, polling="raf")
 
     with tempfile.TemporaryDirectory() as home, sync_playwright() as p:
         server, url = start_server(home, ROOT / "assets" / "demo")
@@ -207,7 +213,8 @@ def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
             page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
             page.wait_for_function(IDLE, timeout=600_000)
             old = header(page)
-            size = page.get_by_label("Batch size")
+            page.evaluate(MARK_MAPS)
+            size = page.get_by_role("spinbutton", name="Batch size")
             size.fill("128")
             tick = time.perf_counter()
             size.press("Enter")
@@ -217,6 +224,7 @@ def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
             times = []
             for _ in range(moves):
                 old = header(page)
+                page.evaluate(MARK_MAPS)
                 slider.focus()
                 tick = time.perf_counter()
                 slider.press("ArrowRight")
