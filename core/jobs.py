@@ -38,11 +38,21 @@ _children: dict[int, subprocess.Popen] = {}
 
 @dataclass
 class Step:
-    """One command of a job, the log its output goes to, and the run directory a stop writes STOP into."""
+    """One command of a job, the log its output goes to, and the run directory a stop writes STOP into.
+
+    A training step also keeps its ``settings`` (written as the run's config.json if it fails before
+    writing its own) and the ``name`` the user gave the run; the supervisor fills in when it
+    ``started`` and ``ended`` (epoch seconds) and its exit ``code``.
+    """
 
     command: list[str]
     log: str
     run_dir: str | None = None
+    settings: dict | None = None
+    name: str = ""
+    started: float | None = None
+    ended: float | None = None
+    code: int | None = None
 
 
 @dataclass
@@ -78,11 +88,25 @@ class Job:
         return ([line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)],
                 [line for line in lines if line.startswith(SKIPPED_PREFIX)])
 
+    def evaluated_model(self, step: Step) -> str | None:
+        """The model an evaluation step evaluates (its ``--model``), or None for a training step."""
+        return step.command[step.command.index("--model") + 1] if "--model" in step.command[:-1] else None
+
 
 ERROR_PREFIX = "gistlab: error: "
 """How ``gistlab`` prints a GistlabError on stderr (core.cli), so a job's log can be read back."""
 SKIPPED_PREFIX = "skipped "
 """How ``gistlab eval`` prints a task it could not run."""
+
+
+def log_error(log: str | Path) -> str | None:
+    """Why a command failed, from its log: its last ``gistlab: error:`` line without the prefix, else
+    its last line (a traceback's exception line); None for an empty or missing log."""
+    path = Path(log)
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines()] if path.is_file() else []
+    errors = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
+    rest = [line for line in lines if line]
+    return (errors or rest or [None])[-1]
 
 
 def cli(*args: str) -> list[str]:
@@ -113,7 +137,7 @@ def _locked():
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pid_start(pid: int) -> str:
+def process_start(pid: int) -> str:
     """The process's start time from /proc (tells a reused pid apart); '' where /proc is absent."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
@@ -137,7 +161,7 @@ def is_alive(pid: int, pid_start: str = "") -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return True
-    return state not in ("Z", "X") and (not pid_start or _pid_start(pid) == pid_start)
+    return state not in ("Z", "X") and (not pid_start or process_start(pid) == pid_start)
 
 
 def last_job() -> Job | None:
@@ -168,9 +192,7 @@ def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -
                 "wait for it to finish or stop it on the Train page, then start again."
             )
         _stop_marker().unlink(missing_ok=True)
-        for step in steps:
-            Path(step.log).parent.mkdir(parents=True, exist_ok=True)
-        job = Job(kind=kind, steps=steps, grace_s=grace_s)
+        job = Job(kind=kind, steps=steps, grace_s=grace_s)  # each step makes its folder when it starts
         _write(job)
         with open(jobs_dir() / "supervisor.log", "ab") as err:
             proc = subprocess.Popen(
@@ -179,7 +201,7 @@ def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -
                 start_new_session=True,
             )
         _children[proc.pid] = proc
-        job.pid, job.pid_start = proc.pid, _pid_start(proc.pid)
+        job.pid, job.pid_start = proc.pid, process_start(proc.pid)
         _write(job)
         return job
 
@@ -188,6 +210,12 @@ def _write(job: Job) -> None:
     tmp = _record().with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(job), indent=2))
     tmp.replace(_record())
+
+
+def _update(job: Job) -> None:
+    """The supervisor's write of its record: after start_job's own (which holds the lock until done)."""
+    with _locked():
+        _write(job)
 
 
 def flags(settings: dict) -> list[str]:
@@ -202,20 +230,26 @@ def flags(settings: dict) -> list[str]:
     return argv
 
 
-def start_training(settings: dict, arms: list[str], *, grace_s: float = GRACE_SECONDS) -> Job:
+def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_on: str | None = None,
+                   grace_s: float = GRACE_SECONDS) -> Job:
     """Train each arm in turn with the same settings (so the same seed and batches: a paired comparison).
 
     Each arm gets a fresh run directory ``<workspace>/runs/<time>-<arm>-s<seed>`` (``-pair-`` in the
-    name when several arms run) with the command's output in ``train.log`` inside it.
+    name when several arms run) with the command's output in ``train.log`` inside it, and the
+    ``name`` (with its arm, when several) in ``name.txt``. With ``evaluate_on`` (tasks, e.g.
+    ``bundled``), ``gistlab eval`` runs on each finished run after all arms trained (``eval.log``).
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     pair = "pair-" if len(arms) > 1 else ""
-    steps = []
+    steps, evals = [], []
     for arm in arms:
         run_dir = subdir("runs") / f"{stamp}-{pair}{arm}-s{settings.get('seed', 0)}"
         command = cli("train", *flags({**settings, "loss": arm}), "--out", str(run_dir))
-        steps.append(Step(command, str(run_dir / "train.log"), str(run_dir)))
-    return start_job("paired" if len(arms) > 1 else "train", steps, grace_s=grace_s)
+        label = f"{name} ({arm})" if name and len(arms) > 1 else name
+        steps.append(Step(command, str(run_dir / "train.log"), str(run_dir), {**settings, "loss": arm}, label))
+        if evaluate_on:
+            evals.append(Step(cli("eval", "--model", str(run_dir), "--tasks", evaluate_on), str(run_dir / "eval.log")))
+    return start_job("paired" if len(arms) > 1 else "train", steps + evals, grace_s=grace_s)
 
 
 def request_stop() -> Job | None:
@@ -281,21 +315,50 @@ def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
             child.send_signal(deadlines.pop(0)[1])
 
 
+def _mark_failed(step: Step) -> None:
+    """A run that ended with an error before writing its status (bad data, a model that would not
+    load): write ``failed`` with the log's error and its settings as config, so it is listed and
+    says why, like a run that failed while training."""
+    run_dir = Path(step.run_dir)
+    if (run_dir / "status.json").is_file():
+        return
+    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    status = {"state": "failed", "error": log_error(step.log) or f"exit code {step.code}", "started": when,
+              "ended": when, "steps_done": 0, "total_steps": (step.settings or {}).get("steps"), "pid": 0}
+    for name, data in (("config.json", {**(step.settings or {}), "out": str(run_dir)}), ("status.json", status)):
+        if not (run_dir / name).is_file():
+            tmp = run_dir / f".{name}.tmp"
+            tmp.write_text(json.dumps(data, indent=2))
+            tmp.replace(run_dir / name)
+
+
 def run_steps(job: Job) -> int:
-    """The supervisor's loop: each step in turn, until one fails or a stop is requested."""
+    """The supervisor's loop: each step in turn, until one fails or a stop is requested.
+
+    The job record gets each step's start, end and exit code, which the pages read for progress.
+    """
+    job.pid, job.pid_start = os.getpid(), process_start(os.getpid())  # the record may predate them
     for step in job.steps:
         if _stop_marker().exists():
             return 0
+        Path(step.log).parent.mkdir(parents=True, exist_ok=True)
+        if step.name and step.run_dir:
+            (Path(step.run_dir) / "name.txt").write_text(step.name + "\n")
+        step.started = time.time()
+        _update(job)
         with open(step.log, "ab") as log:
             child = subprocess.Popen(
                 step.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            code = _supervise(child, step, job.grace_s)
-        if code != 0:
+            step.code = _supervise(child, step, job.grace_s)
+        step.ended = time.time()
+        _update(job)
+        if step.code != 0:
             if step.run_dir:
                 _mark_interrupted(Path(step.run_dir))
-            return code
+                _mark_failed(step)
+            return step.code
     return 0
 
 

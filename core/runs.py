@@ -4,12 +4,16 @@ Layout (written by :mod:`core.train`):
 
 - ``config.json``: the :class:`core.train.TrainConfig` of the run.
 - ``status.json``: ``state`` (running / completed / stopped / interrupted / failed), ``error``,
-  ``started`` / ``ended`` (ISO times), ``steps_done``, ``total_steps``, ``pid``.
+  ``started`` / ``ended`` (ISO times), ``steps_done``, ``total_steps``, ``pid`` and ``pid_start``
+  (the process's start time, so a pid reused by another process is not taken for the run),
+  ``warning`` (e.g. the run learns nothing) or None.
 - ``metrics.jsonl``: one JSON line per optimizer step (step, loss, masked_fraction, ...).
 - ``batches.jsonl``: one JSON line per step with the dataset row ids of the batch it trained on.
 - ``masks.parquet``: every masked (row, candidate) cell of every step.
 - ``model/``: the final model with its model card; ``results/``: evaluations; ``STOP``: a request
   to end the run cleanly after its current step.
+- ``name.txt``: the name a user gave the run (optional; the folder name stays the run's id).
+- ``train.log``: the output of the command that trained it, when a background job (core.jobs) did.
 
 Readers never lock: the writer replaces JSON and Parquet files atomically and only appends to
 the JSONL files, so a half-written last line is the only partial state a reader can meet.
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +41,8 @@ MASKS = "masks.parquet"
 MODEL = "model"
 RESULTS = "results"
 STOP = "STOP"
+NAME = "name.txt"
+LOG = "train.log"
 RUN_FILES = (CONFIG, STATUS, METRICS, BATCHES, MASKS, MODEL, RESULTS, STOP)
 MASK_SCHEMA = pa.schema([
     ("step", pa.int32()),             # optimizer step, from 1
@@ -105,7 +113,8 @@ def read_status(run: str | Path) -> dict:
     from core.jobs import is_alive
 
     status = _read_json(run, STATUS)
-    if status.get("state") == "running" and not is_alive(int(status.get("pid") or 0)):
+    alive = is_alive(int(status.get("pid") or 0), str(status.get("pid_start") or ""))  # a reused pid is not the run
+    if status.get("state") == "running" and not alive:
         status = {**status, "state": DIED,
                   "error": "the training process ended without saying how (killed or crashed)"}
     return status
@@ -159,23 +168,118 @@ def request_stop(run: str | Path) -> Path:
     return path
 
 
+def run_name(run: str | Path) -> str:
+    """The name a user gave the run, or '' (the folder name is then its only name)."""
+    path = Path(run) / NAME
+    return path.read_text().strip() if path.is_file() else ""
+
+
+def set_name(run: str | Path, name: str) -> None:
+    """Name a run (one line, at most 80 characters); a blank name removes it."""
+    path = resolve(run) / NAME
+    name = " ".join(name.split())[:80]
+    if name:
+        path.write_text(name + "\n")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def run_bytes(run: str | Path) -> int:
+    """Disk space the run folder takes (model, masks, logs, results), in bytes."""
+    return sum(p.stat().st_size for p in Path(run).rglob("*") if p.is_file())
+
+
+def delete_run(run: str | Path) -> int:
+    """Delete a run folder with everything in it; returns the bytes freed. A run still training is refused."""
+    path = Path(run).expanduser()
+    if not path.is_dir():
+        path = resolve(run)
+    from core.jobs import current_job
+
+    job = current_job()
+    training = (path / STATUS).is_file() and read_status(path).get("state") == "running"
+    if training or (job is not None and path.resolve() in {d.resolve() for d in job.run_dirs}):
+        raise GistlabError(f"{path.name} belongs to the job that is running: stop it first, then delete the run.")
+    if not ((path / CONFIG).is_file() or (path / STATUS).is_file() or (path / LOG).is_file()):
+        raise RunNotFound(f"{path} is not a training run: nothing deleted.")
+    freed = run_bytes(path)
+    shutil.rmtree(path)
+    return freed
+
+
+def final_loss(run: str | Path) -> float | None:
+    """The loss of the run's last recorded step (read from the end of metrics.jsonl), or None."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(max(handle.seek(0, os.SEEK_END) - 4096, 0))
+        lines = handle.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        try:
+            return float(json.loads(line)["loss"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def duration_seconds(status: dict) -> float | None:
+    """Seconds from ``started`` to ``ended`` (to now while it runs), or None without a start time."""
+    try:
+        started = datetime.fromisoformat(status["started"])
+        ended = datetime.fromisoformat(status["ended"]) if status.get("ended") else datetime.now(started.tzinfo)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max((ended - started).total_seconds(), 0.0)
+
+
+def _not_started(path: Path, job_dirs: set[Path]) -> tuple[dict, dict] | None:
+    """(config, status) of a folder a job made for a run that has not written its files: starting, or
+    failed before them (bad data, a model that would not load: the reason is the log's error line)."""
+    if not (path / LOG).is_file():
+        return None
+    if path.resolve() in job_dirs:
+        return {}, {"state": "starting", "steps_done": 0}
+    from core.jobs import log_error
+
+    mtime = datetime.fromtimestamp((path / LOG).stat().st_mtime).astimezone().isoformat(timespec="seconds")
+    return {}, {"state": "failed", "error": log_error(path / LOG), "steps_done": 0, "started": mtime, "ended": mtime}
+
+
+COLUMNS = ["run", "name", "state", "loss", "margin", "margin_strategy", "batch_size", "lr", "steps_done",
+           "total_steps", "duration_s", "final_loss", "seed", "student", "guide", "data", "started", "ended",
+           "error", "path"]
+
+
 def list_runs(root: str | Path | None = None) -> pd.DataFrame:
-    """Every run under ``root`` (default: the workspace's runs), newest first, one row each."""
+    """Every run under ``root`` (default: the workspace's runs), newest first, one row each.
+
+    Includes the running job's runs while they start and runs that failed before writing their
+    files (the error from their ``train.log``); folders that hold no run are left out.
+    """
+    from core.jobs import current_job
+
     root = Path(root) if root is not None else runs_root()
+    job = current_job()
+    job_dirs = {d.resolve() for d in job.run_dirs} if job is not None else set()
     rows = []
     for path in sorted(p for p in root.glob("*") if p.is_dir()):
         try:
             config, status = read_config(path), read_status(path)
         except GistlabError:
-            continue  # a folder being created, or not a run
+            found = _not_started(path, job_dirs)  # a folder being created, failed early, or not a run
+            if found is None:
+                continue
+            config, status = found
         rows.append({
-            "run": path.name, "state": status.get("state"), "loss": config.get("loss"),
-            "student": config.get("student"), "guide": config.get("guide"), "data": config.get("data"),
-            "seed": config.get("seed"), "steps_done": status.get("steps_done", 0),
-            "total_steps": status.get("total_steps"), "started": status.get("started"),
-            "ended": status.get("ended"), "path": str(path),
+            "run": path.name, "name": run_name(path), "state": status.get("state"), "loss": config.get("loss"),
+            "margin": config.get("margin"), "margin_strategy": config.get("margin_strategy"),
+            "batch_size": config.get("batch_size"), "lr": config.get("lr"),
+            "steps_done": status.get("steps_done", 0), "total_steps": status.get("total_steps") or config.get("steps"),
+            "duration_s": duration_seconds(status), "final_loss": final_loss(path),
+            "seed": config.get("seed"), "student": config.get("student"), "guide": config.get("guide"),
+            "data": config.get("data"), "started": status.get("started"), "ended": status.get("ended"),
+            "error": status.get("error"), "path": str(path),
         })
-    columns = ["run", "state", "loss", "student", "guide", "data", "seed", "steps_done",
-               "total_steps", "started", "ended", "path"]
-    frame = pd.DataFrame(rows, columns=columns)
-    return frame.sort_values("started", ascending=False, ignore_index=True, na_position="last")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.sort_values("started", ascending=False, ignore_index=True, na_position="first")

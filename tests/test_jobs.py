@@ -116,6 +116,32 @@ def test_paired_job_runs_its_steps_in_order(tmp_path):
     assert log.read_text().split() == ["arm", "gist", "arm", "mnrl"]
 
 
+def test_an_arm_that_fails_on_its_data_is_recorded_and_the_next_arm_leaves_no_folder(tmp_path):
+    gist, mnrl = tmp_path / "runs" / "gist", tmp_path / "runs" / "mnrl"
+    fails = "import sys; print('gistlab: error: No such file: x.csv. Check the path.', file=sys.stderr); sys.exit(2)"
+    settings = {"data": "x.csv", "steps": 5, "loss": "gist"}
+    steps = [jobs.Step([sys.executable, "-c", fails], str(gist / "train.log"), str(gist), settings, "try (gist)"),
+             jobs.Step([sys.executable, "-c", "pass"], str(mnrl / "train.log"), str(mnrl), settings)]
+    jobs.start_job("paired", steps)
+    wait_until_done()
+    assert not mnrl.exists()  # the second arm never ran: no empty folder left behind
+    status = json.loads((gist / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("failed", "No such file: x.csv. Check the path.")
+    assert json.loads((gist / "config.json").read_text())["data"] == "x.csv"
+    assert (gist / "name.txt").read_text().strip() == "try (gist)"
+    first, second = jobs.last_job().steps
+    assert first.started <= first.ended and first.code == 2 and second.started is None
+
+
+def test_log_error_is_the_last_cli_error_else_the_last_line(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("gistlab: error: first\nmore output\ngistlab: error: second\n\n")
+    assert jobs.log_error(log) == "second"
+    log.write_text("Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n")
+    assert jobs.log_error(log) == "MemoryError: out of memory"
+    assert jobs.log_error(tmp_path / "missing.log") is None
+
+
 def test_dead_pid_is_detected(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -133,7 +159,7 @@ def test_zombie_and_reused_pid_are_not_alive():
     zombie.wait()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
     try:
-        assert jobs.is_alive(sleeper.pid, jobs._pid_start(sleeper.pid))
+        assert jobs.is_alive(sleeper.pid, jobs.process_start(sleeper.pid))
         assert not jobs.is_alive(sleeper.pid, "1")  # same pid, other start time: another process
     finally:
         sleeper.kill()
@@ -175,6 +201,13 @@ def test_start_training_builds_one_cli_step_per_arm(tmp_path, monkeypatch):
                                 "--out", gist.run_dir]
     assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
     assert Path(gist.log).parent == Path(gist.run_dir)
+    assert not Path(gist.run_dir).exists()  # made by the supervisor when the arm starts
+    jobs.start_training({"steps": 2, "seed": 7}, ["gist", "mnrl"], name="first try", evaluate_on="bundled")
+    names = [s.name for s in started["steps"]]
+    assert names == ["first try (gist)", "first try (mnrl)", "", ""]
+    evals = started["steps"][2:]
+    assert [e.command[3:] for e in evals] == [["eval", "--model", s.run_dir, "--tasks", "bundled"] for s in (gist, mnrl)]
+    assert all(e.run_dir is None and Path(e.log).name == "eval.log" for e in evals)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

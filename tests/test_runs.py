@@ -90,3 +90,53 @@ def test_request_stop_writes_stop(tmp_path):
     run = make_run(tmp_path, "s", state="running")
     runs.request_stop(run)
     assert (run / runs.STOP).exists()
+
+
+def test_list_runs_columns_name_duration_and_final_loss(tmp_path):
+    path = make_run(tmp_path, "r1", started="2026-01-01T10:00:00+00:00")
+    status = json.loads((path / runs.STATUS).read_text())
+    runs.write_json(path / runs.STATUS, {**status, "ended": "2026-01-01T10:01:35+00:00"})
+    runs.write_json(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "margin_strategy": "relative",
+                                         "batch_size": 16, "lr": 3e-5, "seed": 2})
+    (path / runs.METRICS).write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.25}\n{"step": 3, "lo')
+    runs.set_name(path, "  my   first run ")
+    row = runs.list_runs(tmp_path).iloc[0]
+    assert (row["name"], row["margin"], row["margin_strategy"], row["batch_size"], row["lr"]) == (
+        "my first run", 0.1, "relative", 16, 3e-5)
+    assert row["duration_s"] == 95 and row["final_loss"] == 2.25  # the torn last line is skipped
+    runs.set_name(path, "")
+    assert runs.run_name(path) == "" and not (path / runs.NAME).exists()
+
+
+def test_list_runs_shows_runs_that_failed_or_start_before_writing_their_files(tmp_path, monkeypatch):
+    from core import jobs
+
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / runs.LOG).write_text("gistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    starting = tmp_path / "starting"
+    starting.mkdir()
+    (starting / runs.LOG).write_text("")
+    (tmp_path / "empty-folder").mkdir()
+    job = jobs.Job("train", [jobs.Step(["x"], str(starting / runs.LOG), str(starting))])
+    monkeypatch.setattr(jobs, "current_job", lambda: job)
+    table = runs.list_runs(tmp_path).set_index("run")
+    assert list(table.index) == ["starting", "failed"]  # the running one first; no empty folder
+    assert table.loc["starting", "state"] == "starting"
+    assert table.loc["failed", "state"] == "failed"
+    assert table.loc["failed", "error"] == "Data file 'x.csv' does not exist: check the path."
+
+
+def test_delete_run_frees_its_space_but_never_a_running_run(tmp_path):
+    done = make_run(tmp_path, "done")
+    (done / runs.MODEL).mkdir()
+    (done / runs.MODEL / "model.safetensors").write_bytes(b"0" * 1000)
+    assert runs.run_bytes(done) > 1000
+    assert runs.delete_run(done) > 1000 and not done.exists()
+    running = make_run(tmp_path, "running", state="running")
+    with pytest.raises(GistlabError, match="stop it first"):
+        runs.delete_run(running)
+    assert running.is_dir()
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(GistlabError, match="not a training run"):
+        runs.delete_run(tmp_path / "photos")

@@ -1,0 +1,159 @@
+"""Where a background job stands: each run's state, and one fraction and ETA for the whole job.
+
+A paired job trains its arms one after the other and may evaluate each run afterwards, so one
+progress bar per run would show 100% for the first arm while the job is half done. This reads the
+job record (core.jobs: when each step started and ended) and the runs' status and metrics
+(core.runs) and estimates the time left for every step still to come: a training step's start-up
+(loading models and data, measured on the arm before it) plus its steps at the median step time,
+an evaluation at the duration of the ones already done.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from core import runs
+from core.errors import GistlabError
+from core.jobs import Job, Step, log_error
+
+EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ")  # one line per task in `gistlab eval`'s log
+
+
+@dataclass
+class StepProgress:
+    """One step of a job: a run being trained, or a run being evaluated."""
+
+    kind: str  # "train" or "eval"
+    run: str  # the run folder's name
+    arm: str  # the loss arm trained (gist, mnrl, ...)
+    state: str  # waiting, starting, running, completed, stopped, failed, interrupted, died, deleted, evaluated
+    done: int = 0  # steps trained, or tasks evaluated
+    total: int | None = None  # steps to train (None for an evaluation: its task count is not known ahead)
+    error: str | None = None
+
+
+@dataclass
+class JobProgress:
+    """All steps, the fraction of the job done, seconds left (None until estimable) and a one-line phase."""
+
+    steps: list[StepProgress] = field(default_factory=list)
+    fraction: float = 0.0
+    eta_s: float | None = None
+    eta_excludes_eval: bool = False  # the ETA counts training only: no evaluation has finished yet
+    phase: str = ""
+
+    def eta_text(self) -> str:
+        """"about 40 s left", "about 40 s left, then the evaluation", or "" while not estimable."""
+        if self.eta_s is None or (self.eta_excludes_eval and self.eta_s < 1):
+            return ""
+        left = f"about {self.eta_s / 60:.0f} min left" if self.eta_s >= 120 else f"about {self.eta_s:.0f} s left"
+        return left + (", then the evaluation" if self.eta_excludes_eval else "")
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _train_step(step: Step, metrics: pd.DataFrame | None) -> StepProgress:
+    run_dir = Path(step.run_dir)
+    settings = step.settings or {}
+    total = settings.get("steps")
+    try:
+        status = runs.read_status(run_dir)
+        arm = settings.get("loss") or runs.read_config(run_dir).get("loss") or ""
+    except GistlabError:
+        arm = settings.get("loss", "")
+        if step.started is None:
+            return StepProgress("train", run_dir.name, arm, "waiting", 0, total)
+        if not run_dir.is_dir():
+            return StepProgress("train", run_dir.name, arm, "deleted", 0, total,
+                                "the run folder is gone (deleted?): start a new run")
+        if step.ended is None:
+            return StepProgress("train", run_dir.name, arm, "starting", 0, total)
+        return StepProgress("train", run_dir.name, arm, "failed", 0, total, log_error(step.log))
+    done = int(status.get("steps_done") or 0)
+    if metrics is not None and len(metrics):
+        done = max(done, int(metrics["step"].max()))
+    return StepProgress("train", run_dir.name, str(arm), str(status.get("state")), done,
+                        status.get("total_steps") or total, status.get("error"))
+
+
+def _eval_step(step: Step, model: str) -> StepProgress:
+    name = Path(model).name
+    if step.started is None:
+        return StepProgress("eval", name, "", "waiting")
+    lines = Path(step.log).read_text(errors="replace").splitlines() if Path(step.log).is_file() else []
+    done = sum(line.startswith(EVAL_DONE_PREFIXES) for line in lines)
+    if step.ended is None:
+        return StepProgress("eval", name, "", "running", done)
+    if step.code:
+        return StepProgress("eval", name, "", "failed", done, error=log_error(step.log))
+    return StepProgress("eval", name, "", "evaluated", done)
+
+
+def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None = None) -> JobProgress:
+    """The job's progress; ``metrics`` maps run folder names to their metrics (core.runs.read_metrics)."""
+    now = time.time() if now is None else now
+    records = [s for s in job.steps if s.run_dir or job.evaluated_model(s)]
+    shown = [_train_step(s, metrics.get(Path(s.run_dir).name)) if s.run_dir else _eval_step(s, job.evaluated_model(s))
+             for s in records]
+    step_seconds = [float(x) for m in metrics.values() if "step_seconds" in m for x in m["step_seconds"]]
+    per_step = _median(step_seconds)
+    startups, eval_times = [], []
+    for record, progress in zip(records, shown):
+        if record.started is None or progress.state == "failed":
+            continue
+        spent = (record.ended or now) - record.started
+        if progress.kind == "train" and progress.done:
+            trained = metrics.get(progress.run)
+            startups.append(spent - float(trained["step_seconds"].sum()) if trained is not None and len(trained)
+                            else spent)
+        elif progress.kind == "eval" and record.ended is not None:
+            eval_times.append(spent)
+    startup, eval_time = _median(startups), _median(eval_times)
+
+    left, known, excludes_eval = 0.0, True, False
+    for record, progress in zip(records, shown):
+        if record.ended is not None:
+            continue
+        elapsed = now - record.started if record.started is not None else 0.0
+        if progress.kind == "eval":
+            if eval_time is None:
+                excludes_eval = True
+            else:
+                left += max(eval_time - elapsed, 0.0)
+            continue
+        steps_left = max((progress.total or 0) - progress.done, 0)
+        if per_step is None or (progress.done == 0 and startup is None):
+            known = False
+            continue
+        left += steps_left * per_step + (max(startup - elapsed, 0.0) if progress.done == 0 else 0.0)
+
+    trains = [p for p in shown if p.kind == "train"]
+    total_steps = sum(p.total or 0 for p in trains)
+    by_steps = sum(p.done for p in trains) / total_steps if total_steps else 0.0
+    spent = now - job.started
+    eta = left if known else None
+    fraction = spent / (spent + eta) if eta is not None and spent + eta > 0 and not excludes_eval else by_steps
+    return JobProgress(shown, min(max(fraction, 0.0), 1.0), eta, excludes_eval, _phase(shown))
+
+
+def _phase(shown: list[StepProgress]) -> str:
+    """What the job does now, with a count: "training mnrl (arm 2 of 2) · step 3 of 20"."""
+    trains = [p for p in shown if p.kind == "train"]
+    evals = [p for p in shown if p.kind == "eval"]
+    for k, p in enumerate(trains, 1):
+        what = (p.arm or p.run) + (f" (arm {k} of {len(trains)})" if len(trains) > 1 else "")
+        if p.state == "starting":
+            return f"loading models and data for {what}"
+        if p.state == "running":
+            return f"training {what} · step {p.done} of {p.total or '?'}"
+    for k, p in enumerate(evals, 1):
+        if p.state == "running":
+            return f"evaluating {p.run} ({k} of {len(evals)}) · {p.done} task(s) done"
+    return ""

@@ -1,0 +1,84 @@
+"""core.job_progress: one fraction and ETA for a whole (paired, evaluated) job, and each step's state."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from core import runs
+from core.job_progress import job_progress
+from core.jobs import Job, Step
+
+NOW = 1_000_000.0
+
+
+def run_dir(root, name, steps_done=0, total=20, state="running", seconds=1.0):
+    """A run folder mid-training: status, and metrics with ``steps_done`` steps of ``seconds`` each."""
+    path = root / name
+    path.mkdir(parents=True)
+    runs.write_json(path / runs.CONFIG, {"loss": name, "steps": total})
+    runs.write_json(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
+    metrics = pd.DataFrame({"step": range(1, steps_done + 1), "loss": 1.0, "step_seconds": seconds})
+    return path, metrics
+
+
+def train_step(path, started=None, ended=None, code=None):
+    return Step(["gistlab", "train"], str(path / "train.log"), str(path), {"loss": path.name, "steps": 20},
+                started=started, ended=ended, code=code)
+
+
+def test_a_paired_job_has_one_eta_for_both_arms(tmp_path):
+    gist, gist_metrics = run_dir(tmp_path, "gist", steps_done=5)
+    mnrl = tmp_path / "mnrl"
+    job = Job("paired", [train_step(gist, started=NOW - 30), train_step(mnrl)], started=NOW - 30)
+    progress = job_progress(job, {"gist": gist_metrics}, now=NOW)
+    # gist: 15 steps of 1 s left; mnrl: 25 s of start-up (30 s spent - 5 s of steps) + 20 steps
+    assert progress.eta_s == 15 + 25 + 20
+    assert progress.fraction == 30 / 90
+    assert progress.phase == "training gist (arm 1 of 2) · step 5 of 20"
+    assert [(s.run, s.state, s.done) for s in progress.steps] == [("gist", "running", 5), ("mnrl", "waiting", 0)]
+    assert progress.eta_text() == "about 60 s left"
+
+
+def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path):
+    gist = tmp_path / "gist"
+    gist.mkdir()
+    evaluation = Step(["gistlab", "eval", "--model", str(gist), "--tasks", "bundled"], str(gist / "eval.log"))
+    job = Job("train", [train_step(gist, started=NOW - 3), evaluation], started=NOW - 3)
+    early = job_progress(job, {}, now=NOW)
+    assert early.eta_s is None and early.eta_text() == "" and early.fraction == 0
+    assert early.phase == "loading models and data for gist"
+
+    run_dir(tmp_path, "g2", steps_done=10, total=20)
+    g2, metrics = tmp_path / "g2", pd.DataFrame({"step": range(1, 11), "step_seconds": 2.0})
+    evaluation.command[3] = str(g2)
+    job.steps[0] = train_step(g2, started=NOW - 30)
+    later = job_progress(job, {"g2": metrics}, now=NOW)
+    assert later.eta_s == 20 and later.eta_excludes_eval
+    assert later.eta_text() == "about 20 s left, then the evaluation"
+
+
+def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_path):
+    a, a_metrics = run_dir(tmp_path, "a", steps_done=20, state="completed")
+    (a / "eval.log").write_text("evaluated T1 in 3.0 s\nskipped T2: offline\nevaluated T3 in 4.0 s\n")
+    (a / "eval2.log").write_text("evaluated T1 in 3.0 s\n")
+    steps = [train_step(a, started=NOW - 100, ended=NOW - 60, code=0),
+             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval.log"), started=NOW - 60, ended=NOW - 20, code=0),
+             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval2.log"), started=NOW - 10)]
+    progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
+    assert [(s.kind, s.state, s.done) for s in progress.steps] == [
+        ("train", "completed", 20), ("eval", "evaluated", 3), ("eval", "running", 1)]
+    assert progress.eta_s == 30 and not progress.eta_excludes_eval  # 40 s per evaluation, 10 s spent
+    assert progress.phase == "evaluating a (2 of 2) · 1 task(s) done"
+
+
+def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.log").write_text("loading\ngistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    gone = tmp_path / "gone"
+    steps = [train_step(bad, started=NOW - 5, ended=NOW - 1, code=2), train_step(gone, started=NOW - 1)]
+    failed, deleted = job_progress(Job("paired", steps, started=NOW - 5), {}, now=NOW).steps
+    assert (failed.state, failed.error) == ("failed", "Data file 'x.csv' does not exist: check the path.")
+    assert deleted.state == "deleted" and "gone" in deleted.error
