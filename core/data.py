@@ -122,7 +122,55 @@ def sample_batch(ds: Dataset, batch_size: int, seed: int, task: str | None = Non
             "choose a smaller batch."
         )
     rng = np.random.default_rng(seed)
-    return [int(i) for i in rng.choice(pool, size=batch_size, replace=False)]
+    groups = row_groups(ds)
+    if groups is None:
+        return [int(i) for i in rng.choice(pool, size=batch_size, replace=False)]
+    picked, seen = [], set()
+    for row in rng.permutation(pool):  # the first rows of a seeded order, one per group
+        if groups[row] < 0 or groups[row] not in seen:
+            picked.append(int(row))
+            seen.add(groups[row])
+            if len(picked) == batch_size:
+                return picked
+    raise GistlabError(
+        f"{where} has only {len(picked)} rows of distinct groups, fewer than the batch size {batch_size}: "
+        "choose a smaller batch."
+    )
+
+
+def row_groups(ds: Dataset) -> np.ndarray | None:
+    """Group id per row (-1: in no group) from the ``group`` column; None when no two rows share one.
+
+    Rows of one group are copies or the same meaning (core/cleaning.py writes the column), so
+    :func:`sample_batch` and :func:`epoch_batches` never put two of them in one batch.
+    """
+    if GROUP_COLUMN not in ds.column_names:
+        return None
+    labels = ds.with_format("arrow")[GROUP_COLUMN].to_pylist()
+    ids: dict[str, int] = {}
+    out = np.array([-1 if g is None else ids.setdefault(str(g), len(ids)) for g in labels], dtype=np.int64)
+    return out if len(ids) < int((out >= 0).sum()) else None
+
+
+def _group_batches(rows: np.ndarray, groups: np.ndarray, batch_size: int) -> list[list[int]]:
+    """``rows`` (in order) cut into full batches without two rows of one group: each row joins the
+    first unfilled batch that lacks its group; batches come out in the order they fill."""
+    filling: list[tuple[list[int], set[int]]] = []
+    full = []
+    for row in rows.tolist():
+        group = groups[row]
+        for k, (batch, seen) in enumerate(filling):
+            if group < 0 or group not in seen:
+                break
+        else:
+            k, batch, seen = len(filling), [], set()
+            filling.append((batch, seen))
+        batch.append(row)
+        seen.add(group)
+        if len(batch) == batch_size:
+            full.append(batch)
+            del filling[k]
+    return full
 
 
 def epoch_batches(
@@ -133,12 +181,14 @@ def epoch_batches(
     Mixed: a seeded permutation of all rows cut into batches. Task-homogeneous: each task's rows
     shuffled and cut separately, then the batches of all tasks shuffled together. Incomplete
     batches are dropped (in-batch negatives need full batches). The order depends only on the
-    data, batch size, seed and epoch, so every loss arm sees the same batches.
+    data, batch size, seed and epoch, so every loss arm sees the same batches. With a ``group``
+    column (:func:`row_groups`), no batch holds two rows of one group (:func:`_group_batches`).
     """
     rng = np.random.default_rng([seed, epoch])
-    groups = list(task_rows(ds).values()) if homogeneous else [np.arange(len(ds))]
+    pools = list(task_rows(ds).values()) if homogeneous else [np.arange(len(ds))]
+    groups = row_groups(ds)
     batches = []
-    for rows in groups:
+    for rows in pools:
         rows = rng.permutation(rows)
         whole = len(rows) // batch_size * batch_size
         batches += [rows[i : i + batch_size].tolist() for i in range(0, whole, batch_size)]
@@ -147,6 +197,9 @@ def epoch_batches(
 
 
 # ---- reading ---------------------------------------------------------------------------------
+        if groups is not None:
+            batches += _group_batches(rows, groups, batch_size)
+            continue
 
 
 def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:

@@ -187,3 +187,65 @@ def test_csv_cell_over_the_csv_modules_128_kib_limit_is_read(tmp_path):
     path.write_text(f'anchor,positive\n"{long_text}",short\nb,c\n')
     ds = load_pairs(str(path))
     assert ds["anchor"][0] == long_text and ds["positive"] == ["short", "c"]
+
+
+def _plain_epoch_batches(n_rows, tasks, batch_size, seed, epoch, homogeneous):
+    """epoch_batches as it was before groups existed: data without a group column must batch alike."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, epoch])
+    pools = [np.flatnonzero(np.array(tasks) == t) for t in dict.fromkeys(tasks)] if homogeneous else [np.arange(n_rows)]
+    batches = []
+    for rows in pools:
+        rows = rng.permutation(rows)
+        whole = len(rows) // batch_size * batch_size
+        batches += [rows[i:i + batch_size].tolist() for i in range(0, whole, batch_size)]
+    order = rng.permutation(len(batches)) if homogeneous else range(len(batches))
+    return [batches[i] for i in order]
+
+
+def _grouped(n=40, group_of=lambda i: f"g{i // 4}" if i < 24 else None):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"anchor": [f"a{i}" for i in range(n)], "positive": [f"p{i}" for i in range(n)],
+                              "task": ["x" if i % 2 else "y" for i in range(n)],
+                              "group": [group_of(i) for i in range(n)]})
+
+
+@pytest.mark.parametrize("homogeneous", [False, True])
+def test_without_groups_batches_are_unchanged(homogeneous):
+    ds = _grouped().remove_columns("group")
+    for seed in (0, 7):
+        assert epoch_batches(ds, 6, seed, 1, homogeneous) == _plain_epoch_batches(
+            len(ds), ds["task"], 6, seed, 1, homogeneous)
+    # a group column where no two rows share a group changes nothing either
+    distinct = _grouped(group_of=lambda i: f"g{i}")
+    assert epoch_batches(distinct, 6, 3, 0) == epoch_batches(ds, 6, 3, 0)
+    assert sample_batch(distinct, 6, 3) == sample_batch(ds, 6, 3)
+
+
+@pytest.mark.parametrize("homogeneous", [False, True])
+def test_no_batch_holds_two_rows_of_one_group(homogeneous):
+    ds = _grouped()
+    groups = ds["group"]
+    batches = epoch_batches(ds, 5, 0, 0, homogeneous)
+    assert batches == epoch_batches(ds, 5, 0, 0, homogeneous)  # deterministic
+    assert batches and all(len(b) == 5 for b in batches)
+    for batch in batches:
+        labels = [groups[r] for r in batch if groups[r] is not None]
+        assert len(labels) == len(set(labels)), batch
+        if homogeneous:
+            assert len({ds["task"][r] for r in batch}) == 1
+    used = sum(len(b) for b in batches)
+    assert used >= 30  # few rows lost to the constraint (40 rows, 6 groups of 4)
+    # plain batching of the same rows does put group members together: the constraint is real
+    plain = epoch_batches(ds.remove_columns("group"), 5, 0, 0, homogeneous)
+    assert any(len({groups[r] for r in b if groups[r]}) < len([r for r in b if groups[r]]) for b in plain)
+
+
+def test_sample_batch_takes_one_row_per_group():
+    ds = _grouped(n=12, group_of=lambda i: f"g{i // 3}")  # 4 groups of 3
+    rows = sample_batch(ds, 4, 0)
+    assert len({ds["group"][r] for r in rows}) == 4 and rows == sample_batch(ds, 4, 0)
+    with pytest.raises(GistlabError, match="distinct groups"):
+        sample_batch(ds, 5, 0)

@@ -1,0 +1,154 @@
+"""The whole-data-set audit against a brute-force reference, its duplicates, ground truth and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+import core.audit as audit_module
+from core.audit import (
+    AuditSettings, audit, audit_rows, dataset_relations, duplicate_groups, load_report, normalise,
+    progress_writer, read_progress,
+)
+from core.errors import GistlabError
+from core.masking import MarginSettings
+
+
+def table_embed(vectors: dict[str, np.ndarray]):
+    """An Embed that looks texts up in a table (a guide whose verdicts the test chooses)."""
+    return lambda texts: torch.tensor(np.stack([vectors[t] for t in texts]), dtype=torch.float32)
+
+
+@pytest.fixture
+def random_data():
+    rng = np.random.default_rng(0)
+    n, d = 60, 8
+    anchors, positives = [f"a{k}" for k in range(n)], [f"p{k}" for k in range(n)]
+    a = rng.normal(size=(n, d))
+    p = a + rng.normal(scale=1.2, size=(n, d))  # positives near their anchors, some not
+    vectors = dict(zip(anchors, a)) | dict(zip(positives, p))
+    return Dataset.from_dict({"anchor": anchors, "positive": positives}), table_embed(vectors), a, p
+
+
+def cosines(x, y):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return x @ y.T
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.1])
+def test_findings_match_a_brute_force_reference(random_data, monkeypatch, margin):
+    monkeypatch.setattr(audit_module, "CHUNK_CELLS", 7 * 60)  # 7 rows per chunk: many chunks
+    ds, embed, a, p = random_data
+    settings = AuditSettings(MarginSettings(margin=margin), duplicate_threshold=0.99, max_above=3, weak_share=0.4)
+    report = audit(ds, embed, settings)
+    s = cosines(a, p)
+    g = s.diagonal()
+    above = (s > (g - margin)[:, None]) & ~np.eye(len(g), dtype=bool)
+    counts = above.sum(1)
+    expected_pairs = {tuple(sorted((i, j))) for i, j in zip(*np.nonzero(above)) if counts[i] <= 3}
+    found = {tuple(sorted(x)) for x in zip(report.false_negatives.row, report.false_negatives.other_row)}
+    assert found == expected_pairs and len(found) > 3
+    assert report.false_negatives.above_by.is_monotonic_decreasing
+    assert np.allclose(report.false_negatives.above_by,
+                       [s[i, j] - g[i] for i, j in zip(report.false_negatives.row, report.false_negatives.other_row)],
+                       atol=1e-5)
+    weak = set(np.flatnonzero(counts >= 0.4 * (len(g) - 1)))
+    assert set(report.suspects.row) == weak and len(weak) > 0
+    assert report.suspects.positive_score.is_monotonic_increasing
+    assert report.summary["counts"]["fn"] == len(found) and report.counts()["pos"] == len(weak)
+
+
+def test_duplicates_group_copies_and_near_copies_and_suggest_the_most_believed_keeper():
+    positives = ["A cat.", "a  cat", "a dog", "a hound", "a fish", "a bird"]
+    anchors = ["kitten", "cat", "dog", "hound", "trout", "robin"]
+    vec = {"A cat.": [1, 0, 0, 0], "a  cat": [1, 0.3, 0, 0], "a dog": [0, 1, 0, 0], "a hound": [0, 1, 0.05, 0],
+           "a fish": [0, 0, 1, 0], "a bird": [0, 0, 0, 1],
+           "kitten": [1, 0.1, 0, 0], "cat": [1, 0.3, 0, 0], "dog": [0, 1, 0, 0], "hound": [0, 1, 0.3, 0],
+           "trout": [0, 0, 1, 0], "robin": [0, 0, 0.2, 1]}
+    ds = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    report = audit(ds, table_embed({k: np.array(v, float) for k, v in vec.items()}),
+                   AuditSettings(duplicate_threshold=0.99))
+    dup = report.duplicates
+    assert report.counts()["dup"] == 2 and set(dup.row) == {0, 1, 2, 3}
+    cats = dup[dup.finding == "dup:0"]
+    assert set(cats.kind) == {"keeper", "same positive"}  # equal once case, spaces and the full stop are off
+    assert cats[cats.keeper].row.item() == 1  # "cat" -> "a  cat" scores 1.0, the kitten row less
+    dogs = dup[dup.finding == "dup:2"]
+    assert set(dogs.kind) == {"keeper", "near-duplicate"} and (dogs.similarity > 0.99).all()
+    # rows of one duplicate group are not also reported as false negatives of each other
+    pairs = set(zip(report.false_negatives.row, report.false_negatives.other_row))
+    assert not pairs & {(0, 1), (1, 0), (2, 3), (3, 2)}
+
+
+def test_normalise_and_groups_without_guide_help():
+    assert normalise("  The  Cat!  ") == normalise("the cat") == "the cat"
+    far = torch.eye(3)
+    assert duplicate_groups(["x", "X.", "y"], far, 0.99).tolist() == [0, 0, -1]
+
+
+def test_limit_audits_a_seeded_sample(random_data):
+    ds, embed, _, _ = random_data
+    rows = audit_rows(ds, AuditSettings(limit=20, seed=3))
+    assert len(rows) == 20 and (np.diff(rows) > 0).all()
+    assert rows.tolist() == audit_rows(ds, AuditSettings(limit=20, seed=3)).tolist()
+    report = audit(ds, embed, AuditSettings(limit=20, seed=3))
+    assert set(report.false_negatives.row) <= set(rows.tolist())
+    assert report.summary["audited_rows"] == 20 and report.summary["rows"] == 60
+
+
+def test_bad_inputs_are_one_line(random_data):
+    ds, embed, _, _ = random_data
+    with pytest.raises(GistlabError, match="no rows"):
+        audit(ds.select([]), embed)
+    with pytest.raises(GistlabError, match="give at least two"):
+        audit(ds.select([0]), embed)
+    with pytest.raises(GistlabError, match="no 'positive' column"):
+        audit(ds.remove_columns("positive"), embed)
+    for bad in (dict(limit=1), dict(max_above=0), dict(weak_share=0.0), dict(duplicate_threshold=2.0)):
+        with pytest.raises(GistlabError):
+            AuditSettings(**bad)
+
+
+def test_ground_truth_relations_and_precision():
+    # rows 0 and 1 share a group (true positives of each other); row 2 is on its own
+    ds = Dataset.from_dict({"anchor": ["cat", "kitty", "car"], "positive": ["feline", "a cat", "vehicle"],
+                            "group": ["g1", "g1", None]})
+    relations = dataset_relations(ds)
+    codes = relations(np.array([0, 0, 2]), np.array([1, 2, 2]))
+    assert codes.tolist() == ["same-meaning", "unrelated", "same-meaning"]
+    vec = {"cat": [1, 0, 0], "feline": [0.8, 0.6, 0], "kitty": [0.9, 0.1, 0], "a cat": [1, 0.05, 0],
+           "car": [0, 0, 1], "vehicle": [0, 0.2, 1]}
+    report = audit(ds, table_embed({k: np.array(v, float) for k, v in vec.items()}), relations=relations)
+    fn = report.false_negatives
+    assert len(fn) >= 1 and set(fn.relation) == {"same-meaning"}
+    assert report.summary["precision"]["fn"] == 1.0 and report.summary["ground_truth"]
+    assert dataset_relations(ds.remove_columns("group")) is None
+
+
+def test_bundled_ground_truth_reads_wordnet_provenance():
+    from core.data import load_pairs
+
+    ds = load_pairs("bundled")
+    relations = dataset_relations(ds)
+    # row 0's own pair is one synset; a row of another task is (almost surely) another meaning
+    own, other = relations(np.array([0, 0]), np.array([0, 16000]))
+    assert own == "same-meaning" and other != "same-meaning"
+
+
+def test_save_load_and_progress(random_data, tmp_path):
+    ds, embed, _, _ = random_data
+    seen = []
+    report = audit(ds, embed, AuditSettings(limit=30), progress=lambda *x: seen.append(x), about={"guide": "t"})
+    assert seen[-1] == ("searching", 60, 60) and seen[0][0] == "embedding"
+    back = load_report(report.save(tmp_path / "r"))
+    assert back.counts() == report.counts() and back.summary["guide"] == "t"
+    assert back.false_negatives.finding.tolist() == report.false_negatives.finding.tolist()
+    with pytest.raises(GistlabError, match="no finished audit"):
+        load_report(tmp_path / "empty")
+    write = progress_writer(tmp_path / "job")
+    write("searching", 5, 10)
+    state = read_progress(tmp_path / "job")
+    assert state["done"] == 5 and state["total"] == 10 and state["eta_s"] is not None
