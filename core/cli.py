@@ -250,8 +250,12 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_dir", default=None, help="open the batch this run trained on at --step (its data, "
                                                "guide, settings and trained student)")
     p.add_argument("--step", type=int, default=1, help="with --run: the step (from 1)")
-    p.add_argument("--csv", default=None, help="write all masked pairs to this CSV file")
+    p.add_argument("--csv", default=None, help="write all masked pairs (with --compare-guide: the pairs one "
+                                               "guide masks and the other keeps) to this CSV file")
     p.add_argument("--show", type=int, default=20, help="masked pairs printed (default 20)")
+    p.add_argument("--compare-guide", default=None,
+                   help="a second guide spec: mask the same batch with both and print each mask's precision, "
+                        "their agreement and the pairs where they differ")
     p.set_defaults(run=_run_inspect)
 
 
@@ -275,6 +279,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
         settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
                                   args.contrast_positives, args.positive_floor)
         where = f"{args.data} seed {args.seed}"
+    if args.compare_guide:
+        return _print_comparison(batch, (guide, args.compare_guide), before_training, settings, where, args)
     report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
                            encoder(load_model(student)) if student else None)
     blocks = ", ".join(f"{b} {f:.1%}" for b, f in report.mask.block_fractions().items())
@@ -289,6 +295,37 @@ def _run_inspect(args: argparse.Namespace) -> int:
     if args.csv:
         report.pairs.to_csv(args.csv, index=False)
         print(f"all {len(report.pairs)} masked pairs written to {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _print_comparison(batch, guides: tuple[str, str], student: str | None, settings, where: str,
+                      args: argparse.Namespace) -> int:
+    """``gistlab inspect --compare-guide``: both guides' masks of one batch, side by side."""
+    from core.guide_cache import GuideCache
+    from core.guide_compare import compare_guides
+    from core.models import load_guide
+
+    embeds = [GuideCache(load_guide(spec, student), spec).embed for spec in guides]
+    result = compare_guides(batch, *embeds, settings, guides)
+    print(f"batch of {len(batch)} from {where}; {settings.margin_strategy} margin {settings.margin:g}; "
+          f"guide A {result.names[0]} vs guide B {result.names[1]}")
+    if not result.has_ground_truth:
+        print("no ground truth in this data: precision and recall are not defined")
+    print(result.summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    blocks = ", ".join(f"{b} {j:.3f}" for b, j in result.agreement.items() if b != "all")
+    print(f"agreement (Jaccard of the masked pairs): {result.agreement['all']:.3f} ({blocks}); "
+          f"{len(result.disagreements)} pairs masked by one guide only")
+    table = result.disagreements
+    shown = table.assign(gap=(table["score_a"] - table["threshold_a"]).abs()
+                         + (table["score_b"] - table["threshold_b"]).abs())
+    shown = shown.sort_values("gap", ascending=False).head(args.show)
+    if len(shown):
+        columns = ["masked_by", "block", "row", "text", "candidate", "relation", "score_a", "threshold_a",
+                   "score_b", "threshold_b"]
+        print(shown[columns].to_string(index=False, max_colwidth=30, float_format=lambda x: f"{x:.3f}"))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"all {len(table)} pairs where the guides disagree written to {args.csv}", file=sys.stderr)
     return 0
 
 
