@@ -15,7 +15,8 @@ from pathlib import Path
 
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
-from core.models import BUNDLED
+from core.model_archive import MPNET_BASE, find_parts
+from core.models import BUNDLED, MPNET
 
 CHECKS = ("models", "data")  # what check_launch reports progress on, in order
 
@@ -56,6 +57,8 @@ def check_model(spec: str, role: str) -> None:
     if spec.startswith("bundled:"):
         if spec not in BUNDLED:
             raise GistlabError(f"Unknown bundled {role} {spec!r}: choose one of {', '.join(BUNDLED)}.")
+        if spec == MPNET:
+            find_parts(MPNET_BASE, spec)  # its packages not installed, or a part missing: that one line now
         return
     path = Path(spec).expanduser()
     if path.exists():

