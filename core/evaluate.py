@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 
 ENCODE_BATCH_SIZE = 64
 LANGUAGES = ["eng"]
+TASKS_PREFIX = "evaluating "
+"""The log line that starts an evaluation: ``evaluating 6 tasks of <model>, 2 already evaluated``;
+then one line per task (``reused``, ``evaluated``, ``skipped``, ``failed``), which is how a job's
+progress (core.job_progress) counts tasks done of the total."""
+REUSED_PREFIX = "reused "
 
 
 @dataclass(frozen=True)
@@ -398,6 +403,9 @@ def evaluate(
         else:
             pending.append(task)
 
+    log(f"{TASKS_PREFIX}{len(task_list)} tasks of {name}, {len(report.reused)} already evaluated")
+    for task_name in report.reused:
+        log(f"{REUSED_PREFIX}{task_name}")
     offline = hub_unreachable() if pending else None
     for task in pending:
         task_name = task.metadata.name

@@ -190,44 +190,34 @@ def _pm(mean: float, std: float, seeds: int, digits: int = 4) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _ordered_tasks(frame: pd.DataFrame) -> list[str]:
-    return [*sorted(t for t in frame["task"].unique() if t != MEAN_TASK), MEAN_TASK]
-
-
-def scores_markdown(summary: pd.DataFrame, arms: list[str], types: dict[str, str]) -> str:
-    """Per task and mean: each arm's score ± std over seeds (one column per arm, base first)."""
-    wide = summary.set_index(["task", "arm"])
-    lines = ["| task (main score) | " + " | ".join(arm_label(a) for a in arms) + " |",
-             "|---" * (len(arms) + 1) + "|"]
-    for task in _ordered_tasks(summary):
-        cells = []
-        for arm in arms:
-            if (task, arm) not in wide.index:
-                cells.append("n/a")
-                continue
-            row = wide.loc[(task, arm)]
-            cells.append(f"{row['mean']:.4f}" if arm == "base" else _pm(row["mean"], row["std"], row["seeds"]))
-        name = task if task == MEAN_TASK else f"{task} ({types.get(task, '?')})"
+def _task_table(frame: pd.DataFrame, arms: list[str], headers: list[str], cell: Callable[[str, pd.Series], str],
+                types: dict[str, str] | None = None) -> str:
+    """A Markdown table: one line per task (sorted, the mean over tasks last), one column per arm."""
+    wide = frame.set_index(["task", "arm"])
+    tasks = [*sorted(t for t in frame["task"].unique() if t != MEAN_TASK), MEAN_TASK]
+    lines = ["| " + " | ".join(headers) + " |", "|---" * len(headers) + "|"]
+    for task in tasks:
+        cells = [cell(arm, wide.loc[(task, arm)]) if (task, arm) in wide.index else "n/a" for arm in arms]
+        name = f"{task} ({types[task]})" if types and task in types else task
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def scores_markdown(summary: pd.DataFrame, arms: list[str], types: dict[str, str]) -> str:
+    """Per task and mean: each arm's score ± std over seeds (one column per arm, base first)."""
+    def cell(arm: str, row: pd.Series) -> str:
+        return f"{row['mean']:.4f}" if arm == "base" else _pm(row["mean"], row["std"], row["seeds"])
+
+    return _task_table(summary, arms, ["task (main score)", *map(arm_label, arms)], cell, types)
+
+
 def deltas_markdown(deltas: pd.DataFrame, arms: list[str]) -> str:
     """Per task and mean: each guide's paired difference against MNRL, ± std, and its sign count."""
-    wide = deltas.set_index(["task", "arm"])
-    lines = ["| task | " + " | ".join(f"{arm_label(a)} − MNRL" for a in arms) + " |",
-             "|---" * (len(arms) + 1) + "|"]
-    for task in _ordered_tasks(deltas):
-        cells = []
-        for arm in arms:
-            if (task, arm) not in wide.index:
-                cells.append("n/a")
-                continue
-            row = wide.loc[(task, arm)]
-            spread = "" if row["seeds"] < 2 else f" ± {row['spread']:.4f}"
-            cells.append(f"{row['delta']:+.4f}{spread} (higher in {int(row['wins'])}/{int(row['seeds'])})")
-        lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(_arm: str, row: pd.Series) -> str:
+        spread = "" if row["seeds"] < 2 else f" ± {row['spread']:.4f}"
+        return f"{row['delta']:+.4f}{spread} (higher in {int(row['wins'])}/{int(row['seeds'])})"
+
+    return _task_table(deltas, arms, ["task", *(f"{arm_label(a)} − MNRL" for a in arms)], cell)
 
 
 def masking_markdown(summary: pd.DataFrame) -> str:
@@ -467,12 +457,12 @@ def _sample_batch(run: Path) -> pd.DataFrame:
     from core.explain import DEMO_PAIRS, clearest_pairs
     from core.guide_cache import GuideCache
     from core.inspect import encoder, inspect_batch, open_run_batches, run_student
-    from core.models import load_model
+    from core.models import load_guide, load_model
     from core.runs import read_metrics
 
     steps = range(1, min(DEMO_SEARCH_STEPS, len(read_metrics(run))) + 1)
     batches, config = open_run_batches(run, steps)
-    guide = GuideCache(load_model(config.guide, device="cpu"), config.guide)
+    guide = GuideCache(load_guide(config.guide, config.student, device="cpu"), config.guide)
 
     def clarity(batch) -> float:
         pairs = inspect_batch(batch, guide.embed, config.margin_settings()).pairs

@@ -19,9 +19,10 @@ import pandas as pd
 
 from core import runs
 from core.errors import GistlabError
+from core.evaluate import REUSED_PREFIX, TASKS_PREFIX
 from core.jobs import Job, Step, log_error
 
-EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ")  # one line per task in `gistlab eval`'s log
+EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ", REUSED_PREFIX)  # one line per task in `gistlab eval`'s log
 
 
 @dataclass
@@ -89,8 +90,10 @@ def _eval_step(step: Step, model: str) -> StepProgress:
         return StepProgress("eval", name, "", "waiting")
     lines = Path(step.log).read_text(errors="replace").splitlines() if Path(step.log).is_file() else []
     done = sum(line.startswith(EVAL_DONE_PREFIXES) for line in lines)
+    totals = [line.removeprefix(TASKS_PREFIX).split()[0] for line in lines if line.startswith(TASKS_PREFIX)]
+    total = int(totals[-1]) if totals and totals[-1].isdigit() else None
     if step.ended is None:
-        return StepProgress("eval", name, "", "running", done)
+        return StepProgress("eval", name, "", "running", done, total)
     if step.code:
         return StepProgress("eval", name, "", "failed", done, error=log_error(step.log))
     return StepProgress("eval", name, "", "evaluated", done)
@@ -155,5 +158,6 @@ def _phase(shown: list[StepProgress]) -> str:
             return f"training {what} · step {p.done} of {p.total or '?'}"
     for k, p in enumerate(evals, 1):
         if p.state == "running":
-            return f"evaluating {p.run} ({k} of {len(evals)}) · {p.done} task(s) done"
+            tasks = f"task {min(p.done + 1, p.total)} of {p.total}" if p.total else f"{p.done} task(s) done"
+            return f"evaluating {p.run} · model {k} of {len(evals)} · {tasks}"
     return ""

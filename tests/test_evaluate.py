@@ -60,8 +60,10 @@ def test_second_eval_reuses_and_overwrite_recomputes(tiny_model_dir, tmp_path):
     [file] = first.result_files
     before = file.stat().st_mtime_ns, file.read_bytes()
 
-    again = evaluate_toy(tiny_model_dir, tmp_path)
+    lines: list[str] = []
+    again = evaluate(str(tiny_model_dir), [toy_sts_task()], out=tmp_path, log=lines.append)
     assert again.reused == ["ToySTS"] and again.computed == [] and again.texts_encoded == 0
+    assert lines == ["evaluating 1 tasks of local/st, 1 already evaluated", "reused ToySTS"]  # job progress reads these
     assert (file.stat().st_mtime_ns, file.read_bytes()) == before
 
     forced = evaluate_toy(tiny_model_dir, tmp_path, overwrite=True)

@@ -70,7 +70,12 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     assert [(s.kind, s.state, s.done) for s in progress.steps] == [
         ("train", "completed", 20), ("eval", "evaluated", 3), ("eval", "running", 1)]
     assert progress.eta_s == 30 and not progress.eta_excludes_eval  # 40 s per evaluation, 10 s spent
-    assert progress.phase == "evaluating a (2 of 2) · 1 task(s) done"
+    assert progress.phase == "evaluating a · model 2 of 2 · 1 task(s) done"
+    (a / "eval2.log").write_text("evaluating 6 tasks of gistlab-run/a, 2 already evaluated\nreused T1\nreused T2\n"
+                                 "evaluated T3 in 3.0 s\n")
+    progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
+    assert (progress.steps[2].done, progress.steps[2].total) == (3, 6)
+    assert progress.phase == "evaluating a · model 2 of 2 · task 4 of 6"
 
 
 def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tmp_path):
