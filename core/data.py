@@ -63,7 +63,7 @@ def load_pairs(
         raw, source, lines = bundled_pairs(), "the bundled data", None
     else:
         raw, source, lines = _load_raw(spec, split)
-    ds = _select_columns(raw, columns or {}, source)
+    ds = _group_labels(_select_columns(raw, columns or {}, source))
     _check_texts(ds, source, lines)
     if batch_size is not None and len(ds) < batch_size:
         raise GistlabError(
@@ -159,6 +159,17 @@ def _group_batches(rows: np.ndarray, groups: np.ndarray, batch_size: int) -> lis
     full = []
     for row in rows.tolist():
         group = groups[row]
+def _group_labels(ds: Dataset) -> Dataset:
+    """The ``group`` column as text, a blank cell (a CSV's empty field) as null: in no group."""
+    if GROUP_COLUMN not in ds.column_names:
+        return ds
+    table = ds.with_format("arrow")[:]  # honours a selection's indices mapping
+    labels = pc.cast(table.column(GROUP_COLUMN), pa.string())
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(labels), ""), True)
+    column = pc.if_else(blank, pa.scalar(None, pa.string()), labels)
+    return Dataset(table.set_column(table.column_names.index(GROUP_COLUMN), GROUP_COLUMN, column))
+
+
         for k, (batch, seen) in enumerate(filling):
             if group < 0 or group not in seen:
                 break
@@ -216,6 +227,8 @@ def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
     from core.hub import looks_like_hub_id
 
     if not looks_like_hub_id(spec):
+    if (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
+        return Dataset.load_from_disk(str(path)), path.name, None  # written by Dataset.save_to_disk
         raise GistlabError(
             f"Data {spec!r} is neither a file, a folder, a Hub dataset id nor 'bundled': "
             f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
