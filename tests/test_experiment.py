@@ -82,7 +82,7 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     assert {a.seed for a in plan[:6]} == {0}
     assert plan[4:6] == [Arm("bundled:minilm-l6", "none", 0), Arm("bundled:minilm-l6", "bundled:mpnet-base", 0)]
     name = config.run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
-    assert name.startswith("exp-minilm-l3-mpnet-base-s1-100x16-")
+    assert name.startswith("exp-minilm-l3-mpnet-base-s1-50x16-")
     assert config.run_name(plan[0]).startswith("exp-minilm-l3-mnrl-s0-")
     other = ExperimentConfig(seeds=(0, 1), lr=1e-5).run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
     assert other != name  # other settings, other folder: never reused by mistake
