@@ -1,8 +1,11 @@
 """The bundled WordNet data in ``assets/`` (built by scripts/build_assets.py), read offline.
 
 ``bundled_pairs()`` is the training set behind ``--data bundled``: a ``datasets.Dataset`` with
-``anchor``, ``positive``, ``negative`` and ``task`` (one of :data:`TRAIN_TASKS`); batches drawn
-from one ``task`` are the paper's task-homogeneous batches. ``task_counts()`` and
+``anchor``, ``positive``, ``negative`` and ``task`` (one of :data:`TRAIN_TASKS`), then every text's
+provenance, the ground truth of :mod:`core.groundtruth`: ``<role>_synset`` (WordNet synset id),
+``<role>_lemmas`` (its words) and ``<role>_category`` (lexicographer category) for the roles
+anchor, positive and negative. Batches drawn from one ``task`` are the paper's task-homogeneous
+batches. ``task_counts()`` and
 :data:`TASK_DESCRIPTIONS` are what the app shows about it. The folder is found next to the
 ``core`` package (a checkout, or ``pip install -e .``), or wherever ``GISTLAB_ASSETS`` points.
 """

@@ -86,6 +86,13 @@ def text_columns(ds: Dataset) -> list[str]:
     return [*TEXT_COLUMNS, *negative_columns(ds)]
 
 
+def truth_columns(ds: Dataset) -> list[str]:
+    """The ground-truth columns the data has (core/groundtruth.py): ``group``, then each text
+    column's ``_synset``, ``_lemmas``, ``_category``."""
+    names = (GROUP_COLUMN, *(f"{t}_{k}" for t in text_columns(ds) for k in PROVENANCE_KINDS))
+    return [c for c in names if c in ds.column_names]
+
+
 def task_rows(ds: Dataset) -> dict[str, np.ndarray]:
     """Row ids of each task, tasks in order of first appearance (needs the ``task`` column)."""
     if TASK_COLUMN not in ds.column_names:
@@ -152,13 +159,6 @@ def row_groups(ds: Dataset) -> np.ndarray | None:
     return out if len(ids) < int((out >= 0).sum()) else None
 
 
-def _group_batches(rows: np.ndarray, groups: np.ndarray, batch_size: int) -> list[list[int]]:
-    """``rows`` (in order) cut into full batches without two rows of one group: each row joins the
-    first unfilled batch that lacks its group; batches come out in the order they fill."""
-    filling: list[tuple[list[int], set[int]]] = []
-    full = []
-    for row in rows.tolist():
-        group = groups[row]
 def _group_labels(ds: Dataset) -> Dataset:
     """The ``group`` column as text, a blank cell (a CSV's empty field) as null: in no group."""
     if GROUP_COLUMN not in ds.column_names:
@@ -170,6 +170,13 @@ def _group_labels(ds: Dataset) -> Dataset:
     return Dataset(table.set_column(table.column_names.index(GROUP_COLUMN), GROUP_COLUMN, column))
 
 
+def _group_batches(rows: np.ndarray, groups: np.ndarray, batch_size: int) -> list[list[int]]:
+    """``rows`` (in order) cut into full batches without two rows of one group: each row joins the
+    first unfilled batch that lacks its group; batches come out in the order they fill."""
+    filling: list[tuple[list[int], set[int]]] = []
+    full = []
+    for row in rows.tolist():
+        group = groups[row]
         for k, (batch, seen) in enumerate(filling):
             if group < 0 or group not in seen:
                 break
@@ -201,6 +208,9 @@ def epoch_batches(
     batches = []
     for rows in pools:
         rows = rng.permutation(rows)
+        if groups is not None:
+            batches += _group_batches(rows, groups, batch_size)
+            continue
         whole = len(rows) // batch_size * batch_size
         batches += [rows[i : i + batch_size].tolist() for i in range(0, whole, batch_size)]
     order = rng.permutation(len(batches)) if homogeneous else range(len(batches))
@@ -208,9 +218,6 @@ def epoch_batches(
 
 
 # ---- reading ---------------------------------------------------------------------------------
-        if groups is not None:
-            batches += _group_batches(rows, groups, batch_size)
-            continue
 
 
 def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
@@ -220,6 +227,8 @@ def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
     if path.is_file():
         raw, lines = _read_file(path)
         return raw, path.name, lines
+    if (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
+        return Dataset.load_from_disk(str(path)), path.name, None  # written by Dataset.save_to_disk
     if path.is_dir():
         return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})", None
     if path.suffix.lower() in FILE_TYPES:
@@ -227,8 +236,6 @@ def _load_raw(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
     from core.hub import looks_like_hub_id
 
     if not looks_like_hub_id(spec):
-    if (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
-        return Dataset.load_from_disk(str(path)), path.name, None  # written by Dataset.save_to_disk
         raise GistlabError(
             f"Data {spec!r} is neither a file, a folder, a Hub dataset id nor 'bundled': "
             f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
@@ -424,8 +431,7 @@ def _select_columns(ds: Dataset, mapping: dict[str, str], source: str) -> Datase
             f"{source} has negative columns {', '.join(negatives)}: number them negative_1 .. "
             f"negative_{len(numbers)} without gaps."
         )
-    truth = [c for c in (GROUP_COLUMN, *(f"{t}_{k}" for t in text_columns(ds) for k in PROVENANCE_KINDS))
-             if c in ds.column_names]
+    truth = truth_columns(ds)
     if TASK_COLUMN not in ds.column_names:
         return ds.select_columns([*text_columns(ds), *truth])
     ds = ds.select_columns([*text_columns(ds), TASK_COLUMN, *truth])

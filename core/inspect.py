@@ -18,13 +18,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from core.errors import GistlabError
+from core.groundtruth import RELATIONS, GroundTruth, ground_truth, mask_quality, relations
 from core.masking import BatchMask, MarginSettings, guided_mask
 
 Embed = Callable[[list[str]], torch.Tensor]
@@ -33,19 +34,22 @@ Embed = Callable[[list[str]], torch.Tensor]
 PAIR_COLUMNS = (  # what a reader compares first: the row, its own positive, the candidate, the scores
     "row", "text", "positive", "candidate", "beats_positive_by", "guide_score", "positive_score",
     "student_score", "student_positive_score", "student_prefers", "block", "candidate_role",
-    "dataset_row", "candidate_row", "threshold", "margin", "identical_text",
+    "dataset_row", "candidate_row", "threshold", "margin", "identical_text", "relation",
 )
 
 
 @dataclass(frozen=True)
 class Batch:
-    """The texts of one batch and the dataset rows they came from, laid out as the loss sees them."""
+    """The texts of one batch and the dataset rows they came from, laid out as the loss sees them;
+    each row's task and the batch's ground truth (:mod:`core.groundtruth`) when the data has them."""
 
     rows: list[int]
     anchors: list[str]
     positives: list[str]
     negatives: list[list[str]]
     negative_names: list[str]
+    tasks: list[str] | None = field(default=None, compare=False)
+    truth: GroundTruth | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_dataset(cls, ds, rows: list[int]) -> Batch:
@@ -65,6 +69,8 @@ class Batch:
             positives=picked["positive"],
             negatives=[picked[n] for n in names],
             negative_names=names,
+            tasks=picked.get("task"),
+            truth=ground_truth(picked, names),
         )
 
     @classmethod
@@ -76,6 +82,17 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def relations(self, blocks) -> dict[str, torch.Tensor] | None:
+        """The ground-truth relation code of every cell of ``blocks`` (int8 [B, C] each, laid out
+        like :class:`BatchMask`; names in :data:`core.groundtruth.RELATIONS`), None without ground truth."""
+        return None if self.truth is None else relations(self.truth, blocks)
+
+    def quality(self, mask: BatchMask) -> pd.DataFrame | None:
+        """Precision and recall of ``mask`` against the ground truth, per task and block
+        (:func:`core.groundtruth.mask_quality`), None without ground truth."""
+        rel = self.relations(mask.blocks)
+        return None if rel is None else mask_quality(mask, rel, self.tasks)
 
     def texts(self) -> list[str]:
         """Every text of the batch: anchors, positives, then each negative column."""
@@ -147,6 +164,7 @@ class InspectReport:
     student_scores: dict[str, torch.Tensor] | None
     pairs: pd.DataFrame
     counts: pd.DataFrame
+    quality: pd.DataFrame | None = None  # core.groundtruth.mask_quality; None = no ground truth
 
 
 def inspect_batch(
@@ -159,7 +177,7 @@ def inspect_batch(
     mask = mask_batch(batch, guide_emb, settings)
     return InspectReport(
         batch, settings, guide_emb, mask, student_emb, scores,
-        masked_pairs(batch, mask, settings, scores), row_counts(batch, mask),
+        masked_pairs(batch, mask, settings, scores), row_counts(batch, mask), batch.quality(mask),
     )
 
 
@@ -173,7 +191,7 @@ def remask(report: InspectReport, settings: MarginSettings) -> InspectReport:
         return replace(
             report, settings=settings, mask=mask,
             pairs=masked_pairs(report.batch, mask, settings, report.student_scores),
-            counts=row_counts(report.batch, mask),
+            counts=row_counts(report.batch, mask), quality=report.batch.quality(mask),
         )
 
 
@@ -222,8 +240,12 @@ def masked_pairs(
     because their text equals the row's anchor or positive. The ``student_*`` columns are NaN/None
     without a student; ``student_prefers`` is True where the student scores the candidate above
     the row's own positive, the false negatives the loss would otherwise push hardest.
+    ``relation`` is the candidate's ground-truth relation to the row (core.groundtruth), None
+    without ground truth.
     """
     frames = []
+    truth = batch.relations(mask.blocks)
+    relation_names = np.array(RELATIONS, dtype=object)
     anchors = np.array(batch.anchors, dtype=object)
     positives = np.array(batch.positives, dtype=object)
     rows = np.array(batch.rows)
@@ -249,6 +271,7 @@ def masked_pairs(
             "margin": settings.margin,
             "beats_positive_by": guide - positive,
             "identical_text": (candidate == anchors[i_np]) | (candidate == positives[i_np]),
+            "relation": None if truth is None else relation_names[truth[block][i, c].long().numpy()],
         }
         if student is not None:
             s_pos = student["a-p"].diagonal()[i].numpy()
@@ -289,7 +312,9 @@ def filter_pairs(pairs: pd.DataFrame, blocks=None, student_prefers: bool = False
 
 
 def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
-    """Per batch row: its anchor, positive score, threshold, masked candidates per block and in all."""
+    """Per batch row: its anchor, positive score, threshold, masked candidates per block and in all,
+    the masked share of its candidates (``fraction``) and whether it is a weak positive (``weak``:
+    :meth:`BatchMask.weak_rows` at the default share)."""
     counts = {b: n.numpy() for b, n in mask.row_counts().items()}
     frame = pd.DataFrame({
         "row": np.arange(len(batch)),
@@ -300,6 +325,8 @@ def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
         **counts,
     })
     frame["total"] = sum(counts.values())
+    frame["fraction"] = mask.row_fractions().numpy()
+    frame["weak"] = mask.weak_rows().numpy()
     return frame
 
 

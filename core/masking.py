@@ -15,6 +15,12 @@ Blocks (rows are the batch rows i = 0..B-1; columns are candidates):
 
 With g_i = cos_guide(a_i, p_i), a candidate c of row i is masked when cos_guide(row, c) > t_i with
 t_i = g_i - margin (absolute) or t_i = g_i - |g_i| * margin (relative). The comparison is strict.
+
+Positive floor (``MarginSettings.positive_floor``, default None = off, the library's rule exactly):
+t_i = max(t_i, floor). A row whose guide disbelieves its own pair (g_i low, a *weak positive*)
+would otherwise mask almost every candidate and drop out of the loss; with a floor it masks only
+candidates the guide scores above the floor, i.e. genuinely close ones. Rows whose threshold is
+already at or above the floor are untouched. :meth:`BatchMask.weak_rows` finds the weak rows.
 Beyond that rule, and unlike sentence-transformers' ``GISTEmbedLoss``, self-similarities
 (a_i vs a_i, p_i vs p_i) and candidates whose text equals row i's anchor or positive text are
 always masked: with a negative margin or duplicated texts the plain rule keeps them, and the loss
@@ -41,6 +47,32 @@ BLOCK_HELP = {
 }
 """One short sentence per block name, for help tooltips wherever a page shows a-p / a-a / p-p / a-n."""
 STRATEGIES = ("absolute", "relative")
+WEAK_SHARE = 0.9  # a row masking at least this share of its candidates is a weak positive
+
+
+MARGIN_LIMITS = {"absolute": 1.0, "relative": 1.0}  # above (relative: at) it nearly every candidate is masked
+
+
+def margin_problem(strategy: str, margin: float) -> str | None:
+    """Why ``margin`` makes a run learn nothing under ``strategy``, in one sentence, or None.
+
+    Cosines lie in [-1, 1]. Absolute: the threshold g - margin with margin > 1 sits below nearly
+    every candidate's cosine, so all are masked and the loss is 0. Relative: g - |g| * margin with
+    margin >= 1 is <= 0 for every positive g, so every candidate the guide scores above 0 (nearly
+    all) is masked. A very negative margin masks nothing but identical texts: that is MNRL, allowed.
+    """
+    limit = MARGIN_LIMITS[strategy]
+    if margin != margin or abs(margin) == float("inf"):
+        return f"the margin must be a finite number, not {margin}"
+    too_high = margin > limit if strategy == "absolute" else margin >= limit
+    if not too_high:
+        return None
+    rule, bound = (("g - margin", f"at most {limit:g}") if strategy == "absolute"
+                   else ("g - |g| x margin", f"below {limit:g}"))
+    article = "an" if strategy == "absolute" else "a"
+    return (f"{article} {strategy} margin of {margin:g} puts every row's threshold ({rule}) below nearly every "
+            f"cosine, so the guide masks all candidates and the run learns nothing: use a margin {bound} "
+            "(the paper's are 0 to 0.1)")
 
 
 @dataclass(frozen=True)
@@ -51,15 +83,25 @@ class MarginSettings:
     margin: float = 0.0
     contrast_anchors: bool = True
     contrast_positives: bool = True
+    positive_floor: float | None = None  # t_i = max(t_i, floor); None = off (library parity)
 
     def __post_init__(self) -> None:
         if self.margin_strategy not in STRATEGIES:
             raise ValueError(
                 f"margin_strategy must be one of {STRATEGIES}, got {self.margin_strategy!r}"
             )
+        if self.positive_floor is not None and not -1.0 <= self.positive_floor <= 1.0:
+            raise ValueError(f"positive_floor must be a cosine in [-1, 1] or None, got {self.positive_floor!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def library_options(self) -> dict:
+        """The settings as keyword arguments of sentence-transformers' ``GISTEmbedLoss`` (which has
+        no positive floor: asking for one there is an error)."""
+        if self.positive_floor is not None:
+            raise ValueError("sentence-transformers' GISTEmbedLoss has no positive floor")
+        return {k: v for k, v in self.to_dict().items() if k != "positive_floor"}
 
 
 @dataclass
@@ -97,6 +139,22 @@ class BatchMask:
             for b in self.blocks
         }
 
+    def row_fractions(self) -> torch.Tensor:
+        """Masked share of each row's candidates over every active block (float [B])."""
+        masked = sum(self.masked_candidates(b).sum(dim=1) for b in self.blocks)
+        total = sum(self.candidates[b].sum(dim=1) for b in self.blocks)
+        return masked / total.clamp(min=1)
+
+    def weak_rows(self, share: float = WEAK_SHARE) -> torch.Tensor:
+        """Bool [B]: *weak-positive* rows, masking at least ``share`` of their candidates. Such a
+        row's guide scores its own pair so low that almost nothing is left to contrast: it drops
+        out of the loss, and the pair itself is suspect (see ``MarginSettings.positive_floor``)."""
+        return self.row_fractions() >= share
+
+    def weak_row_count(self, share: float = WEAK_SHARE) -> int:
+        """How many rows are weak positives (:meth:`weak_rows`)."""
+        return int(self.weak_rows(share).sum())
+
     def masked_fraction(self) -> float:
         """Masked share of all in-batch candidates, over every active block."""
         masked = sum(int(self.masked_candidates(b).sum()) for b in self.blocks)
@@ -110,10 +168,13 @@ def cosine_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def thresholds(positive_scores: torch.Tensor, settings: MarginSettings) -> torch.Tensor:
-    """Per-row threshold t_i: a candidate scoring strictly above it is masked."""
+    """Per-row threshold t_i: a candidate scoring strictly above it is masked (raised to the
+    positive floor, if set). Broadcasts: [B, 1] scores with a tensor margin [M] give [B, M]."""
     if settings.margin_strategy == "absolute":
-        return positive_scores - settings.margin
-    return positive_scores - positive_scores.abs() * settings.margin
+        t = positive_scores - settings.margin
+    else:
+        t = positive_scores - positive_scores.abs() * settings.margin
+    return t if settings.positive_floor is None else t.clamp(min=settings.positive_floor)
 
 
 def _text_ids(*columns: list[str]) -> list[torch.Tensor]:

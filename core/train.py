@@ -54,8 +54,9 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
 from core import distributed
-from core.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns
+from core.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
 from core.errors import GistlabError, first_line
+from core.groundtruth import ground_truth, relations, step_quality
 from core.masking import BatchMask, MarginSettings, guided_mask
 from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 from core.runs import (
@@ -95,6 +96,7 @@ class TrainConfig:
     margin: float = 0.0
     contrast_anchors: bool = True
     contrast_positives: bool = True
+    positive_floor: float | None = None  # MarginSettings.positive_floor: None = off (library rule)
     seed: int = 0
     max_seq_length: int | None = None
     homogeneous: bool = False
@@ -125,7 +127,8 @@ class TrainConfig:
             raise GistlabError(f"Bad training setting: {exc}.") from None
 
     def margin_settings(self) -> MarginSettings:
-        return MarginSettings(self.margin_strategy, self.margin, self.contrast_anchors, self.contrast_positives)
+        return MarginSettings(self.margin_strategy, self.margin, self.contrast_anchors, self.contrast_positives,
+                              self.positive_floor)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,7 +163,7 @@ def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
         config.save(out / CONFIG)
 
     distributed.on_main(claim)  # only rank 0 writes the run directory
-    recorder = RunRecorder(out, negative_columns(ds)) if distributed.is_main() else distributed.SilentRecorder()
+    recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
     trainer, state, error = None, "failed", None
     try:
         trainer = build_trainer(config, ds, recorder)
@@ -186,6 +189,11 @@ def _preflight(config: TrainConfig, ds) -> None:
         raise GistlabError(
             f"gist-st (the library's GISTEmbedLoss) takes at most one negative column, the data has "
             f"{len(negative_columns(ds))}: use --loss gist, or keep one negative column."
+        )
+    if config.positive_floor is not None and config.loss == "gist-st":
+        raise GistlabError(
+            "--positive-floor changes gistlab's own mask, and gist-st (the library's GISTEmbedLoss) "
+            "has no such setting: use --loss gist, or leave the floor out."
         )
     if config.gather_across_devices and config.loss == "gist-st":
         raise GistlabError(
@@ -231,7 +239,7 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder):
     if config.max_seq_length:
         student.max_seq_length = config.max_seq_length
     loss, step_mask = build_loss(config, student, ds)
-    train_ds = ds.remove_columns([c for c in ds.column_names if c == TASK_COLUMN])
+    train_ds = ds.select_columns(text_columns(ds))  # the trainer would tokenise task/ground truth
     train_ds = train_ds.add_column("label", list(range(len(ds))))
     args = SentenceTransformerTrainingArguments(
         output_dir=config.out,  # with save_strategy "no" the trainer writes nothing there
@@ -370,8 +378,10 @@ class RunRecorder(TrainerCallback):
     there, asks the trainer to end (the model is then saved as for a finished run).
     """
 
-    def __init__(self, out: Path, negative_names: list[str]) -> None:
+    def __init__(self, out: Path, negative_names: list[str], pairs=None) -> None:
         self.out, self.negative_names = out, negative_names
+        truth = truth_columns(pairs) if pairs is not None else []
+        self.truth = pairs.select_columns(truth) if truth else None  # ground truth of the data, if any
         self.stop_requested = False
         self.trainer = None
         self.step_mask: Callable[[], BatchMask | None] = lambda: None
@@ -414,6 +424,7 @@ class RunRecorder(TrainerCallback):
                    "masked_fraction": mask.masked_fraction() if mask is not None else 0.0}
         if mask is not None:
             metrics |= {f"masked_{block}": value for block, value in mask.block_fractions().items()}
+            metrics |= {"weak_rows": mask.weak_row_count()} | self.mask_quality(mask, rows)
             self.masks.append(mask_table(step, mask, rows, self.negative_names))
         metrics |= {"step_seconds": self._step_seconds, "elapsed": time.perf_counter() - self._started}
         _append_line(self.out / METRICS, metrics)
@@ -422,6 +433,14 @@ class RunRecorder(TrainerCallback):
         write_json(self.out / STATUS, self.status)
         if time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
+
+    def mask_quality(self, mask: BatchMask, rows: list[int]) -> dict:
+        """Precision and recall of the step's mask against the data's ground truth
+        (core.groundtruth.step_quality); nothing when the data has none (~2 ms a step)."""
+        if self.truth is None:
+            return {}
+        truth = ground_truth(self.truth[rows], self.negative_names)
+        return step_quality(mask, relations(truth, mask.blocks)) if truth is not None else {}
 
     def flush(self) -> None:
         """Rewrite masks.parquet with every step so far (atomically: readers see whole files)."""

@@ -8,7 +8,8 @@ drawn from one seeded ``random.Random`` over sorted lists; Parquet is written wi
 1. Hold out evaluation synsets, split by synset: random parents of the noun and verb trees give
    2-3 hyponyms each, so the held-out set has co-hyponyms and close Wu-Palmer pairs to test on.
 2. Training pairs from the other synsets only (``train/wordnet_pairs.parquet``: anchor, positive,
-   negative, task), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
+   negative, task, and each text's synset, lemmas and category: the ground truth of
+   core/groundtruth.py), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
    words -> definition, and MTEB-classification-style definition -> same-category definition.
    No row holds a held-out definition or example, and no words -> definition row names a
    held-out synset's lemma (not even for another sense of it).
@@ -89,6 +90,10 @@ def hold_out(children: dict[str, list[str]], cfg: BuildConfig, rng: random.Rando
     return sorted(held)
 
 
+Row = tuple[tuple[str, str, str], tuple[Synset, Synset, Synset]]
+"""One training row: (anchor, positive, negative) texts and the synsets they come from."""
+
+
 class TrainingBuilder:
     """Draws the training rows from the synsets that are not held out."""
 
@@ -108,39 +113,41 @@ class TrainingBuilder:
         """True when no text is a held-out definition or example, and the texts are distinct."""
         return len(set(texts)) == len(texts) and not any(t in self.eval_texts for t in texts)
 
-    def other_sense_definition(self, synset: Synset) -> str:
-        """A hard negative: the definition of another training sense of one of the synset's words,
-        else a random training definition."""
+    def other_sense(self, synset: Synset) -> Synset:
+        """A hard negative's synset: another training sense of one of the synset's words, else a
+        random training synset."""
         others = sorted({
             o.id for lemma in synset.lemmas for o in self.wn.senses_of(lemma, synset.id[0])
             if o.id != synset.id and o.id in self.train_ids
         })
-        pick = self.wn.synsets[self.rng.choice(others)] if others else self.rng.choice(self.train)
-        return pick.definition
+        return self.wn.synsets[self.rng.choice(others)] if others else self.rng.choice(self.train)
 
-    def example_definition(self, n: int) -> list[tuple[str, str, str]]:
+    def example_definition(self, n: int) -> list[Row]:
         """MEDI-style: a usage example -> its definition; negative: another sense's definition."""
         pool = [s for s in self.train if s.examples]
-        return self._draw(pool, n, lambda s: (self.rng.choice(s.examples), s.definition))
+        return self._draw(pool, n, lambda s: self.rng.choice(s.examples))
 
-    def words_definition(self, n: int) -> list[tuple[str, str, str]]:
+    def words_definition(self, n: int) -> list[Row]:
         """MEDI-style: the synset's words -> its definition; none names a held-out lemma."""
         pool = [s for s in self.train
                 if not any(text_of(lemma).lower() in self.eval_lemmas for lemma in s.lemmas)]
-        return self._draw(pool, n, lambda s: (words_text(s), s.definition))
+        return self._draw(pool, n, words_text)
 
-    def _draw(self, pool: list[Synset], n: int, pair) -> list[tuple[str, str, str]]:
-        """Up to ``n`` clean rows ``(*pair(s), another sense's definition)`` over ``pool`` in random order."""
+    def _draw(self, pool: list[Synset], n: int, anchor_text) -> list[Row]:
+        """Up to ``n`` clean rows (``anchor_text(s)``, s's definition, another sense's definition)
+        over ``pool`` in random order."""
         rows = []
         for s in self.rng.sample(pool, len(pool)):
-            row = (*pair(s), self.other_sense_definition(s))
+            anchor = anchor_text(s)
+            negative = self.other_sense(s)
+            row = (anchor, s.definition, negative.definition)
             if self.clean(*row):
-                rows.append(row)
+                rows.append((row, (s, s, negative)))
             if len(rows) == n:
                 break
         return rows
 
-    def category_triplet(self, n: int) -> list[tuple[str, str, str]]:
+    def category_triplet(self, n: int) -> list[Row]:
         """MTEB-classification-style: a definition -> another definition of the same lexicographer
         category; negative: a definition from another category of the same part of speech."""
         categories = [c for c in sorted(self.by_category) if len(self.by_category[c]) >= 2]
@@ -156,17 +163,26 @@ class TrainingBuilder:
             negative = self.rng.choice(self.by_category[self.rng.choice(others)])
             row = (anchor.definition, positive.definition, negative.definition)
             if self.clean(*row):
-                rows.append(row)
+                rows.append((row, (anchor, positive, negative)))
         return rows
 
 
+ROLES = ("anchor", "positive", "negative")
+
+
 def training_table(builder: TrainingBuilder, cfg: BuildConfig) -> pa.Table:
-    """All training tasks in one table, task by task (rows shuffled within a task)."""
-    columns: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": [], "task": []}
+    """All training tasks in one table, task by task (rows shuffled within a task): the texts and
+    task, then each text's provenance (``<role>_synset``, ``<role>_lemmas``, ``<role>_category``)."""
+    columns: dict[str, list] = {key: [] for key in (*ROLES, "task")}
+    columns |= {f"{role}_{kind}": [] for kind in ("synset", "lemmas", "category") for role in ROLES}
     for task in TRAIN_TASKS:
-        for anchor, positive, negative in getattr(builder, task)(cfg.per_train_task):
-            for key, value in zip(columns, (anchor, positive, negative, task)):
-                columns[key].append(value)
+        for texts, synsets in getattr(builder, task)(cfg.per_train_task):
+            for role, text, synset in zip(ROLES, texts, synsets):
+                columns[role].append(text)
+                columns[f"{role}_synset"].append(synset.id)
+                columns[f"{role}_lemmas"].append(list(synset.lemmas))
+                columns[f"{role}_category"].append(synset.lexname)
+            columns["task"].append(task)
     return pa.table(columns)
 
 
@@ -392,6 +408,17 @@ word, so some of its distractor definitions are training synsets' definitions (n
 
 Columns `anchor`, `positive`, `negative`, `task` (strings; every row has a negative so the tasks
 can share one dataset). Rows are grouped by task and shuffled within it.
+
+Provenance of every text (the ground truth `core/groundtruth.py` judges masks against), for each
+role `anchor`, `positive`, `negative`:
+
+- `<role>_synset`: the WordNet synset the text comes from (part of speech + offset, `n02084071`);
+- `<role>_lemmas`: that synset's lemmas (list of strings, WordNet spelling: `domestic_dog`);
+- `<role>_category`: its lexicographer category (`noun.animal`).
+
+An in-batch candidate is *same-meaning* for a row when its synset is the row's anchor's or
+positive's, *same-word* when it shares a lemma (another sense), *same-category* when it shares the
+category. `core.bundled.bundled_pairs()` keeps these columns; training drops them.
 
 | task | rows |
 |---|---|

@@ -22,7 +22,10 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 
 def test_bundled_pairs_has_every_task_and_a_negative_on_every_row():
     ds = bundled_pairs()
-    assert ds.column_names == ["anchor", "positive", "negative", "task"]
+    assert ds.column_names[:4] == ["anchor", "positive", "negative", "task"]
+    assert sorted(ds.column_names[4:]) == sorted(
+        f"{role}_{kind}" for role in ("anchor", "positive", "negative")
+        for kind in ("synset", "lemmas", "category"))
     counts = task_counts()
     assert list(counts) == list(TRAIN_TASKS) == list(TASK_DESCRIPTIONS)
     assert len(ds) == sum(counts.values()) and 3000 <= len(ds) <= 50000
@@ -31,6 +34,46 @@ def test_bundled_pairs_has_every_task_and_a_negative_on_every_row():
         assert columns["task"].count(task) == counts[task] > 1000
     for anchor, positive, negative in zip(columns["anchor"], columns["positive"], columns["negative"]):
         assert anchor and positive and negative and len({anchor, positive, negative}) == 3
+
+
+def test_every_text_records_its_synset_lemmas_and_category():
+    """The provenance agrees with the texts: MEDI-style rows pair a synset with itself, words anchors
+    are the synset's lemmas, category triplets keep the category for the positive only, and every
+    definition text belongs to exactly one recorded synset."""
+    rows = read_table("train/wordnet_pairs.parquet").to_pylist()
+    definition_of: dict[str, set[str]] = {}
+    for row in rows:
+        for role in ("anchor", "positive", "negative"):
+            assert row[f"{role}_synset"][0] in "nvar" and row[f"{role}_synset"][1:].isdigit()
+            assert row[f"{role}_lemmas"] and "." in row[f"{role}_category"]
+        definitions = ("positive", "negative") + (("anchor",) if row["task"] == "category_triplet" else ())
+        for role in definitions:
+            definition_of.setdefault(row[role], set()).add(row[f"{role}_synset"])
+        if row["task"] == "category_triplet":
+            assert row["anchor_synset"] != row["positive_synset"]
+            assert row["anchor_category"] == row["positive_category"] != row["negative_category"]
+        else:
+            assert row["anchor_synset"] == row["positive_synset"] != row["negative_synset"]
+        if row["task"] == "words_definition":
+            assert row["anchor"] == ", ".join(w.replace("_", " ") for w in row["anchor_lemmas"])
+    shared = sum(len(s) > 1 for s in definition_of.values())  # WordNet repeats a few glosses (0.3%)
+    assert shared < 0.01 * len(definition_of)
+
+
+@pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(), reason="WordNet 3.0 database not installed")
+def test_provenance_matches_wordnet():
+    from core.wordnet import read_wordnet
+
+    wn = read_wordnet(WORDNET_DIR)
+    for row in read_table("train/wordnet_pairs.parquet").to_pylist()[::40]:
+        for role in ("anchor", "positive", "negative"):
+            synset = wn.synsets[row[f"{role}_synset"]]
+            assert row[f"{role}_lemmas"] == list(synset.lemmas)
+            assert row[f"{role}_category"] == synset.lexname
+        assert row["positive"] == wn.synsets[row["positive_synset"]].definition
+        assert row["negative"] == wn.synsets[row["negative_synset"]].definition
+        if row["task"] == "example_definition":
+            assert row["anchor"] in wn.synsets[row["anchor_synset"]].examples
 
 
 def test_bundled_pairs_filters_tasks_and_rejects_unknown_ones():

@@ -97,7 +97,7 @@ def compare_with_library(student, guide, cache, settings, negatives):
     """(library loss, our loss, library grads, our grads, our loss object) on the parity batch."""
     ds = pairs_dataset(ROWS, negatives)
     feats, labels = features(student, ds), torch.tensor(ds["label"])
-    library = GISTEmbedLoss(student, guide, temperature=0.01, **settings.to_dict())
+    library = GISTEmbedLoss(student, guide, temperature=0.01, **settings.library_options())
     assert not library.must_retokenize  # same tokenizer: both guides see the same tokens
     ours = GISTLoss(student, cache, ds, temperature=0.01, settings=settings)
     want, want_grads = loss_and_grads(library, student, feats, labels)
@@ -150,7 +150,7 @@ def test_identical_texts_with_negative_margin_differ_from_library_on_purpose(stu
     settings = MarginSettings(margin=-1.0)
     ds = pairs_dataset(rows, negatives=True)
     feats, labels = features(student, ds), torch.tensor(ds["label"])
-    library = GISTEmbedLoss(student, guide, **settings.to_dict())
+    library = GISTEmbedLoss(student, guide, **settings.library_options())
     ours = GISTLoss(student, cache, ds, settings=settings)
 
     want, _ = loss_and_grads(library, student, feats, labels)

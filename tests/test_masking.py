@@ -109,3 +109,42 @@ def test_counts_and_fractions_exclude_targets_and_self():
 def test_unknown_strategy_rejected():
     with pytest.raises(ValueError, match="margin_strategy"):
         MarginSettings("sideways")
+
+
+def test_positive_floor_raises_low_thresholds_only():
+    settings = MarginSettings("absolute", 0.1, positive_floor=0.3)
+    assert thresholds(torch.tensor([0.05, 0.9]), settings).tolist() == pytest.approx([0.3, 0.8])
+    grid = thresholds(torch.tensor([[0.05], [0.9]]), MarginSettings("relative", torch.tensor([0.0, 0.5]),
+                                                                      positive_floor=0.3))
+    assert grid.flatten().tolist() == pytest.approx([0.3, 0.3, 0.9, 0.45])
+    with pytest.raises(ValueError, match="positive_floor"):
+        MarginSettings(positive_floor=1.5)
+
+
+def test_weak_positive_masks_everything_until_the_floor_is_set():
+    # Row 0's guide barely believes its pair (a0 at 0 deg, p0 at 85 deg: g0 = 0.087), so every
+    # candidate of the batch beats it; rows 1-3 are ordinary (their positives at 5 deg from them).
+    anchor = unit(0, 20, 40, 60)
+    positive = unit(85, 25, 45, 65)
+    off = guided_mask(anchor, positive)
+    assert off.weak_rows().tolist() == [True, False, False, False] and off.weak_row_count() == 1
+    assert off.row_fractions()[0] == 1.0 and off.weak_row_count(share=1.01) == 0
+    floored = guided_mask(anchor, positive, settings=MarginSettings(positive_floor=0.5))
+    assert floored.weak_row_count() == 0 and floored.masked_fraction() < off.masked_fraction()
+    for block in off.blocks:
+        # the floor keeps exactly the row-0 candidates the guide scores at or below 0.5 ...
+        expected = off.masked[block].clone()
+        expected[0] &= off.guide_scores[block][0] > 0.5
+        if block in ("a-a", "p-p"):
+            expected[0, 0] = True  # ... and self-similarity stays masked
+        assert torch.equal(floored.masked[block], expected), block
+    # rows whose threshold is above the floor are untouched: floor off and a low floor agree
+    low = guided_mask(anchor, positive, settings=MarginSettings(positive_floor=-1.0))
+    assert all(torch.equal(low.masked[b], off.masked[b]) for b in off.blocks)
+
+
+def test_library_options_have_no_floor():
+    assert MarginSettings(margin=0.1).library_options() == {
+        "margin_strategy": "absolute", "margin": 0.1, "contrast_anchors": True, "contrast_positives": True}
+    with pytest.raises(ValueError, match="no positive floor"):
+        MarginSettings(positive_floor=0.2).library_options()

@@ -254,3 +254,40 @@ def test_bundled_student_and_guide_smoke(tmp_path):
     assert status["state"] == "completed" and list(metrics["step"]) == [1, 2]
     assert np.isfinite(metrics["loss"]).all() and (metrics["masked_fraction"] < 0.9).all()
     assert (out / "model" / "README.md").is_file()
+
+
+def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tmp_path, arm_runs):
+    """With ground truth (WordNet-style provenance columns) every step logs the mask's precision and
+    recall, and the masks file gives the same precision; the loss honours the positive floor."""
+    data = pd.read_csv(pairs_csv)
+    for role, shift in (("anchor", 0), ("positive", 0), ("negative", 1)):  # a negative: the next meaning's word
+        data[f"{role}_synset"] = [f"n{i}" if shift else f"s{i % 12}" for i in range(ROWS)]
+        data[f"{role}_lemmas"] = [[f"w{(i + shift) % 12}"] for i in range(ROWS)]
+        data[f"{role}_category"] = [f"c{(i + 2 * shift) % 5}" for i in range(ROWS)]
+    path = tmp_path / "truth.parquet"
+    data.to_parquet(path)
+    out = run_training(tiny_config(path, tiny_model_dir, tmp_path / "truth", loss="gist",
+                                   margin=0.05, positive_floor=0.3))
+    metrics = runs.read_metrics(out).set_index("step")
+    masks = runs.read_masks(out)
+    assert (masks["threshold"] >= 0.3 - 1e-6).all()  # the loss honours the floor
+    role = {"a-p": "positive", "p-p": "positive", "a-a": "anchor", "a-n": "negative"}
+    for step, cells in masks.groupby("step"):
+        def related(r: int, block: str, j: int) -> bool:
+            """The candidate (row j's text in ``block``'s column) shares a synset, word or category with row r."""
+            c = role[block]
+            return (data.at[j, f"{c}_synset"] in {data.at[r, "anchor_synset"], data.at[r, "positive_synset"]}
+                    or bool(set(data.at[j, f"{c}_lemmas"]) & {*data.at[r, "anchor_lemmas"], *data.at[r, "positive_lemmas"]})
+                    or data.at[j, f"{c}_category"] in {data.at[r, "anchor_category"], data.at[r, "positive_category"]})
+
+        hits = [related(r, b, j) for r, b, j in zip(cells["anchor_row"], cells["block"], cells["candidate_row"])]
+        assert metrics.loc[step, "mask_precision"] == pytest.approx(np.mean(hits), abs=1e-4)
+        row_share = cells.groupby("row").size() / (4 * 8 - 3)  # 4 blocks of 8, minus target and 2 diagonals
+        assert metrics.loc[step, "weak_rows"] == int((row_share >= 0.9).sum())
+    recall = metrics["mask_recall"].dropna()
+    assert len(recall) and recall.between(0, 1).all() and "mask_precision_a-n" in metrics
+    plain = runs.read_metrics(arm_runs["gist"])  # no ground truth: counted, but no precision keys
+    assert plain["weak_rows"].notna().all() and "mask_precision" not in plain
+    assert TrainConfig.from_dict(TrainConfig(positive_floor=0.3).to_dict()).margin_settings().positive_floor == 0.3
+    with pytest.raises(GistlabError, match="positive-floor"):
+        run_training(tiny_config(path, tiny_model_dir, tmp_path / "st", loss="gist-st", positive_floor=0.3))

@@ -1,0 +1,205 @@
+"""Ground truth for masks: is each in-batch candidate really a false negative of its row?
+
+The guide's verdict (:func:`core.masking.guided_mask`) says which candidates look at least as close
+as a row's own positive. Where the data says where its texts came from, that verdict can be checked.
+Every candidate of row i gets one relation, the first that holds:
+
+- ``same-meaning``: its WordNet synset is row i's anchor's or positive's synset, or (user data with
+  a ``group`` column) its row is in row i's group. A true positive: masking it is right.
+- ``same-word``: it shares a lemma (a word) with row i's anchor or positive synset, another sense.
+- ``same-category``: same lexicographer category (``noun.animal``) as row i's anchor or positive.
+- ``unrelated``: none of these.
+
+Sources, read from a batch's columns (core/data.py keeps them): the bundled data's provenance
+``<column>_synset`` / ``<column>_lemmas`` / ``<column>_category`` for every text column, and an
+optional ``group`` (anchor and positive of a row are in its group; negatives are in none). Data with
+neither has no ground truth: :func:`ground_truth` returns None, and every consumer then says
+"no ground truth" instead of showing zeros.
+
+Layout: :func:`relations` gives an int8 [B, C] tensor per block, cell for cell like
+:class:`~core.masking.BatchMask` (a-p, a-a, p-p, a-n; negative columns side by side).
+Quality of a mask (:func:`mask_quality`): **precision** = share of masked candidates that are
+same-meaning, same-word or same-category (``share_<relation>`` splits it); **recall** = share of
+same-meaning candidates that were masked. Per block and per task, plus ``all``.
+
+    truth = ground_truth(ds[rows], ["negative"])
+    quality = mask_quality(mask, relations(truth, mask.blocks), tasks)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from core.data import GROUP_COLUMN
+from core.masking import BatchMask
+
+RELATIONS = ("same-meaning", "same-word", "same-category", "unrelated")
+SAME_MEANING, SAME_WORD, SAME_CATEGORY, UNRELATED = range(len(RELATIONS))
+NO_GROUND_TRUTH = "no ground truth"
+ALL = "all"
+QUALITY_COLUMNS = (
+    "task", "block", "candidates", "masked", *(f"masked_{r}" for r in RELATIONS),
+    "same_meaning_candidates", "precision", *(f"share_{r}" for r in RELATIONS), "recall",
+)
+
+
+@dataclass(frozen=True)
+class TextTruth:
+    """Where the texts of one column come from, one entry per batch row (-1 = unknown).
+
+    ``synset``, ``group`` and ``category`` are ids shared across the batch's columns; ``words`` is
+    a bool [B, V] multi-hot over the batch's lemmas (lower-case)."""
+
+    synset: torch.Tensor
+    group: torch.Tensor
+    category: torch.Tensor
+    words: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A batch's ground truth: the anchors', the positives' and each negative column's."""
+
+    anchor: TextTruth
+    positive: TextTruth
+    negatives: tuple[TextTruth, ...]
+    source: str  # "wordnet", "group" or "wordnet+group"
+
+
+def ground_truth(columns: dict[str, list], negative_names: Sequence[str] = ()) -> GroundTruth | None:
+    """The ground truth of a batch from its picked columns (e.g. ``ds[rows]``; the texts
+    themselves are not needed), or None without any.
+
+    Provenance counts when both ``anchor_synset`` and ``positive_synset`` are there (a negative
+    column without its own ``_synset`` is unknown: never same-meaning, word or category); a
+    ``group`` column counts on its own.
+    """
+    names = ["anchor", "positive", *negative_names]
+    wordnet = all(f"{n}_synset" in columns for n in names[:2])
+    grouped = GROUP_COLUMN in columns
+    if not (wordnet or grouped):
+        return None
+    n = len(columns[GROUP_COLUMN if grouped else "anchor_synset"])
+    ids: dict[tuple[str, object], int] = {}
+
+    def encode(kind: str, values) -> torch.Tensor:
+        return torch.tensor([-1 if v is None else ids.setdefault((kind, v), len(ids)) for v in values],
+                            dtype=torch.long)
+
+    unknown = [None] * n
+    words = {name: [{w.lower() for w in (ws or ())} for ws in columns.get(f"{name}_lemmas", [()] * n)]
+             for name in names}
+    vocab = {w: k for k, w in enumerate(sorted(set().union(*(s for col in words.values() for s in col))))}
+    texts = []
+    for k, name in enumerate(names):
+        synset = columns.get(f"{name}_synset", unknown) if wordnet else unknown
+        category = columns.get(f"{name}_category", unknown) if wordnet else unknown
+        group = [None if g is None else str(g) for g in columns[GROUP_COLUMN]] if grouped and k < 2 else unknown
+        multi_hot = torch.zeros(n, len(vocab), dtype=torch.bool)
+        for row, row_words in enumerate(words[name]):
+            multi_hot[row, [vocab[w] for w in row_words]] = True
+        texts.append(TextTruth(encode("synset", synset), encode("group", group),
+                               encode("category", category), multi_hot))
+    source = "+".join(s for s, on in (("wordnet", wordnet), ("group", grouped)) if on)
+    return GroundTruth(texts[0], texts[1], tuple(texts[2:]), source)
+
+
+def _concat(columns: Sequence[TextTruth]) -> TextTruth:
+    return TextTruth(*(torch.cat([getattr(c, f) for c in columns])
+                       for f in ("synset", "group", "category", "words")))
+
+
+def _same(row_a: torch.Tensor, row_p: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+    """[B, C]: the candidate's id is known and equals the row's anchor's or positive's."""
+    c = cand[None, :]
+    return (c >= 0) & ((c == row_a[:, None]) | (c == row_p[:, None]))
+
+
+def relations(truth: GroundTruth, blocks: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The relation code (index into :data:`RELATIONS`) of every cell of every block, int8 [B, C].
+
+    The relation is to the *row* (its anchor and positive together), whatever the block's row side:
+    in p-p, p_j is same-meaning for row i when it shares a synset with a_i or p_i.
+    """
+    a, p = truth.anchor, truth.positive
+    row_words = (a.words | p.words).float()
+    columns = {"a-p": p, "a-a": a, "p-p": p}
+    if truth.negatives:
+        columns["a-n"] = _concat(truth.negatives)
+    out = {}
+    for block in blocks:
+        cand = columns[block]
+        meaning = _same(a.synset, p.synset, cand.synset) | _same(a.group, a.group, cand.group)
+        word = (row_words @ cand.words.float().T) > 0
+        category = _same(a.category, p.category, cand.category)
+        code = torch.full(meaning.shape, UNRELATED, dtype=torch.int8)
+        for rel, hit in ((SAME_CATEGORY, category), (SAME_WORD, word), (SAME_MEANING, meaning)):
+            code[hit] = rel  # strongest relation written last
+        out[block] = code
+    return out
+
+
+def relation_counts(mask: BatchMask, rel: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per block, int [B, 2, R]: per row, candidates of each relation ([:, 0]) and masked ones ([:, 1])."""
+    out = {}
+    for block in mask.blocks:
+        onehot = torch.nn.functional.one_hot(rel[block].long(), len(RELATIONS))  # [B, C, R]
+        cand = mask.candidates[block].cpu()
+        masked = mask.masked_candidates(block).cpu()
+        out[block] = torch.stack([(onehot * cand[..., None]).sum(1), (onehot * masked[..., None]).sum(1)], 1)
+    return out
+
+
+def quality_record(task: str, block: str, counts: torch.Tensor) -> dict:
+    """One row of :func:`mask_quality` from counts [2, R] (candidates, masked per relation).
+    Precision/recall are NaN when nothing was masked / no same-meaning candidate exists."""
+    cand, masked = (int(x) for x in counts.sum(1))
+    per_rel = counts[1].tolist()
+    meaning_total = int(counts[0, SAME_MEANING])
+    related = masked - per_rel[UNRELATED]
+    nan = float("nan")
+    return {
+        "task": task, "block": block, "candidates": cand, "masked": masked,
+        **{f"masked_{r}": n for r, n in zip(RELATIONS, per_rel)},
+        "same_meaning_candidates": meaning_total,
+        "precision": related / masked if masked else nan,
+        **{f"share_{r}": n / masked if masked else nan for r, n in zip(RELATIONS, per_rel)},
+        "recall": per_rel[SAME_MEANING] / meaning_total if meaning_total else nan,
+    }
+
+
+def mask_quality(mask: BatchMask, rel: dict[str, torch.Tensor], tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Precision and recall of ``mask`` against the ground truth ``rel``, per block and per task.
+
+    One row per (task, block), ``all`` pooling blocks and (first) tasks; columns
+    :data:`QUALITY_COLUMNS`. ``tasks`` is each batch row's task (None: only ``all``).
+    """
+    counts = relation_counts(mask, rel)
+    groups = {ALL: slice(None)}
+    if tasks is not None:
+        names = list(tasks)
+        groups |= {t: torch.tensor([x == t for x in names]) for t in dict.fromkeys(names)}
+    records = []
+    for task, rows in groups.items():
+        per_block = {b: c[rows].sum(0) for b, c in counts.items()}
+        for block, c in [*per_block.items(), (ALL, sum(per_block.values()))]:
+            records.append(quality_record(task, block, c))
+    return pd.DataFrame.from_records(records, columns=list(QUALITY_COLUMNS))
+
+
+def step_quality(mask: BatchMask, rel: dict[str, torch.Tensor]) -> dict[str, float | None]:
+    """Precision and recall of one training step's mask, pooled and per block, for metrics.jsonl
+    (``mask_precision``, ``mask_recall``, ``mask_precision_<block>``, ``mask_recall_<block>``;
+    None where undefined: nothing masked, or no same-meaning candidate)."""
+    counts = {b: c.sum(0) for b, c in relation_counts(mask, rel).items()}
+    out = {}
+    for block, c in [(ALL, sum(counts.values())), *counts.items()]:
+        record = quality_record(ALL, block, c)
+        suffix = "" if block == ALL else f"_{block}"
+        for key in ("precision", "recall"):
+            out[f"mask_{key}{suffix}"] = None if record[key] != record[key] else round(record[key], 4)
+    return out
