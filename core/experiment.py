@@ -571,8 +571,8 @@ def run_experiment(
         run = run_root / config.run_name(arm)
         try:
             result.ledgers[arm] = _run_arm(config, arm, run, log)
-        except GistlabError as exc:
-            result.skipped[arm] = first_line(exc)
+        except Exception as exc:  # one arm's failure (a missing extra, a bug) must not end the ladder
+            result.skipped[arm] = first_line(exc) if isinstance(exc, GistlabError) else f"failed: {first_line(exc)}"
             log(f"skipped {run.name}: {result.skipped[arm]}")
         else:
             result.runs[arm] = run
