@@ -4,8 +4,11 @@ PCA is a centred SVD in numpy (milliseconds). UMAP is imported only inside :func
 ``import umap`` compiles with numba (~20 s cold), so nothing that merely imports this module, and
 no first paint, ever waits for it; callers cache its result keyed by the data (the page uses
 ``st.cache_data``). :func:`map_points` and :func:`mask_segments` turn a projection and a mask into
-tidy tables: one point per text coloured by role, one segment from each row's text to every
-candidate the guide masked for it.
+tidy tables: one point per text (role, task), one segment from each row's text to every candidate
+the guide masked for it, with the guide's score. A 2D map distorts distances, so
+:func:`neighbours` answers "what is really close to this text" in the original embedding space
+(guide or student), and :func:`selection_table` lists chosen texts with their own positive and
+masked partners.
 """
 
 from __future__ import annotations
@@ -67,15 +70,19 @@ def _hover(role: str, dataset_row: int, text: str) -> str:
     return f"<b>{role}</b> · row {dataset_row}<br>" + "<br>".join(textwrap.wrap(text, 60)[:6])
 
 
+NO_TASK = "(no task)"
+
+
 def map_points(batch: Batch, coords: np.ndarray) -> pd.DataFrame:
-    """One point per text, in :meth:`Batch.texts` order: x, y, role, batch row, dataset row, text, hover."""
+    """One point per text, in :meth:`Batch.texts` order: x, y, role, batch row, dataset row, task, text, hover."""
     n = len(batch)
     roles = ["anchor"] * n + ["positive"] * n + ["negative"] * (n * len(batch.negatives))
     rows = list(range(n)) * (2 + len(batch.negatives))
     texts = batch.texts()
+    tasks = batch.tasks or [NO_TASK] * n
     points = pd.DataFrame({
         "x": coords[:, 0], "y": coords[:, 1], "role": roles, "row": rows,
-        "dataset_row": [batch.rows[r] for r in rows], "text": texts,
+        "dataset_row": [batch.rows[r] for r in rows], "task": [tasks[r] for r in rows], "text": texts,
     })
     points["hover"] = [_hover(r, d, t) for r, d, t in zip(roles, points["dataset_row"], texts)]
     return points
@@ -87,16 +94,66 @@ def _point_offsets(n: int) -> dict[str, tuple[int, int]]:
 
 
 def mask_segments(batch: Batch, mask: BatchMask, points: pd.DataFrame) -> pd.DataFrame:
-    """One segment per masked (row, candidate): from the row's text to the candidate's, with the block."""
+    """One segment per masked (row, candidate): from the row's text to the candidate's, with the block
+    and the guide's score of the pair (``source``/``target`` are point ids, :func:`map_points` order)."""
     offsets = _point_offsets(len(batch))
     frames = []
     for block in mask.blocks:
-        i, c = (t.numpy() for t in mask.masked_candidates(block).nonzero(as_tuple=True))
-        start, end = i + offsets[block][0], c + offsets[block][1]
+        i, c = mask.masked_candidates(block).nonzero(as_tuple=True)
+        start, end = i.numpy() + offsets[block][0], c.numpy() + offsets[block][1]
         frames.append(pd.DataFrame({
             "block": block, "source": start, "target": end,
             "x0": points["x"].to_numpy()[start], "y0": points["y"].to_numpy()[start],
             "x1": points["x"].to_numpy()[end], "y1": points["y"].to_numpy()[end],
+            "guide_score": mask.guide_scores[block][i, c].numpy(),
         }))
-    columns = ["block", "source", "target", "x0", "y0", "x1", "y1"]
+    columns = ["block", "source", "target", "x0", "y0", "x1", "y1", "guide_score"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def own_positive(points: pd.DataFrame, point: int) -> int:
+    """The point id of the positive of ``point``'s batch row (a positive is its own)."""
+    return int(points.index[(points.role == "positive") & (points.row == points.row[point])][0])
+
+
+def masked_partners(segments: pd.DataFrame, point: int) -> pd.Series:
+    """Point ids the guide masks together with ``point`` (as its candidate, or it as theirs) -> blocks."""
+    out = segments[segments.source == point].assign(partner=lambda f: f.target)
+    into = segments[segments.target == point].assign(partner=lambda f: f.source)
+    both = pd.concat([out, into])
+    return both.groupby("partner")["block"].agg(lambda b: ", ".join(sorted(set(b))))
+
+
+def neighbours(vectors: np.ndarray, points: pd.DataFrame, segments: pd.DataFrame, point: int,
+               k: int = 10) -> pd.DataFrame:
+    """The ``k`` texts closest to ``point`` by cosine in the original space of ``vectors`` [N, D].
+
+    Columns: rank, cosine, role, row, text, guide (what the guide does with the pair: ``masked
+    (a-p, ...)``, ``its positive`` or ``kept``). Identical texts (cosine 1) are listed too.
+    """
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    cosine = unit @ unit[point]
+    cosine[point] = -np.inf
+    order = np.argsort(-cosine, kind="stable")[:k]
+    partners, positive = masked_partners(segments, point), own_positive(points, point)
+    verdict = ["its positive" if q == positive and points.role[point] == "anchor"
+               else f"masked ({partners[q]})" if q in partners.index else "kept" for q in order]
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "cosine": cosine[order],
+                         "role": points.role.to_numpy()[order], "row": points.row.to_numpy()[order],
+                         "text": points.text.to_numpy()[order], "guide": verdict})
+
+
+def selection_table(points: pd.DataFrame, segments: pd.DataFrame, chosen: list[int], shown: int = 3) -> pd.DataFrame:
+    """Chosen points with their row's own positive and the texts the guide masks with them."""
+    records = []
+    for point in chosen:
+        partners = masked_partners(segments, point)
+        texts = points.text.to_numpy()[partners.index.to_numpy(dtype=int)]
+        records.append({
+            "role": points.role[point], "row": points.row[point], "task": points.task[point],
+            "text": points.text[point], "positive": points.text[own_positive(points, point)],
+            "masked_partners": len(partners),
+            "masked_examples": " | ".join(texts[:shown]) + (" | …" if len(texts) > shown else ""),
+        })
+    columns = ["role", "row", "task", "text", "positive", "masked_partners", "masked_examples"]
+    return pd.DataFrame.from_records(records, columns=columns)

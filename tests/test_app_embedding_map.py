@@ -29,22 +29,52 @@ def values(array) -> list:
     return list(array)
 
 
-def test_pca_map_with_roles_lines_and_hover(tiny_models):
+def point_traces(at: AppTest) -> list[dict]:
+    """The map's point traces (each point carries its point id as customdata)."""
+    return [t for t in figure(at)["data"] if "customdata" in t and t.get("mode") == "markers"
+            and not t["name"].startswith("found")]
+
+
+def xs_by_point(at: AppTest) -> dict[int, float]:
+    return {int(i): x for t in point_traces(at) for i, x in zip(values(t["customdata"]), values(t["x"]))}
+
+
+def test_pca_map_by_task_top_lines_and_hover(tiny_models):
     umap_loaded = "umap" in sys.modules
     at = open_page()
     assert errors(at) == ""
     assert umap_loaded or "umap" not in sys.modules  # the first paint never imports umap
-    traces = {t["name"].split(" (")[0]: t for t in figure(at)["data"]}
-    assert set(traces) == {"masked by the guide", "anchor", "positive", "negative"}
-    assert len(values(traces["anchor"]["x"])) == 16 and "row" in traces["anchor"]["hovertext"][0]
+    traces = point_traces(at)
+    assert len(traces) > 1 and figure(at)["layout"]["legend"]["title"]["text"] == "task"  # coloured by task
+    assert sorted(xs_by_point(at)) == list(range(48))  # 16 anchors, positives and negatives, once each
+    assert {s for t in traces for s in t["marker"]["symbol"]} == {"circle", "diamond", "x"}  # role as shape
+    assert "row" in traces[0]["hovertext"][0]
     assert figure(at)["layout"]["xaxis"]["title"]["text"] == "PCA 1"
-    lines = len(values(traces["masked by the guide"]["x"]))
+    lines = figure(at)["data"][0]
+    assert lines["name"].startswith("top 25 of ") and len(values(lines["x"])) == 3 * 25  # 25 segments, gaps
+    total = int(lines["name"].split(" of ")[1].split()[0])
     at.sidebar.slider(key="margin").set_value(0.5).run()
-    more = {t["name"].split(" (")[0]: t for t in figure(at)["data"]}["masked by the guide"]
-    assert len(values(more["x"])) > lines  # a larger margin masks more: more lines, same points
-    at.checkbox(key="map_lines").uncheck().run()
-    assert [t["name"] for t in figure(at)["data"]] == ["anchor", "positive", "negative"]
-    assert "Draw a box or a lasso" in at.info[0].value
+    assert int(figure(at)["data"][0]["name"].split(" of ")[1].split()[0]) > total  # a larger margin masks more
+    at.number_input(key="map_top_k").set_value(0).run()
+    assert all(t.get("mode") == "markers" for t in figure(at)["data"])  # no lines at all
+    assert "Click a point" in at.info[0].value
+
+
+def test_search_lists_the_texts_neighbours_in_both_spaces(tiny_models):
+    at = open_page()
+    texts = [t for trace in point_traces(at) for t in trace["hovertext"]]
+    word = texts[0].split("<br>")[1].split()[0]
+    at.text_input(key="map_search").set_value(word.upper()).run()
+    assert errors(at) == ""
+    chosen = [t for t in figure(at)["data"] if t["name"].startswith("found")]
+    assert chosen and len(values(chosen[0]["x"])) >= 1
+    guide, student = at.dataframe[0].value, at.dataframe[1].value  # side by side: guide, then student
+    assert len(guide) == len(student) == 10 and list(guide.columns) == ["rank", "cosine", "role", "row", "text", "guide"]
+    assert guide.cosine.is_monotonic_decreasing and set(guide.guide) <= {"kept", "its positive"} | {
+        g for g in guide.guide if g.startswith("masked (")}
+    assert "Nearest neighbours in the original embedding space" in [h.value for h in at.subheader]
+    at.text_input(key="map_search").set_value("no text has this").run()
+    assert "0 text(s) contain" in at.caption[-1].value and "Click a point" in at.info[0].value
 
 
 def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path):
@@ -59,13 +89,13 @@ def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path
     other.save(str(tmp_path / "other"))
     at = open_page()
     at.sidebar.text_input(key="student_spec").set_value(str(tmp_path / "other")).run()
-    before = values(figure(at)["data"][1]["x"])
+    before = xs_by_point(at)
     at.radio(key="map_source").set_value("student").run()
     assert errors(at) == "" and "student embeddings" in figure(at)["layout"]["title"]["text"]
-    assert values(figure(at)["data"][1]["x"]) != before  # the points moved: the student's own vectors
+    assert xs_by_point(at) != before  # the points moved: the student's own vectors
     at.sidebar.text_input(key="student_spec").set_value("").run()
     assert errors(at) == "" and at.radio(key="map_source").disabled
-    assert len(before) == 16
+    assert len(before) == 48
 
 
 def test_umap_on_request(tiny_models, monkeypatch):

@@ -63,6 +63,20 @@ def pair_count(at: AppTest) -> int:
     return int(heading.split("(")[1].rstrip(")"))
 
 
+def table(at: AppTest, *columns: str):
+    """The page's dataframe that has ``columns`` (masked pairs: candidate; per row: weak; weak rows:
+    fraction and positive)."""
+    return next(d.value for d in at.dataframe if set(columns) <= set(d.value.columns))
+
+
+def plotted(array) -> np.ndarray:
+    """A plotly JSON array (numpy arrays arrive base64-encoded as 'bdata', with a shape if 2D)."""
+    if isinstance(array, dict):
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+        return flat.reshape([int(n) for n in str(array.get("shape", len(flat))).split(",")])
+    return np.asarray(array)
+
+
 def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, tiny_model_dir, encodes):
     tiny = str(tiny_model_dir)
     at = open_page()
@@ -74,33 +88,72 @@ def test_bundled_batch_heatmaps_tables_and_remask(tiny_models, tiny_model_dir, e
     at.radio(key="heatmap_block").set_value("a-n").run()
     student_map = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert student_map["layout"]["title"]["text"].endswith(": a-n")
-    tint = student_map["data"][1]["z"]  # the red layer: one non-NaN cell per masked a-n candidate
-    tinted = np.frombuffer(base64.b64decode(tint["bdata"]), dtype=tint["dtype"])
-    assert np.isfinite(tinted).sum() == at.dataframe[1].value["a-n"].sum() > 0
+    tint = plotted(student_map["data"][1]["z"])  # the red layer: 1 on each masked a-n candidate
+    counts = table(at, "weak")
+    assert tint.dtype == np.uint8 and tint.sum() == counts["a-n"].sum() > 0
+    assert tint.shape == (32, 32) and student_map["layout"]["height"] >= 420
     before = pair_count(at)
-    assert len(at.dataframe[0].value) == min(before, 2000)  # at most 2000 rows go to the browser
-    assert at.dataframe[1].value["row"].tolist() == list(range(32))
+    pairs = table(at, "candidate")
+    assert len(pairs) == min(before, 500)  # at most 500 rows go to the browser
+    assert counts["row"].tolist() == list(range(32))
     at.sidebar.slider(key="margin").set_value(0.5).run()
     assert errors(at) == "" and len(encodes) == 1  # the margin re-masks, it does not re-encode
-    assert pair_count(at) > before and (at.dataframe[0].value["margin"] == 0.5).all()
+    assert pair_count(at) > before and (table(at, "candidate")["margin"] == 0.5).all()
     at.sidebar.number_input(key="batch_seed").set_value(1).run()
     assert len(encodes) == 2  # a new batch is embedded once
+
+
+def test_pairs_lead_with_the_rows_own_positive_and_hover_names_both_texts(tiny_models):
+    at = open_page()
+    at.sidebar.slider(key="margin").set_value(0.3).run()
+    pairs = table(at, "candidate")
+    assert list(pairs.columns[:5]) == ["row", "text", "positive", "candidate", "beats_positive_by"]
+    counts = table(at, "weak")
+    a_p = pairs[pairs.block == "a-p"].iloc[0]
+    assert a_p.text == counts.anchor[a_p.row] and a_p.positive != a_p.candidate
+    assert a_p.beats_positive_by == pytest.approx(a_p.guide_score - a_p.positive_score, abs=1e-6)
+    guide_map = json.loads(at.get("plotly_chart")[0].proto.spec)
+    cells = guide_map["data"][0]
+    assert cells["y"][a_p.row].startswith(f"{a_p.row} · ") and a_p.text[:20] in cells["y"][a_p.row]
+    assert len(cells["x"]) == 32 and len(set(cells["x"])) == 32  # one label per column, unique
+    assert "%{customdata" in cells["hovertemplate"] and "%{x}" in cells["hovertemplate"]
+    assert plotted(cells["customdata"]).shape == (32, 32)  # the student's score of each cell
+    assert "t" == guide_map["layout"]["xaxis2"]["title"]["text"]  # the strip's short title, on top
+    assert guide_map["layout"]["xaxis2"]["side"] == "top"
+
+
+def test_ground_truth_beside_the_fractions_and_weak_rows(tiny_models):
+    at = open_page()
+    assert errors(at) == ""
+    lines = [c.value for c in at.caption]
+    assert any(line.startswith("precision ") for line in lines)  # the bundled data has ground truth
+    at.sidebar.slider(key="margin").set_value(0.5).run()  # a wide margin: rows mask nearly everything
+    weak = next(m for m in at.metric if m.label == "Weak positives")
+    counts = table(at, "weak")
+    assert weak.value == f"{int(counts.weak.sum())} of 32"
+    if counts.weak.any():
+        assert set(table(at, "fraction", "positive").row) == set(counts.row[counts.weak])
 
 
 def test_filters_and_csv(tiny_models):
     at = open_page()
     at.sidebar.slider(key="margin").set_value(0.5).run()
+    total = pair_count(at)
     at.multiselect(key="pairs_blocks").set_value(["a-n"]).run()
-    shown = at.dataframe[0].value
+    shown = table(at, "candidate")
     assert len(shown) > 0 and set(shown["block"]) == {"a-n"}
+    assert pair_count(at) < total and f"of the batch's {total:,} masked pairs" in " ".join(c.value for c in at.caption)
     word = shown["candidate"].iloc[0].split()[0]
     at.text_input(key="pairs_text").set_value(word.upper()).run()
-    found = at.dataframe[0].value
-    assert 0 < len(found) <= len(shown)
+    found = table(at, "candidate")
+    assert 0 < len(found) <= len(shown) and pair_count(at) == len(found)
     assert (found["text"].str.contains(word, case=False) | found["candidate"].str.contains(word, case=False)).all()
+    at.text_input(key="pairs_text").set_value("no text has this").run()
+    assert pair_count(at) == 0 and "No masked pair matches these filters." in [i.value for i in at.info]
+    assert not [d for d in at.dataframe if "candidate" in d.value.columns]  # no empty grid
     at.text_input(key="pairs_text").set_value("").run()
     at.checkbox(key="pairs_prefers").check().run()
-    preferred = at.dataframe[0].value
+    preferred = table(at, "candidate")
     assert len(preferred) and preferred["student_prefers"].all()
     assert at.get("download_button")  # the CSV of the filtered pairs
 
@@ -109,18 +162,18 @@ def test_uploaded_file_without_student(tiny_models):
     at = open_page()
     at.sidebar.text_input(key="student_spec").set_value("").run()
     at = upload(at, "pairs.csv", GOOD_CSV.encode())
-    at.sidebar.number_input(key="batch_size").set_value(8).run()
     assert errors(at) == ""
+    assert at.sidebar.number_input(key="batch_size").value == 8  # clamped to the file's 8 rows
     assert len(at.get("plotly_chart")) == 1  # the guide's map only
     assert at.radio(key="heatmap_block").options == ["a-p: anchor vs positives", "a-a: anchor vs anchors",
                                                      "p-p: positive vs positives"]
     assert "student" in at.info[0].value
+    assert "no ground truth" in [c.value for c in at.caption]  # no zeros for data without ground truth
 
 
 @pytest.mark.parametrize("name,content,expected", [
     ("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "not UTF-8"),
     ("qa.csv", b"question,answer\nq,a\nr,b\n", "no 'anchor' column"),
-    ("small.csv", b"anchor,positive\na,b\nc,d\n", "fewer than the batch size"),
     ("empty.jsonl", b"", "empty"),
     ("broken.jsonl", b'{"anchor": "a", "positive": "b"}\n{"anchor": \n', "not valid JSON"),
 ])
@@ -144,26 +197,66 @@ def test_run_step_without_runs_says_what_to_do(tiny_models, tmp_path, monkeypatc
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
     at = open_page()
     at.sidebar.radio(key="batch_origin").set_value("A training run's step").run()
-    assert errors(at) == "" and "No training runs yet" in at.info[0].value
+    assert errors(at) == "" and "No training run has recorded a batch yet" in at.info[0].value
 
 
-def test_open_a_runs_step(tiny_models, tiny_model_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def two_runs(tiny_model_dir, tmp_path, monkeypatch):
+    """A workspace with a completed 3-step run ``demo`` (saved model) and a failed run ``broken`` (1 step)."""
+    import json as json_module
+
     from core.train import TrainConfig, run_training
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
     data = tmp_path / "pairs.csv"
     data.write_text(GOOD_CSV)
-    run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2,
+    run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=3,
                              batch_size=4, margin=0.1, out=str(tmp_path / "runs" / "demo")))
+    broken = tmp_path / "runs" / "broken"
+    shutil.copytree(tmp_path / "runs" / "demo", broken, ignore=shutil.ignore_patterns("model"))
+    status = json_module.loads((broken / "status.json").read_text())
+    (broken / "status.json").write_text(json_module.dumps({**status, "state": "failed", "steps_done": 1,
+                                                           "started": "2999-01-01T00:00:00+00:00"}))
+    (broken / "batches.jsonl").write_text((broken / "batches.jsonl").read_text().splitlines()[0] + "\n")
+    return tmp_path / "runs"
+
+
+def test_open_a_runs_step(tiny_models, two_runs):
     at = open_page()
     at.sidebar.radio(key="batch_origin").set_value("A training run's step").run()
-    at.sidebar.number_input(key="inspect_step").set_value(2).run()
     assert errors(at) == ""
+    assert at.sidebar.selectbox(key="inspect_run").value == str(two_runs / "demo")  # completed before newest
+    step = at.sidebar.number_input(key="inspect_step")
+    assert (step.min, step.max) == (1, 3)  # bounded to the steps the run recorded
+    step.set_value(3).run()
+    assert errors(at) == "" and at.query_params["step"] == "3" and at.query_params["run"] == "demo"
     assert at.sidebar.slider(key="margin").value == 0.1  # the run's own settings
-    assert "runs/demo/model" in at.sidebar.caption[0].value  # its trained student
-    assert len(at.dataframe[1].value) == 4
-    at.sidebar.number_input(key="inspect_step").set_value(3).run()
-    assert "has no step 3" in errors(at)
-    shutil.rmtree(tmp_path / "runs" / "demo")  # deleted underneath the page
+    assert "final model of run demo" in at.get("plotly_chart")[1].proto.spec
+    assert len(table(at, "weak")) == 4
+    at.sidebar.selectbox(key="inspect_run").set_value(str(two_runs / "broken")).run()
+    assert errors(at) == "" and at.sidebar.number_input(key="inspect_step").value == 1  # not 3: it has 1 step
+    assert "there is no step 3" in at.warning[0].value
+    assert "no saved model" in at.get("plotly_chart")[1].proto.spec  # labelled: its untrained student
+    shutil.rmtree(two_runs / "demo")  # deleted underneath the page
+    shutil.rmtree(two_runs / "broken")
     at.run()
-    assert errors(at) == "" and "No training runs yet" in at.info[0].value
+    assert errors(at) == "" and "No training run has recorded a batch yet" in at.info[0].value
+
+
+def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.query_params.update(run="demo", step="2")
+    at.switch_page("views/inspect.py").run()
+    assert errors(at) == ""
+    assert at.sidebar.radio(key="batch_origin").value == "A training run's step"
+    assert at.sidebar.selectbox(key="inspect_run").value == str(two_runs / "demo")
+    assert at.sidebar.number_input(key="inspect_step").value == 2
+    assert "Step 2 of run demo" in at.sidebar.caption[0].value
+    at.query_params.update(run="demo", step="9")
+    at.run()
+    assert at.sidebar.number_input(key="inspect_step").value == 3
+    assert "Run demo has steps 1–3: there is no step 9" in at.warning[0].value
+    at.query_params.update(run="nobody", step="1")
+    at.run()
+    assert errors(at) == "" and "nobody" in at.warning[0].value

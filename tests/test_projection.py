@@ -9,7 +9,7 @@ import pytest
 from core.errors import GistlabError
 from core.inspect import Batch, encoder, inspect_batch
 from core.masking import MarginSettings
-from core.projection import map_points, mask_segments, pca_2d, project
+from core.projection import map_points, mask_segments, neighbours, pca_2d, project, selection_table
 
 
 def test_importing_projection_does_not_import_umap():
@@ -60,3 +60,28 @@ def test_points_and_segments_follow_the_mask(tiny_model):
     for seg, (_, pair) in zip(segments.itertuples(), report.pairs.iterrows()):
         assert points.text[seg.source] == pair.text and points.text[seg.target] == pair.candidate
         assert (seg.x0, seg.y1) == (points.x[seg.source], points.y[seg.target])
+    assert np.allclose(segments.guide_score, report.pairs.guide_score)  # the guide's score of each pair
+
+
+def test_neighbours_are_nearest_in_the_original_space_and_say_what_the_guide_does(tiny_model):
+    a, p, n = ["x one", "y two", "z three"], ["x 1", "y 2", "z 3"], ["y two", "q", "r"]
+    batch = Batch([5, 6, 7], a, p, [n], ["negative"], tasks=["t1", "t1", "t2"])
+    report = inspect_batch(batch, encoder(tiny_model), MarginSettings(margin=0.01))
+    vectors = report.guide.all().numpy()
+    points = map_points(batch, project(vectors, "pca"))
+    assert points.task.tolist() == ["t1", "t1", "t2"] * 3
+    segments = mask_segments(batch, report.mask, points)
+    near = neighbours(vectors, points, segments, 1, k=8)  # anchor "y two"
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    expected = [q for q in np.argsort(-(unit @ unit[1])) if q != 1][:8]
+    assert near.text.tolist() == [points.text[q] for q in expected]  # nearest by full-space cosine, itself left out
+    assert near.cosine.is_monotonic_decreasing and near["rank"].tolist() == list(range(1, 9))
+    by_text = dict(zip(near.text, near.guide))
+    assert by_text["y 2"] == "its positive"
+    assert by_text["y two"] == "masked (a-n)"  # the negative with the anchor's own text is always masked
+    masked = set(segments.target[segments.source == 1]) | set(segments.source[segments.target == 1])
+    for q, verdict in zip(expected, near.guide):
+        assert verdict.startswith("masked") == (q in masked) or verdict == "its positive"
+    table = selection_table(points, segments, [1, 8], shown=10)
+    assert table.positive.tolist() == ["y 2", "z 3"]  # the row's own positive, for an anchor and a negative
+    assert table.masked_partners[0] == len(masked) and "y two" in table.masked_examples[0]

@@ -17,7 +17,8 @@ import streamlit as st
 from app import state
 from core.errors import GistlabError
 from core.inspect import cell_labels, filter_pairs, remask, run_student
-from core.masking import BLOCK_HELP, MarginSettings
+from core.groundtruth import ALL, NO_GROUND_TRUTH
+from core.masking import BLOCK_HELP, WEAK_SHARE, MarginSettings
 from core.models import guide_model_spec
 from core.runs import list_runs, recorded_steps, resolve
 
@@ -26,6 +27,11 @@ BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
 ORIGINS = ("Draw from data", "A training run's step")
 MASK_TINT = "rgba(214, 39, 40, 0.7)"
 SHOWN_PAIRS = 500  # rows sent to the browser per rerun (a batch of 128 can mask ~20,000 pairs)
+QUALITY_HELP = ("Checked against where each text came from (the bundled data's WordNet synsets, or a "
+                "'group' column): precision = share of masked candidates that are the same meaning, the same "
+                "word or the same category as the row; recall = share of same-meaning candidates masked.")
+WEAK_HELP = (f"Rows whose guide masks at least {WEAK_SHARE:.0%} of their candidates: its positive score is so "
+             "low that the row drops out of the loss (a suspect pair).")
 TICKS = 16  # index ticks per heatmap axis (the labels themselves are texts, shown on hover)
 
 
@@ -154,10 +160,43 @@ with state.errors_shown():
     report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
 
 mask = report.mask
-cols = st.columns(1 + len(mask.blocks))
-cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}")
+quality = None if report.quality is None else report.quality[report.quality["task"] == ALL].set_index("block")
+
+
+def checked(block: str) -> str:
+    """Precision and recall of the mask of ``block`` (or ``all``) against the ground truth, in words."""
+    if quality is None:
+        return NO_GROUND_TRUTH
+    pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: nothing masked / no same-meaning)
+    return f"precision {pct(quality.precision[block])} · recall {pct(quality.recall[block])}"
+
+
+cols = st.columns(2 + len(mask.blocks))
+cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
+cols[0].caption(checked(ALL))
 for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
     col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
+    col.caption(checked(block))
+weak = report.counts[report.counts["weak"]]
+cols[-1].metric("Weak positives", f"{len(weak)} of {len(report.counts)}", help=WEAK_HELP)
+if len(weak):
+    with st.expander(f"{len(weak)} weak-positive rows: the guide masks ≥ {WEAK_SHARE:.0%} of their candidates"):
+        st.caption("The guide scores these rows' own pairs so low that nearly every candidate looks at least as "
+                   "close: the row drops out of the loss, and the pair itself is suspect. A positive floor "
+                   "(sidebar) masks only candidates the guide scores above it.")
+        shown = weak.assign(positive=[report.batch.positives[r] for r in weak["row"]])
+        st.dataframe(shown[["row", "anchor", "positive", "positive_score", "threshold", "fraction", "total"]],
+                     hide_index=True, key="weak_rows", column_config={
+                         "fraction": st.column_config.NumberColumn("masked share", format="percent"),
+                         "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
+                         "threshold": st.column_config.NumberColumn("threshold t", format="%.3f")})
+if report.quality is not None and report.quality["task"].nunique() > 2:  # "all" and more than one task
+    with st.expander("Precision and recall per task"):
+        per_task = report.quality[(report.quality["task"] != ALL) & (report.quality["block"] == ALL)]
+        st.dataframe(per_task[["task", "candidates", "masked", "precision", "recall", "same_meaning_candidates"]],
+                     hide_index=True, key="quality_per_task", column_config={
+                         "precision": st.column_config.NumberColumn(format="percent"),
+                         "recall": st.column_config.NumberColumn(format="percent")})
 
 
 @st.fragment
