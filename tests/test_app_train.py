@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -9,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.palette import ARM_COLORS
 from core import jobs
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
@@ -64,23 +67,41 @@ def start_fake_run(home: Path) -> Path:
 
 def test_start_launches_a_paired_job_with_the_form_settings(home, monkeypatch):
     started = {}
-    monkeypatch.setattr(jobs, "start_training", lambda settings, arms: started.update(settings=settings, arms=arms))
+    monkeypatch.setattr(jobs, "start_training", lambda settings, arms, **options: started.update(
+        settings=settings, arms=arms, options=options))
     at = open_train()
     assert not at.exception and not at.error
+    next(t for t in at.text_input if t.label == "Name (optional)").set_value("first try")
+    next(c for c in at.checkbox if c.label == "Evaluate when finished").check()
     click(at, "Start training")
     assert not at.exception and not at.error
     assert started["arms"] == ["gist", "mnrl"]
+    assert started["options"] == {"name": "first try", "evaluate_on": "bundled"}
     assert started["settings"] == {
         "student": "bundled:minilm-l3", "guide": "bundled:minilm-l6", "data": "bundled", "batch_size": 32,
         "steps": 20, "lr": 2e-5, "seed": 0, "margin_strategy": "absolute", "margin": 0.0,
-        "contrast_anchors": True, "contrast_positives": True, "homogeneous": False,
+        "contrast_anchors": True, "contrast_positives": True, "homogeneous": True,
     }
 
 
-def test_blank_model_is_refused_before_anything_starts(home, monkeypatch):
-    monkeypatch.setattr(jobs, "start_training", lambda *a: pytest.fail("must not start"))
+@pytest.mark.parametrize("field,value,needle", [
+    ("Guide", "org/no-such-guide", "The guide 'org/no-such-guide' is not in the local Hugging Face cache"),
+    ("Data", "no-such-file.csv", "No such file: no-such-file.csv"),
+    ("Student", "bundled:nope", "Unknown bundled student 'bundled:nope'"),
+])
+def test_bad_models_and_data_are_refused_before_launch(home, monkeypatch, field, value, needle):
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: pytest.fail("must not start"))
     at = open_train()
-    at.text_input[0].set_value("  ")
+    next(t for t in at.text_input if t.label == field).set_value(value)
+    click(at, "Start training")
+    assert not at.exception
+    assert len(at.error) == 1 and needle in at.error[0].value
+
+
+def test_blank_model_is_refused_before_anything_starts(home, monkeypatch):
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: pytest.fail("must not start"))
+    at = open_train()
+    next(t for t in at.text_input if t.label == "Student").set_value("  ")
     click(at, "Start training")
     assert not at.exception
     assert "Student, guide and data must all be named" in at.error[0].value
@@ -91,7 +112,7 @@ def test_progress_eta_curves_and_stop(home):
     at = open_train()
     assert not at.exception and not at.error
     bar = at.get("progress")[0]
-    assert "step 3 of 10, about 14 s left" in bar.proto.text
+    assert "training gist · step 3 of 10 · about 14 s left" in bar.proto.text
     assert len(at.get("plotly_chart")) == 2
     click(at, "Stop")
     assert (run / "STOP").exists()
@@ -112,19 +133,63 @@ def test_second_start_is_told_what_runs(home):
     assert "Another job is still running, the train job (20250101-000000-gist-s0" in at.error[0].value
 
 
-def test_failed_run_shows_the_cli_error(home):
+def finished_job(*run_dirs: Path, kind: str = "train", ran: int | None = None) -> None:
+    """A job record as the supervisor leaves it: the first ``ran`` steps started and ended."""
+    ran = len(run_dirs) if ran is None else ran
+    steps = [jobs.Step(["x"], str(d / "train.log"), str(d), started=1.0 if k < ran else None,
+                       ended=2.0 if k < ran else None, code=1 if k < ran else None) for k, d in enumerate(run_dirs)]
+    jobs._write(jobs.Job(kind=kind, steps=steps, pid=0))
+
+
+def write_run(home: Path, name: str, loss: str, steps: int = 1, state: str = "completed", **config) -> Path:
+    run = home / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"loss": loss, "seed": 0, "guide": "bundled:minilm-l6", **config}))
+    (run / "status.json").write_text(json.dumps({
+        "state": state, "steps_done": steps, "total_steps": 20, "started": f"2025-01-01T00:00:0{len(name) % 10}",
+        "ended": "2025-01-01T00:01:00"}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": s, "loss": 2.0 - s / 10, "masked_fraction": 0.2, "step_seconds": 1.0}) + "\n" for s in range(1, steps + 1)))
+    return run
+
+
+def test_failed_run_shows_its_error_without_the_cli_prefix_and_no_empty_charts(home):
     run = home / "runs" / "bad"
     run.mkdir(parents=True)
     (run / "train.log").write_text("loading\ngistlab: error: Data file 'x.csv' does not exist: check the path.\n")
-    jobs._write(jobs.Job(kind="train", steps=[jobs.Step(["x"], str(run / "train.log"), str(run))], pid=0))
+    finished_job(run)
     at = open_train()
     assert not at.exception
-    assert at.error[0].value == "bad: gistlab: error: Data file 'x.csv' does not exist: check the path."
+    assert at.error[0].value.endswith("**bad** · failed: Data file 'x.csv' does not exist: check the path.")
+    assert not at.get("plotly_chart")
+    frame = at.dataframe[0].value  # listed in Past runs too, with its reason
+    assert frame.loc[0, "state"] == "failed" and frame.loc[0, "error"].startswith("Data file 'x.csv'")
+    assert "gistlab: error" not in " ".join(e.value for e in at.error)
+
+
+def points(values) -> list:
+    """A plotly trace's x or y as a list (plotly sends numeric arrays as base64 ``bdata``)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)
+
+
+def test_step_one_draws_markers_in_the_arm_colours(home):
+    gist, mnrl = write_run(home, "p-gist", "gist"), write_run(home, "p-mnrl", "mnrl")
+    finished_job(gist, mnrl, kind="paired")
+    at = open_train()
+    assert not at.exception and not at.error
+    loss, masked = (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
+    for figure in (loss, masked):
+        traces = {trace["name"]: trace for trace in figure["data"]}
+        assert set(traces) == {"p-gist", "p-mnrl"}
+        assert all(trace["mode"] == "lines+markers" and points(trace["x"]) == [1] for trace in traces.values())
+        assert (traces["p-gist"]["line"]["color"], traces["p-mnrl"]["line"]["color"]) == (
+            ARM_COLORS["gist"], ARM_COLORS["mnrl"])
 
 
 def test_run_folder_deleted_underneath(home):
-    gone = home / "runs" / "gone"
-    jobs._write(jobs.Job(kind="train", steps=[jobs.Step(["x"], str(gone / "train.log"), str(gone))], pid=0))
+    finished_job(home / "runs" / "gone")
     at = open_train()
     assert not at.exception
     assert "the run folder is gone" in at.warning[0].value
@@ -132,25 +197,66 @@ def test_run_folder_deleted_underneath(home):
 
 def test_a_paired_arm_that_never_started(home):
     first, second = home / "runs" / "p-gist", home / "runs" / "p-mnrl"
-    second.mkdir(parents=True)
     (first / "train.log").parent.mkdir(parents=True)
     (first / "config.json").write_text(json.dumps({"loss": "gist"}))
     (first / "status.json").write_text(json.dumps({"state": "stopped", "steps_done": 4, "total_steps": None}))
-    steps = [jobs.Step(["x"], str(d / "train.log"), str(d)) for d in (first, second)]
-    jobs._write(jobs.Job(kind="paired", steps=steps, pid=0))
+    finished_job(first, second, kind="paired", ran=1)
     at = open_train()
     assert not at.exception and not at.error
-    assert "p-gist** · stopped · step 4 of ?" in at.get("progress")[0].proto.text
-    assert "p-mnrl: never started." in [c.value for c in at.caption]
+    lines = [m.value for m in at.markdown]
+    assert any("gist **p-gist** · stopped · step 4 of ?" in line for line in lines)
+    assert any("**p-mnrl** · not run" in line for line in lines)
+    assert not second.exists()
 
 
-def test_past_runs_are_listed(home):
-    run = home / "runs" / "20250101-000000-mnrl-s1"
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"loss": "mnrl", "seed": 1, "student": "s", "guide": "g"}))
-    (run / "status.json").write_text(json.dumps({"state": "completed", "steps_done": 20, "total_steps": 20,
-                                                 "started": "2025-01-01T00:00:00"}))
+def test_past_runs_list_the_running_run_with_the_columns_that_matter(home):
+    done = write_run(home, "20250101-000000-mnrl-s1", "mnrl", steps=3, margin=0.1, batch_size=16, lr=3e-5)
+    (done / "name.txt").write_text("baseline\n")
+    run = start_fake_run(home)
     at = open_train()
     assert not at.exception and not at.error
-    frame = at.dataframe[0].value
-    assert frame.loc[0, "run"] == run.name and frame.loc[0, "state"] == "completed"
+    frame = at.dataframe[0].value.set_index("run")
+    assert list(frame.index) == [run.name, done.name]
+    assert frame.loc[run.name, "state"] == "running"
+    row = frame.loc[done.name]
+    assert (row["name"], row["margin"], row["batch"], row["lr"], row["steps"], row["final loss"]) == (
+        "baseline", 0.1, 16, 3e-5, "3 of 20", 1.7)
+    assert row["duration"].endswith(" s")
+
+
+def select(at: AppTest, *rows: int) -> AppTest:
+    at.session_state["past_runs"] = {"selection": {"rows": list(rows), "columns": []}}
+    return at.run()
+
+
+def test_a_run_is_renamed_and_deleted_only_after_confirmation(home):
+    run = write_run(home, "r-gist", "gist")
+    at = select(open_train(), 0)
+    links = {link.proto.page: link.proto.query_string for link in at.get("page_link")}
+    assert links["inspect"] == "run=r-gist&step=1" and links["results"] == "run=r-gist"
+    next(t for t in at.text_input if t.label == "Name").set_value("my run")
+    click(at, "Rename")
+    assert (run / "name.txt").read_text().strip() == "my run"
+    at = select(at, 0)
+    click(at, "Delete 1 run(s)…")
+    assert not at.exception
+    assert any("Delete **1 run(s)** (0 MB): r-gist?" in m.value for m in at.markdown)
+    assert run.is_dir()  # asked, not done
+    click(at, "Delete")
+    assert not at.exception and not run.exists()
+    assert "No runs yet" in at.info[0].value
+
+
+def test_two_runs_are_compared_in_their_arm_colours(home):
+    write_run(home, "a-gist", "gist", steps=4)
+    write_run(home, "b-mnrl", "mnrl", steps=4)
+    write_run(home, "c-gist", "gist", steps=4)
+    at = select(open_train(), 0, 1, 2)
+    assert not at.exception and not at.error
+    loss = json.loads(at.get("plotly_chart")[0].proto.spec)
+    colors = {trace["name"]: trace["line"]["color"] for trace in loss["data"]}
+    assert colors["b-mnrl"] == ARM_COLORS["mnrl"]
+    assert ARM_COLORS["gist"] in {colors["a-gist"], colors["c-gist"]} and colors["a-gist"] != colors["c-gist"]
+    settings = at.dataframe[1].value
+    assert list(settings.columns) == ["a-gist", "b-mnrl", "c-gist"] or set(settings.columns) == set(colors)
+    assert settings.loc["loss"].tolist().count("gist") == 2

@@ -71,9 +71,11 @@ def radar_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> g
     return fig
 
 
-def page_link(file: str, label: str, icon: str, run: str | None = None) -> None:
-    """A link to another page (naming ``run`` in the URL as ``?run=``), left out if that page is absent."""
+def page_link(file: str, label: str, icon: str, **params: object) -> None:
+    """A link to another page with ``params`` in its URL (``run="x", step=3``: ``?run=x&step=3``; None
+    values left out), itself left out if that page is absent."""
+    query = {key: str(value) for key, value in params.items() if value is not None}
     try:
-        st.page_link(f"views/{file}", label=label, icon=icon, query_params={"run": run} if run else None)
+        st.page_link(f"views/{file}", label=label, icon=icon, query_params=query or None)
     except StreamlitPageNotFoundError:  # main.py leaves out pages whose file is not in this checkout
         pass

@@ -1,17 +1,21 @@
-"""Train: launch a short fine-tune or a paired gist/mnrl comparison in the background, watch it, stop it.
+"""Train: launch a short fine-tune or a paired gist/mnrl comparison in the background, watch it, manage runs.
 
 The run is a separate process (core.jobs) that writes its progress into its run directory; this page
 only reads those files, every two seconds while a job runs, so a rerun, a closed tab or a second tab
-neither kills nor duplicates it. Past runs are listed below with links into the other pages.
+neither kills nor duplicates it. Settings, models and data are checked (core.preflight) before the
+job starts. Past runs can be named, compared, deleted and opened in the other pages.
 """
 
+import pandas as pd
 import streamlit as st
 
+from app.palette import arm_of, run_colors
 from app.views import curves_figure, page_link
 from core import jobs, runs
 from core.errors import GistlabError
-from core.masking import STRATEGIES
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, GUIDE_SPECS
+from core.job_progress import job_progress
+from core.masking import BLOCK_HELP, STRATEGIES
+from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT
 
 ARMS = {
     "Paired comparison: gist, then mnrl (same seed, same batches)": ["gist", "mnrl"],
@@ -19,56 +23,85 @@ ARMS = {
     "mnrl: MultipleNegativesRankingLoss, no guide": ["mnrl"],
     "gist-st: sentence-transformers' GISTEmbedLoss as it is": ["gist-st"],
 }
+EVAL_TASKS = "bundled"
+STATE_ICONS = {"waiting": ":material/hourglass_empty:", "starting": ":material/hourglass_top:",
+               "running": ":material/play_circle:", "completed": ":material/check_circle:",
+               "evaluated": ":material/check_circle:", "stopped": ":material/stop_circle:",
+               "interrupted": ":material/stop_circle:", "failed": ":material/error:", "died": ":material/error:",
+               "deleted": ":material/folder_off:", "not run": ":material/remove:"}
+MASK_HELP = "Share of in-batch candidates the guide masked per step, over the blocks: " + " ".join(
+    f"{block}: {text}" for block, text in BLOCK_HELP.items())
 
 st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
 
 
-def show_run(run_dir, metrics, running: bool) -> None:
-    """Progress bar with ETA for one run, or why it has none (failed, not started, deleted)."""
+def duration(seconds) -> str:
+    """``95.0`` -> ``1 min 35 s``; blank when unknown."""
+    if seconds is None or pd.isna(seconds):
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], key: str) -> None:
+    """Loss and masked fraction side by side; markers make a single step visible."""
+    left, right = st.columns(2)
+    left.plotly_chart(curves_figure(metrics, "loss", "Loss", colors), width="stretch", key=f"{key}_loss")
+    right.plotly_chart(curves_figure(metrics, "masked_fraction", "Masked fraction", colors), width="stretch",
+                       key=f"{key}_masked")
+    right.caption("Masked fraction: candidates the guide removed (0 for mnrl, which has no guide).",
+                  help=MASK_HELP)
+
+
+def run_arm(path) -> str:
+    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss)."""
     try:
-        status = runs.read_status(run_dir)
-    except GistlabError:  # no status yet: starting, failed before its first write, or deleted
-        log = run_dir / "train.log"
-        last = log.read_text(errors="replace").strip().splitlines()[-1:] if log.is_file() else []
-        if not run_dir.is_dir():
-            st.warning(f"{run_dir.name}: the run folder is gone (deleted?); start a new run.")
-        elif last and not running:
-            st.error(f"{run_dir.name}: {last[0]}")
-        elif not log.is_file():
-            st.caption(f"{run_dir.name}: " + ("waits for the run before it." if running else "never started."))
-        else:
-            st.caption(f"{run_dir.name}: loading models and data…")
-        return
-    state, done = status.get("state", "?"), int(status.get("steps_done") or 0)
-    seconds = [] if metrics is None else list(metrics["step_seconds"])
-    fraction, eta = jobs.progress(done, int(status.get("total_steps") or 0), seconds)
-    left = f", about {eta:.0f} s left" if eta is not None and state == "running" else ""
-    st.progress(fraction, text=f"**{run_dir.name}** · {state} · step {done} of {status.get('total_steps') or '?'}{left}")
-    if status.get("error"):
-        st.error(f"{run_dir.name}: {status['error']}")
+        config = runs.read_config(path)
+    except GistlabError:
+        return "base"
+    return arm_of(config.get("loss"), config.get("guide"))
+
+
+def job_signature(job: jobs.Job) -> tuple:
+    """Changes whenever a step of the job starts or ends: then the whole page (Past runs) is redrawn."""
+    return job.pid, tuple((s.started, s.ended) for s in job.steps)
 
 
 @st.fragment(run_every=2 if jobs.current_job() else None)
 def live_job() -> None:
-    """The running (or last) job: one progress bar per run, curves, and Stop."""
+    """The running (or last) job: one progress bar with the job's ETA, each run's state, curves, Stop."""
     job = jobs.current_job()
     shown = job or jobs.last_job()
     if shown is None or shown.kind == "eval":
         return
-    if job is None and st.session_state.get("watching_job") == shown.pid:
-        del st.session_state["watching_job"]
-        st.rerun()  # the job ended: redraw the whole page once, which also stops the polling
-    if job is not None:
-        st.session_state["watching_job"] = job.pid
+    signature = job_signature(shown) + (job is not None,)
+    if st.session_state.setdefault("job_signature", signature) != signature:
+        st.session_state["job_signature"] = signature
+        st.rerun()  # a run started or ended: redraw Past runs too (and stop polling once the job ended)
+    metrics = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
+    progress = job_progress(shown, metrics)
     st.subheader("Current job" if job else "Last job")
-    curves = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
-    for run_dir in shown.run_dirs:
-        show_run(run_dir, curves.get(run_dir.name), job is not None)
-    if curves:
-        left, right = st.columns(2)
-        left.plotly_chart(curves_figure(curves, "loss", "Loss"), width="stretch")
-        right.plotly_chart(curves_figure(curves, "masked_fraction", "Masked fraction"), width="stretch")
+    if job is not None:
+        text = " · ".join(part for part in (progress.phase or "starting", progress.eta_text()) if part)
+        st.progress(progress.fraction, text=f"{progress.fraction:.0%} · {text}")
+    for step in progress.steps:
+        state = "not run" if job is None and step.state == "waiting" else step.state
+        what = "evaluation of" if step.kind == "eval" else step.arm
+        count = ("" if not (step.done or state == "running") else f" · step {step.done} of {step.total or '?'}"
+                 if step.kind == "train" else f" · {step.done} task(s) done")
+        line = f"{STATE_ICONS.get(state, '')} {what} **{step.run}** · {state}{count}"
+        if state == "deleted":
+            st.warning(f"{line}: {step.error}", icon=":material/folder_off:")
+        elif step.error:
+            st.error(f"{line}: {step.error}", icon=":material/error:")
+        else:
+            st.markdown(line)
+    drawn = {name: m for name, m in metrics.items() if len(m)}
+    if drawn:
+        curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}), "live")
+    elif job is not None:
+        st.caption("The curves appear after the first training step.")
     stopping = job is not None and jobs.stop_requested()
     if job is not None and not stopping and st.button("Stop", icon=":material/stop_circle:"):
         jobs.request_stop()
@@ -77,14 +110,32 @@ def live_job() -> None:
         st.info("Stopping: the run ends cleanly after its current step and keeps its model.")
 
 
+def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
+    """Check everything a run needs (with a counted progress line), then start the job."""
+    with st.status("Checking the settings (1 of 3)…", expanded=False) as checking:
+        from core.train import TrainConfig  # loads torch: only when a run is really asked for
+        from core.preflight import CHECKS, check_launch
+
+        if not all(settings[key] for key in ("student", "guide", "data")):
+            raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
+        configs = [TrainConfig(**settings, loss=arm) for arm in arms]  # bad settings fail here
+        check_launch(configs, lambda k, what: checking.update(label=f"Checking the {what} ({k + 1} of 3)…"))
+        checking.update(label="Settings, models and data are fine: starting.", state="complete")
+    jobs.start_training(settings, arms, name=name, evaluate_on=EVAL_TASKS if evaluate else None)
+
+
 live_job()
 
 with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("train_form"):
-    arm_label = st.selectbox("What to run", list(ARMS))
+    top = st.columns([2, 1])
+    arm_label = top[0].selectbox("What to run", list(ARMS))
+    run_name = top[1].text_input("Name (optional)", placeholder="e.g. margin 0.1 on my data",
+                                 help="Shown in Past runs; the arm is added for a paired run.")
     models, schedule, masking = st.columns(3)
     settings = {
         "student": models.text_input("Student", DEFAULT_STUDENT).strip(),
-        "guide": models.text_input("Guide", DEFAULT_GUIDE, help=GUIDE_SPECS).strip(),
+        "guide": models.text_input("Guide", DEFAULT_GUIDE, help="bundled:minilm-l6, bundled:mpnet-base, "
+                                   "self (the student before training), a model folder, or a Hub id").strip(),
         "data": models.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
                                   "or a Hugging Face dataset id when online").strip(),
         "batch_size": schedule.number_input("Batch size", 2, 1024, 32),
@@ -93,41 +144,111 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
         "seed": schedule.number_input("Seed", 0, 2**31 - 1, 0),
         "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES),
         "margin": masking.number_input("Margin", -1.0, 1.0, 0.0, 0.01),
-        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True),
-        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True),
-        "homogeneous": schedule.checkbox("One task per batch (as in the paper)", False),
+        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True, help=BLOCK_HELP["a-a"]),
+        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True, help=BLOCK_HELP["p-p"]),
+        "homogeneous": schedule.checkbox("One task per batch (as in the paper)", True,
+                                         help="Every batch drawn from one task of the data's 'task' column, so "
+                                              "its in-batch negatives are hard; needs a task column."),
     }
+    mini_batch = schedule.number_input(
+        "Mini-batch size (0 = off)", 0, 1024, 0,
+        help="GradCache: the student embeds the batch this many texts at a time, so a big batch fits in "
+             "the memory of a small one; same loss and gradients, about 1.5x the step time.")
+    settings |= {"mini_batch_size": mini_batch} if mini_batch else {}
+    evaluate = schedule.checkbox("Evaluate when finished", False,
+                                 help="Run the bundled benchmark (gistlab eval) on each finished run; "
+                                      "the scores appear on the Results page.")
     start = st.form_submit_button("Start training", type="primary")
 
 if start:
-    from core.train import TrainConfig  # loads torch: only when a run is really asked for
-
     try:
-        if not all(settings[name] for name in ("student", "guide", "data")):
-            raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
-        for arm in ARMS[arm_label]:
-            TrainConfig(**settings, loss=arm)  # bad settings fail here, not in the background
-        jobs.start_training(settings, ARMS[arm_label])
+        launch(settings, ARMS[arm_label], run_name.strip(), evaluate)
     except GistlabError as exc:
-        st.error(str(exc))
+        st.error(str(exc), icon=":material/error:")
     else:
         st.rerun()  # redraw with the new job's progress on top
+
+
+def _forget_delete() -> None:
+    st.session_state.pop("delete_pending", None)
+
+
+@st.dialog("Delete runs", on_dismiss=_forget_delete)
+def confirm_delete(paths: list[str]) -> None:
+    """Say what goes (names and size) and delete only on a second click (the pending paths live in
+    the session, so the question survives reruns until answered or dismissed)."""
+    size = sum(runs.run_bytes(p) for p in paths)
+    names = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+    st.markdown(f"Delete **{len(paths)} run(s)** ({size / 2**20:.0f} MB): {names}?")
+    st.caption("Their model, masks, metrics and results are removed from disk; this cannot be undone.")
+    yes, no = st.columns(2)
+    if yes.button("Delete", type="primary", icon=":material/delete:"):
+        try:
+            for path in paths:
+                runs.delete_run(path)
+        except GistlabError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+        _forget_delete()
+        st.session_state.pop("past_runs", None)
+        st.rerun()
+    if no.button("Cancel"):
+        _forget_delete()
+        st.rerun()
+
+
+def compare(picked: pd.DataFrame) -> None:
+    """The picked runs' curves on one pair of charts (arm colours, later runs lighter) and their settings."""
+    label = picked["name"].where(picked["name"] != "", picked["run"])
+    metrics = {lab: runs.read_metrics(path) for lab, path in zip(label, picked["path"])}
+    colors = run_colors(dict(zip(label, map(run_arm, picked["path"]))))
+    if any(len(m) for m in metrics.values()):
+        curves({k: m for k, m in metrics.items() if len(m)}, colors, "compare")
+    settings = ["state", "loss", "guide", "student", "data", "margin", "margin_strategy", "batch_size", "lr",
+                "seed", "steps_done", "final_loss", "duration"]
+    st.dataframe(picked.assign(label=label).set_index("label")[settings].T.astype(str), width="stretch")
 
 
 st.subheader("Past runs")
 table = runs.list_runs()
 if table.empty:
     st.info("No runs yet: start one above.")
+    st.stop()
+table = table.assign(duration=table["duration_s"].map(duration), steps=[
+    f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
+shown_columns = {"name": "name", "run": "run", "state": "state", "loss": "loss", "margin": "margin",
+                 "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration",
+                 "final_loss": "final loss", "seed": "seed", "guide": "guide", "student": "student",
+                 "data": "data", "started": "started", "error": "error"}
+picked_rows = st.dataframe(
+    table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
+    selection_mode="multi-row", key="past_runs",
+    column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
+                   "final loss": st.column_config.NumberColumn(format="%.4f"),
+                   "margin": st.column_config.NumberColumn(format="%.2f")},
+).selection.rows
+if not picked_rows:
+    st.caption("Select a run to open, rename or delete it; select several to compare them.")
+    st.stop()
+picked = table.iloc[picked_rows]
+if len(picked) == 1:
+    run = picked.iloc[0]
+    links = st.columns(3)
+    with links[0]:
+        page_link("results.py", f"Evaluate {run['run']}", ":material/leaderboard:", run=run["run"])
+    with links[1]:
+        last = int(run["steps_done"] or 0)
+        page_link("inspect.py", f"Inspect its batches (step {last})" if last else "Inspect its batches",
+                  ":material/grid_on:", run=run["run"], step=last or None)
+    with st.form("rename_form", border=False):
+        new_name, save = st.columns([3, 1], vertical_alignment="bottom")
+        name = new_name.text_input("Name", run["name"], placeholder="a name for this run")
+        if save.form_submit_button("Rename"):
+            runs.set_name(run["path"], name)
+            st.rerun()
 else:
-    columns = ["run", "state", "loss", "seed", "steps_done", "total_steps", "student", "guide", "data", "started"]
-    picked = st.dataframe(table[columns], hide_index=True, on_select="rerun", selection_mode="single-row",
-                          key="past_runs")
-    if picked.selection.rows:
-        name = str(table.iloc[picked.selection.rows[0]]["run"])
-        links = st.columns(3)
-        with links[0]:
-            page_link("results.py", f"Evaluate {name}", ":material/leaderboard:", run=name)
-        with links[1]:
-            page_link("inspect.py", "Inspect its batches", ":material/grid_on:", run=name)
-    else:
-        st.caption("Select a run to open it in the other pages.")
+    compare(picked)
+if st.button(f"Delete {len(picked)} run(s)…", icon=":material/delete:"):
+    st.session_state["delete_pending"] = list(picked["path"])
+if st.session_state.get("delete_pending"):
+    confirm_delete(st.session_state["delete_pending"])
