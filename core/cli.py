@@ -131,6 +131,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "batch of all processes (default off; --batch-size is per process)")
     p.add_argument("--seed", type=int, help="one seed gives every loss arm the same batches (default 0)")
     p.add_argument("--max-seq-length", type=int, help="truncate the student's inputs to this many tokens")
+    p.add_argument("--mini-batch-size", type=int,
+                   help="GradCache: embed the batch this many texts at a time, so --batch-size can grow at "
+                        "about flat memory; same loss and gradients (default off)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                   help="bfloat16 mixed precision (a GPU that has it, or a CPU; default off)")
+    p.add_argument("--fp16", action=argparse.BooleanOptionalAction,
+                   help="float16 mixed precision (CUDA GPUs only; default off)")
     p.add_argument("--out", help="run directory (default <workspace>/runs/<time>-<loss>-s<seed>)")
     p.add_argument("--overwrite", action="store_true", default=False,
                    help="replace a run that already trained in --out")
@@ -284,11 +291,14 @@ def _run_inspect(args: argparse.Namespace) -> int:
     report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
                            encoder(load_model(student)) if student else None)
     blocks = ", ".join(f"{b} {f:.1%}" for b, f in report.mask.block_fractions().items())
+    floor = "" if settings.positive_floor is None else f", positive floor {settings.positive_floor:g}"
     print(f"batch of {len(batch)} from {where}; guide {guide}; {settings.margin_strategy} margin "
-          f"{settings.margin:g}: {len(report.pairs)} masked pairs, {report.mask.masked_fraction():.1%} "
+          f"{settings.margin:g}{floor}: {len(report.pairs)} masked pairs, {report.mask.masked_fraction():.1%} "
           f"of candidates ({blocks})")
+    _print_quality(report)
     shown = report.pairs.sort_values("beats_positive_by", ascending=False).head(args.show)
     columns = ["block", "row", "text", "candidate", "guide_score", "positive_score", "threshold"]
+    columns += ["relation"] if report.quality is not None else []
     columns += ["student_prefers"] if student else []
     if len(shown):
         print(shown[columns].to_string(index=False, max_colwidth=40, float_format=lambda x: f"{x:.3f}"))
@@ -296,6 +306,34 @@ def _run_inspect(args: argparse.Namespace) -> int:
         report.pairs.to_csv(args.csv, index=False)
         print(f"all {len(report.pairs)} masked pairs written to {args.csv}", file=sys.stderr)
     return 0
+
+
+def _print_quality(report) -> None:
+    """The mask against the ground truth (precision, relation shares, recall per block; per task
+    when the batch mixes tasks) and the weak-positive rows, listed."""
+    from core.masking import WEAK_SHARE
+
+    quality = report.quality
+    if quality is None:
+        print("no ground truth in this data: precision and recall are not defined "
+              "(add a 'group' column, or use --data bundled)")
+    else:
+        table = quality[(quality.task == "all") | (quality.block == "all")].copy()
+        table["meaning_masked"] = (table["masked_same-meaning"].astype(str) + "/"
+                                   + table["same_meaning_candidates"].astype(str))
+        columns = ["task", "block", "masked", "precision", *(f"share_{r}" for r in
+                   ("same-meaning", "same-word", "same-category", "unrelated")), "meaning_masked", "recall"]
+        print("mask against the ground truth (precision: share of masked candidates that are same-meaning, "
+              "same-word or same-category; recall: share of same-meaning candidates masked):")
+        print(table[columns].rename(columns=lambda c: c.replace("share_", ""))
+              .to_string(index=False, na_rep="n/a", float_format=lambda x: f"{x:.3f}"))
+    weak = report.counts[report.counts["weak"]]
+    print(f"{len(weak)} weak-positive rows (>= {WEAK_SHARE:.0%} of their candidates masked: they drop out of "
+          "the loss; the guide disbelieves their pair)")
+    if len(weak):
+        listed = weak.assign(positive=[report.batch.positives[r] for r in weak["row"]])
+        print(listed[["row", "dataset_row", "positive_score", "total", "fraction", "anchor", "positive"]]
+              .to_string(index=False, max_colwidth=40, float_format=lambda x: f"{x:.3f}"))
 
 
 def _print_comparison(batch, guides: tuple[str, str], student: str | None, settings, where: str,
@@ -330,36 +368,77 @@ def _print_comparison(batch, guides: tuple[str, str], student: str | None, setti
 
 
 def _add_audit(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("audit", help="list suspected false negatives (pairs the guide masks) over many "
-                                     "batches or the whole data set, as a CSV for data auditors")
+    p = sub.add_parser(
+        "audit", help="audit a whole data set with the guide: suspected false negatives, duplicate groups "
+                      "and suspect positives, with their precision where the data has ground truth",
+        description="Every text is embedded once (guide cache) and every row compared with every other "
+                    "(core/audit.py). With --apply and --export, decisions are applied and a cleaned data "
+                    "set written (core/cleaning.py).")
     _add_batch_options(p)
-    p.add_argument("--batches", type=int, default=None,
-                   help="sample this many seeded batches (default: every row once)")
-    p.add_argument("--out", required=True, help="the CSV to write, sorted by how far the guide puts "
-                                                "the candidate above the row's positive")
+    p.add_argument("--out", required=True, help="folder for the report: one Parquet table per kind, summary.json")
+    p.add_argument("--limit", type=int, default=None, help="audit a seeded sample of this many rows (default all)")
+    p.add_argument("--duplicate-threshold", type=float, default=0.95,
+                   help="guide cosine of two positives at or above which their rows are near-duplicates (default 0.95)")
+    p.add_argument("--max-above", type=int, default=3, help="false negatives come from rows whose positive at "
+                   "most this many other positives beat (default 3)")
+    p.add_argument("--weak-share", type=float, default=0.5, help="a row whose positive this share of all other "
+                   "positives beat is a suspect positive (default 0.5)")
+    p.add_argument("--show", type=int, default=5, help="findings of each kind printed (default 5)")
+    p.add_argument("--apply", default=None, help="a decisions JSON (the Audit page's, or hand-written) to apply")
+    p.add_argument("--export", default=None, help="with --apply: write the cleaned data here (.parquet, .csv, "
+                   ".jsonl, or a folder for datasets' save_to_disk) and a .report.json beside it")
     p.set_defaults(run=_run_audit)
 
 
 def _run_audit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
     from core.data import load_pairs
     from core.guide_cache import GuideCache
-    from core.inspect import audit, encoder, sample_batches, whole_dataset
     from core.masking import MarginSettings
-    from core.models import DEFAULT_GUIDE, load_guide, load_model
+    from core.models import DEFAULT_GUIDE, load_guide
 
-    ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
-    if args.batches is not None and args.batches < 1:
-        raise GistlabError("--batches must be at least 1 (or leave it out to audit every row).")
-    batches = (sample_batches(ds, args.batches, args.batch_size, args.seed, args.task) if args.batches
-               else whole_dataset(ds, args.batch_size, args.seed, args.task))
+    if bool(args.apply) != bool(args.export):
+        raise GistlabError("Give --apply and --export together: the decisions to apply and where the cleaned data goes.")
+    ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns)
     guide = args.guide or DEFAULT_GUIDE
-    settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
-                              args.positive_floor)
-    table = audit(batches, GuideCache(load_guide(guide, args.student), guide).embed, settings,
-                  encoder(load_model(args.student)) if args.student else None)
-    table.to_csv(args.out, index=False)
-    print(f"{len(table)} suspected false negatives in {len(batches)} batches of {args.batch_size} "
-          f"({sum(len(b) for b in batches)} rows) written to {args.out}")
+    margin = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
+                            args.positive_floor)
+    settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
+                             args.seed, args.task)
+    out = Path(args.out)
+    report = audit(ds, GuideCache(load_guide(guide, args.student), guide).embed, settings,
+                   dataset_relations(ds), progress_writer(out),
+                   about={"data": args.data, "guide": guide, "split": args.hf_split})
+    report.save(out)
+    summary, precision = report.summary, report.summary["precision"]
+    print(f"audited {summary['audited_rows']} of {summary['rows']} rows with guide {guide} "
+          f"({margin.margin_strategy} margin {margin.margin:g}) in {summary['seconds']:.1f} s")
+    if not summary["ground_truth"]:
+        print("no ground truth in this data: precision is not defined")
+    for kind, name in KINDS.items():
+        table = report.table(kind)
+        line = f"{name}: {report.counts()[kind]}" + (f" ({len(table)} rows)" if kind == "dup" else "")
+        if precision.get(kind) is not None:
+            line += f", precision {precision[kind]:.3f}"
+        if "relation" in table and len(table):
+            line += " (" + ", ".join(f"{n} {r}" for r, n in table["relation"].value_counts().items()) + ")"
+        print(line)
+        columns = {"fn": ["row", "anchor", "positive", "other_positive", "above_by"],
+                   "dup": ["finding", "row", "kind", "anchor", "positive"],
+                   "pos": ["row", "anchor", "positive", "positive_score", "candidates_above"]}[kind]
+        columns += ["relation"] if "relation" in table else []
+        if args.show and len(table):
+            print(table[columns].head(args.show).to_string(index=False, max_colwidth=36,
+                                                            float_format=lambda x: f"{x:.3f}"))
+    print(f"report in {out}")
+    if args.apply:
+        from core.cleaning import export, read_decisions
+
+        written = export(ds, report, read_decisions(Path(args.apply)), Path(args.export))
+        print(f"cleaned data: {written.summary['rows_out']} of {written.summary['rows_in']} rows, "
+              f"{written.summary['groups']} groups, written to {written.path} (report {written.report_path})")
     return 0
 
 

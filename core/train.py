@@ -24,8 +24,13 @@ seed, so with one seed all arms train on the same batches in the same order. Eac
 trainer subclass records into ``batches.jsonl`` for every arm.
 
 A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, checked after every
-step), ``interrupted`` (Ctrl-C / SIGINT) or ``failed`` (one-line error in ``status.json``); in
-the first three cases the model is saved to ``model/`` and the masks are flushed.
+step), ``interrupted`` (Ctrl-C / SIGINT or SIGTERM: the run ends after its current step; a second
+signal, or one while models load, ends it at once) or ``failed`` (one-line error in
+``status.json``); in the first three cases the model is saved to ``model/`` (into a temporary
+folder renamed when complete, so ``model/`` is never half-written) and the masks are flushed.
+Claiming the run directory (check, clear, write config and status) holds a lock, so two starts with
+one ``--out`` cannot both train there. A run whose masked fraction stays >= 99% or whose loss is
+exactly 0 for several steps learns nothing: it says so in its log and ``status.json`` (``warning``).
 
 Several processes (``torchrun -m core.cli train``): DDP through the trainer, ``batch_size`` per
 process; only rank 0 writes the run directory, and a stop ends every process after the same step.
@@ -35,11 +40,15 @@ With ``gather_across_devices`` the recorded batch and masks are the global batch
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
 import shutil
+import signal
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
@@ -55,16 +64,19 @@ from transformers import TrainerCallback
 
 from core import distributed
 from core.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
-from core.errors import GistlabError, first_line
+from core.errors import GistlabError, GistlabWarning, first_line
 from core.groundtruth import ground_truth, relations, step_quality
-from core.masking import BatchMask, MarginSettings, guided_mask
+from core.jobs import process_start
+from core.masking import BatchMask, MarginSettings, guided_mask, margin_problem
 from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
+from core.paths import check_output_dir
 from core.runs import (
     BATCHES, CONFIG, MASK_SCHEMA, MASKS, METRICS, MODEL, RUN_FILES, STATUS, STOP, read_status,
     runs_root, write_json,
 )
 
 LOSSES = ("gist", "mnrl", "gist-st")
+LEARNS_NOTHING_STEPS = 5  # steps in a row fully masked (or with loss exactly 0) before the run warns
 FLUSH_SECONDS = 5.0  # how often masks.parquet is rewritten while a run trains
 
 
@@ -78,7 +90,10 @@ class TrainConfig:
     ``data_columns`` maps pairs columns to the data's names, e.g. ``{"anchor": "question"}``.
     Under several processes (torchrun) ``batch_size`` is per process, and
     ``gather_across_devices`` makes gist and mnrl contrast against the global batch
-    (:mod:`core.distributed`).
+    (:mod:`core.distributed`). ``mini_batch_size`` switches every arm to its GradCache form
+    (:class:`core.cached_loss.CachedGISTLoss`, the library's ``CachedMultipleNegativesRankingLoss``
+    and ``CachedGISTEmbedLoss``): same loss, memory of one mini-batch. ``bf16`` / ``fp16`` go to
+    the trainer (:func:`precision_options`).
     """
 
     data: str = "bundled"
@@ -101,6 +116,9 @@ class TrainConfig:
     max_seq_length: int | None = None
     homogeneous: bool = False
     gather_across_devices: bool = False
+    mini_batch_size: int | None = None
+    bf16: bool = False
+    fp16: bool = False
     data_columns: dict[str, str] | None = None
     data_split: str = "train"
 
@@ -117,6 +135,8 @@ class TrainConfig:
             (not 0 <= self.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
             (self.temperature <= 0, "temperature must be positive"),
             (self.max_seq_length is not None and self.max_seq_length < 1, "max_seq_length must be positive"),
+            (self.mini_batch_size is not None and self.mini_batch_size < 1, "mini-batch size must be at least 1"),
+            (self.bf16 and self.fp16, "choose bf16 or fp16, not both"),
         ]
         for bad, message in problems:
             if bad:
@@ -125,6 +145,9 @@ class TrainConfig:
             self.margin_settings()
         except ValueError as exc:
             raise GistlabError(f"Bad training setting: {exc}.") from None
+        problem = margin_problem(self.margin_strategy, self.margin) if self.loss != "mnrl" else None
+        if problem:
+            raise GistlabError(f"Bad training setting: {problem}.")
 
     def margin_settings(self) -> MarginSettings:
         return MarginSettings(self.margin_strategy, self.margin, self.contrast_anchors, self.contrast_positives,
@@ -154,33 +177,87 @@ def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
     out = distributed.on_main(lambda: Path(config.out) if config.out else runs_root() / (
         f"{datetime.now():%Y%m%d-%H%M%S}-{config.loss}-s{config.seed}"))
     config = replace(config, out=str(out))
+    distributed.on_main(lambda: check_output_dir(out))  # before the data and models load
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns,
                     batch_size=config.batch_size)
     _preflight(config, ds)
-
-    def claim() -> None:
-        _claim(out, overwrite)
-        config.save(out / CONFIG)
-
-    distributed.on_main(claim)  # only rank 0 writes the run directory
+    distributed.on_main(lambda: _claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
-    trainer, state, error = None, "failed", None
-    try:
-        trainer = build_trainer(config, ds, recorder)
-        trainer.train()
-        state = "stopped" if recorder.stop_requested else "completed"
-    except KeyboardInterrupt:
-        state = "interrupted"
-    except Exception as exc:
-        error = first_line(exc, limit=1000)
-        raise
-    finally:
+    trainer, state, error, signals = None, "failed", None, SignalStop()
+    with signals:
         try:
-            if trainer is not None and state != "failed" and distributed.is_main():
-                trainer.model.save(str(out / MODEL))
+            trainer = build_trainer(config, ds, recorder, signals)
+            trainer.train()
+            state = ("interrupted" if signals.received else
+                     "stopped" if recorder.stop_requested else "completed")
+        except KeyboardInterrupt:
+            state = "interrupted"
+        except Exception as exc:
+            error = first_line(exc, limit=1000)
+            raise
         finally:
-            recorder.finish(state, error)
+            try:
+                if trainer is not None and state != "failed" and distributed.is_main():
+                    save_model(trainer.model, out / MODEL)
+            except KeyboardInterrupt:
+                state, error = "interrupted", "interrupted while saving the model: no model saved"
+                raise
+            finally:
+                recorder.finish(state, error)
     return out
+
+
+def save_model(model, folder: Path) -> None:
+    """Save into a temporary sibling folder, then rename it to ``folder``: an interrupted save
+    leaves no half-written model (the temporary folder is removed)."""
+    tmp = folder.with_name(f".{folder.name}.saving-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save(str(tmp))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class SignalStop(TrainerCallback):
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, systemd, container runtimes) end training after the
+    current step, like a STOP file, so the model is saved; a second signal, or one before the first
+    step (models loading), raises KeyboardInterrupt at once. A context manager: the previous
+    handlers come back on exit. Installed only in the main thread (signals go nowhere else)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.in_loop = False
+        self._previous: dict = {}
+
+    def __enter__(self) -> SignalStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame) -> None:
+        if self.in_loop and self.received is None:
+            self.received = signal.Signals(number).name
+            return
+        raise KeyboardInterrupt
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.in_loop = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received:
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.in_loop = False
 
 
 def _preflight(config: TrainConfig, ds) -> None:
@@ -195,6 +272,11 @@ def _preflight(config: TrainConfig, ds) -> None:
             "--positive-floor changes gistlab's own mask, and gist-st (the library's GISTEmbedLoss) "
             "has no such setting: use --loss gist, or leave the floor out."
         )
+    if config.mini_batch_size and config.gather_across_devices and config.loss == "gist":
+        raise GistlabError(
+            "--mini-batch-size with --gather-across-devices works for mnrl only: for gist drop one of them."
+        )
+    precision_options(config.bf16, config.fp16)  # refuses on a machine that cannot
     if config.gather_across_devices and config.loss == "gist-st":
         raise GistlabError(
             "--gather-across-devices works with --loss gist or mnrl; gist-st's recorded masks "
@@ -207,11 +289,31 @@ def _preflight(config: TrainConfig, ds) -> None:
         )
 
 
-def _claim(out: Path, overwrite: bool) -> None:
-    """Make ``out`` ready for a new run; never replace a run that trained unless ``overwrite``.
+def _claim(out: Path, overwrite: bool, config: TrainConfig) -> None:
+    """Make ``out`` ready for a new run and claim it; never replace a run that trained unless
+    ``overwrite``. Check, clear and claim (config.json plus a ``running`` status with this
+    process's pid) happen under an exclusive lock on ``out/.lock``, so of two starts with one
+    ``--out`` the second sees the first's live run and is refused.
 
     Only the run's own files are removed: other files (e.g. the job's ``train.log``) stay.
     """
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _clear(out, overwrite)
+        config.save(out / CONFIG)
+        write_json(out / STATUS, new_status())
+
+
+def new_status() -> dict:
+    """The status of a run that has just started in this process."""
+    return {"state": "running", "error": None, "warning": None, "started": _now(), "ended": None,
+            "steps_done": 0, "total_steps": None, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
+            "processes": distributed.get_world_size()}
+
+
+def _clear(out: Path, overwrite: bool) -> None:
+    """Remove a previous run's files from ``out``, unless that run is alive or trained (see _claim)."""
     if (out / STATUS).is_file() or (out / CONFIG).is_file():
         try:
             status = read_status(out)
@@ -230,13 +332,17 @@ def _claim(out: Path, overwrite: bool) -> None:
         for name in RUN_FILES:
             path = out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
-def build_trainer(config: TrainConfig, ds, recorder: RunRecorder):
+def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: SignalStop | None = None):
     """The student, the loss arm and a ``SentenceTransformerTrainer`` that feeds it planned batches."""
     student = load_model(config.student)
     if config.max_seq_length:
+        limit = position_limit(student)
+        if limit and config.max_seq_length > limit:
+            raise GistlabError(
+                f"--max-seq-length {config.max_seq_length} is more than {config.student} can read: its "
+                f"position embeddings end at {limit} tokens; use at most {limit}.")
         student.max_seq_length = config.max_seq_length
     loss, step_mask = build_loss(config, student, ds)
     train_ds = ds.select_columns(text_columns(ds))  # the trainer would tokenise task/ground truth
@@ -258,13 +364,24 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder):
         save_strategy="no",
         eval_strategy="no",
         report_to="none",
-        **distributed.trainer_options(),
+        **(precision_options(config.bf16, config.fp16) | distributed.trainer_options()),
     )
     trainer = RecordingTrainer(model=student, args=args, train_dataset=train_ds, loss=loss,
-                               callbacks=[recorder, distributed.StopSync()])
+                               callbacks=[recorder, signals or SignalStop(), distributed.StopSync()])
     trainer.gather_rows = config.gather_across_devices
     recorder.attach(trainer, step_mask)
     return trainer
+
+
+def position_limit(model) -> int | None:
+    """The most tokens ``model``'s transformer can embed (its position embeddings), or None if unknown.
+    RoBERTa-style models (positions offset past the padding index) lose pad_token_id + 1 of them."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    offset = (config.pad_token_id or 0) + 1 if config.model_type in ("roberta", "xlm-roberta", "mpnet", "camembert") else 0
+    return positions - offset
 
 
 class RecordingTrainer(SentenceTransformerTrainer):
@@ -281,17 +398,34 @@ class RecordingTrainer(SentenceTransformerTrainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
+def precision_options(bf16: bool, fp16: bool) -> dict:
+    """The trainer's mixed-precision arguments, or a one-line :class:`GistlabError` where this
+    machine cannot: fp16 needs CUDA; bf16 runs on a CPU (the trainer then needs ``use_cpu``) and
+    on GPUs that support it."""
+    cuda = torch.cuda.is_available()
+    if fp16 and not cuda:
+        raise GistlabError("--fp16 needs a CUDA GPU and this machine has none: drop --fp16 (--bf16 runs on a CPU).")
+    if bf16 and cuda and not torch.cuda.is_bf16_supported():
+        raise GistlabError("This GPU does not support bfloat16: use --fp16 instead of --bf16.")
+    return {"bf16": bf16, "fp16": fp16} | ({"use_cpu": True} if bf16 and not cuda else {})
+
+
 def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], BatchMask | None]]:
-    """The loss module of the config's arm and a function giving the mask of its last step."""
+    """The loss module of the config's arm (its GradCache form with ``mini_batch_size``) and a
+    function giving the mask of its last step."""
     from sentence_transformers.sentence_transformer.losses import (
-        GISTEmbedLoss, MultipleNegativesRankingLoss,
+        CachedGISTEmbedLoss, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, MultipleNegativesRankingLoss,
     )
+
+    mini = config.mini_batch_size
 
     if config.loss == "mnrl":
         directions = ("query_to_doc",) + ("query_to_query",) * config.contrast_anchors + (
             ("doc_to_doc",) * config.contrast_positives)
-        loss = MultipleNegativesRankingLoss(student, scale=1.0 / config.temperature, directions=directions,
-                                            gather_across_devices=config.gather_across_devices)
+        options = dict(scale=1.0 / config.temperature, directions=directions,
+                       gather_across_devices=config.gather_across_devices)
+        loss = (CachedMultipleNegativesRankingLoss(student, mini_batch_size=mini, **options) if mini
+                else MultipleNegativesRankingLoss(student, **options))
         return loss, lambda: None
     guide = load_guide(config.guide, config.student)  # frozen; "self" = the student before training
     settings = config.margin_settings()
@@ -299,14 +433,20 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
         from core.guide_cache import GuideCache
         from core.loss import GISTLoss
 
-        loss = GISTLoss(student, GuideCache(guide, config.guide), ds, temperature=config.temperature,
-                        settings=settings, gather_across_devices=config.gather_across_devices)
+        cache = GuideCache(guide, config.guide)
+        if mini:
+            from core.cached_loss import CachedGISTLoss
+
+            loss = CachedGISTLoss(student, cache, ds, temperature=config.temperature, settings=settings,
+                                  mini_batch_size=mini)
+        else:
+            loss = GISTLoss(student, cache, ds, temperature=config.temperature, settings=settings,
+                            gather_across_devices=config.gather_across_devices)
         return loss, lambda: loss.last_mask
-    loss = GISTEmbedLoss(
-        student, guide, temperature=config.temperature, margin_strategy=config.margin_strategy,
-        margin=config.margin, contrast_anchors=config.contrast_anchors,
-        contrast_positives=config.contrast_positives,
-    )
+    options = dict(temperature=config.temperature, margin_strategy=config.margin_strategy, margin=config.margin,
+                   contrast_anchors=config.contrast_anchors, contrast_positives=config.contrast_positives)
+    loss = (CachedGISTEmbedLoss(student, guide, mini_batch_size=mini, **options) if mini
+            else GISTEmbedLoss(student, guide, **options))
     return loss, LibraryMaskProbe(guide, len(text_columns(ds)), settings).take
 
 
@@ -375,7 +515,10 @@ class RunRecorder(TrainerCallback):
     """Writes the run directory as training goes: status, one metrics and batch line per step, masks.
 
     Also the stop switch: after every step it looks for ``STOP`` in the run directory and, if
-    there, asks the trainer to end (the model is then saved as for a finished run).
+    there, asks the trainer to end (the model is then saved as for a finished run). And the
+    "learns nothing" alarm: :data:`LEARNS_NOTHING_STEPS` steps in a row (or the whole run, if
+    shorter) with >= 99% of candidates masked or a loss of exactly 0 set ``status["warning"]``
+    and print one warning line.
     """
 
     def __init__(self, out: Path, negative_names: list[str], pairs=None) -> None:
@@ -386,9 +529,8 @@ class RunRecorder(TrainerCallback):
         self.trainer = None
         self.step_mask: Callable[[], BatchMask | None] = lambda: None
         self.masks: list[pa.Table] = []
-        self.status = {"state": "running", "error": None, "started": _now(), "ended": None,
-                       "steps_done": 0, "total_steps": None, "pid": os.getpid(),
-                       "processes": distributed.get_world_size()}
+        self.status = new_status()
+        self._idle_steps = 0  # steps in a row that taught the student nothing
         for name in (METRICS, BATCHES):
             (out / name).write_text("")
         write_json(out / STATUS, self.status)
@@ -430,9 +572,23 @@ class RunRecorder(TrainerCallback):
         _append_line(self.out / METRICS, metrics)
         _append_line(self.out / BATCHES, {"step": step, "rows": rows})
         self.status["steps_done"] = step
+        self.watch_learning(step, metrics)
         write_json(self.out / STATUS, self.status)
         if time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
+
+    def watch_learning(self, step: int, metrics: dict) -> None:
+        """Warn once when the run stops learning: every candidate masked, or a loss of exactly 0."""
+        idle = metrics["masked_fraction"] >= 0.99 or metrics["loss"] == 0.0
+        self._idle_steps = self._idle_steps + 1 if idle else 0
+        needed = min(LEARNS_NOTHING_STEPS, self.status.get("total_steps") or LEARNS_NOTHING_STEPS)
+        if self._idle_steps < needed or self.status.get("warning"):
+            return
+        self.status["warning"] = (
+            f"learns nothing: steps {step - self._idle_steps + 1}-{step} masked "
+            f"{metrics['masked_fraction']:.0%} of in-batch candidates with loss {metrics['loss']:g}; "
+            "lower --margin, or check the data for duplicated texts")
+        warnings.warn(self.status["warning"], GistlabWarning, stacklevel=2)
 
     def mask_quality(self, mask: BatchMask, rows: list[int]) -> dict:
         """Precision and recall of the step's mask against the data's ground truth
