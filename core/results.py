@@ -6,8 +6,9 @@ Reads the files :mod:`core.evaluate` leaves in mteb's ResultCache layout
 ``config.json`` supplies the run's name, loss arm, seed, student, guide and pairing key.
 
 Columns: model, run, loss, seed, task, task_type, split, main_score, overlaps_gist_training,
-revision, path, student, guide, pairing. ``main_score`` is mteb's main score of that split,
-averaged over its subsets (languages). Files that cannot be read are listed in
+revision, path, student, guide, pairing, setup (a run's training setup in words), metric (the
+metric behind the task's main score, e.g. ``nDCG@10``). ``main_score`` is mteb's main score of
+that split, averaged over its subsets (languages). Files that cannot be read are listed in
 ``table.attrs["unreadable"]``, never dropped silently.
 
 Also the pure summaries the experiment, the Results page and the Demo page share: arms named by
@@ -30,7 +31,7 @@ import pandas as pd
 
 COLUMNS = [
     "model", "run", "loss", "seed", "task", "task_type", "split", "main_score",
-    "overlaps_gist_training", "revision", "path", "student", "guide", "pairing",
+    "overlaps_gist_training", "revision", "path", "student", "guide", "pairing", "setup", "metric",
 ]
 MNRL = "none"
 """The arm name of MNRL: the in-batch softmax with no guide (every guide arm is compared with it)."""
@@ -84,19 +85,47 @@ def _default_roots() -> list[Path]:
 
 
 @lru_cache(maxsize=None)
-def task_type(name: str) -> str:
-    """The mteb task type of a task name (bundled or official), or ``unknown``."""
+def _task_metadata(name: str):
+    """The mteb metadata of a task name (bundled or official), or None."""
     from core.mteb_tasks import bundled_tasks
 
     for task in bundled_tasks():
         if task.metadata.name == name:
-            return task.metadata.type
+            return task.metadata
     import mteb
 
     try:
-        return mteb.get_task(name).metadata.type
+        return mteb.get_task(name).metadata
     except (KeyError, ValueError):
-        return "unknown"
+        return None
+
+
+def task_type(name: str) -> str:
+    """The mteb task type of a task name (bundled or official), or ``unknown``."""
+    meta = _task_metadata(name)
+    return meta.type if meta is not None else "unknown"
+
+
+METRIC_NAMES = {
+    "ndcg_at_10": "nDCG@10", "map_at_1000": "MAP@1000", "map": "MAP", "mrr_at_10": "MRR@10",
+    "accuracy": "accuracy", "f1": "F1", "v_measure": "V-measure", "max_ap": "max AP",
+    "max_average_precision": "max AP", "ap": "AP", "cosine_spearman": "Spearman (cosine)",
+    "cosine_pearson": "Pearson (cosine)",
+}
+"""How a person writes mteb's main-score names (others are shown as mteb names them)."""
+
+
+def main_metric(name: str) -> str:
+    """The metric behind a task's main score, as a person writes it: ``nDCG@10``, ``Spearman (cosine)``."""
+    meta = _task_metadata(name)
+    if meta is None:
+        return "main score"
+    return METRIC_NAMES.get(meta.main_score, meta.main_score.replace("_", " "))
+
+
+def display_name(model: str) -> str:
+    """A model's name as the user gives it: results of ``bundled:x`` are filed as ``gistlab/x``."""
+    return f"bundled:{model.removeprefix('gistlab/')}" if model.startswith("gistlab/") else model
 
 
 def _run_info(result_file: Path) -> dict:
@@ -109,9 +138,14 @@ def _run_info(result_file: Path) -> dict:
     config = root / "config.json"
     settings = json.loads(config.read_text()) if config.is_file() else {}
     if not isinstance(settings, dict) or "loss" not in settings:
-        return {"run": None, "loss": None, "seed": None, "student": None, "guide": None, "pairing": None}
+        return {"run": None, "loss": None, "seed": None, "student": None, "guide": None, "pairing": None,
+                "setup": None}
+    length = f"{settings['steps']} steps" if settings.get("steps") else f"{settings.get('epochs') or 1:g} epoch(s)"
+    setup = (f"student {settings.get('student')} · {settings.get('data')} · {length} of batch "
+             f"{settings.get('batch_size')} · lr {settings.get('lr')}")
     return {"run": root.name, "loss": settings.get("loss"), "seed": settings.get("seed"),
-            "student": settings.get("student"), "guide": settings.get("guide"), "pairing": pairing_key(settings)}
+            "student": settings.get("student"), "guide": settings.get("guide"), "pairing": pairing_key(settings),
+            "setup": setup}
 
 
 def pairing_key(settings: dict) -> str:
@@ -130,6 +164,7 @@ def _rows(result_file: Path) -> list[dict]:
         **_run_info(result_file),
         "task": task,
         "task_type": task_type(task),
+        "metric": main_metric(task),
         "overlaps_gist_training": task in GIST_TRAINING_OVERLAP,
         "revision": result_file.parent.name,
         "path": str(result_file),
@@ -166,8 +201,9 @@ def results_table(paths: Path | str | Iterable[Path | str] | None = None) -> pd.
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """The results table with ``label``: the run's name for a fine-tuned model, else the model's name."""
-    return table.assign(label=table["run"].fillna(table["model"]))
+    """The results table with ``label``: the run's name for a fine-tuned model, else the model's name
+    as the user gave it (:func:`display_name`)."""
+    return table.assign(label=table["run"].fillna(table["model"].map(display_name)))
 
 
 def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,10 @@ import pytest
 
 from core.cli import main
 from core.evaluate import evaluate
-from core.results import GIST_TRAINING_OVERLAP, results_table, task_type, write_section
+from core.results import (
+    GIST_TRAINING_OVERLAP, display_name, labelled, main_metric, pairing_key, results_table, task_type,
+    write_section,
+)
 from tests.test_evaluate import toy_sts_task
 
 
@@ -91,6 +94,23 @@ def test_task_types_and_overlap():
     assert task_type("NoSuchTask") == "unknown"
     assert "Banking77Classification" in GIST_TRAINING_OVERLAP
     assert "STSBenchmark" not in GIST_TRAINING_OVERLAP
+
+
+def test_metric_names_and_model_names_a_person_reads():
+    assert main_metric("WordNetRetrieval") == "nDCG@10"
+    assert main_metric("WordNetSTS") == "Spearman (cosine)"
+    assert main_metric("NoSuchTask") == "main score"
+    assert display_name("gistlab/minilm-l3") == "bundled:minilm-l3"
+    assert display_name("local/st") == "local/st"
+    table = pd.DataFrame({"run": [None, "r1"], "model": ["gistlab/minilm-l3", "gistlab-run/r1"]})
+    assert labelled(table)["label"].tolist() == ["bundled:minilm-l3", "r1"]
+
+
+def test_runs_on_the_same_batches_share_a_pairing_key():
+    settings = {"data": "bundled", "student": "s", "batch_size": 16, "steps": 50, "seed": 0, "lr": 2e-5}
+    mnrl = pairing_key({**settings, "loss": "mnrl", "out": "a"})
+    assert pairing_key({**settings, "loss": "gist", "guide": "g", "margin": 0.1, "out": "b", "seed": 1}) == mnrl
+    assert pairing_key({**settings, "loss": "mnrl", "batch_size": 32}) != mnrl
 
 
 def test_cli_eval_prints_table_and_writes_csv(tiny_model_dir, tmp_path, capsys):
