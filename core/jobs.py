@@ -82,9 +82,9 @@ class Job:
         return cls(**{**data, "steps": [Step(**s) for s in data["steps"]]})
 
     def problems(self) -> tuple[list[str], list[str]]:
-        """What the CLI reported in the first step's log: its one-line errors, and the tasks it skipped."""
-        log = Path(self.steps[0].log)
-        lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+        """What the CLI reported in its steps' logs: its one-line errors, and the tasks it skipped."""
+        logs = [Path(log) for log in dict.fromkeys(step.log for step in self.steps)]
+        lines = [line for log in logs if log.is_file() for line in log.read_text(errors="replace").splitlines()]
         return ([line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)],
                 [line for line in lines if line.startswith(SKIPPED_PREFIX)])
 
@@ -301,9 +301,13 @@ def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
     deadlines: list[tuple[float, int]] | None = None
     while True:
         try:
-            return child.wait(timeout=POLL_SECONDS)
+            code = child.wait(timeout=POLL_SECONDS)
         except subprocess.TimeoutExpired:
             pass
+        else:
+            if step.run_dir:  # the run consumed its STOP; one this loop touched again since must go too
+                (Path(step.run_dir) / "STOP").unlink(missing_ok=True)
+            return code
         if deadlines is None:
             if not _stop_marker().exists():
                 continue

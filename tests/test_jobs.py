@@ -77,6 +77,7 @@ def test_stop_writes_STOP_and_the_run_ends_stopped(tmp_path):
     assert (run / "STOP").exists()
     wait_until_done()
     assert json.loads((run / "status.json").read_text())["state"] == "stopped"
+    assert not (run / "STOP").exists()  # no stop request left behind for the next run in this folder
 
 
 def test_unresponsive_command_is_interrupted_after_the_grace_period(tmp_path):
@@ -254,7 +255,7 @@ def test_real_training_job_stops_cleanly(tiny_model_dir, tiny_pairs):
     wait_until_done(timeout=60)
     status = read_status(run)
     assert status["state"] == "stopped" and status["steps_done"] < 10_000
-    assert (run / "model").is_dir()
+    assert (run / "model").is_dir() and not (run / "STOP").exists()
 
 
 def test_an_eval_job_is_described_by_its_models(tmp_path):
