@@ -1,11 +1,11 @@
-"""The inspector's tables agree with guided_mask, re-masking never encodes, the audit finds duplicates."""
+"""The inspector's tables agree with guided_mask, re-masking never encodes, bad input is one line."""
 
 import pandas as pd
 import pytest
 import torch
 
 from core.cli import main
-from core.inspect import Batch, audit, embed_batch, encoder, inspect_batch, mask_batch, remask, whole_dataset
+from core.inspect import Batch, embed_batch, encoder, inspect_batch, mask_batch, remask
 from core.masking import BLOCKS, MarginSettings, guided_mask
 
 ANCHORS = ["a cat sat on the mat", "dogs bark at night", "the stock market fell", "rain is wet",
@@ -109,15 +109,6 @@ def test_without_student_columns_are_empty(tiny_model, batch):
     assert pairs.student_score.isna().all() and "student_prefers" in pairs.columns
 
 
-def test_audit_deduplicates_and_sorts(minilm_l6, batch):
-    table = audit([batch, batch], encoder(minilm_l6), MarginSettings(margin=0.05))
-    assert len(table) == len(inspect_batch(batch, encoder(minilm_l6), MarginSettings(margin=0.05)).pairs)
-    assert table.beats_positive_by.is_monotonic_decreasing
-    # the kitten/cat pair: each anchor's guide score for the other's positive is near its own
-    kitten = table[(table.dataset_row == 14) & (table.candidate_row == 10)]
-    assert set(kitten.block) >= {"a-a"}
-
-
 @pytest.fixture
 def pairs_csv(tmp_path):
     path = tmp_path / "pairs.csv"
@@ -136,34 +127,12 @@ def test_cli_inspect_prints_and_writes_csv(tiny_model_dir, pairs_csv, tmp_path, 
     assert (table.margin == 0.2).all() and table.student_score.isna().all()
 
 
-def test_cli_audit_covers_every_row_once_and_sorts(tiny_model_dir, pairs_csv, tmp_path, capsys):
-    out = tmp_path / "audit.csv"
-    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "5",
-                 "--margin", "0.1", "--student", str(tiny_model_dir), "--out", str(out)])
-    table = pd.read_csv(out)
-    assert code == 0 and "3 batches of 5 (12 rows)" in capsys.readouterr().out
-    assert table.beats_positive_by.is_monotonic_decreasing and table.student_prefers.notna().all()
-    # the data holds every pair twice: identical texts in other rows are masked and flagged
-    assert table.identical_text.any()
-
-
 def test_cli_bad_input_is_one_line(tiny_model_dir, pairs_csv, capsys):
     assert main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir),
                  "--batch-size", "50"]) == 2
     assert "fewer than the batch size" in capsys.readouterr().err
-    assert main(["audit", "--data", str(pairs_csv), "--batches", "0", "--out", "x.csv"]) == 2
     assert main(["inspect", "--run", "no-such-run"]) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-def test_whole_dataset_batches(pairs_csv):
-    from core.data import load_pairs
-
-    ds = load_pairs(str(pairs_csv))
-    batches = whole_dataset(ds, 5, seed=1)
-    assert [len(b) for b in batches] == [5, 5, 2]
-    assert sorted(r for b in batches for r in b.rows) == list(range(12))
-    assert [b.rows for b in whole_dataset(ds, 5, seed=1)] == [b.rows for b in batches]
 
 
 def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv, tmp_path):
@@ -215,3 +184,27 @@ def test_filter_pairs_by_block_student_and_text():
     assert filter_pairs(pairs, student_prefers=True)["text"].tolist() == ["A cat", "a bird"]
     assert filter_pairs(pairs, text="CAT")["text"].tolist() == ["A cat", "a dog"]  # row text or candidate
     assert filter_pairs(pairs, ["a-n"], True, "bird")["text"].tolist() == ["a bird"]
+
+
+def test_cli_inspect_prints_mask_quality_and_weak_rows(tiny_model_dir, pairs_csv, capsys):
+    """Bundled data: the precision/recall table and the weak rows, as inspect_batch computes them;
+    data without ground truth says so instead of printing zeros."""
+    from core.data import load_pairs
+    from core.guide_cache import GuideCache
+    from core.masking import MarginSettings
+    from core.models import load_model
+
+    argv = ["inspect", "--data", "bundled", "--guide", str(tiny_model_dir), "--batch-size", "16",
+            "--margin", "0.1", "--show", "3"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    batch = Batch.draw(load_pairs("bundled"), 16, seed=0)
+    report = inspect_batch(batch, GuideCache(load_model(str(tiny_model_dir)), str(tiny_model_dir)).embed,
+                           MarginSettings(margin=0.1))
+    pooled = report.quality.set_index(["task", "block"]).loc[("all", "all")]
+    line = next(x for x in printed.splitlines() if x.split()[:2] == ["all", "all"])
+    assert line.split()[2:4] == [str(int(pooled.masked)), f"{pooled.precision:.3f}"]
+    assert f"{report.mask.weak_row_count()} weak-positive rows" in printed
+    assert "relation" in printed and "no ground truth" not in printed
+    assert main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "6"]) == 0
+    assert "no ground truth in this data" in capsys.readouterr().out
