@@ -152,3 +152,64 @@ def test_save_load_and_progress(random_data, tmp_path):
     write("searching", 5, 10)
     state = read_progress(tmp_path / "job")
     assert state["done"] == 5 and state["total"] == 10 and state["eta_s"] is not None
+
+
+@pytest.fixture
+def pairs_csv(tmp_path):
+    import pandas as pd
+
+    rows = [("a cat", "a small feline", "x"), ("a kitten", "a small feline", "y"), ("a car", "a vehicle", "z"),
+            ("a boat", "a vessel", "w"), ("the sun", "a star", "v"), ("a tree", "a plant", "u")]
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame(rows, columns=["anchor", "positive", "negative"]).to_csv(path, index=False)
+    return path
+
+
+def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, pairs_csv, tmp_path, capsys):
+    import json
+
+    from core.cli import main
+
+    out = tmp_path / "report"
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(out),
+                 "--duplicate-threshold", "1"])  # a random guide finds everything alike: exact copies only
+    printed = capsys.readouterr().out
+    assert code == 0 and "audited 6 of 6 rows" in printed
+    assert "no ground truth in this data" in printed
+    assert "duplicate groups: 1 (2 rows)" in printed  # the two rows whose positive is "a small feline"
+    report = load_report(out)
+    for name in ("suspected false negatives", "suspect positives"):
+        assert f"{name}: {report.counts()['fn' if 'false' in name else 'pos']}" in printed
+    assert (out / "progress.json").is_file()
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({"decisions": {"dup:0": "drop"}}))
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(out),
+                 "--duplicate-threshold", "1", "--apply", str(decisions), "--export", str(tmp_path / "clean.parquet")])
+    assert code == 0 and "cleaned data: 5 of 6 rows" in capsys.readouterr().out
+    assert json.loads((tmp_path / "clean.parquet.report.json").read_text())["dropped"] == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--limit", "1"], "at least 2 rows"),
+    (["--apply", "d.json"], "together"),
+    (["--weak-share", "0"], "share of the rows"),
+])
+def test_cli_audit_bad_input_is_one_line(tiny_model_dir, pairs_csv, tmp_path, capsys, argv, needle):
+    from core.cli import main
+
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_audit_one_row_and_empty_data(tiny_model_dir, tmp_path, capsys):
+    from core.cli import main
+
+    one = tmp_path / "one.csv"
+    one.write_text("anchor,positive\na,b\n")
+    assert main(["audit", "--data", str(one), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "r")]) == 2
+    assert "give at least two" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("anchor,positive\n")
+    assert main(["audit", "--data", str(empty), "--out", str(tmp_path / "r")]) == 2
+    assert "no rows" in capsys.readouterr().err
