@@ -36,6 +36,7 @@ class StepProgress:
     done: int = 0  # steps trained, or tasks evaluated
     total: int | None = None  # steps to train (None for an evaluation: its task count is not known ahead)
     error: str | None = None
+    warning: str | None = None  # e.g. the run learns nothing (core.train, status.json "warning")
 
 
 @dataclass
@@ -81,7 +82,7 @@ def _train_step(step: Step, metrics: pd.DataFrame | None) -> StepProgress:
     if metrics is not None and len(metrics):
         done = max(done, int(metrics["step"].max()))
     return StepProgress("train", run_dir.name, str(arm), str(status.get("state")), done,
-                        status.get("total_steps") or total, status.get("error"))
+                        status.get("total_steps") or total, status.get("error"), status.get("warning"))
 
 
 def _eval_step(step: Step, model: str) -> StepProgress:

@@ -260,3 +260,14 @@ def test_two_runs_are_compared_in_their_arm_colours(home):
     settings = at.dataframe[1].value
     assert list(settings.columns) == ["a-gist", "b-mnrl", "c-gist"] or set(settings.columns) == set(colors)
     assert settings.loc["loss"].tolist().count("gist") == 2
+
+
+def test_a_run_that_learns_nothing_is_flagged_on_the_page(home):
+    run = write_run(home, "idle-gist", "gist", steps=6)
+    status = json.loads((run / "status.json").read_text())
+    warning = "learns nothing: steps 1-5 masked 100% of in-batch candidates with loss 0; lower --margin"
+    (run / "status.json").write_text(json.dumps({**status, "warning": warning}))
+    finished_job(run)
+    at = open_train()
+    assert not at.exception
+    assert [w.value for w in at.warning] == [f"idle-gist: {warning}"]

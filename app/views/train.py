@@ -97,6 +97,8 @@ def live_job() -> None:
             st.error(f"{line}: {step.error}", icon=":material/error:")
         else:
             st.markdown(line)
+        if step.warning:
+            st.warning(f"{step.run}: {step.warning}", icon=":material/warning:")
     drawn = {name: m for name, m in metrics.items() if len(m)}
     if drawn:
         curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}), "live")
