@@ -18,7 +18,9 @@ from core.models import GUIDE_SPECS
 def _add_app(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="start the Streamlit lab (localhost only unless --address)")
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--address", default=None,
+                   help="listen here (default 127.0.0.1, from app/.streamlit/config.toml); 0.0.0.0 shares "
+                        "the lab on a network, and then refuses server paths outside the workspace and home")
     p.set_defaults(run=_run_app)
 
 
@@ -26,10 +28,27 @@ def _run_app(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent  # Streamlit reads .streamlit/config.toml from here
-    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app" / "main.py"),
-           "--server.port", str(args.port), "--server.address", args.address]
-    return subprocess.call(cmd, cwd=root)
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "streamlit", "run", str(root / "app" / "main.py"), "--server.port", str(args.port)]
+    cmd += ["--server.address", args.address] if args.address else []  # else the script's config: 127.0.0.1
+    return _wait_forwarding_signals(subprocess.Popen(cmd, cwd=root))
+
+
+def _wait_forwarding_signals(child) -> int:
+    """Wait for ``child``, passing it SIGTERM, SIGHUP and SIGINT (a ``kill`` of this process would
+    otherwise leave the Streamlit server listening as an orphan); its exit code is ours."""
+    import signal
+
+    def forward(number, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(number)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        return child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:

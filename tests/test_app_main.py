@@ -48,7 +48,7 @@ def test_a_missing_page_is_left_out(tmp_path, monkeypatch):
 
 
 def test_server_listens_on_localhost_with_an_upload_limit():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((ROOT / "app" / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert 1 <= config["server"]["maxUploadSize"] <= 200
     assert config["client"]["showErrorDetails"] in ("type", "none")

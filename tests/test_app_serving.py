@@ -1,0 +1,67 @@
+"""How the lab is served (issue 14): 127.0.0.1 however it is started, `gistlab app` passes SIGTERM on
+to its Streamlit child, and a server reachable from other machines refuses outside paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def listening(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp* writes them) listening on ``port``."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
+
+
+def test_gistlab_app_from_another_folder_binds_localhost_and_forwards_sigterm(tmp_path):
+    port = free_port()
+    env = {**os.environ, "GISTLAB_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("STREAMLIT_SERVER_ADDRESS", None)
+    app = subprocess.Popen([sys.executable, "-m", "core.cli", "app", "--port", str(port)],
+                           cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
+                time.sleep(0.5)
+        assert listening(port) == ["0100007F"]  # 127.0.0.1 only, although no flag and no config in cwd
+
+        app.send_signal(signal.SIGTERM)  # what kill, systemd and container runtimes send
+        assert app.wait(timeout=30) is not None
+        deadline = time.monotonic() + 30
+        while listening(port):
+            assert time.monotonic() < deadline, "the Streamlit child still listens after gistlab app ended"
+            time.sleep(0.2)
+    finally:
+        if app.poll() is None:
+            os.killpg(app.pid, signal.SIGKILL)
+
+
+def test_the_lab_config_sits_next_to_the_entry_script():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "app" / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert not (ROOT / ".streamlit" / "config.toml").exists()  # one config, read from any folder
