@@ -1,7 +1,8 @@
 """Benchmark the GIST loss step against MNRL and the library's GISTEmbedLoss, and the cache fill.
 
-1. Training step (forward + backward + AdamW step), student bundled:minilm-l3, guide
-   bundled:minilm-l6, bundled WordNet triplets (anchor, positive, negative). Arms:
+1. Training step (forward + backward + AdamW step), student bundled:minilm-l3, guide ``--guide``
+   (default bundled:minilm-l6; bundled:mpnet-base is the strong 110 M guide with its own tokenizer,
+   which GISTEmbedLoss re-tokenises for), bundled WordNet triplets (anchor, positive, negative). Arms:
    ``gist`` (core.loss.GISTLoss, guide cache warm), ``mnrl`` (MultipleNegativesRankingLoss, its
    default scale 20) and ``gist-st`` (sentence-transformers' GISTEmbedLoss, which runs the guide
    every step), plus ``mnrl again``, a second MNRL arm whose ratio to ``mnrl`` shows the run's
@@ -17,6 +18,7 @@
 Prints markdown tables for docs/PERFORMANCE.md.
 
     python scripts/bench_loss.py --rounds 20 --fill-texts 2000
+    python scripts/bench_loss.py --guide bundled:mpnet-base --batch-sizes 32 --fill-texts 0 --float16-pairs 0
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from core.bundled import bundled_pairs  # noqa: E402
 from core.guide_cache import GuideCache  # noqa: E402
 from core.loss import GISTLoss  # noqa: E402
 from core.masking import MarginSettings, guided_mask  # noqa: E402
-from core.models import load_model  # noqa: E402
+from core.models import load_guide, load_model  # noqa: E402
 
 COLUMNS = ("anchor", "positive", "negative")
 # "mnrl again" is a second, identical MNRL arm: its ratio to "mnrl" is the noise floor of the run.
@@ -136,14 +138,14 @@ def gist_overhead(loss: GISTLoss, rows: torch.Tensor) -> None:
     guided_mask(guide[0], guide[1], list(guide[2:]), loss.settings, columns[0], columns[1], columns[2:])
 
 
-def bench_fill(guide, texts: list[str], repeats: int, batch_size: int, device: str) -> tuple[list, list]:
+def bench_fill(guide, spec: str, texts: list[str], repeats: int, batch_size: int, device: str) -> tuple[list, list]:
     """(wall, cpu) times of the guide's encode and of filling an empty cache, alternating."""
     encode_s, fill_s = [], []
     guide.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
     for _ in range(repeats):
         encode_s.append(timed(lambda: guide.encode(texts, batch_size=batch_size), device))
         with tempfile.TemporaryDirectory() as root:
-            cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root), batch_size=batch_size)
+            cache = GuideCache(guide, spec, root=Path(root), batch_size=batch_size)
             fill_s.append(timed(lambda: cache.fill(texts), device))
     return encode_s, fill_s
 
@@ -177,7 +179,7 @@ def paired_ratio(times: dict, arm: str, clock: int) -> float:
 def report_fill(ds, guide, args) -> None:
     texts = list(dict.fromkeys(ds["anchor"][: args.fill_texts] + ds["positive"][: args.fill_texts]))
     texts = texts[: args.fill_texts]
-    encode_s, fill_s = bench_fill(guide, texts, args.fill_repeats, 64, args.device)
+    encode_s, fill_s = bench_fill(guide, args.guide, texts, args.fill_repeats, 64, args.device)
     encode, fill = ([median(x, c) for c in (0, 1)] for x in (encode_s, fill_s))
     print("\n| texts | clock | guide.encode s | GuideCache.fill s | encode texts/s | fill texts/s "
           "| fill / encode throughput |")
@@ -187,9 +189,9 @@ def report_fill(ds, guide, args) -> None:
               f"| {len(texts) / fill[c]:.0f} | {encode[c] / fill[c]:.3f} |")
 
 
-def report_float16(ds, guide, n: int) -> None:
+def report_float16(ds, guide, spec: str, n: int) -> None:
     with tempfile.TemporaryDirectory() as root:
-        cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root))
+        cache = GuideCache(guide, spec, root=Path(root))
         flips, cells = float16_flips(cache, ds["anchor"][:n], ds["positive"][:n])
     print(f"\nfloat16 storage: {flips} of {cells} mask cells change vs float32 "
           f"({n} example->definition pairs, batches of 32, absolute+relative x margins 0/0.05/0.1)")
@@ -197,7 +199,7 @@ def report_float16(ds, guide, n: int) -> None:
 
 def report_steps(ds, guide, args) -> None:
     with tempfile.TemporaryDirectory() as root:
-        cache = GuideCache(guide, "bundled:minilm-l6", root=Path(root))
+        cache = GuideCache(guide, args.guide, root=Path(root))
         print("| batch | clock | gist ms | mnrl ms | mnrl again ms | gist-st ms | gist / mnrl "
               "| mnrl again / mnrl | gist-st / mnrl | gist overhead ms |")
         print("|---|---|---|---|---|---|---|---|---|---|")
@@ -211,6 +213,7 @@ def report_steps(ds, guide, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--guide", default="bundled:minilm-l6", help="guide spec of gist and gist-st")
     parser.add_argument("--rounds", type=int, default=20, help="timed steps per arm and batch size")
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 64], help="none: skip steps")
     parser.add_argument("--fill-texts", type=int, default=2000, help="0: skip the fill benchmark")
@@ -223,13 +226,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     ds = training_data()
-    guide = load_model("bundled:minilm-l6", device=args.device).eval()
+    guide = load_guide(args.guide, device=args.device)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs ({device_name or platform.machine()}), "
           f"device {args.device}, torch threads {torch.get_num_threads()}, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"versions: python {platform.python_version()}, torch {torch.__version__}, "
           f"sentence-transformers {sentence_transformers.__version__}")
+    print(f"student bundled:minilm-l3, guide {args.guide}")
     print(f"data: bundled example_definition triplets ({len(ds)} rows), {args.rounds} timed steps "
           "per arm after 1 warm-up, arms interleaved\n")
 
@@ -238,7 +242,7 @@ def main() -> None:
     if args.fill_texts:
         report_fill(ds, guide, args)
     if args.float16_pairs:
-        report_float16(ds, guide, args.float16_pairs)
+        report_float16(ds, guide, args.guide, args.float16_pairs)
 
 
 if __name__ == "__main__":
