@@ -44,6 +44,15 @@ def default_student() -> str:
     return os.environ.get("GISTLAB_APP_STUDENT") or DEFAULT_STUDENT
 
 
+def served(spec: str) -> str:
+    """``spec`` if this server may open it: a server reachable from other machines refuses paths
+    outside the workspace and the home folder (core.paths.check_served_path)."""
+    from core.paths import check_served_path
+
+    check_served_path(spec, st.get_option("server.address"))
+    return spec
+
+
 @contextmanager
 def errors_shown() -> Iterator[None]:
     """Show a GistlabError as one st.error line and end this run of the page there."""
@@ -167,7 +176,7 @@ def choose_data() -> tuple[object, str]:
     if not hub_id.strip():
         st.info("Name a Hugging Face dataset in the sidebar (needs the network or a cached copy).")
         st.stop()
-    return dataset(hub_id.strip(), split.strip()), f"hub:{hub_id.strip()}:{split.strip()}"
+    return dataset(served(hub_id.strip()), split.strip()), f"hub:{hub_id.strip()}:{split.strip()}"
 
 
 def choose_models(student: bool = True) -> tuple[str, str | None]:
@@ -178,11 +187,12 @@ def choose_models(student: bool = True) -> tuple[str, str | None]:
     guide = st.sidebar.text_input("Guide model", default_guide(), key="guide_spec", help=GUIDE_SPECS)
     if not guide.strip():
         raise GistlabError("Name a guide model in the sidebar, e.g. bundled:minilm-l6.")
+    served(guide.strip())
     if not student:
         return guide_model_spec(guide, default_student()), None
     chosen = st.sidebar.text_input("Student model (blank: none)", default_student(), key="student_spec",
                                    help=help_text)
-    return guide_model_spec(guide, chosen.strip() or default_student()), chosen.strip() or None
+    return guide_model_spec(guide, served(chosen.strip()) or default_student()), chosen.strip() or None
 
 
 def choose_batch(ds, max_size: int = 512, default_size: int = 32) -> tuple[int, int, str | None]:

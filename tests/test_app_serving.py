@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +67,25 @@ def test_the_lab_config_sits_next_to_the_entry_script():
     config = tomllib.loads((ROOT / "app" / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
     assert not (ROOT / ".streamlit" / "config.toml").exists()  # one config, read from any folder
+
+
+def test_the_train_page_refuses_outside_paths_when_served_to_a_network(tmp_path, monkeypatch):
+    import streamlit
+    from streamlit.testing.v1 import AppTest
+
+    from core import jobs
+
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    outside = tmp_path / "elsewhere" / "pairs.csv"
+    outside.parent.mkdir()
+    outside.write_text("anchor,positive\na,b\n")
+    real = streamlit.get_option
+    monkeypatch.setattr(streamlit, "get_option", lambda key: "0.0.0.0" if key == "server.address" else real(key))
+    monkeypatch.setattr(jobs, "start_training", lambda *a, **k: pytest.fail("must not start"))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=90).run()
+    at = at.switch_page("views/train.py").run()
+    next(t for t in at.text_input if t.label == "Data").set_value(str(outside))
+    at = next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "outside the workspace and your home folder" in at.error[0].value

@@ -1,22 +1,25 @@
-"""Results: evaluate runs and base models on the bundled MTEB subset in the background, then compare.
+"""Results: does the guide help? Paired differences against MNRL, scores per task, background evaluation.
 
-Evaluation is a background job (core.jobs running ``gistlab eval``), so the page stays responsive;
-the charts read whatever results are on disk (core.results): per task, per task type, a radar of
-type averages, and each loss arm's delta against a base model with its spread over seeds.
+Evaluation is a background job (core.jobs running ``gistlab eval``, one step and log per model), so
+the page stays responsive; a progress bar says "model 2 of 3 · task 4 of 6" (core.job_progress)
+and the page redraws as each model finishes. The charts read whatever results are on disk
+(core.results): for runs that trained on the same batches (one pairing key), each arm minus MNRL
+seed by seed, with its spread only where there are two seeds or more; then every model's score per
+task, each task's panel zoomed to its data and titled with its metric.
 """
 
 import time
-from pathlib import Path
 
-import plotly.express as px
 import streamlit as st
 
-from app.palette import ARM_COLORS
-from app.views import OVERLAP_NOTE, label_colors, radar_figure, scores_figure
+from app.paired_charts import paired_delta_figure, seeds_text, task_scores_figure
+from app.state import served
+from app.views import OVERLAP_NOTE, label_colors
 from core import jobs
 from core.errors import GistlabError
+from core.job_progress import job_progress
 from core.models import DEFAULT_STUDENT
-from core.results import deltas, labelled, mark_overlaps, results_table
+from core.results import MNRL, arm_label, arm_of, labelled, mark_overlaps, paired_deltas, results_table
 from core.runs import trained_model
 from core.workspace import subdir
 
@@ -43,8 +46,12 @@ if evaluate:
     try:
         if not models or not tasks.strip():
             raise GistlabError("Pick at least one run or base model, and name the tasks (bundled works offline).")
-        log = str(jobs.jobs_dir() / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.log")
-        jobs.start_job("eval", [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", tasks), log) for m in models])
+        for model in models:
+            served(model)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        jobs.start_job("eval", [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", tasks),
+                                          str(jobs.jobs_dir() / f"eval-{stamp}-{k}.log"))
+                                for k, m in enumerate(models, 1)])
     except GistlabError as exc:
         st.error(str(exc))
     else:
@@ -62,10 +69,10 @@ def last_eval_problems(job: jobs.Job) -> None:
 
 @st.fragment(run_every=2 if jobs.current_job() else None)
 def eval_progress() -> None:
-    """While an evaluation runs: its log's last lines, and a refresh of the page when it ends."""
+    """While an evaluation runs: a progress bar by model and task; the page redraws as each model ends."""
     job = jobs.current_job()
     if job is None:
-        if st.session_state.pop("watching_eval", False):
+        if st.session_state.pop("watching_eval", None) is not None:
             st.rerun()
         last = jobs.last_job()
         if last is not None and last.kind == "eval":
@@ -74,10 +81,18 @@ def eval_progress() -> None:
     if job.kind != "eval":
         st.info(f"The {job.describe()} is running; evaluate when it ends.")
         return
-    st.session_state["watching_eval"] = True
-    log = Path(job.steps[0].log)
-    lines = log.read_text(errors="replace").splitlines()[-3:] if log.is_file() else []
-    st.info(f"Evaluating {len(job.steps)} model(s)… " + " · ".join(lines))
+    progress = job_progress(job, {})
+    finished = sum(step.state in ("evaluated", "failed") for step in progress.steps)
+    if st.session_state.get("watching_eval", 0) != finished:
+        seen = st.session_state.get("watching_eval")
+        st.session_state["watching_eval"] = finished
+        if seen is not None:
+            st.rerun()  # a model finished: its results join the charts
+    models = len(progress.steps) or 1
+    running = next((s for s in progress.steps if s.state == "running"), None)
+    within = running.done / running.total if running is not None and running.total else 0.0
+    st.progress(min((finished + within) / models, 1.0),
+                text=f"Evaluating · {progress.phase or f'{finished} of {models} models done'}")
     if st.button("Stop evaluation"):
         jobs.request_stop()
 
@@ -98,23 +113,35 @@ if table.empty:
     st.info("Pick at least one model or run to compare.")
     st.stop()
 table = mark_overlaps(table)
+metrics = table.drop_duplicates("task").set_index("task")["metric"].to_dict()
 
-st.plotly_chart(scores_figure(table, "task", "Main score per task"), width="stretch")
-per_type, radar = st.columns(2)
-per_type.plotly_chart(scores_figure(table, "task_type", "Main score per task type"), width="stretch")
-radar.plotly_chart(radar_figure(table, label_colors(table)), width="stretch")
+st.subheader("Does the guide help? Each arm minus MNRL, same seeds, same batches")
+runs = table[table["run"].notna()]
+runs = runs.assign(arm=[arm_of(loss, guide) for loss, guide in zip(runs["loss"], runs["guide"])])
+groups = [(key, part) for key, part in runs.groupby("pairing", sort=False)
+          if MNRL in set(part["arm"]) and part["arm"].nunique() > 1]
+if not groups:
+    st.info("No paired runs to compare yet: train MNRL and a GIST arm with the same seed and settings "
+            "(Train page, paired comparison) and evaluate both.")
+for key, part in groups:
+    deltas = paired_deltas(part, [])
+    if deltas.empty:
+        continue
+    setup = part["setup"].iloc[0]
+    st.plotly_chart(paired_delta_figure(deltas, metrics, setup), width="stretch", key=f"paired-{key}")
+    counts = deltas.groupby("arm")["seeds"].max()
+    lines = [f"{arm_label(arm)}: {seeds_text(int(n))}" + ("" if n > 1 else " (no spread: train more seeds)")
+             for arm, n in counts.items()]
+    st.caption("Dots: mean over seeds of (arm − MNRL) on the same batches; whiskers: std of the per-seed "
+               "differences, drawn only from 2 seeds up. " + " · ".join(lines))
 
-bases = sorted(table.loc[table["run"].isna(), "model"].unique())
-if bases and table["run"].notna().any():
-    base = st.selectbox("Deltas against base model", bases)
-    delta = deltas(table, base)
-    fig = px.bar(delta, x="task", y="delta", color="loss", barmode="group", error_y="spread", color_discrete_map=ARM_COLORS,
-                 hover_data=["runs"], title=f"Score minus {base} (bars: mean over seeds, whiskers: std)")
-    st.plotly_chart(fig, width="stretch")
+st.subheader("Score per task")
+st.plotly_chart(task_scores_figure(table, label_colors(table)), width="stretch")
 if table["overlaps_gist_training"].any():
     st.caption(OVERLAP_NOTE)
 
-columns = ["label", "model", "run", "loss", "seed", "task", "task_type", "split", "main_score"]
-st.dataframe(table[columns], hide_index=True)
-st.download_button("Download the table as CSV", table[columns].to_csv(index=False), "gistlab-results.csv",
-                   mime="text/csv")
+columns = {"label": "Model or run", "loss": "Loss", "guide": "Guide", "seed": "Seed", "task": "Task",
+           "task_type": "Task type", "metric": "Metric", "split": "Split", "main_score": "Score"}
+frame = table.assign(guide=table["guide"].where(table["loss"] != "mnrl"))[list(columns)].rename(columns=columns)
+st.dataframe(frame, hide_index=True)
+st.download_button("Download the table as CSV", frame.to_csv(index=False), "gistlab-results.csv", mime="text/csv")

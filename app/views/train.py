@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from app.palette import arm_of, run_colors
+from app.state import served
 from app.views import curves_figure, page_link
 from core import jobs, runs
 from core.errors import GistlabError
@@ -73,7 +74,7 @@ def live_job() -> None:
     """The running (or last) job: one progress bar with the job's ETA, each run's state, curves, Stop."""
     job = jobs.current_job()
     shown = job or jobs.last_job()
-    if shown is None or shown.kind == "eval":
+    if shown is None or shown.kind in ("eval", "audit"):  # Results and Audit show their own jobs
         return
     signature = job_signature(shown) + (job is not None,)
     if st.session_state.setdefault("job_signature", signature) != signature:
@@ -120,6 +121,8 @@ def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
 
         if not all(settings[key] for key in ("student", "guide", "data")):
             raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
+        for key in ("student", "guide", "data"):
+            served(settings[key])
         configs = [TrainConfig(**settings, loss=arm) for arm in arms]  # bad settings fail here
         check_launch(configs, lambda k, what: checking.update(label=f"Checking the {what} ({k + 1} of 3)…"))
         checking.update(label="Settings, models and data are fine: starting.", state="complete")
