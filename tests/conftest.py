@@ -54,6 +54,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module of tiny-model tests: waking the thread pool costs more than
+    the work (a 32x32 linear took 10 ms on 2 threads, 0.1 ms on one, while other jobs shared the 2
+    cores). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture
 def tiny_model(tiny_model_dir):
     """A fresh copy of the tiny random BERT (tests may train it)."""

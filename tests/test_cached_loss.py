@@ -15,8 +15,11 @@ from core.loss import GISTLoss
 from core.masking import MarginSettings
 from tests.test_loss import ROWS, SETTINGS, features, loss_and_grads, pairs_dataset
 from tests.test_loss import tiny_guide_cache  # noqa: F401 (a fixture)
+from tests.test_train import pairs_csv  # noqa: F401 (a fixture)
 
 MINI = 5  # 12 rows -> mini-batches of 5, 5, 2: uneven on purpose
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +143,77 @@ def test_rejects_bad_settings(student, tiny_guide_cache):
     loss = CachedGISTLoss(student, tiny_guide_cache, ds)
     with pytest.raises(ValueError, match="label"):
         loss(features(student, ds), None)
+
+
+def test_mini_batch_runs_are_deterministic_and_mask_like_default_runs(pairs_csv, tiny_model_dir, tmp_path):
+    """--mini-batch-size trains with CachedGISTLoss; one seed gives identical runs; the guide's
+    masks (a function of the batch and the guide only) equal the default run's, step by step."""
+    from core import runs
+    from core.train import run_training
+    from tests.test_train import tiny_config
+
+    def train(name, **overrides):
+        out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / name, margin=0.05, **overrides))
+        return runs.read_metrics(out), runs.read_masks(out)
+
+    first, first_masks = train("a", mini_batch_size=3)
+    again, again_masks = train("b", mini_batch_size=3)
+    plain, plain_masks = train("plain")
+    assert first["loss"].tolist() == again["loss"].tolist() and first_masks.equals(again_masks)
+    assert first_masks.equals(plain_masks) and len(first_masks) > 0
+    assert first["masked_fraction"].tolist() == plain["masked_fraction"].tolist()
+
+
+@pytest.mark.parametrize("arm", ["gist", "mnrl", "gist-st"])
+def test_build_loss_picks_the_gradcache_form_only_with_a_mini_batch(arm, pairs_csv, tiny_model_dir):
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss, GISTEmbedLoss, MultipleNegativesRankingLoss,
+    )
+
+    from core.data import load_pairs
+    from core.train import build_loss
+    from tests.test_train import tiny_config
+
+    ds = load_pairs(str(pairs_csv))
+    cached = {"gist": CachedGISTLoss, "mnrl": CachedMultipleNegativesRankingLoss, "gist-st": CachedGISTEmbedLoss}
+    plain = {"gist": GISTLoss, "mnrl": MultipleNegativesRankingLoss, "gist-st": GISTEmbedLoss}
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    loss, step_mask = build_loss(tiny_config(pairs_csv, tiny_model_dir, None, loss=arm, mini_batch_size=3), student, ds)
+    assert type(loss) is cached[arm] and loss.mini_batch_size == 3
+    default, _ = build_loss(tiny_config(pairs_csv, tiny_model_dir, None, loss=arm), student, ds)
+    assert type(default) is plain[arm]  # default runs are unchanged
+    if arm == "gist-st":  # the mask probe reads the library's guide outputs, mini-batch by mini-batch
+        batch = ds.select(range(8))
+        feats = [student.preprocess(batch[c]) for c in ("anchor", "positive", "negative")]
+        loss(feats, None).backward()
+        mask = step_mask()
+        guide = loss.guide.encode(batch["anchor"], convert_to_tensor=True)
+        positive = loss.guide.encode(batch["positive"], convert_to_tensor=True)
+        expected = torch.nn.functional.normalize(guide, dim=1) @ torch.nn.functional.normalize(positive, dim=1).T
+        torch.testing.assert_close(mask.guide_scores["a-p"], expected, atol=1e-5, rtol=0)
+
+
+def test_bf16_cached_run_on_cpu_and_fp16_refused(pairs_csv, tiny_model_dir, tmp_path, capsys):
+    """The CPU test of the mixed-precision path: bf16 reaches the trainer (CPU autocast) and trains;
+    fp16 without CUDA is one clear line before anything is written."""
+    from core import runs
+    from core.cli import main
+    from core.train import precision_options, run_training
+    from tests.test_train import tiny_config
+
+    assert precision_options(True, False) == {"bf16": True, "fp16": False, "use_cpu": True}
+    out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "bf16", steps=2, bf16=True,
+                                   mini_batch_size=3))
+    assert runs.read_status(out)["state"] == "completed" and runs.read_config(out)["bf16"] is True
+    assert runs.read_metrics(out)["loss"].notna().all()
+
+    capsys.readouterr()
+    code = main(["train", "--data", str(pairs_csv), "--student", str(tiny_model_dir), "--guide", str(tiny_model_dir),
+                 "--steps", "1", "--batch-size", "8", "--mini-batch-size", "4", "--fp16", "--out", str(tmp_path / "fp16")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--fp16 needs a CUDA GPU" in err and err.count("\n") == 1
+    assert not (tmp_path / "fp16" / "config.json").exists()
+    with pytest.raises(GistlabError, match="not both"):
+        tiny_config(pairs_csv, tiny_model_dir, None, bf16=True, fp16=True)
+    with pytest.raises(GistlabError, match="mini-batch size"):
+        tiny_config(pairs_csv, tiny_model_dir, None, mini_batch_size=0)
