@@ -128,8 +128,8 @@ def neighbours(vectors: np.ndarray, points: pd.DataFrame, segments: pd.DataFrame
                k: int = 10) -> pd.DataFrame:
     """The ``k`` texts closest to ``point`` by cosine in the original space of ``vectors`` [N, D].
 
-    Columns: rank, cosine, role, row, text, guide (what the guide does with the pair: ``masked
-    (a-p, ...)``, ``its positive`` or ``kept``). Identical texts (cosine 1) are listed too.
+    Columns: rank, cosine, guide (what the guide does with the pair: ``masked (a-p, ...)``, ``its
+    positive`` or ``kept``), role, row, text. Identical texts (cosine 1) are listed too.
     """
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     cosine = unit @ unit[point]
@@ -138,9 +138,9 @@ def neighbours(vectors: np.ndarray, points: pd.DataFrame, segments: pd.DataFrame
     partners, positive = masked_partners(segments, point), own_positive(points, point)
     verdict = ["its positive" if q == positive and points.role[point] == "anchor"
                else f"masked ({partners[q]})" if q in partners.index else "kept" for q in order]
-    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "cosine": cosine[order],
+    return pd.DataFrame({"rank": np.arange(1, len(order) + 1), "cosine": cosine[order], "guide": verdict,
                          "role": points.role.to_numpy()[order], "row": points.row.to_numpy()[order],
-                         "text": points.text.to_numpy()[order], "guide": verdict})
+                         "text": points.text.to_numpy()[order]})
 
 
 def selection_table(points: pd.DataFrame, segments: pd.DataFrame, chosen: list[int], shown: int = 3) -> pd.DataFrame:

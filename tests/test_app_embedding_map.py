@@ -69,7 +69,7 @@ def test_search_lists_the_texts_neighbours_in_both_spaces(tiny_models):
     chosen = [t for t in figure(at)["data"] if t["name"].startswith("found")]
     assert chosen and len(values(chosen[0]["x"])) >= 1
     guide, student = at.dataframe[0].value, at.dataframe[1].value  # side by side: guide, then student
-    assert len(guide) == len(student) == 10 and list(guide.columns) == ["rank", "cosine", "role", "row", "text", "guide"]
+    assert len(guide) == len(student) == 10 and list(guide.columns) == ["rank", "cosine", "guide", "role", "row", "text"]
     assert guide.cosine.is_monotonic_decreasing and set(guide.guide) <= {"kept", "its positive"} | {
         g for g in guide.guide if g.startswith("masked (")}
     assert "Nearest neighbours in the original embedding space" in [h.value for h in at.subheader]

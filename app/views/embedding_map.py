@@ -23,6 +23,24 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 NEIGHBOURS = 10
 
 
+def remember_selection() -> None:
+    """Keep the points the user clicked or boxed (their ids) until the next selection or 'Clear'.
+
+    The chart's own selection is transient: redrawing the figure with the chosen text's lines
+    resets it, so the page reads what this callback kept, not the chart's state.
+    """
+    points = st.session_state["map_chart"]["selection"]["points"]
+    ids = [int(p["customdata"][0] if isinstance(p["customdata"], list) else p["customdata"])
+           for p in points if p.get("customdata") is not None]
+    if ids:  # kept with the batch they belong to: another batch's point ids are other texts
+        st.session_state["map_chosen"] = (st.session_state.get("map_batch"), list(dict.fromkeys(ids)))
+
+
+def clear_selection() -> None:
+    st.session_state["map_chosen"] = (None, [])
+    st.session_state["map_search"] = ""
+
+
 def lines(segments, name: str, colour: str, width: float) -> go.Scatter:
     """Segments as one line trace (gaps between them), not hoverable."""
     return go.Scatter(x=segments[["x0", "x1"]].assign(gap=None).to_numpy().ravel(),
@@ -60,11 +78,9 @@ with state.errors_shown():
 points = map_points(batch, coords)
 segments = mask_segments(batch, mask, points)
 matches = points.index[points.text.str.contains(needle, case=False, regex=False)].tolist() if needle.strip() else []
-selected = st.session_state.get("map_chart")
-chosen = [] if selected is None else [
-    int(p["customdata"][0] if isinstance(p["customdata"], list) else p["customdata"])
-    for p in selected["selection"]["points"] if p.get("customdata") is not None
-]
+st.session_state["map_batch"] = (data_key, tuple(batch.rows))
+kept_for, kept = st.session_state.get("map_chosen", (None, []))
+chosen = kept if kept_for == st.session_state["map_batch"] else []
 focus = chosen[0] if len(chosen) == 1 else (matches[0] if matches else None)
 
 fig = go.Figure()
@@ -90,9 +106,11 @@ if matches or focus is not None:
 axis = PROJECTIONS[method].upper()
 fig.update_layout(title=f"{axis} of {source} embeddings: {len(batch)} rows, {settings.margin_strategy} margin "
                         f"{settings.margin:+.2f}", xaxis_title=f"{axis} 1", yaxis_title=f"{axis} 2",
-                  height=620, dragmode="lasso", legend_title_text="task" if by_task else "role",
+                  height=620, legend_title_text="task" if by_task else "role",
                   margin=dict(l=10, r=10, t=50, b=10))
-st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"))
+st.plotly_chart(fig, key="map_chart", on_select=remember_selection, selection_mode=("points", "box", "lasso"))
+if chosen or matches:
+    st.button("Clear the chosen text(s)", key="map_clear", on_click=clear_selection)
 
 if needle.strip():
     st.caption(f"{len(matches)} text(s) contain {needle!r}" + (": the first is the chosen text." if matches and
@@ -112,7 +130,7 @@ else:
         column.dataframe(neighbours(vectors.all().numpy(), points, segments, focus, NEIGHBOURS), hide_index=True,
                          key=f"neighbours_{name}", column_config={
                              "cosine": st.column_config.NumberColumn(format="%.3f"),
-                             "text": st.column_config.TextColumn(width="large")})
+                             "text": st.column_config.TextColumn(width="medium")})
 
 st.subheader(f"Selected texts ({len(chosen)})")
 if chosen:
