@@ -26,9 +26,12 @@ SECTIONS = {
         ("train.py", "Train", ":material/model_training:"),
         ("results.py", "Results", ":material/leaderboard:"),
     ],
+    "Clean the data": [("audit.py", "Audit the data", ":material/fact_check:")],
 }
 
-st.set_page_config(page_title="gistlab", page_icon=":material/compass_calibration:", layout="wide")
+# A file shipped in the repo, not an emoji or a :material/ icon: those make the browser fetch the
+# favicon from a CDN, and the lab must not reach the network (it runs offline).
+st.set_page_config(page_title="gistlab", page_icon=APP / "static" / "favicon.png", layout="wide")
 pages = {
     section: [
         st.Page(f"views/{file}", title=title, icon=icon)

@@ -32,7 +32,7 @@ def curves_figure(metrics: dict[str, pd.DataFrame], column: str, title: str,
     frames = [m.assign(run=name) for name, m in metrics.items() if column in m and len(m)]
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", column, "run"])
     fig = px.line(data, x="step", y=column, color="run", title=title, color_discrete_map=colors or ARM_COLORS,
-                  category_orders={"run": list(metrics)})
+                  category_orders={"run": list(metrics)}, labels={column: title.lower(), "step": "training step"})
     fig.for_each_trace(lambda trace: trace.update(mode="lines+markers") if len(trace.x) < SHORT_SERIES else None)
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig
