@@ -225,13 +225,21 @@ def choose_settings(defaults: MarginSettings = MarginSettings(), scope: str = ""
     run is opened, whose own settings are the defaults); otherwise they keep what the user chose.
     """
     keys = ("margin_strategy", "margin", "contrast_anchors", "contrast_positives")
-    if st.session_state.get("settings_scope") != scope or any(k not in st.session_state for k in keys):
+    if st.session_state.get("settings_scope") != scope or any(
+            k not in st.session_state for k in (*keys, "floor_on", "positive_floor")):
         st.session_state["settings_scope"] = scope
         st.session_state.update({k: getattr(defaults, k) for k in keys})
+        st.session_state["floor_on"] = defaults.positive_floor is not None
+        st.session_state["positive_floor"] = defaults.positive_floor if defaults.positive_floor is not None else 0.3
     strategy = st.sidebar.radio("Margin strategy", STRATEGIES, horizontal=True, key="margin_strategy",
                                 help="absolute: t = g - margin; relative: t = g - |g| * margin")
     margin = st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin",
                                help="A candidate is masked when the guide scores it above t (g: its positive's score)")
     anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", key="contrast_anchors")
     positives = st.sidebar.checkbox("Contrast positives (p-p block)", key="contrast_positives")
-    return MarginSettings(strategy, margin, anchors, positives)
+    floor_on = st.sidebar.checkbox("Positive floor", key="floor_on",
+                                   help="A weak positive (the guide scores the row's own pair low) masks nearly every "
+                                        "candidate; with a floor its threshold is raised to the floor, t = max(t, floor), "
+                                        "so only candidates the guide finds genuinely close are masked. Off = the library's rule.")
+    floor = st.sidebar.slider("Floor (cosine)", -0.2, 1.0, step=0.05, key="positive_floor", disabled=not floor_on)
+    return MarginSettings(strategy, margin, anchors, positives, floor if floor_on else None)
