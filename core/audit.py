@@ -418,6 +418,44 @@ def audit_precision(fn: pd.DataFrame, dup: pd.DataFrame, pos: pd.DataFrame) -> d
     }
 
 
+# ---- the background job and its folders ------------------------------------------------------------
+
+
+def audits_root() -> Path:
+    """Where the app's audits go: ``<workspace>/audits/<time>/``."""
+    from core.workspace import subdir
+
+    return subdir("audits")
+
+
+def list_audits() -> list[Path]:
+    """Audit folders in the workspace, newest first (finished or not)."""
+    return sorted((p for p in audits_root().iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+
+
+def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> list[str]:
+    """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out``."""
+    from core.jobs import cli
+
+    m = settings.margin
+    argv = ["audit", "--data", data, "--guide", guide, "--out", str(out), "--margin-strategy", m.margin_strategy,
+            "--margin", str(m.margin), "--duplicate-threshold", str(settings.duplicate_threshold),
+            "--max-above", str(settings.max_above), "--weak-share", str(settings.weak_share),
+            "--seed", str(settings.seed), "--show", "0"]
+    argv += ["--limit", str(settings.limit)] if settings.limit else []
+    argv += ["--task", settings.task] if settings.task else []
+    argv += ["--positive-floor", str(m.positive_floor)] if getattr(m, "positive_floor", None) is not None else []
+    return cli(*argv)
+
+
+def start_audit(data: str, guide: str, settings: AuditSettings):
+    """Run the audit as the workspace's background job (core.jobs); returns (job, its folder)."""
+    from core.jobs import Step, start_job
+
+    out = audits_root() / time.strftime("%Y%m%d-%H%M%S")
+    return start_job("audit", [Step(audit_command(data, guide, settings, out), str(out / "audit.log"))]), out
+
+
 # ---- progress file (the background job writes it, the page reads it) ------------------------------
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from core.errors import GistlabError
 from core.workspace import subdir
 
-KINDS = ("train", "paired", "eval")
+KINDS = ("train", "paired", "eval", "audit")
 GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.5
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,211 @@
+"""Audit: the guide reviews a whole data set; a person decides on each finding and exports cleaned data.
+
+The audit runs as the workspace's background job (core.audit.start_audit, the same machinery as
+Train), so it survives reruns and closed tabs; this page polls its progress file. Findings are
+listed with their texts side by side; each decision is written to the audit's decisions.json at
+once (core.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
+"""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from app import state
+from core import jobs
+from core.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
+from core.cleaning import DECISIONS, decide, export, read_decisions
+from core.errors import GistlabError
+from core.masking import MarginSettings
+
+PAGE_SIZE = 10
+CHOICES = {  # what the buttons say -> the action core.cleaning applies
+    "fn": {"keep": "keep", "drop row": "drop", "merge into group": "merge"},
+    "dup": {"keep": "keep", "drop copies": "drop", "merge into group": "merge"},
+    "pos": {"keep": "keep", "drop row": "drop"},
+}
+FORMATS = {"Parquet": "cleaned.parquet", "CSV": "cleaned.csv", "JSONL": "cleaned.jsonl",
+           "datasets folder (save_to_disk)": "cleaned"}
+STAGES = {"embedding": "embedding texts with the guide", "searching": "comparing every row with every other"}
+
+st.title("Audit the data")
+st.caption("The guide compares every row with every other: pairs it would mask as false negatives, duplicate "
+           "rows, and positives it does not believe. Mark each finding, then export a cleaned data set whose "
+           "`group` column keeps related rows out of one batch.")
+
+
+def audit_job():
+    """The running audit job, or None (another kind of job is named, so the user knows why Start waits)."""
+    job = jobs.current_job()
+    return job if job is not None and job.kind == "audit" else None
+
+
+@st.fragment(run_every=2 if audit_job() else None)
+def live_audit() -> None:
+    """Progress of the running audit (stage, counts, ETA), and Stop; redraws the page when it ends."""
+    job = audit_job()
+    if st.session_state.get("audit_running") and job is None:
+        st.session_state["audit_running"] = False
+        st.rerun()  # it ended: list its findings
+    if job is None:
+        return
+    st.session_state["audit_running"] = True
+    folder = Path(job.steps[0].log).parent
+    progress = read_progress(folder)
+    if progress is None:
+        st.progress(0.0, text="Audit starting: loading the guide and the data…")
+    else:
+        unit = "texts" if progress["stage"] == "embedding" else "steps"
+        eta = f" · about {progress['eta_s']:.0f} s left" if progress.get("eta_s") is not None else ""
+        st.progress(progress["done"] / max(progress["total"], 1),
+                    text=f"{STAGES.get(progress['stage'], progress['stage'])}: {progress['done']:,} of "
+                         f"{progress['total']:,} {unit}{eta}")
+    if st.button("Stop the audit", icon=":material/stop_circle:"):
+        jobs.request_stop()
+
+
+live_audit()
+
+with st.expander("Start an audit", expanded=not list_audits()), st.form("audit_form"):
+    left, middle, right = st.columns(3)
+    data = left.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub dataset id")
+    guide = left.text_input("Guide", state.default_guide())
+    limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 2000, step=500,
+                                help="A seeded sample: 2,000 bundled rows take well under a minute on 2 cores "
+                                     "once the guide has cached them; all 24,000 several minutes.")
+    seed = middle.number_input("Sample seed", 0, 2**31 - 1, 0)
+    margin = middle.number_input("Margin", -0.2, 0.5, 0.0, 0.01, help="as in training: t = g - margin")
+    duplicate = right.slider("Near-duplicate cosine", 0.80, 1.0, 0.95, 0.01,
+                             help="positives the guide scores at least this alike make their rows one group")
+    max_above = right.number_input("False negatives from rows beaten by at most", 1, 100, 3,
+                                   help="other positives scoring above the row's own")
+    weak_share = right.slider("Suspect positive: share of positives above it", 0.05, 1.0, 0.5, 0.05)
+    started = st.form_submit_button("Start the audit", type="primary")
+
+if started:
+    with state.errors_shown():
+        if not data.strip() or not guide.strip():
+            raise GistlabError("Name the data and the guide: the defaults work offline.")
+        settings = AuditSettings(MarginSettings(margin=margin), duplicate, int(max_above), weak_share,
+                                 int(limit) or None, int(seed))
+        start_audit(data.strip(), guide.strip(), settings)
+        st.rerun()
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the audit…")
+def report_of(folder: str, stamp: float):
+    """An audit's tables, read again only when its summary is rewritten (``stamp``: its mtime)."""
+    return load_report(Path(folder))
+
+
+def decision_widget(kind: str, finding: str, decisions: dict, path: Path) -> None:
+    """Keep / drop / merge buttons for one finding, written to decisions.json on every click."""
+    choices = CHOICES[kind]
+    labels = {action: label for label, action in choices.items()}
+    key = f"decision|{path.parent.name}|{finding}"
+
+    def save() -> None:
+        label = st.session_state.get(key)
+        decide(path, finding, choices[label] if label else None)
+
+    st.segmented_control("Decision", list(choices), key=key, default=labels.get(decisions.get(finding)),
+                         on_change=save, label_visibility="collapsed")
+
+
+def show_findings(kind: str, table, decisions: dict, path: Path) -> None:
+    """One page of findings of ``kind``: texts side by side, scores, relation, decision buttons."""
+    if table.empty:
+        st.info(f"No {KINDS[kind]} at these settings.")
+        return
+    ids = list(dict.fromkeys(table["finding"]))
+    undecided_only = st.toggle("Undecided only", key=f"undecided_{kind}")
+    if undecided_only:
+        ids = [f for f in ids if f not in decisions]
+    pages = max(1, -(-len(ids) // PAGE_SIZE))
+    page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page)", 1, pages, 1, key=f"page_{kind}")
+    for finding in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
+        rows = table[table["finding"] == finding]
+        first = rows.iloc[0]
+        relation = f" · ground truth: **{first['relation']}**" if "relation" in rows else ""
+        with st.container(border=True):
+            if kind == "fn":
+                st.markdown(f"`{finding}` · the guide scores row {first['other_row']}'s positive "
+                            f"**{first['above_by']:+.3f}** above row {first['row']}'s own{relation}")
+                a, p, o = st.columns(3)
+                a.markdown(f"**Anchor** (row {first['row']})\n\n{first['anchor']}")
+                p.markdown(f"**Its positive** · guide {first['positive_score']:.3f}\n\n{first['positive']}")
+                o.markdown(f"**Row {first['other_row']}'s positive** · guide {first['guide_score']:.3f}\n\n"
+                           f"{first['other_positive']}")
+            elif kind == "dup":
+                st.markdown(f"`{finding}` · {len(rows)} rows; suggested keeper: row {first['keeper_row']}")
+                st.dataframe(rows[[c for c in ("row", "kind", "anchor", "positive", "similarity", "positive_score",
+                                               "relation") if c in rows]], hide_index=True, width="stretch")
+            else:
+                st.markdown(f"`{finding}` · the guide scores this pair {first['positive_score']:.3f}; "
+                            f"{first['candidates_above']:,} other positives score higher{relation}")
+                a, p = st.columns(2)
+                a.markdown(f"**Anchor** (row {first['row']})\n\n{first['anchor']}")
+                p.markdown(f"**Positive**\n\n{first['positive']}")
+            decision_widget(kind, finding, decisions, path)
+
+
+def export_section(folder: Path, report, decisions: dict) -> None:
+    """Apply the decisions and write the cleaned data (and its JSON report) into the audit's folder."""
+    st.subheader("Export the cleaned data")
+    marked = {action: sum(a == action for a in decisions.values()) for action in ("keep", "drop", "merge")}
+    st.caption(f"{len(decisions)} decisions: {marked['keep']} keep, {marked['drop']} drop, {marked['merge']} merge. "
+               "Undecided duplicate groups become groups too (copies must not share a batch).")
+    fmt = st.selectbox("Format", list(FORMATS), key="export_format")
+    if st.button("Export", type="primary", icon=":material/download:"):
+        with state.errors_shown():
+            summary = report.summary
+            ds = state.dataset(summary["data"], summary.get("split", "train"))
+            written = export(ds, report, decisions, folder / FORMATS[fmt])
+            st.session_state["exported"] = (str(written.path), written.summary)
+    if "exported" in st.session_state:
+        path, summary = st.session_state["exported"]
+        st.success(f"Wrote {summary['rows_out']:,} of {summary['rows_in']:,} rows ({summary['dropped']} dropped, "
+                   f"{summary['groups']} groups) to the file below: give it as Data on the Train page.")
+        st.code(path, language=None)
+        st.json(summary, expanded=False)
+
+
+folders = list_audits()
+finished = {f.name: f for f in folders if (f / SUMMARY).is_file()}
+if folders and folders[0].name not in finished and audit_job() is None:
+    error = jobs.log_error(folders[0] / "audit.log")  # the newest audit ended without a report
+    st.error(f"The last audit failed: {error or 'it was stopped before it finished'}")
+if not finished:
+    st.info("No audit yet: start one above.")
+    st.stop()
+
+
+def label(name: str) -> str:
+    about = json.loads((finished[name] / SUMMARY).read_text())
+    return f"{name} · {about.get('data')} · {about['audited_rows']:,} rows · {about.get('guide')}"
+
+
+folder = finished[st.selectbox("Audit", list(finished), key="audit_folder", format_func=label)]
+report = report_of(str(folder), (folder / SUMMARY).stat().st_mtime)
+summary = report.summary
+decisions_path = folder / DECISIONS
+with state.errors_shown():
+    decisions = read_decisions(decisions_path)
+
+st.caption(f"{summary['audited_rows']:,} of {summary['rows']:,} rows of {summary.get('data')} · guide "
+           f"{summary.get('guide')} · {summary['seconds']:.1f} s")
+precision = summary.get("precision") or {}
+for column, (kind, name) in zip(st.columns(3), KINDS.items()):
+    value = report.counts()[kind]
+    help_text = None if summary["ground_truth"] else "no ground truth in this data: precision is not defined"
+    shown = f"precision {precision[kind]:.0%}" if precision.get(kind) is not None else "no ground truth"
+    column.metric(name, f"{value:,}", shown if summary["ground_truth"] else None, delta_color="off", help=help_text)
+if not summary["ground_truth"]:
+    st.caption("No ground truth in this data (no WordNet provenance, no `group` column): precision is not defined.")
+
+tabs = st.tabs([f"{name} ({report.counts()[kind]:,})" for kind, name in KINDS.items()])
+for tab, kind in zip(tabs, KINDS):
+    with tab:
+        show_findings(kind, report.table(kind), decisions, decisions_path)
+
+export_section(folder, report, read_decisions(decisions_path))

@@ -1,0 +1,127 @@
+"""Audit page: findings listed side by side, decisions persisted (a reload keeps them), export, a real audit job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from datasets import Dataset
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.audit import AuditSettings, audit
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+VECTORS = {"kitten": [1, 0, 0, 0], "cat": [1, 0.1, 0, 0], "a cat": [1, 0.05, 0, 0],
+           "dog": [0, 1, 0, 0], "a dog": [0, 1, 0.2, 0], "hound": [0, 1, 0.6, 0], "a hound": [0, 0.6, 1, 0],
+           "tree": [0, 0, 0, 1], "a fish": [0.2, 0.1, 0.2, -1], "sun": [0.3, 0.3, 0.3, 0.3],
+           "a star": [0.3, 0.3, 0.3, 0.31]}
+ROWS = {"anchor": ["kitten", "cat", "dog", "hound", "tree", "sun"],
+        "positive": ["a cat", "a cat", "a dog", "a hound", "a fish", "a star"]}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("GISTLAB_HOME", str(home))
+    yield home
+    job = jobs.current_job()
+    if job is not None:
+        os.killpg(job.pid, signal.SIGKILL)
+        jobs._children[job.pid].wait()
+
+
+@pytest.fixture
+def finished_audit(home, tmp_path):
+    """An audit in the workspace of a 6-row CSV: one false negative, one duplicate group, one suspect."""
+    data = tmp_path / "pairs.csv"
+    pd.DataFrame(ROWS).to_csv(data, index=False)
+    embed = lambda texts: torch.tensor([VECTORS[t] for t in texts], dtype=torch.float32)  # noqa: E731
+    report = audit(Dataset.from_dict(ROWS), embed, AuditSettings(max_above=2), about={"data": str(data), "guide": "table"})
+    folder = report.save(home / "audits" / "20250101-000000")
+    return folder
+
+
+def open_audit() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    return at.switch_page("views/audit.py").run()
+
+
+def test_empty_workspace_says_how_to_start(home):
+    at = open_audit()
+    assert not at.exception and not at.error
+    assert any("No audit yet" in i.value for i in at.info)
+    assert at.form_submit_button[0].label == "Start the audit"
+
+
+def test_findings_decisions_persist_across_a_reload_and_export(finished_audit):
+    at = open_audit()
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric] == ["1", "1", "1"]
+    assert any("no ground truth" in c.value.lower() for c in at.caption)
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "hound" in markdown and "a dog" in markdown  # the false negative's texts, side by side
+    assert [len(g.options) for g in at.segmented_control] == [3, 3, 2]
+    at.segmented_control[0].set_value("merge into group").run()
+    at.segmented_control[2].set_value("drop row").run()
+    saved = json.loads((finished_audit / "decisions.json").read_text())["decisions"]
+    assert saved == {"fn:3:2": "merge", "pos:4": "drop"}
+
+    again = open_audit()  # a reload (or a second tab): a new session reads the same decisions
+    assert [g.value for g in again.segmented_control] == ["merge into group", None, "drop row"]
+    again.selectbox(key="export_format").set_value("CSV").run()
+    next(b for b in again.button if b.label == "Export").click().run()
+    assert not again.error and again.success
+    cleaned = pd.read_csv(finished_audit / "cleaned.csv")
+    assert len(cleaned) == 5 and "group" in cleaned and "tree" not in set(cleaned.anchor)
+    groups = dict(zip(cleaned.anchor, cleaned.group))
+    assert groups["dog"] == groups["hound"] and groups["kitten"] == groups["cat"]
+
+
+def test_undecided_filter_hides_decided_findings(finished_audit):
+    at = open_audit()
+    at.segmented_control[0].set_value("keep").run()
+    at.toggle(key="undecided_fn").set_value(True).run()
+    assert len(at.segmented_control) == 2  # the decided false negative is hidden
+    at.toggle(key="undecided_fn").set_value(False).run()
+    assert len(at.segmented_control) == 3
+
+
+def test_start_runs_a_real_audit_job(home, tmp_path, tiny_model_dir):
+    data = tmp_path / "pairs.csv"
+    pd.DataFrame({k: v * 2 for k, v in ROWS.items()}).to_csv(data, index=False)
+    at = open_audit()
+    at.text_input[0].set_value(str(data))
+    at.text_input[1].set_value(str(tiny_model_dir))
+    at.number_input[0].set_value(0)
+    at.slider[0].set_value(1.0)  # a random guide finds everything alike: exact copies only
+    at.form_submit_button[0].click().run()
+    assert not at.error and not at.exception
+    job = jobs.last_job()
+    assert job is not None and job.kind == "audit" and "--data" in job.steps[0].command
+    deadline = time.monotonic() + 180
+    while jobs.current_job() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    folder = Path(job.steps[0].log).parent
+    assert (folder / "summary.json").is_file(), (folder / "audit.log").read_text()[-2000:]
+    at = open_audit()
+    assert not at.error and len(at.metric) == 3
+    assert at.metric[1].value == "5"  # every row of the doubled data has a copy: one group per positive text
+
+
+def test_a_failed_audit_is_one_error_line(home, tmp_path):
+    at = open_audit()
+    at.text_input[0].set_value(str(tmp_path / "missing.csv"))
+    at.form_submit_button[0].click().run()
+    deadline = time.monotonic() + 120
+    while jobs.current_job() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    at = open_audit()
+    assert any("No such file" in e.value for e in at.error)
