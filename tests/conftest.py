@@ -100,3 +100,19 @@ def minilm_l6():
     from core.models import load_model
 
     return load_model("bundled:minilm-l6", device="cpu")
+
+
+@pytest.fixture
+def job_home(tmp_path, monkeypatch):
+    """A fresh workspace (GISTLAB_HOME); a background job (core.jobs) still running after the test is killed."""
+    import signal
+
+    from core import jobs
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("GISTLAB_HOME", str(home))
+    yield home
+    job = jobs.current_job()
+    if job is not None:
+        os.killpg(job.pid, signal.SIGKILL)
+        jobs._children[job.pid].wait()

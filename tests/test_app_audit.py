@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -27,14 +25,8 @@ ROWS = {"anchor": ["kitten", "cat", "dog", "hound", "tree", "sun"],
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("GISTLAB_HOME", str(home))
-    yield home
-    job = jobs.current_job()
-    if job is not None:
-        os.killpg(job.pid, signal.SIGKILL)
-        jobs._children[job.pid].wait()
+def home(job_home):
+    return job_home
 
 
 @pytest.fixture

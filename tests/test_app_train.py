@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -35,14 +33,8 @@ while not (run / "STOP").exists():
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    monkeypatch.setenv("GISTLAB_HOME", str(home))
-    yield home
-    job = jobs.current_job()
-    if job is not None:
-        os.killpg(job.pid, signal.SIGKILL)
-        jobs._children[job.pid].wait()
+def home(job_home):
+    return job_home
 
 
 def open_train() -> AppTest:
