@@ -1,22 +1,82 @@
-"""Margin what-if: the share of each block the guide would mask, against the margin, before training.
+"""Margin what-if: how much the guide would mask at every margin, and how often it is right, before training.
 
 Reads the sidebar, asks core.whatif for the sweep over N seeded batches (guide embeddings cached,
-every margin from the same embeddings) and draws one line per block for each strategy, with the
-current setting marked.
+every margin from the same embeddings), with a progress bar that counts batches, and draws:
+the masked share per block against the margin, one panel per strategy with its own axis
+(absolute and relative margins are different units); precision (or recall) of the mask against
+the ground truth per task; both with and without the positive floor when one is set.
 """
+
+from collections import OrderedDict
 
 import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from app import state
-from core.whatif import ALL
+from core.groundtruth import NO_GROUND_TRUTH
+from core.inspect import sample_batches
+from core.masking import BLOCK_HELP
+from core.whatif import ALL, margin_sweep
 
 BLOCK_COLOURS = {"a-p": "#2f6fdf", "a-a": "#2ca02c", "p-p": "#9467bd", "a-n": "#d62728", ALL: "#222222"}
+AXIS_TITLES = {"absolute": "absolute margin m (t = g − m)", "relative": "relative margin m (t = g − |g|·m)"}
+KEPT_SWEEPS = 16
+
+
+@st.cache_resource
+def sweeps() -> OrderedDict:
+    """Finished sweeps of this server, newest last (the page fills it itself, so it can show progress)."""
+    return OrderedDict()
+
+
+def grid(low: float, high: float) -> list[float]:
+    """A 0.01 grid, the margin slider's step, so the current margin is one of the swept points."""
+    return np.round(np.arange(round(low * 100), round(high * 100) + 1) / 100, 2).tolist()
+
+
+def sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings):
+    """The sweep for ``key``, computed once (progress bar: batches drawn, then batches swept)."""
+    store = sweeps()
+    if key in store:
+        store.move_to_end(key)
+        return store[key]
+    bar = st.progress(0.0, text=f"Drawing batch 0 of {n_batches}…")
+    batches = []
+    for k in range(n_batches):
+        batches.append(sample_batches(ds, 1, size, seed + k, task)[0])
+        bar.progress((k + 1) / (2 * n_batches), text=f"Drawing batch {k + 1} of {n_batches}…")
+
+    def swept(done: int, total: int) -> None:
+        bar.progress(0.5 + done / (2 * total),
+                     text=f"Sweeping margins: batch {done} of {total} (the guide encodes texts it has not cached)…")
+
+    table = margin_sweep(batches, state.guide_cache(guide).embed, margins, settings.contrast_anchors,
+                         settings.contrast_positives, positive_floor=settings.positive_floor, by_task=True,
+                         progress=swept)
+    bar.empty()
+    store[key] = table
+    while len(store) > KEPT_SWEEPS:
+        store.popitem(last=False)
+    return table
+
+
+def facets(fig, settings) -> None:
+    """Each strategy's panel its own x axis and title; the current setting marked on its panel."""
+    fig.update_xaxes(matches=None, showticklabels=True)
+    fig.for_each_annotation(lambda a: a.update(text=a.text.replace("strategy=", "")))
+    for col, strategy in enumerate(("absolute", "relative"), start=1):
+        fig.update_xaxes(title_text=AXIS_TITLES[strategy], row=1, col=col)
+    facet = 1 if settings.margin_strategy == "absolute" else 2
+    fig.add_vline(x=settings.margin, line_dash="dash", line_color="#555", col=facet,
+                  annotation_text=f"current: {settings.margin:+.2f}", annotation_position="top left")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=70, b=10))
+
 
 st.title("Margin what-if")
-st.caption("How much of each block would the guide mask at each margin? Pick a margin before "
-           "training: absolute masks a candidate above g − margin, relative above g − |g|·margin "
+st.caption("How much of each block would the guide mask at each margin, and how often is it right? Pick a margin "
+           "before training: absolute masks a candidate above g − margin, relative above g − |g|·margin "
            "(g: the guide's score of the row's positive). A larger margin masks more.")
 
 with state.errors_shown():
@@ -25,33 +85,73 @@ with state.errors_shown():
     size, seed, task = state.choose_batch(ds)
     n_batches = st.sidebar.slider("Batches sampled", 1, 50, 8, key="whatif_batches")
     settings = state.choose_settings()
-    low, high = st.sidebar.slider("Margins swept", -0.5, 1.0, (-0.1, 0.5), 0.05, key="whatif_range")
-    # a 0.01 grid, the margin slider's step, so the current margin is one of the swept points
-    margins = tuple(np.round(np.arange(round(low * 100), round(high * 100) + 1) / 100, 2).tolist())
-    sweep = state.margin_sweep(data_key, guide, n_batches, size, seed, task, margins,
-                               (settings.contrast_anchors, settings.contrast_positives), ds)
+    low, high = st.sidebar.slider("Absolute margins swept", -0.5, 1.0, (-0.1, 0.5), 0.05, key="whatif_range")
+    rel_low, rel_high = st.sidebar.slider("Relative margins swept", -1.0, 2.0, (-0.2, 1.0), 0.05,
+                                          key="whatif_range_relative")
+    margins = tuple(sorted(set(grid(low, high)) | set(grid(rel_low, rel_high))))
+    key = (data_key, guide, n_batches, size, seed, task, margins, settings.contrast_anchors,
+           settings.contrast_positives, settings.positive_floor)
+    table = sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings)
 
-fig = px.line(sweep, x="margin", y="masked_fraction", color="block", facet_col="strategy",
+in_range = (((table.strategy == "absolute") & table.margin.between(low, high))
+            | ((table.strategy == "relative") & table.margin.between(rel_low, rel_high)))
+table = table[in_range]
+floor_off = table.positive_floor.isna()
+shares = table[floor_off & (table.task == ALL)]
+current = shares[(shares.strategy == settings.margin_strategy) & np.isclose(shares.margin, settings.margin)]
+
+fig = px.line(shares, x="margin", y="masked_fraction", color="block", facet_col="strategy",
               color_discrete_map=BLOCK_COLOURS, category_orders={"strategy": ["absolute", "relative"]},
-              labels={"masked_fraction": "masked share of candidates", "margin": "margin"},
-              hover_data={"masked": True, "candidates": True},
+              labels={"masked_fraction": "masked share of candidates"}, hover_data={"masked": True, "candidates": True},
               title=f"Masked share per block over {n_batches} batches of {size} (guide {guide})")
-fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
-fig.for_each_annotation(lambda a: a.update(text=a.text.replace("strategy=", "")))
+if settings.positive_floor is not None:
+    floored = table[~floor_off & (table.task == ALL) & (table.block == ALL)]
+    for col, strategy in enumerate(("absolute", "relative"), start=1):
+        part = floored[floored.strategy == strategy]
+        fig.add_scatter(x=part.margin, y=part.masked_fraction, mode="lines", row=1, col=col,
+                        line=dict(color=BLOCK_COLOURS[ALL], dash="dot"), showlegend=col == 1,
+                        name=f"all, floor {settings.positive_floor:+.2f}")
 facet = 1 if settings.margin_strategy == "absolute" else 2
-fig.add_vline(x=settings.margin, line_dash="dash", line_color="#555", col=facet,
-              annotation_text=f"current: {settings.margin:+.2f}", annotation_position="top left")
-current = sweep[(sweep.strategy == settings.margin_strategy) & np.isclose(sweep.margin, settings.margin)]
 fig.add_scatter(x=current.margin, y=current.masked_fraction, mode="markers", row=1, col=facet,
                 marker=dict(size=10, color="#555", symbol="circle-open", line=dict(width=2)),
                 name="current setting", hovertext=current.block, hovertemplate="%{hovertext}: %{y:.1%}<extra></extra>")
-fig.update_layout(height=460, legend_title_text="block", margin=dict(l=10, r=10, t=70, b=10))
+facets(fig, settings)
+fig.update_layout(legend_title_text="block")
 st.plotly_chart(fig, key="whatif_chart")
+st.caption("Blocks a-p, a-a, p-p, a-n: hover the ? for what each compares; 'all' pools them.",
+           help=" ".join(BLOCK_HELP[b] for b in shares.block.unique() if b in BLOCK_HELP))
 
 if current.empty:
     st.info(f"The current margin {settings.margin:+.2f} is outside the swept range: widen it in the sidebar.")
 else:
     st.caption(f"At the current setting ({settings.margin_strategy}, margin {settings.margin:+.2f}): "
                + ", ".join(f"{b} {f:.1%}" for b, f in zip(current.block, current.masked_fraction)))
-st.download_button("Download the sweep as CSV", lambda: sweep.to_csv(index=False), "margin_sweep.csv",
+
+st.subheader("Is the guide right? Precision against the ground truth, per task")
+if not table.attrs.get("ground_truth", False):
+    st.info(f"{NO_GROUND_TRUTH}: this data says nothing about which texts mean the same (the bundled data does, "
+            "and a 'group' column in your own data would), so precision and recall cannot be computed.")
+else:
+    measure = st.radio("Measure", ["precision", "recall"], horizontal=True, key="whatif_measure",
+                       help="precision: share of masked candidates that are the same meaning, the same word or the "
+                            "same category as the row; recall: share of same-meaning candidates that are masked")
+    quality = table[table.block == ALL].assign(
+        floor=lambda f: np.where(f.positive_floor.isna(), "no floor", f"floor {settings.positive_floor or 0:+.2f}"))
+    fig = px.line(quality, x="margin", y=measure, color="task", line_dash="floor", facet_col="strategy",
+                  category_orders={"strategy": ["absolute", "relative"], "task": [ALL, *sorted(set(quality.task) - {ALL})],
+                                   "floor": ["no floor", f"floor {settings.positive_floor or 0:+.2f}"]},
+                  color_discrete_map={ALL: "#222222"}, hover_data={"masked": True, "candidates": True},
+                  title=f"{measure.capitalize()} of the mask per task (all blocks pooled)")
+    facets(fig, settings)
+    fig.update_layout(legend_title_text="task · floor")
+    st.plotly_chart(fig, key="whatif_quality_chart")
+    now = quality[(quality.strategy == settings.margin_strategy) & np.isclose(quality.margin, settings.margin)
+                  & (quality.task == ALL)]
+    if len(now):
+        pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: nothing masked)
+        st.caption("At the current setting, all tasks: " + "; ".join(
+            f"{row.floor}: masked {row.masked_fraction:.1%}, precision {pct(row.precision)}, recall {pct(row.recall)}"
+            for row in now.itertuples()))
+
+st.download_button("Download the sweep as CSV", lambda: table.to_csv(index=False), "margin_sweep.csv",
                    "text/csv", key="sweep_csv", on_click="ignore")
