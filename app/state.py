@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import GistlabError
-from core.masking import STRATEGIES, MarginSettings
+from core.masking import BLOCK_HELP, STRATEGIES, MarginSettings
 
 MAX_UPLOAD_MB = 50
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]
@@ -235,8 +235,8 @@ def choose_settings(defaults: MarginSettings = MarginSettings(), scope: str = ""
                                 help="absolute: t = g - margin; relative: t = g - |g| * margin")
     margin = st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin",
                                help="A candidate is masked when the guide scores it above t (g: its positive's score)")
-    anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", key="contrast_anchors")
-    positives = st.sidebar.checkbox("Contrast positives (p-p block)", key="contrast_positives")
+    anchors = st.sidebar.checkbox("Contrast anchors (a-a block)", key="contrast_anchors", help=BLOCK_HELP["a-a"])
+    positives = st.sidebar.checkbox("Contrast positives (p-p block)", key="contrast_positives", help=BLOCK_HELP["p-p"])
     floor_on = st.sidebar.checkbox("Positive floor", key="floor_on",
                                    help="A weak positive (the guide scores the row's own pair low) masks nearly every "
                                         "candidate; with a floor its threshold is raised to the floor, t = max(t, floor), "
