@@ -12,6 +12,7 @@ import sys
 
 from core.errors import GistlabError, GistlabWarning
 from core.jobs import ERROR_PREFIX, SKIPPED_PREFIX
+from core.paths import check_output_dir, check_output_file
 from core.models import GUIDE_SPECS
 
 
@@ -71,12 +72,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from core.evaluate import evaluate
     from core.results import results_table
 
-    out = Path(args.out) if args.out else None
+    if args.batch_size < 1:
+        raise GistlabError(f"--batch-size must be at least 1, not {args.batch_size}.")
+    if args.csv:
+        check_output_file(args.csv, "--csv")
+    out = check_output_dir(args.out, "--out") if args.out else None
     report = evaluate(args.model, args.tasks, out=out, overwrite=args.overwrite,
                       batch_size=args.batch_size, log=lambda line: print(line, file=sys.stderr))
     table = results_table(report.result_files)
@@ -204,6 +207,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--small-guides", default=",".join(d.small_guides), help="default %(default)s")
     p.add_argument("--data", default=d.data, help="training data, as for gistlab train (default %(default)s)")
     p.add_argument("--tasks", default=d.tasks, help="evaluation tasks, as for gistlab eval")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: all cores on a quiet "
+                                                             "machine, 1 while other work loads the cores)")
     p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
     p.add_argument("--report", default=None, help="write the report as the 'ladder' section of this Markdown "
                                                    "file, after every run (default: print it at the end)")
@@ -234,7 +239,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     config = ExperimentConfig(steps=args.steps, batch_size=args.batch_size, seeds=seeds, lr=args.lr,
                               homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
                               student=args.student, guides=_arms(args.guides, "--guides"),
-                              small_student=small, small_guides=_arms(args.small_guides, "--small-guides"))
+                              small_student=small, small_guides=_arms(args.small_guides, "--small-guides"),
+                              threads=args.threads)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,
@@ -292,6 +298,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from core.masking import MarginSettings
     from core.models import DEFAULT_GUIDE, load_guide, load_model
 
+    if args.csv:
+        check_output_file(args.csv, "--csv")
     if args.run_dir:
         batch, config = open_run_batch(args.run_dir, args.step)
         guide, student, settings = config.guide, args.student or run_student(args.run_dir), config.margin_settings()
@@ -420,13 +428,13 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     if bool(args.apply) != bool(args.export):
         raise GistlabError("Give --apply and --export together: the decisions to apply and where the cleaned data goes.")
+    out = check_output_dir(args.out)  # before the work: a file there would fail only after the scoring
     ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns)
     guide = args.guide or DEFAULT_GUIDE
     margin = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
                             args.positive_floor)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
                              args.seed, args.task)
-    out = Path(args.out)
     report = audit(ds, GuideCache(load_guide(guide, args.student), guide).embed, settings,
                    dataset_relations(ds), progress_writer(out),
                    about={"data": args.data, "guide": guide, "split": args.hf_split})
@@ -485,6 +493,8 @@ def _run_cache(args: argparse.Namespace) -> int:
     from core.models import DEFAULT_GUIDE, load_guide
 
     distributed.init_from_env()
+    if args.batch_size < 1:
+        raise GistlabError(f"--batch-size must be at least 1, not {args.batch_size}.")
     spec = args.guide or DEFAULT_GUIDE
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
     rows = ds[:]  # one Arrow read; ds[column] would yield the texts one row at a time

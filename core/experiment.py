@@ -91,6 +91,7 @@ class ExperimentConfig:
     lr: float = 2e-5
     homogeneous: bool = True
     out: str | None = None
+    threads: int | None = None  # torch threads per run; None: 1 while other work loads the cores, else all
 
     def cases(self) -> list[tuple[str, tuple[str, ...]]]:
         """(student, guides) of each case: the ladder, then the small-model case if any."""
@@ -311,8 +312,11 @@ def time_markdown(result: ExperimentResult, planned: int) -> str:
     evaluate = sum(entry.get("eval_s", 0.0) for entry in ledgers)
     cpu = sum(entry.get("cpu_s", 0.0) for entry in ledgers)
     cores = os.cpu_count() or 1
+    threads = pd.Series([entry.get("threads") for entry in ledgers], dtype="object").value_counts()
+    threads_text = ", ".join(f"{n} with {t} thread{'s' if t != 1 else ''}" for t, n in threads.items())
     return (
-        f"{len(result.runs)} of {planned} runs finished. From the runs' own clocks: "
+        f"{len(result.runs)} of {planned} runs finished ({threads_text or 'none yet'}: run_threads() picks 1 "
+        f"thread while other work loads the cores). From the runs' own clocks: "
         f"{(train + evaluate) / 60:.1f} min ({train / 60:.1f} min training, {evaluate / 60:.1f} min "
         f"evaluating), {cpu / 60:.1f} min of CPU time (all threads), i.e. about {cpu / 60 / cores:.0f} min "
         f"on {cores} otherwise idle cores. This invocation ran {result.seconds / 60:.1f} min of wall time "
@@ -501,15 +505,31 @@ def _train_seconds(run: Path) -> float:
     return (ended - started).total_seconds()
 
 
+def run_threads() -> int:
+    """Torch threads for the next run: all cores on a quiet machine, one while other work loads them.
+
+    On 2 cores shared by many processes, two threads that must meet at every parallel region wait
+    for each other: measured here, a training step took ~29 s with 2 threads and ~12 s with 1 at a
+    load average of 14 (1 s on idle cores with 2). The thread count changes float summation order
+    only, far below the seed-to-seed spread; each run's ledger records it.
+    """
+    cores = os.cpu_count() or 1
+    return 1 if os.getloadavg()[0] > cores else cores
+
+
 def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str], None]) -> dict:
     """Train (unless already done) and evaluate one arm; its ledger (own clock), also saved in the run."""
     from core.evaluate import evaluate
     from core.train import TrainConfig, run_training
 
+    import torch
+
     ledger_file = run / LEDGER
     if _finished(run) and ledger_file.is_file():
         log(f"reusing {run.name}")
         return json.loads(ledger_file.read_text())
+    threads = config.threads or run_threads()
+    torch.set_num_threads(threads)
     cpu = time.process_time()
     if _finished(run):
         log(f"reusing the trained {run.name}")
@@ -518,7 +538,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
     tick = time.perf_counter()
     evaluate(str(run), config.tasks, log=log)
-    ledger = {"train_s": _train_seconds(run), "eval_s": time.perf_counter() - tick,
+    ledger = {"train_s": _train_seconds(run), "eval_s": time.perf_counter() - tick, "threads": threads,
               "cpu_s": time.process_time() - cpu, "finished": datetime.now().astimezone().isoformat(timespec="seconds")}
     ledger_file.write_text(json.dumps(ledger, indent=2))
     return ledger
