@@ -57,6 +57,8 @@ def load_pairs(
         A Dataset with only the pairs columns, texts checked non-empty.
     """
     spec = str(spec).strip()
+    if batch_size is not None and batch_size < 2:
+        raise GistlabError(f"Batch size {batch_size}: give at least 2 (in-batch negatives need company).")
     if spec == "bundled":
         from core.bundled import bundled_pairs
 
@@ -289,7 +291,7 @@ def _delimited_table(text: str, name: str, sep: str) -> tuple[pa.Table, list[int
     import io
 
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    reader = csv.reader(io.StringIO(text), delimiter=sep, strict=True)  # an unclosed quote is an error
     header, body, lines, read = None, [], [], 0
     try:
         for row in reader:
@@ -308,7 +310,8 @@ def _delimited_table(text: str, name: str, sep: str) -> tuple[pa.Table, list[int
                 lines.append(start)
     except csv.Error as exc:
         kind = "TSV" if sep == "\t" else "CSV"
-        raise GistlabError(f"{name} line {reader.line_num} is not valid {kind} ({exc}): fix that line.") from None
+        raise GistlabError(f"{name} line {read + 1} is not valid {kind} ({exc}): fix that line (or the "
+                           "quote opened there).") from None
     if header is None:
         raise GistlabError(f"{name} is empty: give a file with a header and rows of pairs.")
     if len(set(header)) != len(header):

@@ -97,7 +97,13 @@ def load_model(
                 f"{spec!r} is a folder but holds no saved model (no modules.json or config.json): "
                 "point at a folder written by SentenceTransformer.save()."
             )
-        return SentenceTransformer(str(path), device=device, trust_remote_code=trust_remote_code)
+        try:
+            return SentenceTransformer(str(path), device=device, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged folder, or a run without a model
+            raise GistlabError(
+                f"{spec!r} could not be loaded as a model ({first_line(exc)}): point at a folder written by "
+                "SentenceTransformer.save(), or at a run that finished with a model."
+            ) from None
     if not looks_like_hub_id(spec):
         raise GistlabError(
             f"Model {spec!r} is neither a bundled model, an existing folder nor a Hub id: "

@@ -41,7 +41,7 @@ def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
     """``path`` as a folder to write into: not an existing file, nor under one."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
-        raise GistlabError(f"{flag} {path} is a file, not a folder: choose a folder for the run.")
+        raise GistlabError(f"{flag} {path} is a file, not a folder: choose a folder (or a new name).")
     _writable_parent(path, flag)
     return path
 
