@@ -75,6 +75,12 @@ def load_pairs(
     return ds
 
 
+def raw_columns(spec: str, split: str = "train") -> list[str]:
+    """The columns of a data source as they are, before any mapping: what a page offers to map
+    to anchor / positive / negatives when a file does not use those names."""
+    return _load_raw(str(spec).strip(), split)[0].column_names
+
+
 def negative_columns(ds: Dataset) -> list[str]:
     """The dataset's negative columns in order: ``["negative"]`` or ``["negative_1", ...]``."""
     if "negative" in ds.column_names:

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from core.data import epoch_batches, load_pairs, negative_columns, sample_batch, task_rows
+from core.data import epoch_batches, load_pairs, negative_columns, raw_columns, sample_batch, task_rows
 from core.errors import GistlabError
 
 ROWS = [
@@ -249,3 +249,11 @@ def test_sample_batch_takes_one_row_per_group():
     assert len({ds["group"][r] for r in rows}) == 4 and rows == sample_batch(ds, 4, 0)
     with pytest.raises(GistlabError, match="distinct groups"):
         sample_batch(ds, 5, 0)
+
+
+def test_raw_columns_are_the_files_own_names_before_mapping(tmp_path):
+    path = tmp_path / "qa.csv"
+    path.write_text("question,answer,wrong\nq,a,w\n")
+    assert raw_columns(str(path)) == ["question", "answer", "wrong"]
+    mapped = load_pairs(str(path), columns={"anchor": "question", "positive": "answer", "negative": "wrong"})
+    assert mapped.column_names == ["anchor", "positive", "negative"]
