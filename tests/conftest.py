@@ -15,6 +15,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def wait_for_server(url: str, process, timeout: float = 120) -> None:
+    """Wait until the Streamlit server at ``url`` answers its health check (fails if ``process`` ends)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+
+
 def free_port() -> int:
     """A TCP port on localhost that nothing listens on now (an app server, a torch rendezvous)."""
     with socket.socket() as sock:

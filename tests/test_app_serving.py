@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from tests.conftest import free_port, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,14 +39,7 @@ def test_gistlab_app_from_another_folder_binds_localhost_and_forwards_sigterm(tm
                            cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert app.poll() is None and time.monotonic() < deadline, "the app did not start"
-                time.sleep(0.5)
+        wait_for_server(f"http://127.0.0.1:{port}", app)
         assert listening(port) == ["0100007F"]  # 127.0.0.1 only, although no flag and no config in cwd
 
         app.send_signal(signal.SIGTERM)  # what kill, systemd and container runtimes send

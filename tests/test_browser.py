@@ -11,13 +11,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_server
 
 pytestmark = pytest.mark.browser
 
@@ -57,14 +55,7 @@ def serve(home: Path):
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                    break
-                except OSError:
-                    assert server.poll() is None and time.monotonic() < deadline, "streamlit did not start"
-                    time.sleep(0.5)
+            wait_for_server(url, server)
             yield url
         finally:
             server.terminate()
