@@ -29,21 +29,31 @@ def write_result(root: Path, model: str, scores: dict[str, float]) -> None:
             {"task_name": task, "scores": {"test": [{"main_score": score, "hf_subset": "default"}]}}))
 
 
+METRICS = {"WordNetSTS": "Spearman (cosine)", "WordNetRetrieval": "nDCG@10", "Banking77Classification": "accuracy"}
+SETTINGS = {"student": "bundled:minilm-l3", "data": "bundled", "steps": 50, "batch_size": 16, "lr": 2e-5}
+
+
+def add_run(home: Path, name: str, loss: str, seed: int, bump: float) -> None:
+    run = home / "runs" / name
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "modules.json").write_text("[]")
+    (run / "config.json").write_text(json.dumps({**SETTINGS, "loss": loss, "seed": seed,
+                                                 "guide": "bundled:mpnet-base"}))
+    write_result(run, f"gistlab-run/{name}", {"WordNetSTS": 0.50 + bump, "WordNetRetrieval": 0.40 + bump,
+                                              "Banking77Classification": 0.30 + bump})
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A workspace with base-model results and gist (2 seeds) and mnrl runs evaluated."""
+    """A workspace with base-model results and gist (2 seeds) and mnrl (seed 0 only) runs evaluated."""
     home = tmp_path / "home"
     monkeypatch.setenv("GISTLAB_HOME", str(home))
     monkeypatch.setattr(results, "task_type", TYPES.get)
+    monkeypatch.setattr(results, "main_metric", METRICS.get)
     write_result(home, "gistlab/minilm-l3", {"WordNetSTS": 0.50, "WordNetRetrieval": 0.40,
                                              "Banking77Classification": 0.30})
     for name, loss, seed, bump in (("g0", "gist", 0, 0.10), ("g1", "gist", 1, 0.06), ("m0", "mnrl", 0, 0.02)):
-        run = home / "runs" / name
-        (run / "model").mkdir(parents=True)
-        (run / "model" / "modules.json").write_text("[]")
-        (run / "config.json").write_text(json.dumps({"loss": loss, "seed": seed}))
-        write_result(run, f"gistlab-run/{name}", {"WordNetSTS": 0.50 + bump, "WordNetRetrieval": 0.40 + bump,
-                                                  "Banking77Classification": 0.30 + bump})
+        add_run(home, name, loss, seed, bump)
     yield home
     job = jobs.current_job()
     if job is not None:
@@ -59,26 +69,64 @@ def open_results(query: dict | None = None) -> AppTest:
     return at.run()
 
 
-def test_charts_deltas_table_and_overlap_note(home):
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def spreads_drawn(spec: dict) -> int:
+    return sum(1 for trace in spec["data"] if trace.get("error_x") and trace["error_x"].get("array") is not None)
+
+
+def test_paired_chart_scores_per_task_table_and_overlap_note(home):
     at = open_results()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 4  # per task, per type, radar, deltas
-    assert "overlap data GIST models were trained on" in " ".join(c.value for c in at.caption)
+    paired, scores = chart_specs(at)
+    assert paired["layout"]["xaxis"]["title"]["text"].startswith("Score difference against MNRL")
+    assert "student bundled:minilm-l3" in paired["layout"]["title"]["text"]
+    assert [t["name"] for t in paired["data"]] == ["GIST · mpnet-base (1 seed)"]
+    assert "WordNetRetrieval · nDCG@10" in paired["data"][0]["y"]
+    titles = [a["text"] for a in scores["layout"]["annotations"]]
+    assert "WordNetSTS · Spearman (cosine)" in titles and "main_score" not in json.dumps(scores["layout"])
+    assert {t["name"] for t in scores["data"]} == {"bundled:minilm-l3", "g0", "g1", "m0"}  # as the user named it
+    captions = " ".join(c.value for c in at.caption)
+    assert "overlap data GIST models were trained on" in captions
+    assert "GIST · mpnet-base: 1 seed (no spread" in captions
     frame = at.dataframe[0].value
-    assert set(frame["label"]) == {"gistlab/minilm-l3", "g0", "g1", "m0"}
-    assert "Banking77Classification *" in set(frame["task"])
+    assert list(frame.columns) == ["Model or run", "Loss", "Guide", "Seed", "Task", "Task type", "Metric",
+                                   "Split", "Score"]
+    assert set(frame["Model or run"]) == {"bundled:minilm-l3", "g0", "g1", "m0"}
+    assert "Banking77Classification *" in set(frame["Task"])
+    assert frame.loc[frame["Model or run"] == "m0", "Guide"].isna().all()  # MNRL has no guide
     assert at.get("download_button")
 
 
-def test_deltas_average_seeds_and_give_their_spread(home):
-    from core.results import deltas, labelled
+def test_one_seed_draws_no_spread_two_seeds_do(home):
+    at = open_results()
+    assert spreads_drawn(chart_specs(at)[0]) == 0
+    add_run(home, "m1", "mnrl", 1, 0.03)  # now gist and mnrl share seeds 0 and 1
+    at = open_results()
+    paired = chart_specs(at)[0]
+    assert [t["name"] for t in paired["data"]][0] == "GIST · mpnet-base (2 seeds)"
+    assert spreads_drawn(paired) == 1
+    mean = [x for trace in paired["data"] for x, y in zip(trace["x"], trace["y"]) if y == "mean over tasks"]
+    assert mean == [pytest.approx(((0.10 - 0.02) + (0.06 - 0.03)) / 2)]
 
-    table = labelled(results.results_table())
-    out = deltas(table, "gistlab/minilm-l3").set_index(["loss", "task"])
-    gist = out.loc[("gist", "WordNetSTS")]
-    assert gist["delta"] == pytest.approx(0.08) and gist["runs"] == 2
-    assert gist["spread"] == pytest.approx(0.04 / 2 ** 0.5)
-    assert out.loc[("mnrl", "WordNetSTS"), "spread"] == 0.0
+
+def test_progress_bar_names_model_and_task(home, tmp_path):
+    script = ("import sys, time; print('evaluating 6 tasks of x, 2 already evaluated'); print('reused A'); "
+              "print('reused B'); print('evaluated C in 1.0 s', flush=True); time.sleep(60)")
+    steps = [jobs.Step([sys.executable, "-c", script, "--model", str(home / "runs" / "g0")], str(tmp_path / "1.log")),
+             jobs.Step([sys.executable, "-c", script, "--model", "bundled:minilm-l3"], str(tmp_path / "2.log"))]
+    jobs.start_job("eval", steps)
+    deadline = time.monotonic() + 30
+    while "evaluated C" not in (tmp_path / "1.log").read_text() if (tmp_path / "1.log").is_file() else True:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    at = open_results()
+    assert not at.exception
+    [bar] = at.get("progress")
+    assert "model 1 of 2 · task 4 of 6" in bar.proto.text
+    assert bar.proto.value == 25  # half of the first of two models
 
 
 def test_evaluate_starts_one_background_eval_per_model(home, monkeypatch):
@@ -133,7 +181,7 @@ def test_a_real_background_evaluation_lands_in_the_charts(tmp_path, monkeypatch,
     at.text_input[0].set_value(str(tiny_model_dir))
     at.text_input[1].set_value("WordNetSTS")
     at.button[0].click().run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     job = jobs.current_job()
     assert job is not None and job.kind == "eval"
     deadline = time.monotonic() + 300
@@ -143,7 +191,7 @@ def test_a_real_background_evaluation_lands_in_the_charts(tmp_path, monkeypatch,
     at.run()
     assert not at.exception and not at.error, Path(job.steps[0].log).read_text()[-2000:]
     frame = at.dataframe[0].value
-    assert list(frame["task"]) == ["WordNetSTS"] and frame["model"][0] == "local/st"
+    assert list(frame["Task"]) == ["WordNetSTS"] and frame["Model or run"][0] == "local/st"
 
 
 def test_a_deleted_run_and_a_failed_evaluation_are_reported(home):
@@ -164,14 +212,12 @@ def test_a_deleted_run_and_a_failed_evaluation_are_reported(home):
     assert at.warning[0].value == "The last evaluation skipped SciFact: its data is not in the local cache"
 
 
-def test_bar_colours_follow_the_loss_arm(home):
+def test_colours_follow_the_arm(home):
     """Runs of one arm share its hue (later seeds lighter); base models are grey."""
-    from app.views import ARM_COLORS, label_colors
+    from app.palette import ARM_COLORS
+    from app.views import label_colors
 
     colors = label_colors(results.results_table())
-    assert list(colors) == ["gistlab/minilm-l3", "m0", "g0", "g1"]  # base, mnrl, then guided (app.palette)
-    assert colors["g0"] == ARM_COLORS["gist"] and colors["m0"] == ARM_COLORS["mnrl"]
-    assert colors["gistlab/minilm-l3"] == ARM_COLORS["base"]
-    lighter = [int(colors["g1"][i:i + 2], 16) for i in (1, 3, 5)]
-    assert all(c1 >= c0 for c1, c0 in zip(lighter, [int(ARM_COLORS["gist"][i:i + 2], 16) for i in (1, 3, 5)]))
-    assert colors["g1"] != colors["g0"]
+    assert list(colors) == ["bundled:minilm-l3", "m0", "g0", "g1"]  # base, mnrl, then the guide arms
+    assert colors["m0"] == ARM_COLORS["mnrl"] and colors["bundled:minilm-l3"] == ARM_COLORS["base"]
+    assert colors["g0"] == ARM_COLORS["mpnet-base"] and colors["g1"] != colors["g0"]

@@ -1,0 +1,105 @@
+"""The two charts that answer "does the guide help?": paired differences against MNRL, scores per task.
+
+Results and Demo draw the same figures from core.results' tidy tables, so a number reads the same on
+both pages. Rules kept here, once: a spread is drawn only where there are two seeds or more (one
+seed says "1 seed" instead); every axis is zoomed to its data; a task is named with the metric
+behind its main score; arms are coloured by app.palette.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from app.palette import arm_color, guide_arm
+from core.results import MEAN_TASK, MNRL, arm_label
+
+
+def arm_hue(arm: str) -> str:
+    """The palette colour of an arm named as core.results names it (base, none = MNRL, a guide spec)."""
+    if arm in ("base", MNRL):
+        return arm_color("base" if arm == "base" else "mnrl")
+    return arm_color(guide_arm(arm) or "gist")
+
+
+def seeds_text(seeds: int) -> str:
+    return "1 seed" if seeds == 1 else f"{seeds} seeds"
+
+
+def task_title(task: str, metric: str | None) -> str:
+    return task if task == MEAN_TASK or not metric else f"{task} · {metric}"
+
+
+def _padded(low: float, high: float, share: float = 0.12) -> list[float]:
+    pad = (high - low) * share or abs(high) * share or 0.01
+    return [low - pad, high + pad]
+
+
+def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: str) -> go.Figure:
+    """Each arm's paired difference against MNRL per task (and the mean over tasks), one dot each.
+
+    ``deltas``: core.results.paired_deltas rows (arm, task, delta, spread, seeds, wins). Whiskers
+    (± std of the per-seed differences) only where seeds >= 2; the legend says each arm's seed count.
+    """
+    fig = go.Figure()
+    tasks = [*sorted(t for t in deltas["task"].unique() if t != MEAN_TASK), MEAN_TASK]
+    labels = {t: task_title(t, metrics.get(t)) for t in tasks}
+    for arm, rows in deltas.groupby("arm", sort=False):
+        seeds = int(rows["seeds"].max())
+        name = f"{arm_label(arm)} ({seeds_text(seeds)})"
+        for spread_drawn, part in rows.groupby(rows["seeds"] >= 2):
+            hover = [f"{arm_label(arm)} − MNRL: {d:+.4f}" + (f" ± {s:.4f}" if spread_drawn else "")
+                     + f"<br>{seeds_text(int(n))}, higher in {int(w)} of {int(n)}"
+                     for d, s, n, w in zip(part["delta"], part["spread"], part["seeds"], part["wins"])]
+            fig.add_trace(go.Scatter(
+                x=part["delta"].tolist(), y=[labels[t] for t in part["task"]], mode="markers", name=name,
+                legendgroup=arm, showlegend=not any(t.legendgroup == arm for t in fig.data),
+                marker=dict(color=arm_hue(arm), size=11), hovertext=hover, hoverinfo="text",
+                error_x=dict(type="data", array=part["spread"].tolist(), color=arm_hue(arm), thickness=1.5)
+                if spread_drawn else None,
+            ))
+    reach = (deltas["delta"].abs() + deltas["spread"].fillna(0)).max() if len(deltas) else 0.01
+    fig.add_vline(x=0, line_color="#555", line_width=1)
+    fig.update_layout(
+        title=title, height=110 + 42 * len(tasks), margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
+        xaxis=dict(title="Score difference against MNRL (same seed, same batches)", zeroline=False,
+                   range=_padded(-reach, reach, 0.08)),
+        yaxis=dict(title="", categoryorder="array", categoryarray=[labels[t] for t in reversed(tasks)]),
+    )
+    return fig
+
+
+def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
+    """One small panel per task (its metric in the title), one dot per model or run, y zoomed per panel.
+
+    ``table``: core.results rows with ``label`` (core.results.labelled); splits are averaged. The
+    legend names the models and runs (in ``colors``' order), one colour each, on every panel alike.
+    """
+    means = table.groupby(["task", "metric", "label"], as_index=False, dropna=False)["main_score"].mean()
+    tasks = sorted(means["task"].unique())
+    columns = min(3, len(tasks)) or 1
+    rows = -(-len(tasks) // columns) or 1
+    metric = means.drop_duplicates("task").set_index("task")["metric"]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[task_title(t, metric.get(t)) for t in tasks],
+                        vertical_spacing=0.3 / rows, horizontal_spacing=0.08)
+    labels = [label for label in [*colors, *sorted(means["label"].unique())] if label in set(means["label"])]
+    in_legend: set[str] = set()
+    for k, task in enumerate(tasks):
+        part = means[means["task"] == task].set_index("label")["main_score"].dropna()
+        row, col = divmod(k, columns)
+        for label in dict.fromkeys(labels):
+            if label in part.index:
+                fig.add_trace(go.Scatter(
+                    x=[label], y=[part[label]], mode="markers", name=label, legendgroup=label,
+                    showlegend=label not in in_legend,
+                    marker=dict(size=12, color=colors.get(label, "#999")),
+                    hovertemplate=f"{label}: %{{y:.4f}}<extra></extra>",
+                ), row=row + 1, col=col + 1)
+                in_legend.add(label)
+        if len(part):
+            fig.update_yaxes(range=_padded(part.min(), part.max()), title_text="score" if col == 0 else "",
+                             row=row + 1, col=col + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=260 * rows + 60, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
+    return fig
