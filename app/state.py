@@ -88,14 +88,45 @@ def dataset(spec: str, split: str = "train"):
 
 
 @st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
-def uploaded_dataset(name: str, digest: str, _data: bytes):
-    """The upload as a dataset, keyed by its name and content hash (not by hashing the bytes again)."""
+def uploaded_dataset(name: str, digest: str, _data: bytes, mapping: tuple[tuple[str, str], ...] = ()):
+    """The upload as a dataset, keyed by its name and content hash (not by hashing the bytes again),
+    its columns renamed by ``mapping`` (target, source) pairs when the file does not name them."""
     from core.data import load_pairs
 
     with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
         path = Path(folder) / Path(name).name
         path.write_bytes(_data)
-        return load_pairs(str(path))
+        return load_pairs(str(path), columns=dict(mapping) or None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def upload_columns(name: str, digest: str, _data: bytes) -> list[str]:
+    """The upload's own column names (core.data.raw_columns), keyed like :func:`uploaded_dataset`."""
+    from core.data import raw_columns
+
+    with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
+        path = Path(folder) / Path(name).name
+        path.write_bytes(_data)
+        return raw_columns(str(path))
+
+
+def map_columns(columns: list[str]) -> tuple[tuple[str, str], ...]:
+    """Sidebar pickers for which column is the anchor, the positive and the negatives, shown only when
+    the file has no ``anchor``/``positive`` columns; returns (target, source) pairs, () when not needed."""
+    if {"anchor", "positive"} <= set(columns):
+        return ()
+    st.sidebar.warning(f"The file has no 'anchor' and 'positive' columns (found: {', '.join(columns)}): "
+                       "pick which column is which.")
+    anchor = st.sidebar.selectbox("Anchor column", columns, index=None, key="map_anchor")
+    positive = st.sidebar.selectbox("Positive column", [c for c in columns if c != anchor], index=None,
+                                    key="map_positive")
+    negatives = st.sidebar.multiselect("Negative columns (optional)", [c for c in columns if c not in (anchor, positive)],
+                                       key="map_negatives")
+    if anchor is None or positive is None:
+        st.info("This file names its columns differently: pick its anchor and positive columns in the sidebar.")
+        st.stop()
+    names = ["negative"] if len(negatives) == 1 else [f"negative_{k}" for k in range(1, len(negatives) + 1)]
+    return (("anchor", anchor), ("positive", positive), *zip(names, negatives))
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -121,9 +152,33 @@ def run_batch(run: str, step: int):
     return _run_batch(run, step, stamp)
 
 
+_LOADED: set[tuple[str, str]] = set()  # (role, spec) this server process has loaded (kept by cache_resource)
+
+
+def ready_models(guide: str, student: str | None = None) -> None:
+    """Load a page's guide and student first, under a bar that counts them ("model 1 of 2: the guide,
+    bundled:minilm-l6"): a first visit waits seconds per model. Models already loaded draw nothing."""
+    todo = [(role, spec, load) for role, spec, load in (("guide", guide, guide_cache), ("student", student, model))
+            if spec and (role, spec) not in _LOADED]
+    if not todo:
+        return
+    bar = st.progress(0.0)
+    for k, (role, spec, load) in enumerate(todo):
+        bar.progress(k / len(todo), text=f"Loading model {k + 1} of {len(todo)}: the {role}, {spec}…")
+        load(spec)
+        _LOADED.add((role, spec))
+    bar.empty()
+
+
+def batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, batch):
+    """The batch's report at default settings; pages re-mask it. Its models are loaded first, counted."""
+    ready_models(guide, student)
+    return _batch_report(data_key, rows, guide, student, batch)
+
+
 @st.cache_resource(show_spinner="Embedding the batch…", max_entries=16)
-def batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch):
-    """The batch's report at default settings; pages re-mask it (``_batch`` is keyed by data_key+rows)."""
+def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch):
+    """Cached by data_key + rows (which name ``_batch``), guide and student."""
     from core.inspect import encoder, inspect_batch
 
     student_embed = encoder(model(student)) if student else None
@@ -170,7 +225,9 @@ def choose_data() -> tuple[object, str]:
             )
         data = upload.getvalue()
         digest = hashlib.sha1(data).hexdigest()
-        return uploaded_dataset(upload.name, digest, data), f"upload:{digest}"
+        mapping = map_columns(upload_columns(upload.name, digest, data))
+        key = f"upload:{digest}" + (f":{dict(mapping)}" if mapping else "")
+        return uploaded_dataset(upload.name, digest, data, mapping), key
     hub_id = st.sidebar.text_input("Dataset id", key="data_hub_id", placeholder="org/name")
     split = st.sidebar.text_input("Split", "train", key="data_hub_split")
     if not hub_id.strip():

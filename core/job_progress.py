@@ -138,9 +138,9 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
             continue
         left += steps_left * per_step + (max(startup - elapsed, 0.0) if progress.done == 0 else 0.0)
 
-    trains = [p for p in shown if p.kind == "train"]
-    total_steps = sum(p.total or 0 for p in trains)
-    by_steps = sum(p.done for p in trains) / total_steps if total_steps else 0.0
+    # Without a time estimate, each step of the job weighs the same: a share of its steps or tasks done.
+    shares = [min(p.done / p.total, 1.0) if p.total else float(p.state in ("evaluated", "failed")) for p in shown]
+    by_steps = sum(shares) / len(shares) if shares else 0.0
     spent = now - job.started
     eta = left if known else None
     fraction = spent / (spent + eta) if eta is not None and spent + eta > 0 and not excludes_eval else by_steps

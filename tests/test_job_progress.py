@@ -56,6 +56,7 @@ def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path
     job.steps[0] = train_step(g2, started=NOW - 30)
     later = job_progress(job, {"g2": metrics}, now=NOW)
     assert later.eta_s == 20 and later.eta_excludes_eval
+    assert later.fraction == (10 / 20 + 0) / 2  # no time for the evaluation yet: each step weighs the same
     assert later.eta_text() == "about 20 s left, then the evaluation"
 
 
