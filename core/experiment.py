@@ -536,6 +536,8 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
     else:
         log(f"training {run.name} ({config.steps} steps)")
         run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
+        if not _finished(run):  # stopped or interrupted (Ctrl-C, SIGTERM): the whole experiment ends here
+            raise KeyboardInterrupt(f"{run.name} did not complete: the experiment stops; rerun to resume")
     tick = time.perf_counter()
     evaluate(str(run), config.tasks, log=log)
     ledger = {"train_s": _train_seconds(run), "eval_s": time.perf_counter() - tick, "threads": threads,
