@@ -17,6 +17,7 @@ from core.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, 
 from core.cleaning import DECISIONS, decide, export, read_decisions
 from core.errors import GistlabError
 from core.masking import MarginSettings
+from core.models import GUIDE_SPECS
 
 PAGE_SIZE = 10
 CHOICES = {  # what the buttons say -> the action core.cleaning applies
@@ -69,7 +70,7 @@ live_audit()
 with st.expander("Start an audit", expanded=not list_audits()), st.form("audit_form"):
     left, middle, right = st.columns(3)
     data = left.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub dataset id")
-    guide = left.text_input("Guide", state.default_guide())
+    guide = left.text_input("Guide", state.default_guide(), help=GUIDE_SPECS)
     limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 2000, step=500,
                                 help="A seeded sample: 2,000 bundled rows take well under a minute on 2 cores "
                                      "once the guide has cached them; all 24,000 several minutes.")
