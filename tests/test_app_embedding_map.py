@@ -113,8 +113,13 @@ def test_umap_on_request(tiny_models, monkeypatch):
     assert asked == [48]  # cached: a new margin changes the lines, not the projection
 
 
-def test_missing_columns_upload_is_an_error(tiny_models):
+def test_upload_with_other_column_names_asks_for_the_mapping(tiny_models):
     at = open_page()
     at.sidebar.radio(key="data_source").set_value("Upload a file").run()
-    at.sidebar.get("file_uploader")[0].set_value(("x.jsonl", b'{"query": "a", "doc": "b"}\n', "text/plain"))
-    assert "no 'anchor' column" in errors(at.run())
+    at.sidebar.get("file_uploader")[0].set_value(("x.jsonl", b'{"query": "a", "doc": "b"}\n{"query": "c", "doc": "d"}\n',
+                                                  "text/plain"))
+    at.run()
+    assert errors(at) == "" and "pick which column is which" in at.sidebar.warning[0].value
+    at.sidebar.selectbox(key="map_anchor").set_value("query").run()
+    at.sidebar.selectbox(key="map_positive").set_value("doc").run()
+    assert errors(at) == "" and sorted(xs_by_point(at)) == [0, 1, 2, 3]  # 2 rows: anchors and positives

@@ -173,13 +173,27 @@ def test_uploaded_file_without_student(tiny_models):
 
 @pytest.mark.parametrize("name,content,expected", [
     ("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "not UTF-8"),
-    ("qa.csv", b"question,answer\nq,a\nr,b\n", "no 'anchor' column"),
     ("empty.jsonl", b"", "empty"),
     ("broken.jsonl", b'{"anchor": "a", "positive": "b"}\n{"anchor": \n', "not valid JSON"),
 ])
 def test_bad_uploads_are_errors(tiny_models, name, content, expected):
     at = upload(open_page(), name, content)
     assert expected in errors(at)
+
+
+def test_upload_with_other_column_names_is_mapped_in_the_page(tiny_models):
+    qa = "question,answer,wrong\n" + "".join(f"question {i},answer {i},wrong {i}\n" for i in range(6))
+    at = upload(open_page(), "qa.csv", qa.encode())
+    assert errors(at) == "" and "--data-columns" not in " ".join(w.value for w in at.sidebar.warning)
+    assert "pick which column is which" in at.sidebar.warning[0].value
+    assert "pick its anchor and positive columns" in at.info[0].value and not at.get("plotly_chart")
+    at.sidebar.selectbox(key="map_anchor").set_value("question").run()
+    at.sidebar.selectbox(key="map_positive").set_value("answer").run()
+    assert errors(at) == "" and at.sidebar.number_input(key="batch_size").value == 6
+    assert at.radio(key="heatmap_block").options[-1] == "p-p: positive vs positives"  # no negatives yet
+    at.sidebar.multiselect(key="map_negatives").set_value(["wrong"]).run()
+    assert errors(at) == "" and at.radio(key="heatmap_block").options[-1] == "a-n: anchor vs negatives"
+    assert set(table(at, "weak").anchor) == {f"question {i}" for i in range(6)}
 
 
 def test_oversized_upload_is_an_error(tiny_models):
