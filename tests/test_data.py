@@ -175,10 +175,11 @@ def test_jsonl_columns_are_the_union_of_all_records(tmp_path):
 def test_jsonl_row_without_a_required_field_is_named_by_line(tmp_path):
     path = tmp_path / "nopositive.jsonl"
     rows = [{"anchor": "a0"}] + [{"anchor": f"a{i}", "positive": f"p{i}"} for i in range(1, 16)]
-    path.write_text("\n\n".join(json.dumps(r) for r in rows[::-1]) + "\n")  # blank lines between
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")  # row 0 lacks it, 15 rows have it
     message = one_line_error(path)
-    assert "has no 'positive' column" not in message
-    assert "line 31: row 15 has an empty 'positive'" in message
+    assert "has no 'positive' column" not in message and "line 1: row 0 has an empty 'positive'" in message
+    path.write_text("\n\n".join(json.dumps(r) for r in rows[::-1]) + "\n")  # blank lines between
+    assert "line 31: row 15 has an empty 'positive'" in one_line_error(path)
 
 
 def test_csv_cell_over_the_csv_modules_128_kib_limit_is_read(tmp_path):
