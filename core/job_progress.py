@@ -53,7 +53,8 @@ class JobProgress:
         """"about 40 s left", "about 40 s left, then the evaluation", or "" while not estimable."""
         if self.eta_s is None or (self.eta_excludes_eval and self.eta_s < 1):
             return ""
-        left = f"about {self.eta_s / 60:.0f} min left" if self.eta_s >= 120 else f"about {self.eta_s:.0f} s left"
+        left = (f"about {self.eta_s / 60:.0f} min left" if self.eta_s >= 120 else
+                f"about {self.eta_s:.0f} s left" if self.eta_s >= 5 else "almost done")  # a step may overrun
         return left + (", then the evaluation" if self.eta_excludes_eval else "")
 
 

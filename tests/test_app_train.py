@@ -107,7 +107,7 @@ def test_progress_eta_curves_and_stop(home):
     assert "training gist · step 3 of 10 · about 14 s left" in bar.proto.text
     assert len(at.get("plotly_chart")) == 2
     click(at, "Stop")
-    assert (run / "STOP").exists()
+    assert jobs.stop_requested()  # the run's own STOP file may already be consumed: the fake run ends at once
     assert "Stopping: the run ends cleanly" in at.info[0].value
     assert not [b for b in at.run().button if b.label == "Stop"]  # asked once: no second Stop
     deadline = time.monotonic() + 20

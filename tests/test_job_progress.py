@@ -71,6 +71,8 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     assert [(s.kind, s.state, s.done) for s in progress.steps] == [
         ("train", "completed", 20), ("eval", "evaluated", 3), ("eval", "running", 1)]
     assert progress.eta_s == 30 and not progress.eta_excludes_eval  # 40 s per evaluation, 10 s spent
+    overrun = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW + 60)
+    assert overrun.eta_s == 0 and overrun.eta_text() == "almost done"  # slower than the last: no "0 s left"
     assert progress.phase == "evaluating a · model 2 of 2 · 1 task(s) done"
     (a / "eval2.log").write_text("evaluating 6 tasks of gistlab-run/a, 2 already evaluated\nreused T1\nreused T2\n"
                                  "evaluated T3 in 3.0 s\n")

@@ -6,6 +6,9 @@ neither kills nor duplicates it. Settings, models and data are checked (core.pre
 job starts. Past runs can be named, compared, deleted and opened in the other pages.
 """
 
+import importlib
+import threading
+
 import pandas as pd
 import streamlit as st
 
@@ -35,6 +38,18 @@ MASK_HELP = "Share of in-batch candidates the guide masked per step, over the bl
 
 st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_training_imports() -> threading.Thread:
+    """Import core.train (torch, sentence-transformers: 10 s, a minute on a busy machine) in a background
+    thread, once per server, while the form is filled in: Start then checks the settings without that wait."""
+    thread = threading.Thread(target=importlib.import_module, args=("core.train",), daemon=True)
+    thread.start()
+    return thread
+
+
+warm_training_imports()
 
 
 def duration(seconds) -> str:
