@@ -207,6 +207,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--small-guides", default=",".join(d.small_guides), help="default %(default)s")
     p.add_argument("--data", default=d.data, help="training data, as for gistlab train (default %(default)s)")
     p.add_argument("--tasks", default=d.tasks, help="evaluation tasks, as for gistlab eval")
+    p.add_argument("--report-only", action="store_true", help="train and evaluate nothing: write the report "
+                                                               "(and demo copy) from the runs already finished")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: all cores on a quiet "
                                                              "machine, 1 while other work loads the cores)")
     p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
@@ -240,7 +242,7 @@ def _run_experiment(args: argparse.Namespace) -> int:
                               homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
                               student=args.student, guides=_arms(args.guides, "--guides"),
                               small_student=small, small_guides=_arms(args.small_guides, "--small-guides"),
-                              threads=args.threads)
+                              threads=args.threads, report_only=args.report_only)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,

@@ -53,7 +53,7 @@ LEDGER = "experiment.json"  # a run's own clock, written once it is trained and 
 DEMO_MASK_STEPS = 5
 DEMO_SEARCH_STEPS = 20
 DEMO_FILES = ("config.json", "status.json", "metrics.jsonl", "batches.jsonl")
-DEMO_SCORES, DEMO_MASKING = "ladder_scores.csv", "ladder_masking.csv"
+DEMO_SCORES, DEMO_MASKING, DEMO_SAMPLE = "ladder_scores.csv", "ladder_masking.csv", "sample_batch.json"
 MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "precision", "weak_rows"]
 
 
@@ -92,6 +92,7 @@ class ExperimentConfig:
     homogeneous: bool = True
     out: str | None = None
     threads: int | None = None  # torch threads per run; None: 1 while other work loads the cores, else all
+    report_only: bool = False  # train nothing: report (and copy the demo of) the runs already finished
 
     def cases(self) -> list[tuple[str, tuple[str, ...]]]:
         """(student, guides) of each case: the ladder, then the small-model case if any."""
@@ -147,7 +148,7 @@ class ExperimentResult:
     """Where everything went, the tidy scores, the masking figures and the time each run took."""
 
     runs: dict[Arm, Path]
-    scores: pd.DataFrame  # student, arm, seed, task, task_type, split, main_score
+    scores: pd.DataFrame  # student, arm, seed, task, task_type, metric, split, main_score
     masking: pd.DataFrame  # MASKING_COLUMNS, one row per guided run
     base_files: dict[str, list[Path]] = field(default_factory=dict)  # per student: its base results
     ledgers: dict[Arm, dict] = field(default_factory=dict)
@@ -390,7 +391,7 @@ instead (finished runs are reused). Seeds with results so far: {', '.join(map(st
 
 {time_markdown(result, len(config.plan()))}
 {f'''
-Skipped (could not run):{skipped}
+Not in this report (skipped, failed or not run yet):{skipped}
 ''' if skipped else ''}
 {chr(10).join(sections)}
 
@@ -446,21 +447,27 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
     result.scores.to_csv(staging / DEMO_SCORES, index=False)
     result.masking.to_csv(staging / DEMO_MASKING, index=False)
     shipped, config_file = dest / "sample_batch.parquet", dest / "gist" / "config.json"
-    if shipped.is_file() and config_file.is_file() and config_file.read_text() == (pair["gist"] / "config.json").read_text():
-        shutil.copy2(shipped, staging / "sample_batch.parquet")  # same run as last time: same batch
+    same_run = config_file.is_file() and config_file.read_text() == (pair["gist"] / "config.json").read_text()
+    if same_run and shipped.is_file() and (dest / DEMO_SAMPLE).is_file():
+        for name in ("sample_batch.parquet", DEMO_SAMPLE):  # same run as last time: same batch
+            shutil.copy2(dest / name, staging / name)
     else:
-        _sample_batch(pair["gist"]).to_parquet(staging / "sample_batch.parquet", index=False)
+        pairs, stats = _sample_batch(pair["gist"])
+        pairs.to_parquet(staging / "sample_batch.parquet", index=False)
+        (staging / DEMO_SAMPLE).write_text(json.dumps(stats, indent=2))
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
 
 
-def _sample_batch(run: Path) -> pd.DataFrame:
-    """The inspector's masked-pairs table for the demo: the run's clearest batch, trained student.
+def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
+    """The inspector's masked-pairs table for the demo (the run's clearest batch, trained student) and
+    its denominators: rows, candidates, masked, weak-positive rows, precision against the ground truth.
 
     Of the first DEMO_SEARCH_STEPS batches, the one whose DEMO_PAIRS clearest masked pairs
     (core.explain.clearest_pairs, what the Demo page shows) the guide scores highest: with WordNet
     a category batch masks many candidates against weak positives, which explains the method less
-    well than two senses of one word. The table gets a ``step`` column.
+    well than two senses of one word. The table gets ``step`` and ``weak_row`` (the row masks at
+    least 90% of its candidates) columns.
     """
     from core.explain import DEMO_PAIRS, clearest_pairs
     from core.guide_cache import GuideCache
@@ -478,8 +485,17 @@ def _sample_batch(run: Path) -> pd.DataFrame:
 
     best = max(range(len(batches)), key=lambda k: clarity(batches[k]))
     student = encoder(load_model(run_student(run), device="cpu"))
-    pairs = inspect_batch(batches[best], guide.embed, config.margin_settings(), student).pairs
-    return pairs.assign(step=steps[best])
+    report = inspect_batch(batches[best], guide.embed, config.margin_settings(), student)
+    mask = report.mask
+    weak = mask.weak_rows().numpy()
+    quality = report.quality
+    precision = (float(quality[(quality["task"] == "all") & (quality["block"] == "all")]["precision"].iloc[0])
+                 if quality is not None and len(quality) else None)
+    stats = {"step": steps[best], "guide": config.guide, "rows": len(batches[best]),
+             "candidates": sum(int(mask.candidates[b].sum()) for b in mask.blocks),
+             "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
+             "weak_rows": int(weak.sum()), "precision": precision}
+    return report.pairs.assign(step=steps[best], weak_row=weak[report.pairs["row"].to_numpy()]), stats
 
 
 # ---------------------------------------------------------------- the experiment
@@ -528,6 +544,8 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
     if _finished(run) and ledger_file.is_file():
         log(f"reusing {run.name}")
         return json.loads(ledger_file.read_text())
+    if config.report_only:
+        raise GistlabError("not finished yet (report only: nothing trained)")
     threads = config.threads or run_threads()
     torch.set_num_threads(threads)
     cpu = time.process_time()
@@ -547,7 +565,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
 
 
 def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The tidy scores (student, arm, seed, task, task_type, split, main_score) and per-run masking figures."""
+    """The tidy scores (student, arm, seed, task, task_type, metric, split, main_score) and per-run masking."""
     from core.results import results_table
     from core.runs import read_metrics
 
@@ -555,7 +573,7 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
               for student, files in base_files.items() if files]
     frames += [results_table(run).assign(student=arm.student, arm=arm.guide, seed=arm.seed)
                for arm, run in runs.items()]
-    columns = ["student", "arm", "seed", "task", "task_type", "split", "main_score"]
+    columns = ["student", "arm", "seed", "task", "task_type", "metric", "split", "main_score"]
     scores = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=columns)
     masking = pd.DataFrame([{"student": arm.student, "arm": arm.guide, "seed": arm.seed,
                              **run_masking(read_metrics(run))}

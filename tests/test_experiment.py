@@ -120,11 +120,15 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     assert "mined" in text and text.count("<!-- ladder:begin -->") == 1  # the other section survives
     assert "| WordNetSTS (STS) |" in text and f"| {MEAN_TASK} |" in text
     assert "(higher in 0/1)" in text or "(higher in 1/1)" in text
-    assert "2 of 3 runs finished" in text and "Skipped (could not run)" in text
+    assert "2 of 3 runs finished" in text and "Not in this report" in text
     assert "gistlab experiment --guides none," in text
 
     assert sorted(p.name for p in demo.iterdir()) == [
-        "gist", "ladder_masking.csv", "ladder_scores.csv", "mnrl", "results.csv", "sample_batch.parquet"]
+        "gist", "ladder_masking.csv", "ladder_scores.csv", "mnrl", "results.csv", "sample_batch.json",
+        "sample_batch.parquet"]
+    sample = json.loads((demo / "sample_batch.json").read_text())
+    assert sample["rows"] == 8 and 0 < sample["masked"] <= sample["candidates"]
+    assert "weak_row" in pd.read_parquet(demo / "sample_batch.parquet")
     assert json.loads((demo / "gist" / "config.json").read_text())["loss"] == "gist"
     assert not (demo / "gist" / "model").exists()
     assert set(pd.read_csv(demo / "results.csv")["loss"].fillna("base")) == {"base", "mnrl", "gist"}
@@ -135,3 +139,9 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     assert [(run / "status.json").stat().st_mtime_ns for run in again.runs.values()] == status
     assert sum(line.startswith("reusing") for line in lines) == 2
     pd.testing.assert_frame_equal(again.scores, result.scores)
+
+    more = ExperimentConfig(**{**config.__dict__, "seeds": (0, 1), "report_only": True})
+    reported = run_experiment(more, report=report, log=lines.append)  # trains nothing
+    assert set(reported.runs) == set(result.runs)
+    assert reported.skipped[Arm(guide, "none", 1)] == "not finished yet (report only: nothing trained)"
+    assert not [p for p in (tmp_path / "exp" / "runs").iterdir() if "-s1-" in p.name]
