@@ -12,8 +12,11 @@ bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 block
 3. Projection of the 384 embeddings: PCA, and UMAP (cold import in a fresh process; fit warm).
 4. The Inspect page in Streamlit's AppTest at batch 128: one script rerun after a margin change
    (server side only: no browser rendering).
+5. The same in chromium: slider step -> new pairs count, run over, both heatmaps redrawn; with
+   ``--baseline REF`` that commit's page is timed alternately on its own server.
 
     python scripts/bench_inspector.py --repeats 10
+    python scripts/bench_inspector.py --parts browser --app-moves 12 --baseline b6226d3
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def main() -> None:
     parser.add_argument("--app-moves", type=int, default=8, help="slider moves timed in AppTest")
     parser.add_argument("--parts", default="engine,app,browser",
                         help="comma-separated: engine, app, browser (default all three)")
+    parser.add_argument("--baseline", help="a git ref whose Inspect page the browser part times side by side")
     args = parser.parse_args()
     import sentence_transformers
     import streamlit
@@ -74,14 +78,16 @@ def main() -> None:
         print(f"| rerun after a margin change (median of {len(app_moves)}; range "
               f"{min(app_moves):.2f}-{max(app_moves):.2f}) | {statistics.median(app_moves):.2f} |")
     if "browser" in args.parts:
-        first, moves, chromium = browser_slider_times(args.app_moves)
+        runs, chromium = browser_slider_times(args.app_moves, args.baseline)
         print(f"\nInspect page in chromium {chromium} (Playwright, headless) at batch 128: margin slider moved "
               "with the keyboard, timed until the masked-pairs count shows the new value, the run is done and "
-              "both heatmaps are redrawn:\n")
-        print("| operation | seconds |\n|---|---|")
-        print(f"| batch size set to 128 -> page drawn (embed with guide and student) | {first:.2f} |")
-        print(f"| slider step (+0.01) -> page updated (median of {len(moves)}; range "
-              f"{min(moves):.2f}-{max(moves):.2f}) | {statistics.median(moves):.2f} |")
+              "both heatmaps are redrawn" + (" (the two checkouts' steps alternate)" if args.baseline else "") + ":\n")
+        print("| page | batch size 128 -> drawn (s) | slider step -> redrawn, median (s) | range (s) | vs this checkout |")
+        print("|---|---|---|---|---|")
+        ours = statistics.median(runs["this checkout"][1])
+        for label, (first, moves) in runs.items():
+            print(f"| {label} | {first:.2f} | {statistics.median(moves):.3f} | {min(moves):.3f}-{max(moves):.3f} "
+                  f"| {statistics.median(moves) / ours:.1f}x |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
@@ -186,12 +192,17 @@ MAPS_REDRAWN = ("[...document.querySelectorAll('.js-plotly-plot')].every(g => g.
                 " && document.querySelectorAll('.js-plotly-plot').length >= 2")
 
 
-def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
-    """End to end in a real browser: set batch 128, then each margin step until the page shows it."""
+def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[str, tuple[float, list[float]]], str]:
+    """End to end in a real browser: set batch 128, then each margin step until the page shows it.
+
+    With ``baseline`` (a git ref), that commit's app runs too, from ``git archive`` in a temporary
+    folder on its own server and browser tab, and the two pages' slider steps alternate, so both
+    medians come from the same minutes of the same (shared) machine. Returns {label: (first, steps)}.
+    """
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_app import ARGS, CHROMIUM, start_server, wait_healthy
+    from bench_app import ARGS, CHROMIUM, wait_healthy
 
     def header(page) -> str:
         return page.evaluate(f"() => {{ const h = {PAIRS_HEADER}; return h ? h.textContent : ''; }}")
@@ -201,41 +212,68 @@ def browser_slider_times(moves: int) -> tuple[float, list[float], str]:
         page.wait_for_function(f"() => {{ const h = {PAIRS_HEADER}; return h && h.textContent !== "
                                f"{old!r} && ({IDLE_EXPR}) && ({MAPS_REDRAWN}); }}", timeout=600_000, polling="raf")
 
-    with tempfile.TemporaryDirectory() as home, sync_playwright() as p:
-        server, url = start_server(home, ROOT / "assets" / "demo")
+    def timed_change(page, act) -> float:
+        old = header(page)
+        page.evaluate(MARK_MAPS)
+        tick = time.perf_counter()
+        act()
+        changed(page, old)
+        return time.perf_counter() - tick
+
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as p:
+        trees = {"this checkout": ROOT}
+        if baseline:
+            tree = Path(scratch) / "baseline"
+            tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+            trees[f"baseline {baseline}"] = tree
+        servers, pages = [], {}
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            wait_healthy(url, server)
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
-            page.wait_for_function(IDLE, timeout=600_000)
-            page.goto(f"{url}/inspect")
-            page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
-            page.wait_for_function(IDLE, timeout=600_000)
-            old = header(page)
-            page.evaluate(MARK_MAPS)
-            size = page.get_by_role("spinbutton", name="Batch size")
-            size.fill("128")
-            tick = time.perf_counter()
-            size.press("Enter")
-            changed(page, old)
-            first = time.perf_counter() - tick
-            slider = page.get_by_role("slider").first
-            times = []
+            for label, tree in trees.items():
+                home = Path(scratch) / f"home-{len(servers)}"
+                home.mkdir()
+                server, url = serve_tree(tree, home)
+                servers.append(server)
+                wait_healthy(url, server)
+                page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
+                page.wait_for_function(IDLE, timeout=600_000)
+                page.goto(f"{url}/inspect")
+                page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
+                page.wait_for_function(IDLE, timeout=600_000)
+                size = page.get_by_role("spinbutton", name="Batch size")
+                size.fill("128")
+                pages[label] = (page, timed_change(page, lambda: size.press("Enter")), [])
             for _ in range(moves):
-                old = header(page)
-                page.evaluate(MARK_MAPS)
-                slider.focus()
-                tick = time.perf_counter()
-                slider.press("ArrowRight")
-                changed(page, old)
-                times.append(time.perf_counter() - tick)
+                for label, (page, _, times) in pages.items():  # alternate: the same minutes for both
+                    slider = page.get_by_role("slider").first
+                    slider.focus()
+                    times.append(timed_change(page, lambda: slider.press("ArrowRight")))
             version = browser.version
-            browser.close()
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return first, times, version
+            browser.close()
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+    return {label: (first, times) for label, (_, first, times) in pages.items()}, version
+
+
+def serve_tree(tree: Path, home: Path) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app/main.py`` of the checkout at ``tree`` (its own core/ first on the path)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GISTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return server, f"http://127.0.0.1:{port}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""The analysis pages in a real headless browser (issue 11): links that land, tables that show the positive,
+maps that answer a click, and a server log without warnings or tracebacks.
+
+One ``streamlit run`` on a workspace holding the demo's paired run, driven by Debian's chromium through
+Playwright (fixtures and helpers from tests/test_browser.py). The Train page's "Inspect its batches"
+link must open Inspect on that run's step; the masked-pairs table must lead with the row, its own
+positive and the candidate; a heatmap's hover must name both texts and both scores; a click on the
+embedding map must list the text's nearest neighbours; "Draw another batch" must not log Streamlit's
+Session State warning. Refreshes docs/screenshots/inspect.png, whatif.png and embedding_map.png.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from tests.test_browser import ROOT, browser, serve, shoot, wait_until_idle  # noqa: F401 (browser: a fixture)
+
+pytestmark = pytest.mark.browser
+LOG_PROBLEMS = re.compile(r"Traceback|WARNING|Warning|Exception|Error", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(url, server log path) of the app on a workspace with the demo's gist and mnrl runs."""
+    home = tmp_path_factory.mktemp("browser-inspect-home")
+    for run in sorted((ROOT / "assets" / "demo").glob("*/config.json")):
+        shutil.copytree(run.parent, home / "runs" / f"demo-{run.parent.name}")
+    with serve(home) as url:
+        yield url, home / "streamlit.log"
+
+
+@pytest.fixture(scope="module")
+def page(served, browser):  # noqa: F811 (browser is test_browser's fixture)
+    url, _ = served
+    tab = browser.new_page(viewport={"width": 1440, "height": 1000})
+    tab.goto(url)  # the entry page first, as a user arrives
+    wait_until_idle(tab, 240_000)
+    yield tab
+    tab.close()
+
+
+def headers(page, index: int) -> list[str]:
+    """Column headers of the page's ``index``-th dataframe (glide-data-grid's accessible table)."""
+    grid = page.locator('[data-testid="stDataFrame"]').nth(index)
+    grid.scroll_into_view_if_needed()
+    grid.locator("th").first.wait_for(state="attached", timeout=60_000)  # drawn once its data arrived
+    return grid.locator("th").all_text_contents()
+
+
+def pairs_table(page) -> int:
+    """Index of the masked-pairs dataframe (the one with a 'masked candidate' column)."""
+    tables = page.locator('[data-testid="stDataFrame"]')
+    return next(k for k in range(tables.count()) if "masked candidate" in headers(page, k))
+
+
+def test_the_train_pages_link_lands_on_the_runs_step(served, page):
+    url, _ = served
+    page.goto(f"{url}/train")
+    page.get_by_role("heading", name="Past runs").wait_for(timeout=240_000)
+    wait_until_idle(page, 240_000)
+    runs = page.locator('[data-testid="stDataFrame"]').first
+    runs.locator("th").first.wait_for(state="attached", timeout=60_000)  # the grid has its data
+    runs.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = runs.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)  # the first run's selection cell
+    link = page.get_by_role("link", name=re.compile("Inspect its batches"))
+    link.wait_for(timeout=120_000)
+    link.click()
+    page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
+    wait_until_idle(page, 240_000)
+    query = parse_qs(urlparse(page.url).query)
+    run, step = query["run"][0], query["step"][0]
+    assert urlparse(page.url).path.endswith("/inspect") and run.startswith("demo-")
+    assert page.get_by_text(f"Step {step} of run {run}").is_visible()  # that run's batch at that step
+    assert page.get_by_role("spinbutton", name=re.compile("Step")).input_value() == step
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_pairs_lead_with_the_positive_and_the_heatmap_hover_names_both_texts(served, page):
+    url, _ = served
+    page.goto(f"{url}/inspect?run=demo-gist&step=7")
+    page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
+    wait_until_idle(page, 240_000)
+    assert page.get_by_text("Step 7 of run demo-gist").is_visible()
+    assert headers(page, pairs_table(page))[:5] == [
+        "row", "row text", "its positive", "masked candidate", "guide: candidate − positive"]
+    heatmap = page.locator('[data-testid="stPlotlyChart"]').first
+    heatmap.scroll_into_view_if_needed()
+    cells = heatmap.locator(".nsewdrag").first.bounding_box()
+    page.mouse.move(cells["x"] + cells["width"] * 0.3, cells["y"] + cells["height"] * 0.6)
+    hover = heatmap.locator(".hoverlayer .hovertext")
+    hover.first.wait_for(timeout=10_000)
+    text = hover.first.text_content()
+    assert "row" in text and "candidate" in text and "guide" in text and "student" in text
+    assert re.search(r"\d+ · \w", text)  # "12 · the row's text": texts, not bare indices
+    shoot(page, "inspect")
+
+
+def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
+    url, _ = served
+    page.goto(f"{url}/inspect")
+    page.get_by_role("radio", name="Draw from data").check()
+    page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
+    wait_until_idle(page, 240_000)
+    before = page.get_by_text("Masked pairs (").text_content()
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(10):
+        slider.press("ArrowRight")
+    wait_until_idle(page, 120_000)
+    assert page.get_by_text("Masked pairs (").text_content() != before  # a wider margin masks more
+    seed = page.get_by_label("Seed").input_value()
+    page.get_by_role("button", name="Draw another batch").click()
+    wait_until_idle(page, 240_000)
+    assert page.get_by_label("Seed").input_value() != seed
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_the_map_lists_a_clicked_texts_neighbours(served, page):
+    url, _ = served
+    page.goto(f"{url}/embedding_map")
+    page.get_by_role("heading", name="Embedding map").first.wait_for(timeout=240_000)
+    wait_until_idle(page, 240_000)
+    point = page.locator('[data-testid="stPlotlyChart"] .scatterlayer .trace .points path').nth(5)
+    point.wait_for(timeout=60_000)
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_role("heading", name="Nearest neighbours in the original embedding space").wait_for(timeout=120_000)
+    wait_until_idle(page, 120_000)
+    assert page.get_by_text("Guide", exact=True).is_visible() and page.get_by_text("Student", exact=True).is_visible()
+    tables = page.locator('[data-testid="stDataFrame"]')
+    assert tables.count() >= 2 and headers(page, 0)[:3] == ["rank", "cosine", "guide"]
+    assert page.get_by_text("Selected texts (1)").is_visible()
+    shoot(page, "embedding_map")
+
+
+def test_whatif_shows_precision_per_task(served, page):
+    url, _ = served
+    page.goto(f"{url}/whatif")
+    page.get_by_text("Precision of the mask per task").wait_for(timeout=300_000)
+    wait_until_idle(page, 240_000)
+    assert page.get_by_text("absolute margin m").first.is_visible()
+    assert not page.locator('[data-testid="stException"]').count()
+    shoot(page, "whatif")
+
+
+def test_the_server_log_has_no_warning_or_traceback(served, page):
+    """Last in this module: everything above ran against this server."""
+    _, log = served
+    problems = [line for line in log.read_text().splitlines() if LOG_PROBLEMS.search(line)]
+    assert not problems, "\n".join(problems[:20])
