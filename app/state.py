@@ -2,8 +2,8 @@
 
 Models, guide caches and datasets are ``st.cache_resource`` (one copy per server process, never
 pickled: ``st.cache_data`` would unpickle the 24,000-row bundled set on every rerun, ~30 ms);
-sweeps and projections are ``st.cache_data``. All are keyed by what they were computed from, so a
-rerun caused by any widget never loads or encodes twice. A batch's embeddings are cached once per
+projections are ``st.cache_data`` (the what-if page keeps its sweeps itself, to show their progress).
+All are keyed by what they were computed from, so a rerun caused by any widget never loads or encodes twice. A batch's embeddings are cached once per
 (data, rows, guide, student); a margin change only calls ``core.inspect.remask`` on them.
 
 ``GISTLAB_APP_GUIDE`` / ``GISTLAB_APP_STUDENT`` override the default models (tests point them at a
@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.errors import GistlabError
@@ -183,16 +182,6 @@ def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str
 
     student_embed = encoder(model(student)) if student else None
     return inspect_batch(_batch, guide_cache(guide).embed, MarginSettings(), student_embed)
-
-
-@st.cache_data(show_spinner="Sweeping margins…", max_entries=16)
-def margin_sweep(data_key: str, guide: str, n_batches: int, batch_size: int, seed: int,
-                 task: str | None, margins: tuple[float, ...], contrast: tuple[bool, bool], _ds) -> pd.DataFrame:
-    from core.inspect import sample_batches
-    from core.whatif import margin_sweep as sweep
-
-    batches = sample_batches(_ds, n_batches, batch_size, seed, task)
-    return sweep(batches, guide_cache(guide).embed, margins, *contrast)
 
 
 @st.cache_data(show_spinner="Projecting… (UMAP takes ~30 s the first time)", max_entries=16)
