@@ -3,8 +3,9 @@
 Models, guide caches and datasets are ``st.cache_resource`` (one copy per server process, never
 pickled: ``st.cache_data`` would unpickle the 24,000-row bundled set on every rerun, ~30 ms);
 projections are ``st.cache_data`` (the what-if page keeps its sweeps itself, to show their progress).
-All are keyed by what they were computed from, so a rerun caused by any widget never loads or encodes twice. A batch's embeddings are cached once per
-(data, rows, guide, student); a margin change only calls ``core.inspect.remask`` on them.
+All are keyed by what they were computed from, so a rerun caused by any widget never loads or
+encodes twice. A batch's embeddings are cached once per (data, rows, guide, student); a margin
+change only calls ``core.inspect.remask`` on them.
 
 ``GISTLAB_APP_GUIDE`` / ``GISTLAB_APP_STUDENT`` override the default models (tests point them at a
 tiny model). Every ``GistlabError`` is shown with ``st.error`` by :func:`errors_shown`.
