@@ -1,8 +1,14 @@
-"""Masked pairs in plain words: which ones to show a newcomer, and one sentence on each.
+"""Masked pairs in plain words: which ones to show a newcomer, and one sentence on each, by case.
 
-Works on core.inspect's masked-pairs table (``masked_pairs`` columns) with pandas alone, so the
-Demo page can use it without importing torch; core.experiment uses the same ranking to choose
-the batch it ships for that page.
+Works on core.inspect's masked-pairs table (``masked_pairs`` columns, plus ``weak_row`` where the
+demo copy adds it) with pandas alone, so the Demo page can use it without importing torch;
+core.experiment uses the same ranking to choose the batch it ships for that page.
+
+The sentence depends on the case, because the mask is not always right: a candidate with the row's
+meaning is another right answer; another sense of the same word or a text of the same category is a
+near miss the guide could not tell apart; a row whose own positive the guide scores low masks almost
+everything (a weak positive, a data-quality signal); an unrelated text masked is a mask the ground
+truth does not back.
 """
 
 from __future__ import annotations
@@ -12,9 +18,22 @@ import pandas as pd
 DEMO_PAIRS = 6
 """How many masked pairs the Demo page explains."""
 
+CASES = ("same-meaning", "same-word", "same-category", "weak positive", "unrelated")
+"""The cases the Demo tries to show one of each before filling up with the guide's closest pairs."""
+
+
+def case(pair: pd.Series) -> str:
+    """Which case a masked pair is: identical text, weak positive, its ground-truth relation, or unknown."""
+    if bool(pair.get("identical_text", False)):
+        return "identical text"
+    if bool(pair.get("weak_row", False)) and pair.get("relation") != "same-meaning":
+        return "weak positive"
+    relation = pair.get("relation")
+    return str(relation) if isinstance(relation, str) else "no ground truth"
+
 
 def clearest_pairs(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The ``n`` masked pairs a person reads most easily as a second right answer.
+    """``n`` masked pairs a person reads easily, one of each case first (see CASES), then the closest.
 
     Ranked by the guide's score of the candidate (how alike the two texts look, not how far the
     candidate beats a weak positive), each unordered pair of texts once (a-a and p-p blocks list
@@ -25,18 +44,34 @@ def clearest_pairs(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
     ranked = pairs[~same].sort_values("guide_score", ascending=False, kind="stable")
     texts = pd.Series([frozenset(t) for t in zip(ranked["text"], ranked["candidate"])], index=ranked.index)
     ranked = ranked[~texts.duplicated()]
-    return pd.concat([ranked.head(max(n - len(duplicate), 0)), duplicate]).head(n)
+    cases = ranked.apply(case, axis=1) if len(ranked) else pd.Series(dtype=object)
+    firsts = [cases[cases == c].index[0] for c in CASES if (cases == c).any()]
+    room = max(n - len(duplicate), 0)
+    chosen = firsts[:room] + [i for i in ranked.index if i not in firsts][:max(room - len(firsts), 0)]
+    picked = ranked.loc[chosen].sort_values("guide_score", ascending=False, kind="stable")
+    return pd.concat([picked, duplicate]).head(n)
 
 
 def explain(pair: pd.Series) -> str:
-    """One sentence on why the guide masked this candidate (and what the student made of it)."""
-    if pair["identical_text"]:
-        return "The candidate is the very same text as this row's own anchor or positive: always masked."
-    sentence = (
-        f"The guide scores this {pair['candidate_role']} at {pair['guide_score']:.2f}, above the row's "
-        f"threshold {pair['threshold']:.2f} (its own positive scores {pair['positive_score']:.2f}): "
-        "it reads as another right answer, so the loss leaves it alone."
-    )
-    if pd.notna(pair.get("student_prefers")) and bool(pair["student_prefers"]):
+    """One sentence on why the guide masked this candidate, said by case (and what the student made of it)."""
+    g, p, t = pair["guide_score"], pair["positive_score"], pair["threshold"]
+    role = pair["candidate_role"]
+    scores = f"the guide scores it {g:.2f}, the row's own positive {p:.2f} (threshold {t:.2f})"
+    sentence = {
+        "identical text": "The candidate is the very same text as this row's own anchor or positive: always masked.",
+        "same-meaning": f"Another right answer: this {role} has the row's very meaning (same WordNet synset); "
+                        f"{scores}, so the loss no longer pushes it away.",
+        "same-word": f"Another sense of the same word, not the same meaning: {scores}. The guide cannot tell "
+                     "the senses apart, so this near miss is spared as if it were right.",
+        "same-category": f"Same category, different meaning: {scores}. Masking removes a hard negative of "
+                         "the same kind, which the student would have learned from.",
+        "weak positive": f"Weak positive: the guide scores this row's own positive only {p:.2f}, so almost every "
+                         f"candidate clears the threshold {t:.2f} (this one at {g:.2f}) and the row drops out of "
+                         "the loss. A data-quality signal (the guide disbelieves the pair), not a second right answer.",
+        "unrelated": f"Unrelated in the ground truth, yet masked: {scores}. A mask the data does not back.",
+        "no ground truth": f"The guide finds this {role} at least as close as the row's own positive: {scores}. "
+                           "It reads as another right answer, so the loss leaves it alone.",
+    }[case(pair)]
+    if case(pair) != "identical text" and pd.notna(pair.get("student_prefers")) and bool(pair["student_prefers"]):
         sentence += " The student, too, ranks it above the positive: unmasked, it would be pushed away hard."
     return sentence
