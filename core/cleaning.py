@@ -168,13 +168,10 @@ def export(ds, report: AuditReport, decisions: dict[str, str], out: Path) -> Exp
     """Write the cleaned ``ds`` to ``out`` (format by suffix, a folder for save_to_disk) and its report."""
     from datasets import Value
 
-    from core.data import GROUP_COLUMN, TASK_COLUMN, text_columns
+    from core.data import GROUP_COLUMN
 
     out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in ("", ".parquet", ".csv", ".jsonl"):
-        raise GistlabError(f"Cannot export to {out.name}: use .parquet, .csv, .jsonl, or a folder name "
-                           "(datasets' save_to_disk).")
+    check_output(out)
     if report.summary.get("rows") not in (None, len(ds)):
         raise GistlabError(f"The audit covered data of {report.summary['rows']} rows, this data has {len(ds)}: "
                            "apply the decisions to the data the audit was run on.")
@@ -184,16 +181,7 @@ def export(ds, report: AuditReport, decisions: dict[str, str], out: Path) -> Exp
     cleaned = cleaned.add_column(GROUP_COLUMN, result.groups).cast_column(GROUP_COLUMN, Value("string"))
     keep = np.setdiff1d(np.arange(len(ds)), result.dropped)
     cleaned = cleaned.select(keep.tolist())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        cleaned.to_parquet(str(out))
-    elif suffix == ".csv":
-        flat = [c for c in (*text_columns(cleaned), TASK_COLUMN, GROUP_COLUMN) if c in cleaned.column_names]
-        cleaned.select_columns(flat).to_csv(str(out), index=False)
-    elif suffix == ".jsonl":
-        cleaned.to_json(str(out), lines=True, force_ascii=False)
-    else:
-        cleaned.save_to_disk(str(out))
+    write_dataset(cleaned, out)
     audit_summary = report.summary
     summary = result.summary | {
         "output": str(out), "findings": audit_summary.get("counts"),
@@ -203,3 +191,30 @@ def export(ds, report: AuditReport, decisions: dict[str, str], out: Path) -> Exp
     report_path = out.with_name(out.name + ".report.json")
     report_path.write_text(json.dumps(summary, indent=2, default=str))
     return Exported(out, report_path, summary)
+
+
+def check_output(out: Path) -> None:
+    """One line unless ``out`` names a format :func:`write_dataset` writes."""
+    if Path(out).suffix.lower() not in ("", ".parquet", ".csv", ".jsonl"):
+        raise GistlabError(f"Cannot write {Path(out).name}: use .parquet, .csv, .jsonl, or a folder name "
+                           "(datasets' save_to_disk).")
+
+
+def write_dataset(ds, out: Path) -> None:
+    """Write a pairs dataset by ``out``'s suffix: Parquet, CSV (pairs, task and group only: provenance
+    lists do not fit CSV), JSONL, or a folder (save_to_disk); ``load_pairs`` reads each back."""
+    from core.data import GROUP_COLUMN, TASK_COLUMN, text_columns
+
+    out = Path(out)
+    check_output(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".parquet":
+        ds.to_parquet(str(out))
+    elif suffix == ".csv":
+        flat = [c for c in (*text_columns(ds), TASK_COLUMN, GROUP_COLUMN) if c in ds.column_names]
+        ds.select_columns(flat).to_csv(str(out), index=False)
+    elif suffix == ".jsonl":
+        ds.to_json(str(out), lines=True, force_ascii=False)
+    else:
+        ds.save_to_disk(str(out))

@@ -471,6 +471,62 @@ def _run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_mine(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "mine", help="add hard negatives (negative_1..k): a retriever proposes, the guide removes likely false "
+                     "negatives (TopK-PercPos with the guide's scores)")
+    p.add_argument("--data", default="bundled", help="pairs data, as for gistlab train (default bundled)")
+    p.add_argument("--data-columns", type=_column_mapping, default=None,
+                   help="map the data's columns, e.g. anchor=question,positive=answer")
+    p.add_argument("--hf-split", default="train", help="split of a Hub dataset or folder (default train)")
+    p.add_argument("--task", default=None, help="mine only this task's rows (needs a task column)")
+    p.add_argument("--limit", type=int, default=None, help="mine the first this many rows (of --task)")
+    p.add_argument("--retriever", default=None, help="the model that retrieves candidates (default: the student, "
+                                                     "bundled:minilm-l3)")
+    p.add_argument("--guide", default=None, help="the guide that filters them (default bundled:minilm-l6)")
+    p.add_argument("--num-negatives", type=int, default=3, help="negatives per row (default 3)")
+    p.add_argument("--candidates", type=int, default=30, help="retrieved candidates per row (default 30)")
+    p.add_argument("--guide-share", type=float, default=0.95,
+                   help="keep a candidate only if the guide scores it below this share of the positive (default 0.95)")
+    p.add_argument("--out", required=True, help="the mined data: .parquet, .csv, .jsonl or a folder; a "
+                                                ".summary.json lands beside it")
+    p.set_defaults(run=_run_mine)
+
+
+def _run_mine(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from core.cleaning import check_output, write_dataset
+    from core.data import load_pairs, task_pool
+    from core.guide_cache import GuideCache
+    from core.mining import MiningSettings, mine
+    from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
+
+    out = Path(args.out)
+    check_output(out)
+    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share)
+    ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns)
+    if args.task or args.limit:
+        ds = ds.select(task_pool(ds, args.task)[:args.limit].tolist())
+    retriever, guide = args.retriever or DEFAULT_STUDENT, args.guide or DEFAULT_GUIDE
+    result = mine(ds, load_model(retriever), GuideCache(load_guide(guide, retriever), guide).embed, settings,
+                  about={"data": args.data, "task": args.task, "retriever": retriever, "guide": guide})
+    write_dataset(result.dataset, out)
+    summary = result.summary
+    out.with_name(out.name + ".summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{summary['rows_out']} of {summary['rows_in']} rows with {settings.num_negatives} negatives written to "
+          f"{out}; the guide removed {summary['removed_by_guide']} of {summary['candidates_considered']} retrieved "
+          f"candidates ({summary['removed_share']:.1%}); {summary['rows_without_enough_negatives']} rows left "
+          "without enough negatives (dropped)")
+    shares = summary.get("same_meaning_share")
+    if shares:
+        removed = "n/a" if shares["removed"] is None else f"{shares['removed']:.1%}"
+        kept = "n/a" if shares["kept"] is None else f"{shares['kept']:.1%}"
+        print(f"ground truth: same-meaning among removed candidates {removed}, among kept {kept}")
+    return 0
+
+
 def _add_cache(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "cache", help="fill the guide cache with every text of a dataset; under torchrun each "
@@ -515,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_cache):
+    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache):
         add(sub)
     return parser
 
