@@ -24,6 +24,7 @@ from tests.test_browser import PAGES, ROOT, browser, serve, shoot, wait_until_id
 pytestmark = pytest.mark.browser
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+ALL_PAGES = {**PAGES, "compare_guides": "Compare guides", "audit": "Audit the data"}  # url path -> heading
 ARM_WORD = re.compile(r"(?<![a-z])(gist|mnrl)(?![a-z])")  # "demo-gist", "gist (seed 0)"; not "gistlab"
 TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => ({
     title: (plot.layout && plot.layout.title && plot.layout.title.text) || '',
@@ -93,7 +94,7 @@ def offline_page(browser):  # noqa: F811
 def open_page(page, url: str, path: str, charts: int = 0) -> list[dict]:
     """Open a page, wait until it has run and drawn its charts (at least ``charts``), return what they hold."""
     page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=PAGES.get(path, "Train")).first.wait_for(timeout=240_000)
+    page.get_by_role("heading", name=ALL_PAGES[path]).first.wait_for(timeout=240_000)
     wait_until_idle(page, 240_000)
     page.wait_for_function("n => { const charts = [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')];"
                            " return charts.length >= n && charts.every(chart => chart.querySelector('.main-svg')); }",
@@ -144,7 +145,7 @@ def test_every_page_colours_an_arm_alike(lab, offline_page):
 
 def test_no_request_leaves_localhost(lab, offline_page):
     url, _ = lab
-    for path in PAGES:
+    for path in ALL_PAGES:
         open_page(offline_page, url, path)
     assert offline_page.evaluate("() => document.querySelector('link[rel*=icon]').href").startswith(url)
     assert not offline_page.outside, f"requests to other hosts: {sorted(set(offline_page.outside))}"
