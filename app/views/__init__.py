@@ -47,30 +47,6 @@ def label_colors(table: pd.DataFrame) -> dict[str, str]:
     return run_colors(dict(zip(labels["label"], arms)))
 
 
-def scores_figure(table: pd.DataFrame, x: str, title: str) -> go.Figure:
-    """Grouped bars of the mean ``main_score`` per ``x`` (task or task type), one colour per label."""
-    means = labelled(table).groupby([x, "label"], as_index=False)["main_score"].mean()
-    colors = label_colors(table)
-    fig = px.bar(means, x=x, y="main_score", color="label", barmode="group", title=title,
-                 color_discrete_map=colors, category_orders={"label": list(colors)})
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
-    return fig
-
-
-def radar_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
-    """Task-type averages of every label on one radar (plotly Scatterpolar), the loop closed."""
-    means = labelled(table).groupby(["label", "task_type"])["main_score"].mean().unstack()
-    fig = go.Figure()
-    for label, row in means.iterrows():
-        types = list(row.dropna().index)
-        fig.add_trace(go.Scatterpolar(r=[*row[types], row[types[0]]], theta=[*types, types[0]],
-                                      name=label, fill="toself", opacity=0.6,
-                                      line_color=(colors or {}).get(label)))
-    fig.update_layout(height=420, title="Average main score per task type",
-                      margin=dict(l=30, r=30, t=50, b=30))
-    return fig
-
-
 def page_link(file: str, label: str, icon: str, **params: object) -> None:
     """A link to another page with ``params`` in its URL (``run="x", step=3``: ``?run=x&step=3``; None
     values left out), itself left out if that page is absent."""
