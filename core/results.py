@@ -212,21 +212,6 @@ def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(task=table["task"] + overlap.map({True: " *", False: ""}))
 
 
-def deltas(table: pd.DataFrame, base: str) -> pd.DataFrame:
-    """Each loss arm's score minus ``base``'s, per task: mean and std over seeds, and how many seeds.
-
-    Columns: loss, task, delta, spread (std over runs, i.e. seeds; 0 for one run), runs.
-    """
-    base_scores = table[table["model"] == base].groupby(["task", "split"])["main_score"].mean()
-    tuned = table[table["run"].notna()].join(base_scores.rename("base"), on=["task", "split"])
-    tuned = tuned.dropna(subset=["base"]).assign(delta=lambda t: t["main_score"] - t["base"])
-    per_run = tuned.groupby(["loss", "task", "run"], as_index=False)["delta"].mean()
-    out = per_run.groupby(["loss", "task"]).agg(
-        delta=("delta", "mean"), spread=("delta", "std"), runs=("run", "nunique")
-    ).reset_index()
-    return out.fillna({"spread": 0.0})
-
-
 def arm_of(loss: object, guide: object) -> str:
     """The arm a result belongs to, named by its guide: ``base`` (no run), ``none`` (MNRL), else the guide spec.
 
