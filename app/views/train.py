@@ -79,9 +79,10 @@ def run_arm(path) -> str:
     return arm_of(config.get("loss"), config.get("guide"))
 
 
-def job_signature(job: jobs.Job) -> tuple:
-    """Changes whenever a step of the job starts or ends: then the whole page (Past runs) is redrawn."""
-    return job.pid, tuple((s.started, s.ended) for s in job.steps)
+def job_signature(job: jobs.Job, states: list[str]) -> tuple:
+    """Changes whenever a step of the job starts or ends or a run changes state (starting, running,
+    completed...): then the whole page, Past runs included, is redrawn."""
+    return job.pid, tuple((s.started, s.ended) for s in job.steps), tuple(states)
 
 
 @st.fragment(run_every=2 if jobs.current_job() else None)
@@ -91,12 +92,12 @@ def live_job() -> None:
     shown = job or jobs.last_job()
     if shown is None or shown.kind in ("eval", "audit"):  # Results and Audit show their own jobs
         return
-    signature = job_signature(shown) + (job is not None,)
-    if st.session_state.setdefault("job_signature", signature) != signature:
-        st.session_state["job_signature"] = signature
-        st.rerun()  # a run started or ended: redraw Past runs too (and stop polling once the job ended)
     metrics = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
     progress = job_progress(shown, metrics)
+    signature = job_signature(shown, [step.state for step in progress.steps]) + (job is not None,)
+    if st.session_state.setdefault("job_signature", signature) != signature:
+        st.session_state["job_signature"] = signature
+        st.rerun()  # a run started, changed state or ended: redraw Past runs too (and stop polling at the end)
     st.subheader("Current job" if job else "Last job")
     if job is not None:
         text = " · ".join(part for part in (progress.phase or "starting", progress.eta_text()) if part)
