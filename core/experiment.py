@@ -154,7 +154,6 @@ class ExperimentResult:
     ledgers: dict[Arm, dict] = field(default_factory=dict)
     skipped: dict[Arm, str] = field(default_factory=dict)
     seconds: float = 0.0  # this invocation's wall time
-    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and the end
 
 
 # ---------------------------------------------------------------- pure summaries
@@ -314,15 +313,17 @@ def time_markdown(result: ExperimentResult, planned: int) -> str:
     cpu = sum(entry.get("cpu_s", 0.0) for entry in ledgers)
     cores = os.cpu_count() or 1
     threads = pd.Series([entry.get("threads") for entry in ledgers], dtype="object").value_counts()
+    loads = [x for entry in ledgers for x in entry.get("load", [])]
+    load_text = (f"The 1-minute load average ranged from {min(loads):.1f} to {max(loads):.1f} at the runs' starts "
+                 f"and ends (above {cores}: other work shared the cores and stretched the wall time)."
+                 if loads else "")
     threads_text = ", ".join(f"{n} with {t} thread{'s' if t != 1 else ''}" for t, n in threads.items())
     return (
         f"{len(result.runs)} of {planned} runs finished ({threads_text or 'none yet'}: run_threads() picks 1 "
         f"thread while other work loads the cores). From the runs' own clocks: "
         f"{(train + evaluate) / 60:.1f} min ({train / 60:.1f} min training, {evaluate / 60:.1f} min "
         f"evaluating), {cpu / 60:.1f} min of CPU time (all threads), i.e. about {cpu / 60 / cores:.0f} min "
-        f"on {cores} otherwise idle cores. This invocation ran {result.seconds / 60:.1f} min of wall time "
-        f"with a 1-minute load average of {result.load[0]:.1f} at its start and {result.load[1]:.1f} at "
-        f"its end (above {cores}: other work shared the cores and stretched the wall time)."
+        f"on {cores} otherwise idle cores (a rough estimate: CPU time / cores). {load_text}"
     )
 
 
@@ -393,7 +394,7 @@ instead (finished runs are reused). Seeds with results so far: {', '.join(map(st
 {f'''
 Not in this report (skipped, failed or not run yet):{skipped}
 ''' if skipped else ''}
-{chr(10).join(sections)}
+{(chr(10) * 2).join(sections)}
 
 ## Caveats
 
@@ -548,7 +549,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         raise GistlabError("not finished yet (report only: nothing trained)")
     threads = config.threads or run_threads()
     torch.set_num_threads(threads)
-    cpu = time.process_time()
+    cpu, load = time.process_time(), os.getloadavg()[0]
     if _finished(run):
         log(f"reusing the trained {run.name}")
     else:
@@ -559,6 +560,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
     tick = time.perf_counter()
     evaluate(str(run), config.tasks, log=log)
     ledger = {"train_s": _train_seconds(run), "eval_s": time.perf_counter() - tick, "threads": threads,
+              "load": [load, os.getloadavg()[0]],
               "cpu_s": time.process_time() - cpu, "finished": datetime.now().astimezone().isoformat(timespec="seconds")}
     ledger_file.write_text(json.dumps(ledger, indent=2))
     return ledger
@@ -593,7 +595,7 @@ def run_experiment(
     from core.results import write_section
     from core.runs import runs_root
 
-    start, load_start = time.perf_counter(), os.getloadavg()[0]
+    start = time.perf_counter()
     root = Path(config.out) if config.out else None
     run_root = root / "runs" if root else runs_root()
     base_files = {student: evaluate(student, config.tasks, out=root, log=log).result_files
@@ -602,7 +604,7 @@ def run_experiment(
 
     def refresh() -> None:
         result.scores, result.masking = collect(result.runs, base_files)
-        result.seconds, result.load = time.perf_counter() - start, (load_start, os.getloadavg()[0])
+        result.seconds = time.perf_counter() - start
         if report is not None:
             write_section(report, SECTION, render_report(config, result, config.command(report, demo_dir)))
 
