@@ -225,7 +225,7 @@ def two_runs(tiny_model_dir, tmp_path, monkeypatch):
     data = tmp_path / "pairs.csv"
     data.write_text(GOOD_CSV)
     run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=3,
-                             batch_size=4, margin=0.1, out=str(tmp_path / "runs" / "demo")))
+                             batch_size=4, margin=-0.1, out=str(tmp_path / "runs" / "demo")))
     broken = tmp_path / "runs" / "broken"
     shutil.copytree(tmp_path / "runs" / "demo", broken, ignore=shutil.ignore_patterns("model"))
     status = json_module.loads((broken / "status.json").read_text())
@@ -244,7 +244,7 @@ def test_open_a_runs_step(tiny_models, two_runs):
     assert (step.min, step.max) == (1, 3)  # bounded to the steps the run recorded
     step.set_value(3).run()
     assert errors(at) == "" and at.query_params["step"] == "3" and at.query_params["run"] == "demo"
-    assert at.sidebar.slider(key="margin").value == 0.1  # the run's own settings
+    assert at.sidebar.slider(key="margin").value == -0.1  # the run's own settings (a random model masks all at >= 0)
     assert "final model of run demo" in at.get("plotly_chart")[1].proto.spec
     assert len(table(at, "weak")) == 4
     at.sidebar.selectbox(key="inspect_run").set_value(str(two_runs / "broken")).run()
