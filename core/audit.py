@@ -22,9 +22,10 @@ in a batch), that question becomes a data-quality report with three kinds of fin
 
 Every text is embedded once with the guide through its cache; the search is an exact matrix product
 in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N) with a D-dimensional guide:
-two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 for D = 384, about 5-8 min on
-2 CPU cores (scaled from the bundled set's timing in docs/PERFORMANCE.md); memory 2 * N * D * 4
-bytes for the embeddings (307 MB at D = 384) plus one 64 MB score chunk. Beyond ~100k rows switch to
+two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 for D = 384: measured 25 CPU-s
+for the search over 24,000 rows (D = 384, scripts/bench_audit.py, docs/PERFORMANCE.md), so ~435
+CPU-s, ~4 min on 2 cores, per 100k rows (it grows with N^2); memory 2 * N * D * 4 bytes for the
+embeddings (307 MB at D = 384) plus one 64 MB score chunk and its 16 MB mask. Beyond ~100k rows switch to
 an index library: FAISS (``faiss-cpu``: ``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or
 ``IndexIVFFlat`` approximate), asking each anchor for its top ``max_above + 1`` positives and
 counting the rest from a sample.
