@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -85,42 +86,62 @@ def ground_truth(columns: dict[str, list], negative_names: Sequence[str] = ()) -
         return None
     n = len(columns[GROUP_COLUMN if grouped else "anchor_synset"])
     ids: dict[tuple[str, object], int] = {}
-
-    def encode(kind: str, values) -> torch.Tensor:
-        return torch.tensor([-1 if v is None else ids.setdefault((kind, v), len(ids)) for v in values],
-                            dtype=torch.long)
-
     unknown = [None] * n
+    # ids[role, kind, row]: synset, group, category ids shared by all roles (-1 unknown); numpy,
+    # then one tensor: a batch costs well under a millisecond (this runs every training step)
+    codes = np.full((len(names), 3, n), -1, dtype=np.int64)
     words = {name: [{w.lower() for w in (ws or ())} for ws in columns.get(f"{name}_lemmas", [()] * n)]
              for name in names}
     vocab = {w: k for k, w in enumerate(sorted(set().union(*(s for col in words.values() for s in col))))}
-    texts = []
+    multi_hot = np.zeros((len(names), n, len(vocab)), dtype=bool)
     for k, name in enumerate(names):
-        synset = columns.get(f"{name}_synset", unknown) if wordnet else unknown
-        category = columns.get(f"{name}_category", unknown) if wordnet else unknown
-        group = [None if g is None else str(g) for g in columns[GROUP_COLUMN]] if grouped and k < 2 else unknown
-        multi_hot = torch.zeros(n, len(vocab), dtype=torch.bool)
-        for row, row_words in enumerate(words[name]):
-            multi_hot[row, [vocab[w] for w in row_words]] = True
-        texts.append(TextTruth(encode("synset", synset), encode("group", group),
-                               encode("category", category), multi_hot))
+        group = columns[GROUP_COLUMN] if grouped and k < 2 else unknown
+        for j, (kind, values) in enumerate((
+                ("synset", columns.get(f"{name}_synset", unknown) if wordnet else unknown),
+                ("group", group),
+                ("category", columns.get(f"{name}_category", unknown) if wordnet else unknown))):
+            codes[k, j] = [-1 if v is None else ids.setdefault((kind, str(v)), len(ids)) for v in values]
+        cells = [(row, vocab[w]) for row, row_words in enumerate(words[name]) for w in row_words]
+        if cells:
+            rows, cols = zip(*cells)
+            multi_hot[k, list(rows), list(cols)] = True
+    codes_t, words_t = torch.from_numpy(codes), torch.from_numpy(multi_hot)
+    texts = [TextTruth(codes_t[k, 0], codes_t[k, 1], codes_t[k, 2], words_t[k]) for k in range(len(names))]
     source = "+".join(s for s, on in (("wordnet", wordnet), ("group", grouped)) if on)
     return GroundTruth(texts[0], texts[1], tuple(texts[2:]), source)
 
 
+def stack_truths(truths: Sequence[GroundTruth]) -> GroundTruth:
+    """Several batches' ground truth (one size, same columns) as one with a leading batch dim
+    ([N, B] ids, [N, B, V] words padded to the widest vocabulary), for :func:`relations` on all
+    batches at once. Ids stay per batch: only cells of one batch are ever compared."""
+    def stack(columns: Sequence[TextTruth]) -> TextTruth:
+        width = max(c.words.shape[-1] for c in columns)
+        words = torch.stack([torch.nn.functional.pad(c.words, (0, width - c.words.shape[-1])) for c in columns])
+        return TextTruth(*(torch.stack([getattr(c, f) for c in columns]) for f in ("synset", "group", "category")),
+                         words)
+
+    first = truths[0]
+    return GroundTruth(stack([t.anchor for t in truths]), stack([t.positive for t in truths]),
+                       tuple(stack([t.negatives[k] for t in truths]) for k in range(len(first.negatives))),
+                       first.source)
+
+
 def _concat(columns: Sequence[TextTruth]) -> TextTruth:
-    return TextTruth(*(torch.cat([getattr(c, f) for c in columns])
-                       for f in ("synset", "group", "category", "words")))
+    """Negative columns side by side (rows are the last id dim, the words' second last)."""
+    return TextTruth(*(torch.cat([getattr(c, f) for c in columns], dim=-1) for f in ("synset", "group", "category")),
+                     torch.cat([c.words for c in columns], dim=-2))
 
 
 def _same(row_a: torch.Tensor, row_p: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-    """[B, C]: the candidate's id is known and equals the row's anchor's or positive's."""
-    c = cand[None, :]
-    return (c >= 0) & ((c == row_a[:, None]) | (c == row_p[:, None]))
+    """[..., B, C]: the candidate's id is known and equals the row's anchor's or positive's."""
+    c = cand[..., None, :]
+    return (c >= 0) & ((c == row_a[..., None]) | (c == row_p[..., None]))
 
 
 def relations(truth: GroundTruth, blocks: Iterable[str]) -> dict[str, torch.Tensor]:
-    """The relation code (index into :data:`RELATIONS`) of every cell of every block, int8 [B, C].
+    """The relation code (index into :data:`RELATIONS`) of every cell of every block, int8 [B, C]
+    ([N, B, C] for :func:`stack_truths` of N batches).
 
     The relation is to the *row* (its anchor and positive together), whatever the block's row side:
     in p-p, p_j is same-meaning for row i when it shares a synset with a_i or p_i.
@@ -134,7 +155,7 @@ def relations(truth: GroundTruth, blocks: Iterable[str]) -> dict[str, torch.Tens
     for block in blocks:
         cand = columns[block]
         meaning = _same(a.synset, p.synset, cand.synset) | _same(a.group, a.group, cand.group)
-        word = (row_words @ cand.words.float().T) > 0
+        word = (row_words @ cand.words.float().transpose(-1, -2)) > 0
         category = _same(a.category, p.category, cand.category)
         code = torch.full(meaning.shape, UNRELATED, dtype=torch.int8)
         for rel, hit in ((SAME_CATEGORY, category), (SAME_WORD, word), (SAME_MEANING, meaning)):

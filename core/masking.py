@@ -163,8 +163,8 @@ class BatchMask:
 
 
 def cosine_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every row of ``x`` with every row of ``y``."""
-    return F.normalize(x, p=2, dim=-1) @ F.normalize(y, p=2, dim=-1).T
+    """Cosine similarity of every row of ``x`` with every row of ``y`` (of each batch: [..., N, D])."""
+    return F.normalize(x, p=2, dim=-1) @ F.normalize(y, p=2, dim=-1).transpose(-1, -2)
 
 
 def thresholds(positive_scores: torch.Tensor, settings: MarginSettings) -> torch.Tensor:
@@ -177,13 +177,17 @@ def thresholds(positive_scores: torch.Tensor, settings: MarginSettings) -> torch
     return t if settings.positive_floor is None else t.clamp(min=settings.positive_floor)
 
 
-def _text_ids(*columns: list[str]) -> list[torch.Tensor]:
-    """Map texts to integer ids shared across columns, so equality is one tensor comparison."""
+def _text_ids(*columns: list) -> list[torch.Tensor]:
+    """Map texts to integer ids shared across columns, so equality is one tensor comparison.
+    A column is a list of texts [B], or of batches' texts [N][B] (ids [N, B])."""
     vocab: dict[str, int] = {}
-    return [
-        torch.tensor([vocab.setdefault(t, len(vocab)) for t in col], dtype=torch.long)
-        for col in columns
-    ]
+
+    def ids(col: list) -> torch.Tensor:
+        if col and isinstance(col[0], (list, tuple)):
+            return torch.stack([ids(c) for c in col])
+        return torch.tensor([vocab.setdefault(t, len(vocab)) for t in col], dtype=torch.long)
+
+    return [ids(col) for col in columns]
 
 
 def guided_mask(
@@ -204,12 +208,16 @@ def guided_mask(
         anchor_texts, positive_texts, negative_texts: the raw texts, same order; when given,
             a candidate identical to row i's anchor or positive text is always masked.
 
+    Several batches of one size at once (the what-if sweep): embeddings [N, B, D] and texts
+    nested per batch ([N][B]) give masks, scores and thresholds with a leading N dimension; each
+    batch is masked on its own. :class:`BatchMask`'s counting methods expect a single batch.
+
     Returns:
         A :class:`BatchMask` with the mask, guide scores and candidates of every active block.
     """
     anchor, positive = anchor.float(), positive.float()
     negatives = [n.float() for n in negatives]
-    batch = anchor.shape[0]
+    batch = anchor.shape[-2]
     eye = torch.eye(batch, dtype=torch.bool, device=anchor.device)
 
     scores = {"a-p": cosine_matrix(anchor, positive)}
@@ -218,12 +226,12 @@ def guided_mask(
     if settings.contrast_positives:
         scores["p-p"] = cosine_matrix(positive, positive)
     if negatives:
-        scores["a-n"] = cosine_matrix(anchor, torch.cat(negatives, dim=0))
+        scores["a-n"] = cosine_matrix(anchor, torch.cat(negatives, dim=-2))
 
-    positive_scores = scores["a-p"].diagonal().clone()
+    positive_scores = scores["a-p"].diagonal(dim1=-2, dim2=-1).clone()
     row_threshold = thresholds(positive_scores, settings)
 
-    masked = {b: s > row_threshold[:, None] for b, s in scores.items()}
+    masked = {b: s > row_threshold[..., None] for b, s in scores.items()}
     candidates = {b: torch.ones_like(m) for b, m in masked.items()}
     for block in ("a-a", "p-p"):
         if block in masked:
@@ -237,10 +245,10 @@ def guided_mask(
         a_ids, p_ids = ids[0].to(anchor.device), ids[1].to(anchor.device)
         column_ids = {"a-p": p_ids, "a-a": a_ids, "p-p": p_ids}
         if neg_cols:
-            column_ids["a-n"] = torch.cat(ids[2:]).to(anchor.device)
+            column_ids["a-n"] = torch.cat(ids[2:], dim=-1).to(anchor.device)
         for block in masked:
-            cols = column_ids[block][None, :]
-            masked[block] |= (cols == a_ids[:, None]) | (cols == p_ids[:, None])
+            cols = column_ids[block][..., None, :]
+            masked[block] |= (cols == a_ids[..., None]) | (cols == p_ids[..., None])
 
     masked["a-p"] &= ~eye  # the target is never masked
     return BatchMask(masked, scores, candidates, positive_scores, row_threshold)

@@ -121,3 +121,15 @@ def test_bundled_batch_carries_ground_truth_into_pairs():
     # data without ground truth says so: no quality table, no relations
     plain = Batch.from_dataset(load_pairs("bundled").select_columns(["anchor", "positive"]), [0, 1, 2])
     assert plain.truth is None and plain.quality(report.mask) is None
+
+
+def test_stacked_batches_give_each_batch_its_relations():
+    from core.groundtruth import stack_truths
+
+    other = {k: v[::-1] for k, v in COLUMNS.items()}
+    other["anchor_lemmas"] = [["cat", "true_cat"], ["bank"], ["bank"]]  # another vocabulary size
+    truths = [ground_truth(COLUMNS, ["negative"]), ground_truth(other, ["negative"])]
+    together = relations(stack_truths(truths), BLOCKS)
+    for k, truth in enumerate(truths):
+        for block, codes in relations(truth, BLOCKS).items():
+            assert torch.equal(together[block][k], codes), (k, block)

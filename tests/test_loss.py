@@ -271,7 +271,7 @@ def test_config_and_citation(student, cache):
     loss = GISTLoss(student, cache, pairs_dataset(ROWS[:4], False), settings=MarginSettings(margin=0.1))
     assert loss.get_config_dict() == {
         "guide": "bundled:minilm-l6", "temperature": 0.01, "margin_strategy": "absolute",
-        "margin": 0.1, "contrast_anchors": True, "contrast_positives": True,
+        "margin": 0.1, "contrast_anchors": True, "contrast_positives": True, "positive_floor": None,
     }
     assert "2402.16829" in loss.citation
 

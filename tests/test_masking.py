@@ -148,3 +148,17 @@ def test_library_options_have_no_floor():
         "margin_strategy": "absolute", "margin": 0.1, "contrast_anchors": True, "contrast_positives": True}
     with pytest.raises(ValueError, match="no positive floor"):
         MarginSettings(positive_floor=0.2).library_options()
+
+
+def test_several_batches_at_once_equal_each_batch_alone():
+    g = torch.Generator().manual_seed(1)
+    a, p, n = (torch.randn(3, 5, 4, generator=g) for _ in range(3))
+    texts = [[f"t{(k * 5 + i) % 7}" for i in range(5)] for k in range(3)]  # repeats inside batches
+    settings = MarginSettings("relative", 0.2, positive_floor=0.1)
+    together = guided_mask(a, p, [n], settings, texts, [t[::-1] for t in texts], [texts])
+    for k in range(3):
+        alone = guided_mask(a[k], p[k], [n[k]], settings, texts[k], texts[k][::-1], [texts[k]])
+        for block in alone.blocks:
+            assert torch.equal(together.masked[block][k], alone.masked[block]), block
+            assert torch.allclose(together.guide_scores[block][k], alone.guide_scores[block])
+        assert torch.allclose(together.thresholds[k], alone.thresholds)

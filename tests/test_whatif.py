@@ -56,3 +56,41 @@ def test_fraction_non_decreasing_in_margin(minilm_l6, batches):
     low = table[(table.margin == -0.5) & (table.block == "a-n")]
     assert (low.masked >= 2).all()  # once per batch
     assert set(table.block) == {"a-p", "a-a", "p-p", "a-n", ALL}
+
+
+def test_precision_recall_floor_and_tasks_equal_the_mask_quality_at_each_margin(minilm_l6):
+    """Bundled batches (ground truth, tasks) of two sizes: every sweep row equals mask_quality of
+    guided_mask at that margin, with and without the floor; progress reports every batch."""
+    from core.data import load_pairs
+    from core.groundtruth import mask_quality
+
+    ds = load_pairs("bundled")
+    batches = [Batch.draw(ds, 12, seed) for seed in range(3)] + [Batch.draw(ds, 7, 9)]
+    calls = []
+    table = margin_sweep(batches, encoder(minilm_l6), [0.0, 0.1, 0.3], positive_floor=0.4, by_task=True,
+                         progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)] and table.attrs["ground_truth"]
+    embedded = [embed_batch(b, encoder(minilm_l6)) for b in batches]
+    for floor in (None, 0.4):
+        for margin in (0.0, 0.3):
+            settings = MarginSettings("relative", margin, positive_floor=floor)
+            masks = [mask_batch(b, e, settings) for b, e in zip(batches, embedded)]
+            quality = sum(mask_quality(m, b.relations(m.blocks), b.tasks).set_index(["task", "block"])
+                          [["masked", "candidates", "masked_same-meaning", "masked_unrelated",
+                            "same_meaning_candidates"]] for b, m in zip(batches, masks))
+            got = table[(table.strategy == "relative") & (table.margin == margin)
+                        & (table.positive_floor.isna() if floor is None else table.positive_floor == floor)]
+            got = got.set_index(["task", "block"])
+            assert len(got) == len(quality.dropna())  # every task of every batch, every block and all
+            for key, row in quality.dropna().iterrows():
+                for column in row.index:
+                    assert got.loc[key, column] == row[column], (floor, margin, key, column)
+                masked, unrelated = row["masked"], row["masked_unrelated"]
+                expect = (masked - unrelated) / masked if masked else np.nan
+                assert got.loc[key, "precision"] == pytest.approx(expect, nan_ok=True)
+
+
+def test_without_ground_truth_the_quality_columns_are_empty(minilm_l6, batches):
+    table = margin_sweep(batches, encoder(minilm_l6), MARGINS)
+    assert not table.attrs["ground_truth"] and table["precision"].isna().all()
+    assert set(table.task) == {ALL} and table.positive_floor.isna().all()
