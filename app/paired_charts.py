@@ -78,7 +78,7 @@ def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure
     """
     means = table.groupby(["task", "metric", "label"], as_index=False, dropna=False)["main_score"].mean()
     tasks = sorted(means["task"].unique())
-    columns = min(3, len(tasks)) or 1
+    columns = min(2, len(tasks)) or 1
     rows = -(-len(tasks) // columns) or 1
     metric = means.drop_duplicates("task").set_index("task")["metric"]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[task_title(t, metric.get(t)) for t in tasks],

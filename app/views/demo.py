@@ -100,10 +100,14 @@ if pairs is not None:
     for _, pair in clearest_pairs(pairs, DEMO_PAIRS).iterrows():
         with st.container(border=True):
             left, right = st.columns(2)
-            left.markdown(f"**Row** · {pair['text']}")
-            if "positive" in pair and pd.notna(pair.get("positive")):
-                left.markdown(f"**Its own positive** · {pair['positive']}  \nguide score "
-                              f"**{pair['positive_score']:.2f}**")
+            if pair.get("block") == "p-p":  # the row is compared by its positive
+                left.markdown(f"**Row's positive** (compared with other positives) · {pair['text']}  \n"
+                              f"guide score with its own anchor **{pair['positive_score']:.2f}**")
+            else:
+                left.markdown(f"**Row** · {pair['text']}")
+                if pd.notna(pair.get("positive")):
+                    left.markdown(f"**Its own positive** · {pair['positive']}  \nguide score "
+                                  f"**{pair['positive_score']:.2f}**")
             right.markdown(f"**Masked {pair['candidate_role']}** ({case(pair)}) · {pair['candidate']}  \n"
                            f"guide score **{pair['guide_score']:.2f}**")
             st.caption(explain(pair))
