@@ -274,3 +274,17 @@ def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
     at.query_params.update(run="nobody", step="1")
     at.run()
     assert errors(at) == "" and "nobody" in at.warning[0].value
+
+
+def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch):
+    """More than one chunk of uncached texts: the guide fills its cache chunk by chunk (the page's bar)."""
+    from app import state
+
+    at = open_page()
+    cache = state.guide_cache(state.default_guide())
+    chunks = []
+    real = type(cache).fill
+    monkeypatch.setattr(type(cache), "fill", lambda self, texts: chunks.append(len(texts)) or real(self, texts))
+    at.sidebar.number_input(key="batch_seed").set_value(7).run()
+    assert errors(at) == ""
+    assert len(chunks) >= 2 and max(chunks) <= state.GUIDE_CHUNK  # 96 new texts: counted in chunks
