@@ -52,16 +52,19 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     tasks = args.tasks.split(",")
-    ds = load_pairs("bundled")
-    ds = ds.select(task_pool(ds, args.task)[:args.rows].tolist())
-    result = mine(ds, load_model(DEFAULT_STUDENT), GuideCache(load_model(DEFAULT_GUIDE), DEFAULT_GUIDE).embed,
-                  MiningSettings(num_negatives=args.negatives),
-                  about={"task": args.task, "retriever": DEFAULT_STUDENT, "guide": DEFAULT_GUIDE})
     data = {"mined": out / "mined.parquet", "pairs": out / "pairs.parquet"}
-    result.dataset.to_parquet(str(data["mined"]))
-    negatives = [c for c in result.dataset.column_names if c.startswith("negative_")]
-    result.dataset.remove_columns(negatives).to_parquet(str(data["pairs"]))
-    print(json.dumps(result.summary), file=sys.stderr)
+    summary_file = out / "mined.summary.json"
+    if not summary_file.is_file():  # a rerun (more seeds, a lost run) reuses the mined data
+        ds = load_pairs("bundled")
+        ds = ds.select(task_pool(ds, args.task)[:args.rows].tolist())
+        result = mine(ds, load_model(DEFAULT_STUDENT), GuideCache(load_model(DEFAULT_GUIDE), DEFAULT_GUIDE).embed,
+                      MiningSettings(num_negatives=args.negatives),
+                      about={"task": args.task, "retriever": DEFAULT_STUDENT, "guide": DEFAULT_GUIDE})
+        result.dataset.to_parquet(str(data["mined"]))
+        negatives = [c for c in result.dataset.column_names if c.startswith("negative_")]
+        result.dataset.remove_columns(negatives).to_parquet(str(data["pairs"]))
+        summary_file.write_text(json.dumps(result.summary, indent=2))
+    summary = json.loads(summary_file.read_text())
 
     evaluate(DEFAULT_STUDENT, tasks, out=out / "base")
     runs = {}
@@ -76,7 +79,7 @@ def main() -> int:
             print(f"{arm} seed {seed} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     table = results_table([out / "base", *runs.values()])
-    markdown = render(args, result.summary, table, runs, time.perf_counter() - started)
+    markdown = render(args, summary, table, runs, time.perf_counter() - started)
     if args.report:
         write_section(args.report, "mining", markdown)
     print(markdown)
