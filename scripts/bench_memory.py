@@ -5,10 +5,10 @@ guide bundled:minilm-l6, bundled WordNet triplets, short texts) in its own fresh
 peak resident set size (``ru_maxrss``) is that run's alone: models, data, trainer, recording and
 the steps. The guide cache is filled first by another subprocess for the texts of every run, so no
 run does a guide forward and the steps measure training. Step times are medians over the steps
-after the first (warm-up).
+after the first (warm-up); with ``--steps 1``, that one step. Rows print as they finish.
 
     python scripts/bench_memory.py                  # batches 64, 256, 1024 at mini-batch 32, and GISTLoss
-    python scripts/bench_memory.py --steps 2 --batches 64,1024
+    python scripts/bench_memory.py --threads 1 --steps 1   # what docs/PERFORMANCE.md reports
 """
 
 from __future__ import annotations
@@ -109,24 +109,24 @@ def main() -> None:
     plain = [int(b) for b in args.plain.split(",") if b.strip()]
     common = ["--steps", str(args.steps), "--threads", str(args.threads)]
     child(*common, "--child", "fill", ",".join(map(str, sorted(set(batches + plain)))))
-    rows = [json.loads(child(*common, "--child", "train", str(b), str(args.mini_batch_size)))
-            for b in batches]
-    rows += [json.loads(child(*common, "--child", "train", str(b), "0")) for b in plain]
-
     import sentence_transformers
     import torch
 
-    base = rows[0]["peak_mib"]
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "
+    print(f"| loss | batch | mini-batch | peak RSS MiB | x batch {batches[0]} cached | step s | pairs/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    rows = []
+    for batch, mini in [(b, args.mini_batch_size) for b in batches] + [(b, 0) for b in plain]:
+        r = json.loads(child(*common, "--child", "train", str(batch), str(mini)))
+        rows.append(r)
+        name = "CachedGISTLoss" if r["mini"] else "GISTLoss"
+        print(f"| {name} | {r['batch']} | {r['mini'] or '-'} | {r['peak_mib']:.0f} | "
+              f"{r['peak_mib'] / rows[0]['peak_mib']:.2f} | {r['step_s']:.2f} | {r['batch'] / r['step_s']:.1f} |",
+              flush=True)  # row by row: a long run that is cut short keeps what it measured
+    steps = f"step {args.steps}" if args.steps == 1 else f"median of steps 2..{args.steps}"
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "
           f"{os.getloadavg()[0]:.1f} at the end; Python {platform.python_version()}, torch {torch.__version__}, "
           f"sentence-transformers {sentence_transformers.__version__}; {rows[0]['threads']} torch threads; "
-          f"{args.steps} steps per run, step time = median of steps 2..{args.steps}.\n")
-    print(f"| loss | batch | mini-batch | peak RSS MiB | x batch {batches[0]} cached | step s | pairs/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        name = "CachedGISTLoss" if r["mini"] else "GISTLoss"
-        print(f"| {name} | {r['batch']} | {r['mini'] or '-'} | {r['peak_mib']:.0f} | {r['peak_mib'] / base:.2f} | "
-              f"{r['step_s']:.2f} | {r['batch'] / r['step_s']:.0f} |")
+          f"{args.steps} steps per run, step time = {steps}.")
     print(f"\nPeak RSS after imports, before the run: {min(r['imports_mib'] for r in rows):.0f}-"
           f"{max(r['imports_mib'] for r in rows):.0f} MiB.")
 
