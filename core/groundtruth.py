@@ -147,7 +147,7 @@ def relations(truth: GroundTruth, blocks: Iterable[str]) -> dict[str, torch.Tens
     in p-p, p_j is same-meaning for row i when it shares a synset with a_i or p_i.
     """
     a, p = truth.anchor, truth.positive
-    row_words = (a.words | p.words).float()
+    row_words = (a.words | p.words).int()  # int, not float: no BLAS thread pool for a tiny product
     columns = {"a-p": p, "a-a": a, "p-p": p}
     if truth.negatives:
         columns["a-n"] = _concat(truth.negatives)
@@ -155,7 +155,7 @@ def relations(truth: GroundTruth, blocks: Iterable[str]) -> dict[str, torch.Tens
     for block in blocks:
         cand = columns[block]
         meaning = _same(a.synset, p.synset, cand.synset) | _same(a.group, a.group, cand.group)
-        word = (row_words @ cand.words.float().transpose(-1, -2)) > 0
+        word = (row_words @ cand.words.int().transpose(-1, -2)) > 0
         category = _same(a.category, p.category, cand.category)
         code = torch.full(meaning.shape, UNRELATED, dtype=torch.int8)
         for rel, hit in ((SAME_CATEGORY, category), (SAME_WORD, word), (SAME_MEANING, meaning)):
