@@ -89,7 +89,9 @@ def main() -> int:
 def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
     """The mining section: the command, the mining summary, scores per arm and seed, and the deltas."""
     names = {str(run.name): arm for (arm, _), run in runs.items()}
-    table = table.assign(arm=table["run"].map(names).fillna("base student"))
+    seeds_of = {str(run.name): seed for (_, seed), run in runs.items()}
+    table = table[table["task"].isin(args.tasks.split(","))]
+    table = table.assign(arm=table["run"].map(names).fillna("base student"), seed=table["run"].map(seeds_of))
     pivot = table.pivot_table(index="arm", columns="task", values="main_score", aggfunc="mean")
     spread = table[table["arm"] != "base student"].groupby(["arm", "task"])["main_score"].agg(lambda s: s.max() - s.min())
     order = ["base student", *(a for a, _, _ in ARMS)]
@@ -97,8 +99,9 @@ def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
         "## Guide-filtered hard negatives: MNRL + mined vs GIST in-batch vs both",
         "",
         f"Command: `python scripts/mining_experiment.py --task {args.task} --rows {args.rows} --steps {args.steps} "
-        f"--batch-size {args.batch_size} --seeds {args.seeds} --tasks {args.tasks} --report docs/RESULTS.md` "
-        f"({seconds / 60:.0f} min on 2 shared CPU cores, measured while other jobs shared them).",
+        f"--batch-size {args.batch_size} --seeds {args.seeds} --tasks {args.tasks} --report docs/RESULTS.md`; "
+        f"the {len(runs)} training runs took {training_seconds(runs) / 60:.1f} min in all on 2 CPU cores, measured "
+        f"while other jobs shared them (this call: {seconds:.0f} s; a rerun reuses mined data, models and results).",
         "",
         f"Data: the first {summary['rows_in']} rows of the bundled task `{args.task}` (one task: task-homogeneous "
         f"batches). Mining (core/mining.py): retriever {summary['retriever']} (the student) proposes its top "
@@ -122,7 +125,36 @@ def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
             worst = max((spread.get((arm, t), 0.0) for t in pivot.columns), default=0.0) if arm != "base student" else None
             cells = " | ".join(f"{pivot.loc[arm, t]:.4f}" for t in pivot.columns)
             lines.append(f"| {arm} | {cells} | {'' if worst is None else f'{worst:.4f}'} |")
+    per_seed = table[table["arm"] != "base student"].pivot_table(index="arm", columns="seed", values="main_score")
+    lines += ["", "Per seed (first task): " + "; ".join(
+        f"{arm} " + ", ".join(f"s{int(seed)} {per_seed.loc[arm, seed]:.4f}" for seed in per_seed.columns)
+        for arm in per_seed.index), "", "What it shows: " + verdict(pivot, spread)]
     return "\n".join(lines) + "\n"
+
+
+def training_seconds(runs: dict) -> float:
+    """The training time of the runs, from the last ``elapsed`` of each run's metrics.jsonl."""
+    from core.runs import read_metrics
+
+    return sum(float(read_metrics(run)["elapsed"].iloc[-1]) for run in runs.values())
+
+
+def verdict(pivot, spread) -> str:
+    """The comparison in words, from the numbers: each arm against GIST in-batch and the base, next to
+    the largest seed spread (a difference smaller than that is not a finding)."""
+    task = pivot.columns[0]
+    noise = float(spread.max()) if len(spread) else 0.0
+    base, gist = pivot.loc["base student", task], pivot.loc["gist", task]
+    parts = [f"on {task}, every arm is above the base student ({base:.4f}) by "
+             + ", ".join(f"{arm} {pivot.loc[arm, task] - base:+.4f}" for arm, _, _ in ARMS if arm in pivot.index)]
+    for arm in ("mnrl+mined", "gist+mined"):
+        delta = pivot.loc[arm, task] - gist
+        size = "within" if abs(delta) <= 2 * noise else "beyond"
+        parts.append(f"{arm} minus gist in-batch is {delta:+.4f}, {size} twice the largest seed spread ({noise:.4f})")
+    return "; ".join(parts) + (". At this size (one task, few steps, two seeds) the arms cannot be told apart "
+                               "where the difference is within the spread: a longer run is needed to say more."
+                               if all(abs(pivot.loc[a, task] - gist) <= 2 * noise for a in ("mnrl+mined", "gist+mined"))
+                               else ".")
 
 
 if __name__ == "__main__":
