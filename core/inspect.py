@@ -1,6 +1,7 @@
 """One batch's masks as tables: what the guide removes, why, and what the student thinks of it.
 
-The inspector page, ``gistlab inspect`` and ``gistlab audit`` all go through here. A batch's texts
+The inspector pages and ``gistlab inspect`` go through here (the whole-data-set audit is
+:mod:`core.audit`). A batch's texts
 are embedded once (guide through its cache, student by a plain encode); :func:`remask` then applies
 other margin settings to those same embeddings with :func:`core.masking.guided_mask`, the function
 training uses, so a margin slider costs a few milliseconds and never an encode.
@@ -333,31 +334,6 @@ def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
 def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
     """``n_batches`` seeded batches (seeds ``seed``, ``seed + 1``, ...) drawn as training draws them."""
     return [Batch.draw(ds, batch_size, seed + k, task) for k in range(n_batches)]
-
-
-def whole_dataset(ds, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
-    """Every row (of ``task``, if given) once, in seeded random batches; the last may be smaller."""
-    from core.data import task_pool
-
-    order = np.random.default_rng(seed).permutation(task_pool(ds, task)).tolist()
-    return [Batch.from_dataset(ds, order[k:k + batch_size]) for k in range(0, len(order), batch_size)]
-
-
-def audit(
-    batches: list[Batch], guide: Embed, settings: MarginSettings, student: Embed | None = None
-) -> pd.DataFrame:
-    """Suspected false negatives over many batches, for a data auditor.
-
-    Every masked pair of every batch, once per distinct (row, block, candidate) however many
-    batches it turned up in, sorted by how far the guide puts the candidate above the positive.
-    """
-    frames = [
-        inspect_batch(b, guide, settings, student).pairs.assign(batch=k)
-        for k, b in enumerate(batches)
-    ]
-    pairs = pd.concat(frames, ignore_index=True).drop(columns="row")
-    pairs = pairs.drop_duplicates(["dataset_row", "block", "candidate_role", "candidate_row"])
-    return pairs.sort_values("beats_positive_by", ascending=False, ignore_index=True)
 
 
 def open_run_batches(run, steps):
