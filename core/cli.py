@@ -209,8 +209,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default=d.tasks, help="evaluation tasks, as for gistlab eval")
     p.add_argument("--report-only", action="store_true", help="train and evaluate nothing: write the report "
                                                                "(and demo copy) from the runs already finished")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: all cores on a quiet "
-                                                             "machine, 1 while other work loads the cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for every run, fixed so reruns reproduce "
+                                                             "(default: all cores; 1 is faster on cores shared with other work)")
     p.add_argument("--out", default=None, help="folder for the runs and base results (default: the workspace)")
     p.add_argument("--report", default=None, help="write the report as the 'ladder' section of this Markdown "
                                                    "file, after every run (default: print it at the end)")

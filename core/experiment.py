@@ -91,7 +91,7 @@ class ExperimentConfig:
     lr: float = 2e-5
     homogeneous: bool = True
     out: str | None = None
-    threads: int | None = None  # torch threads per run; None: 1 while other work loads the cores, else all
+    threads: int | None = None  # torch threads for every run; None: all cores (never load-dependent)
     report_only: bool = False  # train nothing: report (and copy the demo of) the runs already finished
 
     def cases(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -319,8 +319,8 @@ def time_markdown(result: ExperimentResult, planned: int) -> str:
                  if loads else "")
     threads_text = ", ".join(f"{n} with {t} thread{'s' if t != 1 else ''}" for t, n in threads.items())
     return (
-        f"{len(result.runs)} of {planned} runs finished ({threads_text or 'none yet'}: run_threads() picks 1 "
-        f"thread while other work loads the cores). From the runs' own clocks: "
+        f"{len(result.runs)} of {planned} runs finished ({threads_text or 'none yet'}; the thread count is "
+        f"fixed per experiment: --threads, default all cores). From the runs' own clocks: "
         f"{(train + evaluate) / 60:.1f} min ({train / 60:.1f} min training, {evaluate / 60:.1f} min "
         f"evaluating), {cpu / 60:.1f} min of CPU time (all threads), i.e. about {cpu / 60 / cores:.0f} min "
         f"on {cores} otherwise idle cores (a rough estimate: CPU time / cores). {load_text}"
@@ -522,16 +522,15 @@ def _train_seconds(run: Path) -> float:
     return (ended - started).total_seconds()
 
 
-def run_threads() -> int:
-    """Torch threads for the next run: all cores on a quiet machine, one while other work loads them.
+def run_threads(config_threads: int | None) -> int:
+    """Torch threads for every run: the experiment's ``threads`` if given, else all cores.
 
-    On 2 cores shared by many processes, two threads that must meet at every parallel region wait
-    for each other: measured here, a training step took ~29 s with 2 threads and ~12 s with 1 at a
-    load average of 14 (1 s on idle cores with 2). The thread count changes float summation order
-    only, far below the seed-to-seed spread; each run's ledger records it.
+    Fixed per experiment (never chosen from the machine's load), so a rerun of a seed repeats the
+    same float summation order and reproduces its numbers. On cores shared with other work, one
+    thread is faster (measured here at a load average of 14: ~12 s a step with 1 thread, ~29 s with
+    2): pass ``--threads 1`` then. Each run's ledger records its thread count.
     """
-    cores = os.cpu_count() or 1
-    return 1 if os.getloadavg()[0] > cores else cores
+    return config_threads or os.cpu_count() or 1
 
 
 def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str], None]) -> dict:
@@ -547,7 +546,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         return json.loads(ledger_file.read_text())
     if config.report_only:
         raise GistlabError("not finished yet (report only: nothing trained)")
-    threads = config.threads or run_threads()
+    threads = run_threads(config.threads)
     torch.set_num_threads(threads)
     cpu, load = time.process_time(), os.getloadavg()[0]
     if _finished(run):

@@ -132,10 +132,12 @@ def test_inspect_draws_a_batch_and_shows_the_masked_pairs(app_url, browser_page)
     wait_until_idle(page, 120_000)
     seed = page.get_by_label("Seed").input_value()
     page.get_by_role("button", name="Draw another batch").click()
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("Seed")).not_to_have_value(seed, timeout=120_000)  # a new batch was drawn
     wait_until_idle(page, 120_000)
-    assert page.get_by_label("Seed").input_value() != seed  # a new batch was drawn
-    assert page.get_by_text("Masked pairs (").is_visible()
-    assert page.locator('[data-testid="stDataFrame"]').first.is_visible()
+    expect(page.get_by_text("Masked pairs (")).to_be_visible(timeout=120_000)
+    expect(page.locator('[data-testid="stDataFrame"]:visible').first).to_be_visible(timeout=120_000)  # some tables sit in closed expanders
     assert not page.locator('[data-testid="stException"]').count()
     shoot(page, "inspect")
 
