@@ -18,6 +18,7 @@ def test_models_load_under_a_counted_bar_once(tiny_model_dir, monkeypatch):
     from app import state
 
     texts = []
+    monkeypatch.setattr(state, "_LOADED", set())  # other AppTests in this process may have loaded the same spec
     monkeypatch.setattr(state.st, "progress", lambda value, text=None: Recorder(texts, text))
     at = AppTest.from_function(page, args=(str(tiny_model_dir), str(tiny_model_dir)), default_timeout=120).run()
     assert not at.exception and at.markdown[0].value == "ready"
