@@ -114,7 +114,7 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     assert set(result.scores["arm"]) == {"base", "none", guide}
     assert result.masking["steps"].tolist() == [2]
     ledger = json.loads((result.runs[Arm(guide, guide, 0)] / "experiment.json").read_text())
-    assert ledger["train_s"] > 0 and ledger["eval_s"] > 0
+    assert ledger["train_s"] >= 0 and ledger["eval_s"] > 0  # train_s comes from status times, whole seconds: a tiny run can take 0
 
     text = report.read_text()
     assert "mined" in text and text.count("<!-- ladder:begin -->") == 1  # the other section survives
