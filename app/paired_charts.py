@@ -1,6 +1,6 @@
 """The two charts that answer "does the guide help?": paired differences against MNRL, scores per task.
 
-Results and Demo draw the same figures from core.results' tidy tables, so a number reads the same on
+Results and Demo draw the same figures from core.training.results' tidy tables, so a number reads the same on
 both pages. Rules kept here, once: a spread is drawn only where there are two seeds or more (one
 seed says "1 seed" instead); every axis is zoomed to its data; a task is named with the metric
 behind its main score; arms are coloured by app.palette.
@@ -13,11 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.palette import arm_color, guide_arm
-from core.results import MEAN_TASK, MNRL, arm_label
+from core.training.results import MEAN_TASK, MNRL, arm_label
 
 
 def arm_hue(arm: str) -> str:
-    """The palette colour of an arm named as core.results names it (base, none = MNRL, a guide spec)."""
+    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec)."""
     if arm in ("base", MNRL):
         return arm_color("base" if arm == "base" else "mnrl")
     return arm_color(guide_arm(arm) or "gist")
@@ -39,7 +39,7 @@ def _padded(low: float, high: float, share: float = 0.12) -> list[float]:
 def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: str) -> go.Figure:
     """Each arm's paired difference against MNRL per task (and the mean over tasks), one dot each.
 
-    ``deltas``: core.results.paired_deltas rows (arm, task, delta, spread, seeds, wins). Whiskers
+    ``deltas``: core.training.results.paired_deltas rows (arm, task, delta, spread, seeds, wins). Whiskers
     (± std of the per-seed differences) only where seeds >= 2; the legend says each arm's seed count.
     """
     fig = go.Figure()
@@ -73,7 +73,7 @@ def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: st
 def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
     """One small panel per task (its metric in the title), one dot per model or run, y zoomed per panel.
 
-    ``table``: core.results rows with ``label`` (core.results.labelled); splits are averaged. The
+    ``table``: core.training.results rows with ``label`` (core.training.results.labelled); splits are averaged. The
     legend names the models and runs (in ``colors``' order), one colour each, on every panel alike.
     """
     means = table.groupby(["task", "metric", "label"], as_index=False, dropna=False)["main_score"].mean()

@@ -5,7 +5,7 @@ pickled: ``st.cache_data`` would unpickle the 24,000-row bundled set on every re
 projections are ``st.cache_data`` (the what-if page keeps its sweeps itself, to show their progress).
 All are keyed by what they were computed from, so a rerun caused by any widget never loads or
 encodes twice. A batch's embeddings are cached once per (data, rows, guide, student); a margin
-change only calls ``core.inspect.remask`` on them.
+change only calls ``core.analysis.inspect.remask`` on them.
 
 ``GISTLAB_APP_GUIDE`` / ``GISTLAB_APP_STUDENT`` override the default models (tests point them at a
 tiny model). Every ``GistlabError`` is shown with ``st.error`` by :func:`errors_shown`.
@@ -24,7 +24,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import GistlabError
-from core.masking import BLOCK_HELP, STRATEGIES, MarginSettings
+from core.method.masking import BLOCK_HELP, STRATEGIES, MarginSettings
 
 MAX_UPLOAD_MB = 50
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]
@@ -33,13 +33,13 @@ MIXED = "(all tasks mixed)"
 
 
 def default_guide() -> str:
-    from core.models import DEFAULT_GUIDE
+    from core.guides.models import DEFAULT_GUIDE
 
     return os.environ.get("GISTLAB_APP_GUIDE") or DEFAULT_GUIDE
 
 
 def default_student() -> str:
-    from core.models import DEFAULT_STUDENT
+    from core.guides.models import DEFAULT_STUDENT
 
     return os.environ.get("GISTLAB_APP_STUDENT") or DEFAULT_STUDENT
 
@@ -68,21 +68,21 @@ def errors_shown() -> Iterator[None]:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def model(spec: str):
-    from core.models import load_model
+    from core.guides.models import load_model
 
     return load_model(spec)
 
 
 @st.cache_resource(show_spinner="Opening the guide cache…", max_entries=4)
 def guide_cache(spec: str):
-    from core.guide_cache import GuideCache
+    from core.guides.guide_cache import GuideCache
 
     return GuideCache(model(spec), spec)
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
 def dataset(spec: str, split: str = "train"):
-    from core.data import load_pairs
+    from core.corpus.data import load_pairs
 
     return load_pairs(spec, split=split)
 
@@ -91,7 +91,7 @@ def dataset(spec: str, split: str = "train"):
 def uploaded_dataset(name: str, digest: str, _data: bytes, mapping: tuple[tuple[str, str], ...] = ()):
     """The upload as a dataset, keyed by its name and content hash (not by hashing the bytes again),
     its columns renamed by ``mapping`` (target, source) pairs when the file does not name them."""
-    from core.data import load_pairs
+    from core.corpus.data import load_pairs
 
     with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
         path = Path(folder) / Path(name).name
@@ -101,8 +101,8 @@ def uploaded_dataset(name: str, digest: str, _data: bytes, mapping: tuple[tuple[
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def upload_columns(name: str, digest: str, _data: bytes) -> list[str]:
-    """The upload's own column names (core.data.raw_columns), keyed like :func:`uploaded_dataset`."""
-    from core.data import raw_columns
+    """The upload's own column names (core.corpus.data.raw_columns), keyed like :func:`uploaded_dataset`."""
+    from core.corpus.data import raw_columns
 
     with tempfile.TemporaryDirectory(prefix="gistlab-upload-") as folder:
         path = Path(folder) / Path(name).name
@@ -132,7 +132,7 @@ def map_columns(columns: list[str]) -> tuple[tuple[str, str], ...]:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds):
     """``Batch.draw`` once per (data, size, seed, task): a margin change then redraws nothing (~60 ms)."""
-    from core.inspect import Batch
+    from core.analysis.inspect import Batch
 
     return Batch.draw(_ds, size, seed, task)
 
@@ -140,7 +140,7 @@ def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds):
 @st.cache_resource(show_spinner="Opening the run's batch…", max_entries=16)
 def _run_batch(run: str, step: int, stamp: int):
     """Cached by (run, step, config.json's mtime): a run folder written again is read again."""
-    from core.inspect import open_run_batch
+    from core.analysis.inspect import open_run_batch
 
     return open_run_batch(run, step)
 
@@ -192,7 +192,7 @@ def batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str 
 @st.cache_resource(show_spinner="Embedding the batch…", max_entries=16)
 def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch):
     """Cached by data_key + rows (which name ``_batch``), guide and student."""
-    from core.inspect import encoder, inspect_batch
+    from core.analysis.inspect import encoder, inspect_batch
 
     student_embed = encoder(model(student)) if student else None
     return inspect_batch(_batch, guide_cache(guide).embed, MarginSettings(), student_embed)
@@ -200,7 +200,7 @@ def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str
 
 @st.cache_data(show_spinner="Projecting… (UMAP takes ~30 s the first time)", max_entries=16)
 def projected(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    from core.projection import project
+    from core.analysis.projection import project
 
     return project(vectors, method, seed)
 
@@ -241,7 +241,7 @@ def choose_data() -> tuple[object, str]:
 
 def choose_models(student: bool = True) -> tuple[str, str | None]:
     """Guide and (optionally) student model specs from the sidebar; a blank student means none."""
-    from core.models import GUIDE_SPECS, guide_model_spec
+    from core.guides.models import GUIDE_SPECS, guide_model_spec
 
     help_text = "bundled:minilm-l6, bundled:minilm-l3, a model folder, or a Hub id (online)"
     guide = st.sidebar.text_input("Guide model", default_guide(), key="guide_spec", help=GUIDE_SPECS)

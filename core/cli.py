@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from core.errors import GistlabError, GistlabWarning
-from core.jobs import ERROR_PREFIX, SKIPPED_PREFIX
+from core.training.jobs import ERROR_PREFIX, SKIPPED_PREFIX
 from core.paths import check_output_dir, check_output_file
-from core.models import GUIDE_SPECS
+from core.guides.models import GUIDE_SPECS
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:
@@ -72,8 +72,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from core.evaluate import evaluate
-    from core.results import results_table
+    from core.training.evaluate import evaluate
+    from core.training.results import results_table
 
     if args.batch_size < 1:
         raise GistlabError(f"--batch-size must be at least 1, not {args.batch_size}.")
@@ -122,7 +122,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", argument_default=argparse.SUPPRESS,
         help="fine-tune a student (loss gist, mnrl or gist-st), recording every step in a run directory",
-        description="Unset options take TrainConfig's defaults (core/train.py): student "
+        description="Unset options take TrainConfig's defaults (core/training/train.py): student "
                     "bundled:minilm-l3, guide bundled:minilm-l6, loss gist, batch 32, one epoch.",
     )
     p.add_argument("--data", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, a dataset "
@@ -167,9 +167,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from core.distributed import is_main
-    from core.runs import read_status, trained_model
-    from core.train import TrainConfig, run_training
+    from core.method.distributed import is_main
+    from core.training.runs import read_status, trained_model
+    from core.training.train import TrainConfig, run_training
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite")}
     out = run_training(TrainConfig.from_dict(settings), overwrite=args.overwrite)
@@ -189,7 +189,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
         "experiment", help="the guide ladder: mnrl and gist with each guide on the same batches, several "
                            "seeds, base and runs evaluated on the mini benchmark (finished runs reused)"
     )
-    from core.experiment import ExperimentConfig
+    from core.analysis.experiment import ExperimentConfig
 
     d = ExperimentConfig()  # one place for the defaults: the config dataclass
     p.add_argument("--guides", default=",".join(d.guides),
@@ -229,7 +229,7 @@ def _arms(text: str, flag: str) -> tuple[str, ...]:
 def _run_experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.experiment import ExperimentConfig, render_report, run_experiment
+    from core.analysis.experiment import ExperimentConfig, render_report, run_experiment
 
     try:
         seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
@@ -294,11 +294,11 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.inspect import Batch, encoder, inspect_batch, open_run_batch, run_student
-    from core.masking import MarginSettings
-    from core.models import DEFAULT_GUIDE, load_guide, load_model
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.inspect import Batch, encoder, inspect_batch, open_run_batch, run_student
+    from core.method.masking import MarginSettings
+    from core.guides.models import DEFAULT_GUIDE, load_guide, load_model
 
     if args.csv:
         check_output_file(args.csv, "--csv")
@@ -340,7 +340,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _print_quality(report) -> None:
     """The mask against the ground truth (precision, relation shares, recall per block; per task
     when the batch mixes tasks) and the weak-positive rows, listed."""
-    from core.masking import WEAK_SHARE
+    from core.method.masking import WEAK_SHARE
 
     quality = report.quality
     if quality is None:
@@ -368,9 +368,9 @@ def _print_quality(report) -> None:
 def _print_comparison(batch, guides: tuple[str, str], student: str | None, settings, where: str,
                       args: argparse.Namespace) -> int:
     """``gistlab inspect --compare-guide``: both guides' masks of one batch, side by side."""
-    from core.guide_cache import GuideCache
-    from core.guide_compare import compare_guides
-    from core.models import load_guide
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.guide_compare import compare_guides
+    from core.guides.models import load_guide
 
     embeds = [GuideCache(load_guide(spec, student), spec).embed for spec in guides]
     result = compare_guides(batch, *embeds, settings, guides)
@@ -401,8 +401,8 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
         "audit", help="audit a whole data set with the guide: suspected false negatives, duplicate groups "
                       "and suspect positives, with their precision where the data has ground truth",
         description="Every text is embedded once (guide cache) and every row compared with every other "
-                    "(core/audit.py). With --apply and --export, decisions are applied and a cleaned data "
-                    "set written (core/cleaning.py).")
+                    "(core/analysis/audit.py). With --apply and --export, decisions are applied and a cleaned data "
+                    "set written (core/analysis/cleaning.py).")
     _add_batch_options(p)
     p.add_argument("--out", required=True, help="folder for the report: one Parquet table per kind, summary.json")
     p.add_argument("--limit", type=int, default=None, help="audit a seeded sample of this many rows (default all)")
@@ -422,11 +422,11 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 def _run_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.masking import MarginSettings
-    from core.models import DEFAULT_GUIDE, load_guide
+    from core.analysis.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.method.masking import MarginSettings
+    from core.guides.models import DEFAULT_GUIDE, load_guide
 
     if bool(args.apply) != bool(args.export):
         raise GistlabError("Give --apply and --export together: the decisions to apply and where the cleaned data goes.")
@@ -463,7 +463,7 @@ def _run_audit(args: argparse.Namespace) -> int:
                                                             float_format=lambda x: f"{x:.3f}"))
     print(f"report in {out}")
     if args.apply:
-        from core.cleaning import export, read_decisions
+        from core.analysis.cleaning import export, read_decisions
 
         written = export(ds, report, read_decisions(Path(args.apply)), Path(args.export))
         print(f"cleaned data: {written.summary['rows_out']} of {written.summary['rows_in']} rows, "
@@ -497,11 +497,11 @@ def _run_mine(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from core.cleaning import check_output, write_dataset
-    from core.data import load_pairs, task_pool
-    from core.guide_cache import GuideCache
-    from core.mining import MiningSettings, mine
-    from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
+    from core.analysis.cleaning import check_output, write_dataset
+    from core.corpus.data import load_pairs, task_pool
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.mining import MiningSettings, mine
+    from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 
     out = Path(args.out)
     check_output(out)
@@ -545,10 +545,10 @@ def _add_cache(sub: argparse._SubParsersAction) -> None:
 def _run_cache(args: argparse.Namespace) -> int:
     import time
 
-    from core import distributed
-    from core.data import load_pairs, text_columns
-    from core.guide_cache import GuideCache
-    from core.models import DEFAULT_GUIDE, load_guide
+    from core.method import distributed
+    from core.corpus.data import load_pairs, text_columns
+    from core.guides.guide_cache import GuideCache
+    from core.guides.models import DEFAULT_GUIDE, load_guide
 
     distributed.init_from_env()
     if args.batch_size < 1:

@@ -1,6 +1,6 @@
-"""Cost of the whole-data-set audit's search (core/audit.py) without the guide: random unit vectors.
+"""Cost of the whole-data-set audit's search (core/analysis/audit.py) without the guide: random unit vectors.
 
-Times ``core.audit.audit`` on N rows of D-dimensional embeddings looked up from a table (so no
+Times ``core.analysis.audit.audit`` on N rows of D-dimensional embeddings looked up from a table (so no
 encode is measured), and reports wall and CPU seconds and peak memory. The search is two N x N x D
 matrix products in chunks; its cost grows with N^2, which is how docs/PERFORMANCE.md extrapolates
 to 100k rows.
@@ -28,7 +28,7 @@ def main() -> int:
     import torch
     from datasets import Dataset
 
-    from core.audit import AuditSettings, audit
+    from core.analysis.audit import AuditSettings, audit
 
     n, d = args.rows, args.dim
     ds = Dataset.from_dict({"anchor": [f"a{i}" for i in range(n)], "positive": [f"p{i}" for i in range(n)]})

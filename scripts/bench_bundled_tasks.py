@@ -1,4 +1,4 @@
-"""Time the six-task WordNet mini benchmark (core.mteb_tasks) through ``mteb.evaluate``.
+"""Time the six-task WordNet mini benchmark (core.corpus.mteb_tasks) through ``mteb.evaluate``.
 
 Each repeat runs every task once, fresh task object and empty result cache, for one model;
 reports the main score and the median wall and process-CPU seconds per task and in total. CPU
@@ -27,8 +27,8 @@ import mteb  # noqa: E402
 import sentence_transformers  # noqa: E402
 import torch  # noqa: E402
 
-from core.models import load_model  # noqa: E402
-from core.mteb_tasks import TASK_NAMES, bundled_tasks  # noqa: E402
+from core.guides.models import load_model  # noqa: E402
+from core.corpus.mteb_tasks import TASK_NAMES, bundled_tasks  # noqa: E402
 
 
 def run_once(model, name: str) -> tuple[float, float, float]:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.guide_cache import GuideCache, _digest_array, row_checksums, text_digest  # noqa: E402
-from core.models import load_model  # noqa: E402
+from core.guides.guide_cache import GuideCache, _digest_array, row_checksums, text_digest  # noqa: E402
+from core.guides.models import load_model  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:

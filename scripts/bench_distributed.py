@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--fill-rows", type=int, default=1000)
     args = parser.parse_args()
 
-    from core.data import load_pairs
+    from core.corpus.data import load_pairs
 
     work = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
     home = work / "home"

@@ -1,7 +1,7 @@
 """Time the bundled mini benchmark (``gistlab eval --tasks bundled``) per model, memo on vs off.
 
 Each repeat evaluates every model from scratch (``overwrite=True``, a fresh results folder) once
-with core.evaluate's EncodeMemo (each distinct text embedded once) and once without it (plain
+with core.training.evaluate's EncodeMemo (each distinct text embedded once) and once without it (plain
 ``model.encode``), interleaved so that load from other processes hits both alike. Prints a
 Markdown table of medians over repeats, the texts each variant embedded, and the ratio measured
 side by side; the load average before and after is printed too, since the cores may be shared.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import core.evaluate as ev  # noqa: E402
+import core.training.evaluate as ev  # noqa: E402
 
 
 def timed_eval(model: str, memo: bool) -> tuple[float, float, int]:

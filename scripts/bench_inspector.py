@@ -3,7 +3,7 @@
 Guide bundled:minilm-l6 (through a warm GuideCache in a fresh workspace), student
 bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 blocks, 128 x 128 each).
 
-1. Batch 128: ``core.inspect.remask`` (guided_mask + masked-pairs table + per-row counts, what the
+1. Batch 128: ``core.analysis.inspect.remask`` (guided_mask + masked-pairs table + per-row counts, what the
    margin slider costs) against ``inspect_batch`` on a new batch (guide cache lookup + student
    encode) and a plain guide encode of the batch's 384 texts (what remask avoids). Margins and
    strategies alternate between repeats; all timed side by side in one loop.
@@ -95,13 +95,13 @@ def engine(repeats: int) -> None:
     """Sections 1-3: remask, what-if sweep and projections, timed on the engine directly."""
     import numpy as np
 
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.inspect import Batch, encoder, inspect_batch, mask_batch, remask, sample_batches
-    from core.masking import STRATEGIES, MarginSettings
-    from core.models import load_model
-    from core.projection import project
-    from core.whatif import margin_sweep
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.inspect import Batch, encoder, inspect_batch, mask_batch, remask, sample_batches
+    from core.method.masking import STRATEGIES, MarginSettings
+    from core.guides.models import load_model
+    from core.analysis.projection import project
+    from core.analysis.whatif import margin_sweep
 
     ds = load_pairs("bundled")
     guide_model, student_model = load_model("bundled:minilm-l6", device="cpu"), load_model("bundled:minilm-l3", device="cpu")

@@ -3,7 +3,7 @@
 1. Training step (forward + backward + AdamW step), student bundled:minilm-l3, guide ``--guide``
    (default bundled:minilm-l6; bundled:mpnet-base is the strong 110 M guide with its own tokenizer,
    which GISTEmbedLoss re-tokenises for), bundled WordNet triplets (anchor, positive, negative). Arms:
-   ``gist`` (core.loss.GISTLoss, guide cache warm), ``mnrl`` (MultipleNegativesRankingLoss, its
+   ``gist`` (core.method.loss.GISTLoss, guide cache warm), ``mnrl`` (MultipleNegativesRankingLoss, its
    default scale 20) and ``gist-st`` (sentence-transformers' GISTEmbedLoss, which runs the guide
    every step), plus ``mnrl again``, a second MNRL arm whose ratio to ``mnrl`` shows the run's
    noise. Each arm trains its own copy of the student on the same pre-tokenised batches; the arms
@@ -45,11 +45,11 @@ from sentence_transformers.sentence_transformer.losses import (  # noqa: E402
 )
 from sentence_transformers.util import batch_to_device  # noqa: E402
 
-from core.bundled import bundled_pairs  # noqa: E402
-from core.guide_cache import GuideCache  # noqa: E402
-from core.loss import GISTLoss  # noqa: E402
-from core.masking import MarginSettings, guided_mask  # noqa: E402
-from core.models import load_guide, load_model  # noqa: E402
+from core.corpus.bundled import bundled_pairs  # noqa: E402
+from core.guides.guide_cache import GuideCache  # noqa: E402
+from core.method.loss import GISTLoss  # noqa: E402
+from core.method.masking import MarginSettings, guided_mask  # noqa: E402
+from core.guides.models import load_guide, load_model  # noqa: E402
 
 COLUMNS = ("anchor", "positive", "negative")
 # "mnrl again" is a second, identical MNRL arm: its ratio to "mnrl" is the noise floor of the run.

@@ -1,6 +1,6 @@
 """Peak memory of GIST training as the batch grows: CachedGISTLoss (--mini-batch-size) vs GISTLoss.
 
-Each row is one real ``gistlab train`` run (``core.train.run_training``: student bundled:minilm-l3,
+Each row is one real ``gistlab train`` run (``core.training.train.run_training``: student bundled:minilm-l3,
 guide bundled:minilm-l6, bundled WordNet triplets, short texts) in its own fresh subprocess, so its
 peak resident set size (``ru_maxrss``) is that run's alone: models, data, trainer, recording and
 the steps. The guide cache is filled first by another subprocess for the texts of every run, so no
@@ -36,7 +36,7 @@ def peak_mib() -> float:
 
 
 def config(batch: int, mini: int | None, steps: int, out: str | None = None):
-    from core.train import TrainConfig
+    from core.training.train import TrainConfig
 
     return TrainConfig(data="bundled", loss="gist", batch_size=batch, mini_batch_size=mini, steps=steps,
                        seed=0, out=out)
@@ -44,9 +44,9 @@ def config(batch: int, mini: int | None, steps: int, out: str | None = None):
 
 def fill(batches: list[int], steps: int) -> None:
     """Child: put every text the runs will train on into the guide cache."""
-    from core.data import epoch_batches, load_pairs, text_columns
-    from core.guide_cache import GuideCache
-    from core.models import load_guide
+    from core.corpus.data import epoch_batches, load_pairs, text_columns
+    from core.guides.guide_cache import GuideCache
+    from core.guides.models import load_guide
 
     c = config(batches[0], None, steps)
     ds = load_pairs(c.data)
@@ -61,8 +61,8 @@ def train(batch: int, mini: int | None, steps: int) -> dict:
     """Child: one run; its peak RSS and step times."""
     import torch
 
-    from core import runs
-    from core.train import run_training
+    from core.training import runs
+    from core.training.train import run_training
 
     imports = peak_mib()
     out = run_training(config(batch, mini, steps, out=tempfile.mkdtemp(prefix="bench-memory-")))

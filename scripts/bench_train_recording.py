@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sentence_transformers  # noqa: E402
 import torch  # noqa: E402
 
-from core import runs  # noqa: E402
-from core.train import FLUSH_SECONDS, RunRecorder, TrainConfig, run_training  # noqa: E402
+from core.training import runs  # noqa: E402
+from core.training.train import FLUSH_SECONDS, RunRecorder, TrainConfig, run_training  # noqa: E402
 
 
 def timed(method, into: list[float]):

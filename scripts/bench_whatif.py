@@ -6,10 +6,10 @@ triplets (4 blocks), ``--batches`` seeded batches of ``--batch-size``, margins -
 steps of 0.01 (the Margin what-if page's defaults) x 2 strategies. Each repeat times, in turn:
 
 - ``before``: the sweep as it was (masked fraction per block only), kept here verbatim;
-- ``after``: :func:`core.whatif.margin_sweep`, which also splits every count by ground-truth
+- ``after``: :func:`core.analysis.whatif.margin_sweep`, which also splits every count by ground-truth
   relation (precision and recall against the margin);
 - ``after + floor + tasks``: the same with a positive floor (every curve twice) and per task;
-- drawing the batches (:func:`core.inspect.sample_batches`, which the page does first).
+- drawing the batches (:func:`core.analysis.inspect.sample_batches`, which the page does first).
 
 The before and after masked counts are checked equal. Medians (min-max) over ``--repeats``.
 
@@ -35,12 +35,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def broadcast_sweep(batches, guide, margins, contrast_anchors=True, contrast_positives=True):
-    """The sweep before this change (core/whatif.py at 07a65da): masked fraction per block only."""
+    """The sweep before this change (core/analysis/whatif.py at 07a65da): masked fraction per block only."""
     import pandas as pd
     import torch
 
-    from core.inspect import embed_batch, mask_batch, one_thread
-    from core.masking import STRATEGIES, MarginSettings, thresholds
+    from core.analysis.inspect import embed_batch, mask_batch, one_thread
+    from core.method.masking import STRATEGIES, MarginSettings, thresholds
 
     margins = [float(m) for m in margins]
     grid = torch.tensor(margins, dtype=torch.float32)
@@ -80,11 +80,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.inspect import sample_batches
-    from core.models import load_model
-    from core.whatif import ALL, margin_sweep
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.inspect import sample_batches
+    from core.guides.models import load_model
+    from core.analysis.whatif import ALL, margin_sweep
 
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
           f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; Python "

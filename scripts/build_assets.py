@@ -9,11 +9,11 @@ drawn from one seeded ``random.Random`` over sorted lists; Parquet is written wi
    2-3 hyponyms each, so the held-out set has co-hyponyms and close Wu-Palmer pairs to test on.
 2. Training pairs from the other synsets only (``train/wordnet_pairs.parquet``: anchor, positive,
    negative, task, and each text's synset, lemmas and category: the ground truth of
-   core/groundtruth.py), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
+   core/method/groundtruth.py), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
    words -> definition, and MTEB-classification-style definition -> same-category definition.
    No row holds a held-out definition or example, and no words -> definition row names a
    held-out synset's lemma (not even for another sense of it).
-3. The six mini-benchmark tables (``benchmark/*.parquet``) that core/mteb_tasks.py loads.
+3. The six mini-benchmark tables (``benchmark/*.parquet``) that core/corpus/mteb_tasks.py loads.
 4. ``manifest.json`` (counts, seed, content hash), ``LICENSE-WordNet`` and the datasheet ``README.md``.
 """
 
@@ -35,9 +35,9 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.bundled import TRAIN_TASKS  # noqa: E402
+from core.corpus.bundled import TRAIN_TASKS  # noqa: E402
 from core.errors import GistlabError  # noqa: E402
-from core.wordnet import Synset, WordNet, licence_header, read_wordnet  # noqa: E402
+from core.corpus.wordnet import Synset, WordNet, licence_header, read_wordnet  # noqa: E402
 
 
 @dataclass
@@ -409,7 +409,7 @@ word, so some of its distractor definitions are training synsets' definitions (n
 Columns `anchor`, `positive`, `negative`, `task` (strings; every row has a negative so the tasks
 can share one dataset). Rows are grouped by task and shuffled within it.
 
-Provenance of every text (the ground truth `core/groundtruth.py` judges masks against), for each
+Provenance of every text (the ground truth `core/method/groundtruth.py` judges masks against), for each
 role `anchor`, `positive`, `negative`:
 
 - `<role>_synset`: the WordNet synset the text comes from (part of speech + offset, `n02084071`);
@@ -418,7 +418,7 @@ role `anchor`, `positive`, `negative`:
 
 An in-batch candidate is *same-meaning* for a row when its synset is the row's anchor's or
 positive's, *same-word* when it shares a lemma (another sense), *same-category* when it shares the
-category. `core.bundled.bundled_pairs()` keeps these columns; training drops them.
+category. `core.corpus.bundled.bundled_pairs()` keeps these columns; training drops them.
 
 | task | rows |
 |---|---|
@@ -435,7 +435,7 @@ category. `core.bundled.bundled_pairs()` keeps these columns; training drops the
   guide is for. The WordNetClassification/Clustering tasks use the same categories (on held-out
   synsets): report that overlap, as for the paper's MTEB classification data.
 
-## `benchmark/` (loaded by `core/mteb_tasks.py`, revision `{revision}`)
+## `benchmark/` (loaded by `core/corpus/mteb_tasks.py`, revision `{revision}`)
 
 | file | rows |
 |---|---|

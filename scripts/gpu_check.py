@@ -57,7 +57,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, device: str) -> None:
         import torch
 
-        from core.data import load_pairs
+        from core.corpus.data import load_pairs
 
         self.args, self.device, self.torch = args, device, torch
         self.ds = load_pairs("bundled")
@@ -71,7 +71,7 @@ class Bench:
         """Features and row ids of the index-th batch of ``size`` rows (same rows for every arm)."""
         from sentence_transformers.util import batch_to_device
 
-        from core.data import text_columns
+        from core.corpus.data import text_columns
 
         rows = list(range(index * size, (index + 1) * size))
         picked = self.ds.select(rows)
@@ -80,8 +80,8 @@ class Bench:
 
     def loss(self, arm: str, guide: str, batch: int, mini: int | None = None):
         """A fresh student and the loss of ``arm`` as ``gistlab train`` builds it."""
-        from core.models import load_model
-        from core.train import TrainConfig, build_loss
+        from core.guides.models import load_model
+        from core.training.train import TrainConfig, build_loss
 
         student = load_model(self.student_spec, device=self.device)
         config = TrainConfig(loss=arm, guide=guide, student=self.student_spec, batch_size=batch,
@@ -128,8 +128,8 @@ class Bench:
 
     def fill_vs_encode(self, guide_spec: str, count: int) -> tuple[float, float]:
         """texts/s of GuideCache.fill into an empty cache, and of the guide's plain encode."""
-        from core.guide_cache import GuideCache
-        from core.models import load_guide
+        from core.guides.guide_cache import GuideCache
+        from core.guides.models import load_guide
 
         guide = load_guide(guide_spec, self.student_spec, device=self.device)
         texts = list(dict.fromkeys([*self.ds["anchor"], *self.ds["positive"]]))[:count]
@@ -149,7 +149,7 @@ class Bench:
 def available_guides(specs: list[str]) -> tuple[list[str], list[str]]:
     """The guides that load here, and a note for each that does not (mpnet-base when not installed)."""
     from core.errors import GistlabError
-    from core.models import load_model
+    from core.guides.models import load_model
 
     usable, notes = [], []
     for spec in specs:

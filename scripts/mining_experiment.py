@@ -1,12 +1,12 @@
 """MNRL with guide-filtered mined negatives vs GIST in-batch vs both: same rows, steps, seeds and batches.
 
 1. Mine ``--negatives`` hard negatives for the first ``--rows`` rows of one bundled task (task-homogeneous,
-   as in the paper) with the student as retriever and the guide as filter (core.mining).
-2. Train three arms per seed on exactly those rows (so core.data.epoch_batches gives every arm the same
+   as in the paper) with the student as retriever and the guide as filter (core.analysis.mining).
+2. Train three arms per seed on exactly those rows (so core.corpus.data.epoch_batches gives every arm the same
    batches): ``mnrl+mined`` (MultipleNegativesRankingLoss with the mined negatives), ``gist`` (in-batch
    only, the negatives left out) and ``gist+mined`` (GIST with the mined negatives, which it also masks).
 3. Evaluate the base student and every run on ``--tasks`` (mteb) and write the "mining" section of
-   docs/RESULTS.md with core.results.write_section (the ladder experiment keeps its own section).
+   docs/RESULTS.md with core.training.results.write_section (the ladder experiment keeps its own section).
 
     python scripts/mining_experiment.py --steps 60 --seeds 0,1 --report docs/RESULTS.md
 """
@@ -38,13 +38,13 @@ def main() -> int:
     p.add_argument("--report", default=None, help="write the mining section into this Markdown file")
     args = p.parse_args()
 
-    from core.data import load_pairs, task_pool
-    from core.evaluate import evaluate
-    from core.guide_cache import GuideCache
-    from core.mining import MiningSettings, mine
-    from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_model
-    from core.results import results_table, write_section
-    from core.train import TrainConfig, run_training
+    from core.corpus.data import load_pairs, task_pool
+    from core.training.evaluate import evaluate
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.mining import MiningSettings, mine
+    from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_model
+    from core.training.results import results_table, write_section
+    from core.training.train import TrainConfig, run_training
     from core.workspace import subdir
 
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
         f"while other jobs shared them (this call: {seconds:.0f} s; a rerun reuses mined data, models and results).",
         "",
         f"Data: the first {summary['rows_in']} rows of the bundled task `{args.task}` (one task: task-homogeneous "
-        f"batches). Mining (core/mining.py): retriever {summary['retriever']} (the student) proposes its top "
+        f"batches). Mining (core/analysis/mining.py): retriever {summary['retriever']} (the student) proposes its top "
         f"{summary['settings']['candidates']} other positives per anchor; the guide {summary['guide']} removes a "
         f"candidate unless it scores below {summary['settings']['guide_share']:.0%} of the positive. The guide "
         f"removed {summary['removed_by_guide']:,} of {summary['candidates_considered']:,} candidates "
@@ -134,7 +134,7 @@ def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
 
 def training_seconds(runs: dict) -> float:
     """The training time of the runs, from the last ``elapsed`` of each run's metrics.jsonl."""
-    from core.runs import read_metrics
+    from core.training.runs import read_metrics
 
     return sum(float(read_metrics(run)["elapsed"].iloc[-1]) for run in runs.values())
 

@@ -48,7 +48,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from core.models import bundled_minilm_l6_path
+    from core.guides.models import bundled_minilm_l6_path
 
     root = tmp_path_factory.mktemp("tiny-bert")
     hf_dir = root / "hf"
@@ -92,7 +92,7 @@ def tiny_model(tiny_model_dir):
 
 def require_mpnet() -> None:
     """Skip unless the strong guide's packages are installed; never in CI (438 MB to unpack and load)."""
-    from core.model_archive import MPNET_BASE, installed
+    from core.guides.model_archive import MPNET_BASE, installed
 
     if os.environ.get("CI"):
         pytest.skip("bundled:mpnet-base (438 MB) is never unpacked or loaded in CI")
@@ -103,7 +103,7 @@ def require_mpnet() -> None:
 @pytest.fixture(scope="session")
 def mpnet():
     """The strong guide all-mpnet-base-v2 (real weights), unpacked into this session's workspace."""
-    from core.models import load_model
+    from core.guides.models import load_model
 
     require_mpnet()
     return load_model("bundled:mpnet-base", device="cpu")
@@ -112,17 +112,17 @@ def mpnet():
 @pytest.fixture(scope="session")
 def minilm_l6():
     """The bundled all-MiniLM-L6-v2 (real weights), for tests where weights matter."""
-    from core.models import load_model
+    from core.guides.models import load_model
 
     return load_model("bundled:minilm-l6", device="cpu")
 
 
 @pytest.fixture
 def job_home(tmp_path, monkeypatch):
-    """A fresh workspace (GISTLAB_HOME); a background job (core.jobs) still running after the test is killed."""
+    """A fresh workspace (GISTLAB_HOME); a background job (core.training.jobs) still running after the test is killed."""
     import signal
 
-    from core import jobs
+    from core.training import jobs
 
     home = tmp_path / "home"
     monkeypatch.setenv("GISTLAB_HOME", str(home))

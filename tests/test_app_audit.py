@@ -12,8 +12,8 @@ import torch
 from datasets import Dataset
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.audit import AuditSettings, audit
+from core.training import jobs
+from core.analysis.audit import AuditSettings, audit
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 VECTORS = {"kitten": [1, 0, 0, 0], "cat": [1, 0.1, 0, 0], "a cat": [1, 0.05, 0, 0],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import core.model_archive
+import core.guides.model_archive
 from tests.test_app_inspect import errors, open_page, tiny_models, upload  # noqa: F401 (a fixture)
 
 PAGE = "views/compare_guides.py"
@@ -14,7 +14,7 @@ PAGE = "views/compare_guides.py"
 @pytest.fixture
 def no_mpnet(monkeypatch):
     """As on a machine without the strong guide's packages (and never loading its 438 MB here)."""
-    monkeypatch.setattr(core.model_archive, "installed", lambda archive: False)
+    monkeypatch.setattr(core.guides.model_archive, "installed", lambda archive: False)
 
 
 def metrics(at) -> dict[str, str]:

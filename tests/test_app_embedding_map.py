@@ -100,10 +100,10 @@ def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path
 
 def test_umap_on_request(tiny_models, monkeypatch):
     """The page asks core for UMAP only when chosen (the real UMAP is tested in test_projection)."""
-    import core.projection
+    import core.analysis.projection
 
     asked = []
-    monkeypatch.setattr(core.projection, "umap_2d", lambda x, seed=0: asked.append(len(x)) or x[:, :2])
+    monkeypatch.setattr(core.analysis.projection, "umap_2d", lambda x, seed=0: asked.append(len(x)) or x[:, :2])
     at = open_page()
     assert asked == []
     at.radio(key="map_method").set_value("UMAP (computed on request, then cached)").run()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import core.inspect
+import core.analysis.inspect
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 GOOD_CSV = "anchor,positive\n" + "".join(f"text number {i},meaning {i}\n" for i in range(8))
@@ -26,15 +26,15 @@ def tiny_models(tiny_model_dir, monkeypatch):
 
 @pytest.fixture
 def encodes(monkeypatch):
-    """Count how often the page embeds a batch (core.inspect.inspect_batch is the only way in)."""
+    """Count how often the page embeds a batch (core.analysis.inspect.inspect_batch is the only way in)."""
     calls = []
-    real = core.inspect.inspect_batch
+    real = core.analysis.inspect.inspect_batch
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(core.inspect, "inspect_batch", counted)
+    monkeypatch.setattr(core.analysis.inspect, "inspect_batch", counted)
     return calls
 
 
@@ -219,7 +219,7 @@ def two_runs(tiny_model_dir, tmp_path, monkeypatch):
     """A workspace with a completed 3-step run ``demo`` (saved model) and a failed run ``broken`` (1 step)."""
     import json as json_module
 
-    from core.train import TrainConfig, run_training
+    from core.training.train import TrainConfig, run_training
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
     data = tmp_path / "pairs.csv"

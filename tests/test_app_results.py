@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, results
+from core.training import jobs
+
+from core.training import results
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 TYPES = {"WordNetSTS": "STS", "WordNetRetrieval": "Retrieval", "Banking77Classification": "Classification"}
 
 
 def write_result(root: Path, model: str, scores: dict[str, float]) -> None:
-    """Result JSON in mteb's ResultCache layout, as core.evaluate leaves it."""
+    """Result JSON in mteb's ResultCache layout, as core.training.evaluate leaves it."""
     folder = root / "results" / model.replace("/", "__") / "rev0"
     folder.mkdir(parents=True)
     (folder / "model_meta.json").write_text(json.dumps({"name": model}))

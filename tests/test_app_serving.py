@@ -66,7 +66,7 @@ def test_the_train_page_refuses_outside_paths_when_served_to_a_network(tmp_path,
     import streamlit
     from streamlit.testing.v1 import AppTest
 
-    from core import jobs
+    from core.training import jobs
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HOME", str(tmp_path / "user"))

@@ -1,4 +1,4 @@
-"""Train page: launching through core.jobs, live progress and Stop, past runs, and bad inputs as errors."""
+"""Train page: launching through core.training.jobs, live progress and Stop, past runs, and bad inputs as errors."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.palette import ARM_COLORS
-from core import jobs
+from core.training import jobs
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
-# A stand-in for `gistlab train`: writes status and metrics like core.train, ends stopped on STOP.
+# A stand-in for `gistlab train`: writes status and metrics like core.training.train, ends stopped on STOP.
 FAKE_RUN = """
 import json, os, pathlib, sys, time
 run = pathlib.Path(sys.argv[1]); run.mkdir(parents=True, exist_ok=True)

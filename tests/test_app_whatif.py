@@ -11,14 +11,14 @@ from test_app_embedding_map import values
 from test_app_inspect import errors, tiny_models  # noqa: F401 (a fixture)
 from test_app_inspect import open_page as open_app
 
-import core.whatif
+import core.analysis.whatif
 
 
 @pytest.fixture
 def sweeps(monkeypatch):
-    """Record each sweep the page asks core.whatif for, and the progress it reports."""
+    """Record each sweep the page asks core.analysis.whatif for, and the progress it reports."""
     calls = []
-    real = core.whatif.margin_sweep
+    real = core.analysis.whatif.margin_sweep
 
     def counted(batches, *args, progress=None, **kwargs):
         ticks = []
@@ -26,7 +26,7 @@ def sweeps(monkeypatch):
         return real(batches, *args, progress=lambda done, total: ticks.append((done, total)) or progress(done, total),
                     **kwargs)
 
-    monkeypatch.setattr(core.whatif, "margin_sweep", counted)
+    monkeypatch.setattr(core.analysis.whatif, "margin_sweep", counted)
     return calls
 
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 from datasets import Dataset
 
-import core.audit as audit_module
-from core.audit import (
+import core.analysis.audit as audit_module
+from core.analysis.audit import (
     AuditSettings, audit, audit_rows, dataset_relations, duplicate_groups, load_report, normalise,
     progress_writer, read_progress,
 )
 from core.errors import GistlabError
-from core.masking import MarginSettings
+from core.method.masking import MarginSettings
 
 
 def table_embed(vectors: dict[str, np.ndarray]):
@@ -129,7 +129,7 @@ def test_ground_truth_relations_and_precision():
 
 
 def test_bundled_ground_truth_reads_wordnet_provenance():
-    from core.data import load_pairs
+    from core.corpus.data import load_pairs
 
     ds = load_pairs("bundled")
     relations = dataset_relations(ds)

@@ -110,8 +110,8 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
         ("eval", "--csv", str(tmp_path)): "is a folder: give a file name",
     }
     with monkeypatch.context() as patched:
-        patched.setattr("core.models.load_model", never)
-        patched.setattr("core.models.load_guide", never)
+        patched.setattr("core.guides.models.load_model", never)
+        patched.setattr("core.guides.models.load_guide", never)
         for (command, *extra), needle in cases.items():
             argv = {"train": ["train", "--data", str(good), "--student", model, "--batch-size", "2"],
                     "inspect": ["inspect", "--data", str(good), "--guide", model],

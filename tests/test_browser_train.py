@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 
 from app.palette import ARM_COLORS, GUIDE_ARMS, MAX_LIGHTEN, arm_of
-from core import jobs
+from core.training import jobs
 from tests.test_browser import PAGES, ROOT, browser, serve, shoot, wait_until_idle  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -37,7 +37,7 @@ TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => 
 
 
 def step_one_run(home: Path, name: str, loss: str) -> Path:
-    """A run stopped after its first step: one metrics line, as core.train writes it."""
+    """A run stopped after its first step: one metrics line, as core.training.train writes it."""
     run = home / "runs" / name
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"loss": loss, "guide": "bundled:minilm-l6", "seed": 0,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.bundled import (
+from core.corpus.bundled import (
     TASK_DESCRIPTIONS, TRAIN_TASKS, assets_dir, bundled_pairs, manifest, read_table, task_counts,
 )
 from core.errors import GistlabError
@@ -62,7 +62,7 @@ def test_every_text_records_its_synset_lemmas_and_category():
 
 @pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(), reason="WordNet 3.0 database not installed")
 def test_provenance_matches_wordnet():
-    from core.wordnet import read_wordnet
+    from core.corpus.wordnet import read_wordnet
 
     wn = read_wordnet(WORDNET_DIR)
     for row in read_table("train/wordnet_pairs.parquet").to_pylist()[::40]:

@@ -8,11 +8,11 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import CachedGISTEmbedLoss
 
-from core.cached_loss import CachedGISTLoss
+from core.method.cached_loss import CachedGISTLoss
 from core.errors import GistlabError
-from core.guide_cache import GuideCache
-from core.loss import GISTLoss
-from core.masking import MarginSettings
+from core.guides.guide_cache import GuideCache
+from core.method.loss import GISTLoss
+from core.method.masking import MarginSettings
 from tests.test_loss import ROWS, SETTINGS, features, loss_and_grads, pairs_dataset
 from tests.test_loss import tiny_guide_cache  # noqa: F401 (a fixture)
 from tests.test_train import pairs_csv  # noqa: F401 (a fixture)
@@ -148,8 +148,8 @@ def test_rejects_bad_settings(student, tiny_guide_cache):
 def test_mini_batch_runs_are_deterministic_and_mask_like_default_runs(pairs_csv, tiny_model_dir, tmp_path):
     """--mini-batch-size trains with CachedGISTLoss; one seed gives identical runs; the guide's
     masks (a function of the batch and the guide only) equal the default run's, step by step."""
-    from core import runs
-    from core.train import run_training
+    from core.training import runs
+    from core.training.train import run_training
     from tests.test_train import tiny_config
 
     def train(name, **overrides):
@@ -170,8 +170,8 @@ def test_build_loss_picks_the_gradcache_form_only_with_a_mini_batch(arm, pairs_c
         CachedMultipleNegativesRankingLoss, GISTEmbedLoss, MultipleNegativesRankingLoss,
     )
 
-    from core.data import load_pairs
-    from core.train import build_loss
+    from core.corpus.data import load_pairs
+    from core.training.train import build_loss
     from tests.test_train import tiny_config
 
     ds = load_pairs(str(pairs_csv))
@@ -196,9 +196,9 @@ def test_build_loss_picks_the_gradcache_form_only_with_a_mini_batch(arm, pairs_c
 def test_bf16_cached_run_on_cpu_and_fp16_refused(pairs_csv, tiny_model_dir, tmp_path, capsys):
     """The CPU test of the mixed-precision path: bf16 reaches the trainer (CPU autocast) and trains;
     fp16 without CUDA is one clear line before anything is written."""
-    from core import runs
+    from core.training import runs
     from core.cli import main
-    from core.train import precision_options, run_training
+    from core.training.train import precision_options, run_training
     from tests.test_train import tiny_config
 
     assert precision_options(True, False) == {"bf16": True, "fp16": False, "use_cpu": True}

@@ -10,9 +10,9 @@ import pytest
 import torch
 from datasets import Dataset
 
-from core.audit import AuditSettings, audit
-from core.cleaning import decide, export, plan, read_decisions
-from core.data import epoch_batches, load_pairs
+from core.analysis.audit import AuditSettings, audit
+from core.analysis.cleaning import decide, export, plan, read_decisions
+from core.corpus.data import epoch_batches, load_pairs
 from core.errors import GistlabError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import runs
+from core.training import runs
 from core.cli import main
 
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from core.data import epoch_batches, load_pairs, negative_columns, raw_columns, sample_batch, task_rows
+from core.corpus.data import epoch_batches, load_pairs, negative_columns, raw_columns, sample_batch, task_rows
 from core.errors import GistlabError
 
 ROWS = [

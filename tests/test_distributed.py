@@ -18,12 +18,12 @@ import torch.multiprocessing as mp
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
-from core import distributed
+from core.method import distributed
 from core.cli import main
-from core.data import epoch_batches, load_pairs
-from core.guide_cache import GuideCache
-from core.loss import GISTLoss, gist_loss
-from core.runs import read_status
+from core.corpus.data import epoch_batches, load_pairs
+from core.guides.guide_cache import GuideCache
+from core.method.loss import GISTLoss, gist_loss
+from core.training.runs import read_status
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parent.parent

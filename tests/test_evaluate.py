@@ -1,4 +1,4 @@
-"""core.evaluate: mteb result JSON on disk, reuse, overwrite, offline skips and bad input, with the tiny model."""
+"""core.training.evaluate: mteb result JSON on disk, reuse, overwrite, offline skips and bad input, with the tiny model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import GistlabError
-from core.evaluate import EncodeMemo, evaluate, resolve_tasks, run_dir_of
+from core.training.evaluate import EncodeMemo, evaluate, resolve_tasks, run_dir_of
 
 
 def toy_sts_task(name: str = "ToySTS"):
@@ -211,11 +211,11 @@ def test_offline_official_task_is_skipped_and_the_rest_run(tiny_model_dir, tmp_p
     import datasets.config
     from huggingface_hub import constants
 
-    import core.evaluate
+    import core.training.evaluate
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(core.evaluate, "hub_unreachable", lambda: "no connection to huggingface.co")
+    monkeypatch.setattr(core.training.evaluate, "hub_unreachable", lambda: "no connection to huggingface.co")
     report = evaluate(str(tiny_model_dir), ["STSBenchmark", toy_sts_task()], out=tmp_path)
     assert report.computed == ["ToySTS"]
     [skipped] = report.skipped

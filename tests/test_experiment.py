@@ -1,4 +1,4 @@
-"""core.experiment: the ladder's pure summaries on made-up scores, and the whole plumbing with the tiny model."""
+"""core.analysis.experiment: the ladder's pure summaries on made-up scores, and the whole plumbing with the tiny model."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from core.experiment import (
+from core.analysis.experiment import (
     Arm, ExperimentConfig, masking_markdown, masking_summary, reading, run_experiment, scores_markdown,
     verdicts,
 )
-from core.results import MEAN_TASK, arm_summary, paired_deltas
+from core.training.results import MEAN_TASK, arm_summary, paired_deltas
 
 
 def fake_scores(seeds: int = 3) -> pd.DataFrame:

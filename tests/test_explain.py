@@ -1,10 +1,10 @@
-"""core.explain: which masked pairs a newcomer sees first, and the sentence that explains each, by case."""
+"""core.method.explain: which masked pairs a newcomer sees first, and the sentence that explains each, by case."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from core.explain import case, clearest_pairs, explain
+from core.method.explain import case, clearest_pairs, explain
 
 
 def pairs_table() -> pd.DataFrame:

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from core.groundtruth import (
+from core.method.groundtruth import (
     RELATIONS, SAME_CATEGORY, SAME_MEANING, SAME_WORD, UNRELATED, ground_truth, mask_quality,
     relations, step_quality,
 )
-from core.masking import BLOCKS, BatchMask
+from core.method.masking import BLOCKS, BatchMask
 
 M, W, C, U = SAME_MEANING, SAME_WORD, SAME_CATEGORY, UNRELATED
 
@@ -97,9 +97,9 @@ def test_precision_and_recall_by_hand():
 
 
 def test_bundled_batch_carries_ground_truth_into_pairs():
-    from core.data import load_pairs
-    from core.inspect import Batch, inspect_batch
-    from core.masking import MarginSettings
+    from core.corpus.data import load_pairs
+    from core.analysis.inspect import Batch, inspect_batch
+    from core.method.masking import MarginSettings
 
     batch = Batch.draw(load_pairs("bundled"), 16, seed=3)
     assert batch.truth is not None and len(batch.tasks) == 16
@@ -124,7 +124,7 @@ def test_bundled_batch_carries_ground_truth_into_pairs():
 
 
 def test_stacked_batches_give_each_batch_its_relations():
-    from core.groundtruth import stack_truths
+    from core.method.groundtruth import stack_truths
 
     other = {k: v[::-1] for k, v in COLUMNS.items()}
     other["anchor_lemmas"] = [["cat", "true_cat"], ["bank"], ["bank"]]  # another vocabulary size

@@ -12,9 +12,9 @@ import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
-from core.guide_cache import GuideCache, guide_fingerprint
-from core.loss import GISTLoss
-from core.masking import MarginSettings
+from core.guides.guide_cache import GuideCache, guide_fingerprint
+from core.method.loss import GISTLoss
+from core.method.masking import MarginSettings
 
 TEXTS = [f"sentence number {i} about {topic}" for i, topic in enumerate(
     ["dogs", "cats", "cars", "rain", "snow", "trains", "music", "bread", "rivers", "stars"]

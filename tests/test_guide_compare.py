@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from core.cli import main
-from core.jobs import ERROR_PREFIX
-from core.groundtruth import ground_truth
-from core.guide_compare import (
+from core.training.jobs import ERROR_PREFIX
+from core.method.groundtruth import ground_truth
+from core.analysis.guide_compare import (
     CELL_STATES, DISAGREEMENT_COLUMNS, cell_states, compare_embedded, compare_guides, jaccard,
 )
-from core.inspect import Batch, Embedded
-from core.masking import MarginSettings, guided_mask
+from core.analysis.inspect import Batch, Embedded
+from core.method.masking import MarginSettings, guided_mask
 
 AP_ONLY = MarginSettings(contrast_anchors=False, contrast_positives=False)
 
@@ -124,9 +124,9 @@ def test_cli_compare_bad_guide_is_one_line(grouped_csv, capsys):
 
 def test_minilm_vs_mpnet_on_a_bundled_batch(mpnet):
     """The real strong guide (skipped without its packages, and in CI): both masks' precision and agreement."""
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.models import load_guide
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.guides.models import load_guide
 
     batch = Batch.draw(load_pairs("bundled"), 64, 0)
     specs = ("bundled:minilm-l6", "bundled:mpnet-base")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from core.cli import main
-from core.inspect import Batch, embed_batch, encoder, inspect_batch, mask_batch, remask
-from core.masking import BLOCKS, MarginSettings, guided_mask
+from core.analysis.inspect import Batch, embed_batch, encoder, inspect_batch, mask_batch, remask
+from core.method.masking import BLOCKS, MarginSettings, guided_mask
 
 ANCHORS = ["a cat sat on the mat", "dogs bark at night", "the stock market fell", "rain is wet",
            "a kitten on a rug", "the sun is hot"]
@@ -137,11 +137,11 @@ def test_cli_bad_input_is_one_line(tiny_model_dir, pairs_csv, capsys):
 
 def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv, tmp_path):
     """Opening a run's step shows the very cells training masked at that step (masks.parquet)."""
-    from core.guide_cache import GuideCache
-    from core.inspect import open_run_batch, run_student
-    from core.models import load_model
-    from core.runs import read_masks
-    from core.train import TrainConfig, run_training
+    from core.guides.guide_cache import GuideCache
+    from core.analysis.inspect import open_run_batch, run_student
+    from core.guides.models import load_model
+    from core.training.runs import read_masks
+    from core.training.train import TrainConfig, run_training
 
     config = TrainConfig(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
                          steps=2, batch_size=4, margin=0.1, margin_strategy="relative", out=str(tmp_path / "run"))
@@ -159,7 +159,7 @@ def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv
 
 def test_one_thread_blocks_may_overlap_and_restore_the_default():
     """Two sessions re-masking at once (interleaved, not nested) must not leave torch on one thread."""
-    from core.inspect import one_thread
+    from core.analysis.inspect import one_thread
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # so "restored" differs from "stuck at one" on any machine
@@ -175,7 +175,7 @@ def test_one_thread_blocks_may_overlap_and_restore_the_default():
 
 
 def test_filter_pairs_by_block_student_and_text():
-    from core.inspect import filter_pairs
+    from core.analysis.inspect import filter_pairs
 
     pairs = pd.DataFrame({"block": ["a-p", "a-n", "a-n"], "text": ["A cat", "a dog", "a bird"],
                           "candidate": ["x", "Cat food", "y"], "student_prefers": [True, None, True]})
@@ -189,10 +189,10 @@ def test_filter_pairs_by_block_student_and_text():
 def test_cli_inspect_prints_mask_quality_and_weak_rows(tiny_model_dir, pairs_csv, capsys):
     """Bundled data: the precision/recall table and the weak rows, as inspect_batch computes them;
     data without ground truth says so instead of printing zeros."""
-    from core.data import load_pairs
-    from core.guide_cache import GuideCache
-    from core.masking import MarginSettings
-    from core.models import load_model
+    from core.corpus.data import load_pairs
+    from core.guides.guide_cache import GuideCache
+    from core.method.masking import MarginSettings
+    from core.guides.models import load_model
 
     argv = ["inspect", "--data", "bundled", "--guide", str(tiny_model_dir), "--batch-size", "16",
             "--margin", "0.1", "--show", "3"]

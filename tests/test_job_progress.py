@@ -1,4 +1,4 @@
-"""core.job_progress: one fraction and ETA for a whole (paired, evaluated) job, and each step's state."""
+"""core.training.job_progress: one fraction and ETA for a whole (paired, evaluated) job, and each step's state."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import os
 
 import pandas as pd
 
-from core import runs
-from core.job_progress import job_progress
-from core.jobs import Job, Step
+from core.training import runs
+from core.training.job_progress import job_progress
+from core.training.jobs import Job, Step
 
 NOW = 1_000_000.0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
+from core.training import jobs
 from core.errors import GistlabError
 
 
@@ -233,7 +233,7 @@ def tiny_settings(model: Path, data: Path, steps: int) -> dict:
 
 @pytest.mark.slow
 def test_real_training_job_completes(tiny_model_dir, tiny_pairs):
-    from core.runs import read_metrics, read_status
+    from core.training.runs import read_metrics, read_status
 
     job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 2), ["gist"])
     wait_until_done(timeout=180)
@@ -245,7 +245,7 @@ def test_real_training_job_completes(tiny_model_dir, tiny_pairs):
 
 @pytest.mark.slow
 def test_real_training_job_stops_cleanly(tiny_model_dir, tiny_pairs):
-    from core.runs import read_status
+    from core.training.runs import read_status
 
     job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["mnrl"])
     [run] = job.run_dirs

@@ -11,9 +11,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
 
 from core.errors import GistlabError
-from core.guide_cache import GuideCache
-from core.loss import GISTLoss, gist_loss
-from core.masking import BatchMask, MarginSettings, guided_mask
+from core.guides.guide_cache import GuideCache
+from core.method.loss import GISTLoss, gist_loss
+from core.method.masking import BatchMask, MarginSettings, guided_mask
 
 # Three topics, so a real guide finds in-batch candidates that look like positives.
 ROWS = [

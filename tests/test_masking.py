@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.masking import MarginSettings, guided_mask, thresholds
+from core.method.masking import MarginSettings, guided_mask, thresholds
 
 
 def unit(*angles_deg):

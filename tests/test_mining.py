@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 
 from core.errors import GistlabError
-from core.mining import MiningSettings, guide_filter, mine, retrieve
+from core.analysis.mining import MiningSettings, guide_filter, mine, retrieve
 
 ANCHORS = [f"anchor {k}" for k in range(12)]
 POSITIVES = [f"positive {k}" for k in range(12)]
@@ -71,7 +71,7 @@ def test_cli_mine_writes_the_data_and_its_summary(tiny_model_dir, tmp_path, caps
     import pandas as pd
 
     from core.cli import main
-    from core.data import load_pairs
+    from core.corpus.data import load_pairs
 
     data = tmp_path / "pairs.csv"
     pd.DataFrame({"anchor": ANCHORS, "positive": POSITIVES}).to_csv(data, index=False)

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from core.errors import GistlabError
-from core.model_archive import MPNET_BASE, VERIFIED, JoinedFiles, SplitArchive, installed, unpacked
+from core.guides.model_archive import MPNET_BASE, VERIFIED, JoinedFiles, SplitArchive, installed, unpacked
 
 WEIGHTS = os.urandom(50_000)  # incompressible, so the parts cut through the weights' bytes
 PACKAGES = tuple(f"gistlab-fake-part-{i:03d}" for i in range(1, 4))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.errors import GistlabError
-from core.models import load_model
+from core.guides.models import load_model
 
 
 def test_bundled_l6_embeds(minilm_l6):
@@ -62,7 +62,7 @@ def test_hub_unreachable_offline_flag():
 
 
 def test_mpnet_loads_offline_and_verified(mpnet):
-    from core.model_archive import VERIFIED
+    from core.guides.model_archive import VERIFIED
     from core.workspace import subdir
 
     assert mpnet.get_embedding_dimension() == 768 and "MPNet" in type(mpnet.tokenizer).__name__
@@ -75,11 +75,11 @@ def test_mpnet_loads_offline_and_verified(mpnet):
 def test_mpnet_not_installed_says_how(monkeypatch):
     from dataclasses import replace
 
-    import core.models
-    from core.model_archive import MPNET_BASE
+    import core.guides.models
+    from core.guides.model_archive import MPNET_BASE
 
     absent = replace(MPNET_BASE, name="mpnet-absent", packages=("gistlab-absent-part-001", "gistlab-absent-part-002"))
-    monkeypatch.setattr(core.models, "MPNET_BASE", absent)
+    monkeypatch.setattr(core.guides.models, "MPNET_BASE", absent)
     with pytest.raises(GistlabError) as err:
         load_model("bundled:mpnet-base")
     message = str(err.value)
@@ -88,8 +88,8 @@ def test_mpnet_not_installed_says_how(monkeypatch):
 
 
 def test_self_guide_is_a_frozen_copy_of_the_student(tiny_model_dir):
-    from core.guide_cache import guide_fingerprint
-    from core.models import DEFAULT_STUDENT, guide_model_spec, load_guide
+    from core.guides.guide_cache import guide_fingerprint
+    from core.guides.models import DEFAULT_STUDENT, guide_model_spec, load_guide
 
     student = load_model(str(tiny_model_dir), device="cpu")
     guide = load_guide("self", str(tiny_model_dir), device="cpu")
@@ -109,8 +109,8 @@ def test_self_guide_in_training_stays_the_untrained_student(tiny_model_dir, tmp_
 
     import pandas as pd
 
-    from core.guide_cache import guide_fingerprint
-    from core.train import TrainConfig, run_training
+    from core.guides.guide_cache import guide_fingerprint
+    from core.training.train import TrainConfig, run_training
     from core.workspace import subdir
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))  # a guide cache no other test wrote to

@@ -8,7 +8,7 @@ import mteb
 import pytest
 
 from core.errors import GistlabError
-from core.mteb_tasks import TASK_NAMES, bundled_tasks
+from core.corpus.mteb_tasks import TASK_NAMES, bundled_tasks
 
 TYPES = {
     "WordNetRetrieval": "Retrieval", "WordNetReranking": "Reranking",

@@ -1,4 +1,4 @@
-"""core.preflight: a bad model or data is refused in about a second, before any background job starts."""
+"""core.training.preflight: a bad model or data is refused in about a second, before any background job starts."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import preflight
+from core.training import preflight
 from core.errors import GistlabError
 
 
 def config(**changes):
-    """The fields of a TrainConfig that check_launch reads (core.train is not imported: it loads torch)."""
+    """The fields of a TrainConfig that check_launch reads (core.training.train is not imported: it loads torch)."""
     base = dict(student="bundled:minilm-l3", guide="bundled:minilm-l6", data="bundled", data_split="train",
                 data_columns=None, batch_size=8, homogeneous=True, loss="gist")
     return SimpleNamespace(**{**base, **changes})

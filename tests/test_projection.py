@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from core.errors import GistlabError
-from core.inspect import Batch, encoder, inspect_batch
-from core.masking import MarginSettings
-from core.projection import map_points, mask_segments, neighbours, pca_2d, project, selection_table
+from core.analysis.inspect import Batch, encoder, inspect_batch
+from core.method.masking import MarginSettings
+from core.analysis.projection import map_points, mask_segments, neighbours, pca_2d, project, selection_table
 
 
 def test_importing_projection_does_not_import_umap():
-    code = "import sys, core.projection; print('umap' in sys.modules, 'numba' in sys.modules)"
+    code = "import sys, core.analysis.projection; print('umap' in sys.modules, 'numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

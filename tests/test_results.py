@@ -1,4 +1,4 @@
-"""core.results: the tidy table read back from mteb result JSON, for base models and runs."""
+"""core.training.results: the tidy table read back from mteb result JSON, for base models and runs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.evaluate import evaluate
-from core.results import (
+from core.training.evaluate import evaluate
+from core.training.results import (
     GIST_TRAINING_OVERLAP, display_name, labelled, main_metric, pairing_key, results_table, task_type,
     write_section,
 )

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from core import runs
+from core.training import runs
 from core.errors import GistlabError
 
 
 def make_run(root, name, state="completed", pid=None, started="2026-01-01T10:00:00+00:00"):
-    """A run folder as core.train writes it, without training."""
+    """A run folder as core.training.train writes it, without training."""
     path = root / name
     path.mkdir(parents=True)
     runs.write_json(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
@@ -109,7 +109,7 @@ def test_list_runs_columns_name_duration_and_final_loss(tmp_path):
 
 
 def test_list_runs_shows_runs_that_failed_or_start_before_writing_their_files(tmp_path, monkeypatch):
-    from core import jobs
+    from core.training import jobs
 
     failed = tmp_path / "failed"
     failed.mkdir()

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from core import runs
-from core.data import epoch_batches, load_pairs
+from core.training import runs
+from core.corpus.data import epoch_batches, load_pairs
 from core.errors import GistlabError
-from core.masking import MarginSettings, guided_mask
-from core.train import LOSSES, LibraryMaskProbe, RunRecorder, TrainConfig, build_loss, run_training
+from core.method.masking import MarginSettings, guided_mask
+from core.training.train import LOSSES, LibraryMaskProbe, RunRecorder, TrainConfig, build_loss, run_training
 
 ROWS = 48
 

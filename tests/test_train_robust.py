@@ -16,10 +16,10 @@ import warnings
 import pandas as pd
 import pytest
 
-from core import runs
+from core.training import runs
 from core.cli import main
 from core.errors import GistlabError, GistlabWarning
-from core.train import TrainConfig, _claim, run_training
+from core.training.train import TrainConfig, _claim, run_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,7 +79,7 @@ def test_ctrl_c_while_models_load_says_what_is_true(pairs_csv, tmp_path, capsys,
     def interrupted(spec, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("core.train.load_model", interrupted)
+    monkeypatch.setattr("core.training.train.load_model", interrupted)
     out = tmp_path / "loading"
     code = main(["train", "--data", str(pairs_csv), "--loss", "mnrl", "--batch-size", "4", "--out", str(out)])
     line = capsys.readouterr().out.strip()

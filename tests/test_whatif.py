@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core.inspect import Batch, embed_batch, encoder, mask_batch
-from core.masking import MarginSettings
-from core.whatif import ALL, margin_sweep
+from core.analysis.inspect import Batch, embed_batch, encoder, mask_batch
+from core.method.masking import MarginSettings
+from core.analysis.whatif import ALL, margin_sweep
 
 MARGINS = [-0.2, -0.05, 0.0, 0.05, 0.1, 0.3, 0.6]
 
@@ -61,8 +61,8 @@ def test_fraction_non_decreasing_in_margin(minilm_l6, batches):
 def test_precision_recall_floor_and_tasks_equal_the_mask_quality_at_each_margin(minilm_l6):
     """Bundled batches (ground truth, tasks) of two sizes: every sweep row equals mask_quality of
     guided_mask at that margin, with and without the floor; progress reports every batch."""
-    from core.data import load_pairs
-    from core.groundtruth import mask_quality
+    from core.corpus.data import load_pairs
+    from core.method.groundtruth import mask_quality
 
     ds = load_pairs("bundled")
     batches = [Batch.draw(ds, 12, seed) for seed in range(3)] + [Batch.draw(ds, 7, 9)]

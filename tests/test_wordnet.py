@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import GistlabError
-from core.wordnet import licence_header, parse_data_line, read_wordnet, split_gloss
+from core.corpus.wordnet import licence_header, parse_data_line, read_wordnet, split_gloss
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 needs_wordnet = pytest.mark.skipif(

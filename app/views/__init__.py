@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from app.palette import ARM_COLORS, arm_of, run_colors
-from core.results import labelled
+from core.training.results import labelled
 
 SHORT_SERIES = 60  # a run with fewer points per curve also gets markers, so step 1 draws a dot
 OVERLAP_NOTE = (

@@ -1,9 +1,9 @@
 """Audit: the guide reviews a whole data set; a person decides on each finding and exports cleaned data.
 
-The audit runs as the workspace's background job (core.audit.start_audit, the same machinery as
+The audit runs as the workspace's background job (core.analysis.audit.start_audit, the same machinery as
 Train), so it survives reruns and closed tabs; this page polls its progress file. Findings are
 listed with their texts side by side; each decision is written to the audit's decisions.json at
-once (core.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
+once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
 """
 
 import json
@@ -12,15 +12,15 @@ from pathlib import Path
 import streamlit as st
 
 from app import state
-from core import jobs
-from core.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
-from core.cleaning import DECISIONS, decide, export, read_decisions
+from core.training import jobs
+from core.analysis.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
+from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
 from core.errors import GistlabError
-from core.masking import MarginSettings
-from core.models import GUIDE_SPECS
+from core.method.masking import MarginSettings
+from core.guides.models import GUIDE_SPECS
 
 PAGE_SIZE = 10
-CHOICES = {  # what the buttons say -> the action core.cleaning applies
+CHOICES = {  # what the buttons say -> the action core.analysis.cleaning applies
     "fn": {"keep": "keep", "drop row": "drop", "merge into group": "merge"},
     "dup": {"keep": "keep", "drop copies": "drop", "merge into group": "merge"},
     "pos": {"keep": "keep", "drop row": "drop"},

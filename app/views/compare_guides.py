@@ -2,7 +2,7 @@
 
 Reads the sidebar (data, batch, margin settings and two guides), embeds the batch once per guide
 through the same cached report the Inspect page uses (a margin change re-masks, never re-encodes)
-and asks core.guide_compare for both masks, their agreement and the pairs where they differ. Draws
+and asks core.analysis.guide_compare for both masks, their agreement and the pairs where they differ. Draws
 one block's cells coloured by which guide masks them, the disagreements by ground-truth relation,
 and the disagreement table with a CSV download. Guide B defaults to the strong guide when its packages
 are installed, else to ``self``; ``GISTLAB_APP_COMPARE_GUIDE`` overrides that (as ``GISTLAB_APP_GUIDE``
@@ -18,10 +18,10 @@ import streamlit as st
 
 from app import state
 from app.palette import FALLBACK, arm_color, guide_arm
-from core.groundtruth import RELATIONS
-from core.guide_compare import CELL_STATES, cell_states, compare_embedded
-from core.model_archive import MPNET_BASE, installed
-from core.models import GUIDE_SPECS, MPNET, SELF, guide_model_spec
+from core.method.groundtruth import RELATIONS
+from core.analysis.guide_compare import CELL_STATES, cell_states, compare_embedded
+from core.guides.model_archive import MPNET_BASE, installed
+from core.guides.models import GUIDE_SPECS, MPNET, SELF, guide_model_spec
 
 CHOICES = ("bundled:minilm-l6", SELF, MPNET)
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",

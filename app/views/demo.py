@@ -7,8 +7,8 @@ the row, its own positive, the candidate and both guide scores and explained by 
 answer, another sense of the word, a weak positive...), and the first seed's paired runs.
 
 The folder (written by ``gistlab experiment --demo-dir``; ``GISTLAB_DEMO_DIR`` points the page at
-another one) holds ``gist/`` and ``mnrl/`` run directories, ``sample_batch.parquet`` (core.inspect's
-masked-pairs table) with ``sample_batch.json`` (its denominators), ``results.csv`` (core.results)
+another one) holds ``gist/`` and ``mnrl/`` run directories, ``sample_batch.parquet`` (core.analysis.inspect's
+masked-pairs table) with ``sample_batch.json`` (its denominators), ``results.csv`` (core.training.results)
 and the experiment's ``ladder_scores.csv`` and ``ladder_masking.csv``.
 """
 
@@ -21,8 +21,8 @@ import streamlit as st
 
 from app.paired_charts import arm_hue, paired_delta_figure, seeds_text, task_scores_figure
 from app.views import curves_figure, page_link
-from core.explain import DEMO_PAIRS, case, clearest_pairs, explain
-from core.results import MEAN_TASK, MNRL, arm_label, arm_summary, paired_deltas
+from core.method.explain import DEMO_PAIRS, case, clearest_pairs, explain
+from core.training.results import MEAN_TASK, MNRL, arm_label, arm_summary, paired_deltas
 
 demo_dir = Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")
 

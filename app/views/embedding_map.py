@@ -4,7 +4,7 @@ PCA is drawn at once; UMAP only when asked for (its import alone takes ~20 s), t
 data. Lines join a text to what the guide masks with it, only for the chosen text and the top-k
 pairs by guide score (all of them at batch 64 were a hairball). Clicking a point, or finding a
 text by search, lists its nearest neighbours in the *original* embedding space (guide and student
-side by side, core.projection.neighbours) with what the guide does with each; a box or lasso lists
+side by side, core.analysis.projection.neighbours) with what the guide does with each; a box or lasso lists
 the chosen texts with their positive and masked partners.
 """
 
@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import state
-from core.inspect import mask_batch, one_thread
-from core.masking import BLOCK_HELP
-from core.projection import ROLE_COLOURS, map_points, mask_segments, neighbours, selection_table
+from core.analysis.inspect import mask_batch, one_thread
+from core.method.masking import BLOCK_HELP
+from core.analysis.projection import ROLE_COLOURS, map_points, mask_segments, neighbours, selection_table
 
 PROJECTIONS = {"PCA": "pca", "UMAP (computed on request, then cached)": "umap"}
 SYMBOLS = {"anchor": "circle", "positive": "diamond", "negative": "x"}

@@ -1,10 +1,10 @@
 """Inspect a batch: which in-batch negatives the guide masks, why, and what the student makes of them.
 
 Reads the sidebar (or the link ``?run=NAME&step=N`` that the Train page gives), draws a seeded batch
-or opens the batch a run trained on at a step, and shows core.inspect's report: heatmaps of a
+or opens the batch a run trained on at a step, and shows core.analysis.inspect's report: heatmaps of a
 chosen block for guide and student, the masked pairs, per-row counts. The batch is embedded once
 (cached); moving the margin only re-masks those embeddings. The heatmaps carry each text once as
-an axis label (core.inspect.cell_labels) and the mask as a one-byte layer, so a slider step sends
+an axis label (core.analysis.inspect.cell_labels) and the mask as a one-byte layer, so a slider step sends
 little to the browser; the block picker reruns only the maps (a fragment).
 """
 
@@ -16,11 +16,11 @@ import streamlit as st
 
 from app import state
 from core.errors import GistlabError
-from core.inspect import cell_labels, filter_pairs, remask, run_student
-from core.groundtruth import ALL, NO_GROUND_TRUTH
-from core.masking import BLOCK_HELP, WEAK_SHARE, MarginSettings
-from core.models import guide_model_spec
-from core.runs import list_runs, recorded_steps, resolve
+from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
+from core.method.groundtruth import ALL, NO_GROUND_TRUTH
+from core.method.masking import BLOCK_HELP, WEAK_SHARE, MarginSettings
+from core.guides.models import guide_model_spec
+from core.training.runs import list_runs, recorded_steps, resolve
 
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
                 "p-p": "positive vs positives", "a-n": "anchor vs negatives"}

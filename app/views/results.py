@@ -1,9 +1,9 @@
 """Results: does the guide help? Paired differences against MNRL, scores per task, background evaluation.
 
-Evaluation is a background job (core.jobs running ``gistlab eval``, one step and log per model), so
-the page stays responsive; a progress bar says "model 2 of 3 · task 4 of 6" (core.job_progress)
+Evaluation is a background job (core.training.jobs running ``gistlab eval``, one step and log per model), so
+the page stays responsive; a progress bar says "model 2 of 3 · task 4 of 6" (core.training.job_progress)
 and the page redraws as each model finishes. The charts read whatever results are on disk
-(core.results): for runs that trained on the same batches (one pairing key), each arm minus MNRL
+(core.training.results): for runs that trained on the same batches (one pairing key), each arm minus MNRL
 seed by seed, with its spread only where there are two seeds or more; then every model's score per
 task, each task's panel zoomed to its data and titled with its metric.
 """
@@ -15,12 +15,12 @@ import streamlit as st
 from app.paired_charts import paired_delta_figure, seeds_text, task_scores_figure
 from app.state import served
 from app.views import OVERLAP_NOTE, label_colors
-from core import jobs
+from core.training import jobs
 from core.errors import GistlabError
-from core.job_progress import job_progress
-from core.models import DEFAULT_STUDENT
-from core.results import MNRL, arm_label, arm_of, labelled, mark_overlaps, paired_deltas, results_table
-from core.runs import trained_model
+from core.training.job_progress import job_progress
+from core.guides.models import DEFAULT_STUDENT
+from core.training.results import MNRL, arm_label, arm_of, labelled, mark_overlaps, paired_deltas, results_table
+from core.training.runs import trained_model
 from core.workspace import subdir
 
 st.title("Results")

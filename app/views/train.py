@@ -1,8 +1,8 @@
 """Train: launch a short fine-tune or a paired gist/mnrl comparison in the background, watch it, manage runs.
 
-The run is a separate process (core.jobs) that writes its progress into its run directory; this page
+The run is a separate process (core.training.jobs) that writes its progress into its run directory; this page
 only reads those files, every two seconds while a job runs, so a rerun, a closed tab or a second tab
-neither kills nor duplicates it. Settings, models and data are checked (core.preflight) before the
+neither kills nor duplicates it. Settings, models and data are checked (core.training.preflight) before the
 job starts. Past runs can be named, compared, deleted and opened in the other pages.
 """
 
@@ -15,11 +15,12 @@ import streamlit as st
 from app.palette import arm_of, run_colors
 from app.state import served
 from app.views import curves_figure, page_link
-from core import jobs, runs
+from core.training import jobs
+from core.training import runs
 from core.errors import GistlabError
-from core.job_progress import job_progress
-from core.masking import BLOCK_HELP, STRATEGIES
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT
+from core.training.job_progress import job_progress
+from core.method.masking import BLOCK_HELP, STRATEGIES
+from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT
 
 ARMS = {
     "Paired comparison: gist, then mnrl (same seed, same batches)": ["gist", "mnrl"],
@@ -42,9 +43,9 @@ st.caption("Short fine-tunes run in the background: you may switch pages or clos
 
 @st.cache_resource(show_spinner=False)
 def warm_training_imports() -> threading.Thread:
-    """Import core.train (torch, sentence-transformers: 10 s, a minute on a busy machine) in a background
+    """Import core.training.train (torch, sentence-transformers: 10 s, a minute on a busy machine) in a background
     thread, once per server, while the form is filled in: Start then checks the settings without that wait."""
-    thread = threading.Thread(target=importlib.import_module, args=("core.train",), daemon=True)
+    thread = threading.Thread(target=importlib.import_module, args=("core.training.train",), daemon=True)
     thread.start()
     return thread
 
@@ -132,8 +133,8 @@ def live_job() -> None:
 def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
     """Check everything a run needs (with a counted progress line), then start the job."""
     with st.status("Checking the settings (1 of 3)…", expanded=False) as checking:
-        from core.train import TrainConfig  # loads torch: only when a run is really asked for
-        from core.preflight import CHECKS, check_launch
+        from core.training.train import TrainConfig  # loads torch: only when a run is really asked for
+        from core.training.preflight import CHECKS, check_launch
 
         if not all(settings[key] for key in ("student", "guide", "data")):
             raise GistlabError("Student, guide and data must all be named: the defaults work offline.")

@@ -1,6 +1,6 @@
 """Margin what-if: how much the guide would mask at every margin, and how often it is right, before training.
 
-Reads the sidebar, asks core.whatif for the sweep over N seeded batches (guide embeddings cached,
+Reads the sidebar, asks core.analysis.whatif for the sweep over N seeded batches (guide embeddings cached,
 every margin from the same embeddings), with a progress bar that counts batches, and draws:
 the masked share per block against the margin, one panel per strategy with its own axis
 (absolute and relative margins are different units); precision (or recall) of the mask against
@@ -14,10 +14,10 @@ import plotly.express as px
 import streamlit as st
 
 from app import state
-from core.groundtruth import NO_GROUND_TRUTH
-from core.inspect import sample_batches
-from core.masking import BLOCK_HELP
-from core.whatif import ALL, margin_sweep
+from core.method.groundtruth import NO_GROUND_TRUTH
+from core.analysis.inspect import sample_batches
+from core.method.masking import BLOCK_HELP
+from core.analysis.whatif import ALL, margin_sweep
 
 BLOCK_COLOURS = {"a-p": "#2f6fdf", "a-a": "#2ca02c", "p-p": "#9467bd", "a-n": "#d62728", ALL: "#222222"}
 AXIS_TITLES = {"absolute": "absolute margin m (t = g − m)", "relative": "relative margin m (t = g − |g|·m)"}

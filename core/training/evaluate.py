@@ -1,13 +1,13 @@
 """Evaluate a model on mteb tasks and keep mteb's own result JSON, offline first.
 
-``evaluate(model_spec, tasks)`` loads the model (any spec :func:`core.models.load_model` takes, or a
+``evaluate(model_spec, tasks)`` loads the model (any spec :func:`core.guides.models.load_model` takes, or a
 run directory), runs ``mteb.evaluate`` task by task and leaves one JSON per task in mteb's
 ResultCache layout, ``<root>/results/<model name>/<revision>/<Task>.json``. ``<root>`` is the run
 directory when the model is a run (or its ``model/``), else the workspace.
 
 Task specs, comma-separated, any mix of:
 
-- ``bundled``: the six-task WordNet mini benchmark (:func:`core.mteb_tasks.bundled_tasks`);
+- ``bundled``: the six-task WordNet mini benchmark (:func:`core.corpus.mteb_tasks.bundled_tasks`);
 - a bundled task name, or an official mteb task name (``STSBenchmark``, ``SciFact``), run on its
   English subsets (all subsets if it has none);
 - ``type:<TaskType>`` (``type:STS``): every English mteb task of that type;
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable
-from core.models import load_model
-from core.runs import CONFIG, MODEL, trained_model
+from core.guides.models import load_model
+from core.training.runs import CONFIG, MODEL, trained_model
 from core.workspace import workspace
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ LANGUAGES = ["eng"]
 TASKS_PREFIX = "evaluating "
 """The log line that starts an evaluation: ``evaluating 6 tasks of <model>, 2 already evaluated``;
 then one line per task (``reused``, ``evaluated``, ``skipped``, ``failed``), which is how a job's
-progress (core.job_progress) counts tasks done of the total."""
+progress (core.training.job_progress) counts tasks done of the total."""
 REUSED_PREFIX = "reused "
 
 
@@ -96,7 +96,7 @@ class EvalReport:
 def _unknown_task(name: str) -> GistlabError:
     import mteb
 
-    from core.mteb_tasks import TASK_NAMES
+    from core.corpus.mteb_tasks import TASK_NAMES
 
     known = [*TASK_NAMES, *(t.metadata.name for t in mteb.get_tasks())]
     close = difflib.get_close_matches(name, known, n=3)
@@ -121,7 +121,7 @@ def _official_task(name: str) -> AbsTask:
 def _tasks_of(item: str) -> list[AbsTask]:
     import mteb
 
-    from core.mteb_tasks import TASK_NAMES, bundled_tasks
+    from core.corpus.mteb_tasks import TASK_NAMES, bundled_tasks
 
     if item == "bundled" or item in TASK_NAMES:
 

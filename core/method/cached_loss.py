@@ -1,10 +1,10 @@
 """GIST with gradient caching (GradCache): big batches at the memory of a mini-batch.
 
-:class:`CachedGISTLoss` is :class:`core.loss.GISTLoss` run through sentence-transformers' own
+:class:`CachedGISTLoss` is :class:`core.method.loss.GISTLoss` run through sentence-transformers' own
 GradCache machinery (``CachedLossMixin``): the student embeds the batch in mini-batches without
 keeping their graphs, the guide's verdict and the loss are computed on the whole batch, and the
 gradients wrt. the embeddings flow back one re-embedded mini-batch at a time (dropout replayed).
-The guide side is unchanged: cached embeddings of the raw texts, :func:`core.masking.guided_mask`.
+The guide side is unchanged: cached embeddings of the raw texts, :func:`core.method.masking.guided_mask`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sentence_transformers.base.losses.gradcache import CachedLossMixin, has_sta
 from torch import Tensor
 
 from core.errors import GistlabError
-from core.guide_cache import GuideCache
-from core.loss import GISTLoss, gist_loss
-from core.masking import MarginSettings
+from core.guides.guide_cache import GuideCache
+from core.method.loss import GISTLoss, gist_loss
+from core.method.masking import MarginSettings
 
 
 class CachedGISTLoss(CachedLossMixin, GISTLoss):
@@ -34,28 +34,28 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
         mini_batch_size: int = 32,
         show_progress_bar: bool = False,
     ) -> None:
-        """:class:`~core.loss.GISTLoss` with the student's forward and backward done in mini-batches.
+        """:class:`~core.method.loss.GISTLoss` with the student's forward and backward done in mini-batches.
 
         Three steps per batch (``CachedLossMixin.forward_cached``): (1) embed every text column in
         mini-batches of ``mini_batch_size`` without gradients; (2) mask the whole batch with the
         guide (:meth:`GISTLoss.guided_batch`: cache lookup, no guide forward when warm) and compute
-        :func:`~core.loss.gist_loss` over the whole batch, ``mini_batch_size`` rows of the softmax
+        :func:`~core.method.loss.gist_loss` over the whole batch, ``mini_batch_size`` rows of the softmax
         at a time, back-propagating each chunk to the embeddings; (3) in the backward pass, re-embed
         each mini-batch with gradients (same dropout) and push the cached gradients through it.
         Peak memory is then one mini-batch's activations plus the batch's embeddings and mask.
 
         Args:
-            model, guide_cache, texts, temperature, settings: as for :class:`~core.loss.GISTLoss`.
+            model, guide_cache, texts, temperature, settings: as for :class:`~core.method.loss.GISTLoss`.
             mini_batch_size: texts embedded per forward, and softmax rows per loss chunk; it
                 changes memory and speed, never the loss or the gradients (up to float rounding).
             show_progress_bar: show a bar over the mini-batches.
 
         Requirements, inputs:
-            As :class:`~core.loss.GISTLoss` (a ``label`` column of row indices into ``texts``), and
+            As :class:`~core.method.loss.GISTLoss` (a ``label`` column of row indices into ``texts``), and
             a student whose inputs can be sliced along the batch (not a StaticEmbedding).
 
         Relations:
-            - Same value and gradients as :class:`~core.loss.GISTLoss` on the same batch, and as
+            - Same value and gradients as :class:`~core.method.loss.GISTLoss` on the same batch, and as
               sentence-transformers' ``CachedGISTEmbedLoss`` with a guide sharing the student's
               tokenizer (tests/test_cached_loss.py), with GISTLoss's deliberate differences (raw
               texts and a cache for the guide, identical texts always masked, any number of

@@ -3,11 +3,11 @@
 Each batch is embedded by the guide once (cache lookups). Every margin of the sweep, for both
 strategies (and with and without a positive floor), is then counted from the same guide scores:
 per row, the candidate scores are sorted once and :func:`torch.searchsorted` counts how many lie
-strictly above each threshold of the [rows, margins] grid that :func:`core.masking.thresholds`
+strictly above each threshold of the [rows, margins] grid that :func:`core.method.masking.thresholds`
 gives, the rule training applies. That is O(C log C + M log C) per row instead of a [rows,
 candidates, margins] comparison. Cells :func:`guided_mask` masks whatever the margin (candidates
 whose text equals the row's anchor or positive) count as masked at every margin, and cells that
-are no candidate (target, self-similarity) never. With ground truth (:mod:`core.groundtruth`)
+are no candidate (target, self-similarity) never. With ground truth (:mod:`core.method.groundtruth`)
 the same counts are split by relation, giving precision and recall against the margin.
 Fractions pool all batches: masked cells / candidate cells.
 
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.groundtruth import RELATIONS, SAME_MEANING, UNRELATED, relations, stack_truths
-from core.inspect import Batch, Embed, embed_batch, one_thread
-from core.masking import STRATEGIES, MarginSettings, guided_mask, thresholds
+from core.method.groundtruth import RELATIONS, SAME_MEANING, UNRELATED, relations, stack_truths
+from core.analysis.inspect import Batch, Embed, embed_batch, one_thread
+from core.method.masking import STRATEGIES, MarginSettings, guided_mask, thresholds
 
 ALL = "all"
 # Cosines lie in [-1, 1], so with margin -3 no score passes t_i = g_i + 3: the mask is then only

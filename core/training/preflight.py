@@ -15,8 +15,8 @@ from pathlib import Path
 
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
-from core.model_archive import MPNET_BASE, find_parts
-from core.models import BUNDLED, MPNET
+from core.guides.model_archive import MPNET_BASE, find_parts
+from core.guides.models import BUNDLED, MPNET
 
 CHECKS = ("models", "data")  # what check_launch reports progress on, in order
 
@@ -75,7 +75,7 @@ def check_model(spec: str, role: str) -> None:
 def check_data(spec: str, *, split: str = "train", columns: dict[str, str] | None = None,
                batch_size: int | None = None, homogeneous: bool = False) -> None:
     """Data training can read: local and bundled data are read and checked, a Hub id must exist."""
-    from core.data import FILE_TYPES, epoch_batches, load_pairs
+    from core.corpus.data import FILE_TYPES, epoch_batches, load_pairs
 
     spec = spec.strip()
     path = Path(spec).expanduser()
@@ -88,7 +88,7 @@ def check_data(spec: str, *, split: str = "train", columns: dict[str, str] | Non
 
 
 def check_launch(configs: list, report: Callable[[int, str], None] = lambda k, what: None) -> None:
-    """Check the models and data of the runs a job will train (``core.train.TrainConfig`` objects).
+    """Check the models and data of the runs a job will train (``core.training.train.TrainConfig`` objects).
 
     ``report(k, what)`` is called before check k of :data:`CHECKS` (1-based), for a progress line.
     """

@@ -1,6 +1,6 @@
 """Tidy tables from mteb result JSON: one row per (model or run, task, split), ready for pandas.
 
-Reads the files :mod:`core.evaluate` leaves in mteb's ResultCache layout
+Reads the files :mod:`core.training.evaluate` leaves in mteb's ResultCache layout
 (``<root>/results/<model>/<revision>/<Task>.json``) as plain JSON, so the app's Results page and
 ``gistlab eval`` show exactly what is on disk. When ``<root>`` is a run directory, its
 ``config.json`` supplies the run's name, loss arm, seed, student, guide and pairing key.
@@ -87,7 +87,7 @@ def _default_roots() -> list[Path]:
 @lru_cache(maxsize=None)
 def _task_metadata(name: str):
     """The mteb metadata of a task name (bundled or official), or None."""
-    from core.mteb_tasks import bundled_tasks
+    from core.corpus.mteb_tasks import bundled_tasks
 
     for task in bundled_tasks():
         if task.metadata.name == name:

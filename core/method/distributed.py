@@ -7,7 +7,7 @@ holds what GIST adds on top, each piece the identity when there is no process gr
 
 - :func:`gather_batch`: the loss's view of the *global* batch. Student embeddings of every text
   column are all-gathered with gradients, guide embeddings and dataset row ids without, so every
-  process masks (with :func:`core.masking.guided_mask`, identical-text rule included) and
+  process masks (with :func:`core.method.masking.guided_mask`, identical-text rule included) and
   contrasts its own rows against all W * B rows; its targets stay its own positives.
 - :func:`on_main`, :class:`StopSync`, :class:`SilentRecorder`: only rank 0 writes the run
   directory; a stop that rank 0 decides (the STOP file) ends every rank after the same step.
@@ -34,7 +34,7 @@ from torch import Tensor
 from transformers import TrainerCallback
 
 from core.errors import GistlabError
-from core.guide_cache import FILL_CHUNK, GuideCache
+from core.guides.guide_cache import FILL_CHUNK, GuideCache
 
 T = TypeVar("T")
 
@@ -139,7 +139,7 @@ class StopSync(TrainerCallback):
     """Ends every process after the same step: a stop any process decided (rank 0 reads the STOP
     file) is all-reduced after each step, so no process is left waiting in the next collective.
 
-    Must come after the callback that decides the stop (``core.train.RunRecorder``).
+    Must come after the callback that decides the stop (``core.training.train.RunRecorder``).
     """
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -150,7 +150,7 @@ class StopSync(TrainerCallback):
 
 
 class SilentRecorder(TrainerCallback):
-    """Stands in for ``core.train.RunRecorder`` on ranks other than 0: same calls, writes nothing."""
+    """Stands in for ``core.training.train.RunRecorder`` on ranks other than 0: same calls, writes nothing."""
 
     stop_requested = False
 

@@ -1,9 +1,9 @@
 """One batch's masks as tables: what the guide removes, why, and what the student thinks of it.
 
 The inspector pages and ``gistlab inspect`` go through here (the whole-data-set audit is
-:mod:`core.audit`). A batch's texts
+:mod:`core.analysis.audit`). A batch's texts
 are embedded once (guide through its cache, student by a plain encode); :func:`remask` then applies
-other margin settings to those same embeddings with :func:`core.masking.guided_mask`, the function
+other margin settings to those same embeddings with :func:`core.method.masking.guided_mask`, the function
 training uses, so a margin slider costs a few milliseconds and never an encode.
 
 Example::
@@ -26,8 +26,8 @@ import pandas as pd
 import torch
 
 from core.errors import GistlabError
-from core.groundtruth import RELATIONS, GroundTruth, ground_truth, mask_quality, relations
-from core.masking import BatchMask, MarginSettings, guided_mask
+from core.method.groundtruth import RELATIONS, GroundTruth, ground_truth, mask_quality, relations
+from core.method.masking import BatchMask, MarginSettings, guided_mask
 
 Embed = Callable[[list[str]], torch.Tensor]
 """Texts -> embeddings [N, D]: ``GuideCache.embed`` for a guide, :func:`encoder` for a student."""
@@ -42,7 +42,7 @@ PAIR_COLUMNS = (  # what a reader compares first: the row, its own positive, the
 @dataclass(frozen=True)
 class Batch:
     """The texts of one batch and the dataset rows they came from, laid out as the loss sees them;
-    each row's task and the batch's ground truth (:mod:`core.groundtruth`) when the data has them."""
+    each row's task and the batch's ground truth (:mod:`core.method.groundtruth`) when the data has them."""
 
     rows: list[int]
     anchors: list[str]
@@ -55,7 +55,7 @@ class Batch:
     @classmethod
     def from_dataset(cls, ds, rows: list[int]) -> Batch:
         """Pick ``rows`` (dataset row ids, batch order) out of a pairs dataset."""
-        from core.data import negative_columns
+        from core.corpus.data import negative_columns
 
         names = list(negative_columns(ds))
         if any(not 0 <= r < len(ds) for r in rows):
@@ -76,8 +76,8 @@ class Batch:
 
     @classmethod
     def draw(cls, ds, batch_size: int, seed: int, task: str | None = None) -> Batch:
-        """A seeded batch of ``ds`` (core.data.sample_batch), of ``task``'s rows if given."""
-        from core.data import sample_batch
+        """A seeded batch of ``ds`` (core.corpus.data.sample_batch), of ``task``'s rows if given."""
+        from core.corpus.data import sample_batch
 
         return cls.from_dataset(ds, sample_batch(ds, batch_size, seed, task))
 
@@ -86,12 +86,12 @@ class Batch:
 
     def relations(self, blocks) -> dict[str, torch.Tensor] | None:
         """The ground-truth relation code of every cell of ``blocks`` (int8 [B, C] each, laid out
-        like :class:`BatchMask`; names in :data:`core.groundtruth.RELATIONS`), None without ground truth."""
+        like :class:`BatchMask`; names in :data:`core.method.groundtruth.RELATIONS`), None without ground truth."""
         return None if self.truth is None else relations(self.truth, blocks)
 
     def quality(self, mask: BatchMask) -> pd.DataFrame | None:
         """Precision and recall of ``mask`` against the ground truth, per task and block
-        (:func:`core.groundtruth.mask_quality`), None without ground truth."""
+        (:func:`core.method.groundtruth.mask_quality`), None without ground truth."""
         rel = self.relations(mask.blocks)
         return None if rel is None else mask_quality(mask, rel, self.tasks)
 
@@ -165,7 +165,7 @@ class InspectReport:
     student_scores: dict[str, torch.Tensor] | None
     pairs: pd.DataFrame
     counts: pd.DataFrame
-    quality: pd.DataFrame | None = None  # core.groundtruth.mask_quality; None = no ground truth
+    quality: pd.DataFrame | None = None  # core.method.groundtruth.mask_quality; None = no ground truth
 
 
 def inspect_batch(
@@ -241,7 +241,7 @@ def masked_pairs(
     because their text equals the row's anchor or positive. The ``student_*`` columns are NaN/None
     without a student; ``student_prefers`` is True where the student scores the candidate above
     the row's own positive, the false negatives the loss would otherwise push hardest.
-    ``relation`` is the candidate's ground-truth relation to the row (core.groundtruth), None
+    ``relation`` is the candidate's ground-truth relation to the row (core.method.groundtruth), None
     without ground truth.
     """
     frames = []
@@ -341,9 +341,9 @@ def open_run_batches(run, steps):
 
     The data is loaded once, as the run loaded it, so its row ids point at the same texts.
     """
-    from core.data import load_pairs
-    from core.runs import read_batch, read_config
-    from core.train import TrainConfig
+    from core.corpus.data import load_pairs
+    from core.training.runs import read_batch, read_config
+    from core.training.train import TrainConfig
 
     config = TrainConfig.from_dict(read_config(run))
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns)
@@ -358,7 +358,7 @@ def open_run_batch(run, step: int):
 
 def run_student(run) -> str:
     """The student to inspect a run's batch with: its trained model if saved, else its base student."""
-    from core.runs import read_config, resolve, trained_model
+    from core.training.runs import read_config, resolve, trained_model
 
     model = trained_model(resolve(run))
     return str(model) if model else read_config(run)["student"]

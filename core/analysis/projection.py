@@ -20,8 +20,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from core.errors import GistlabError
-from core.inspect import Batch
-from core.masking import BatchMask
+from core.analysis.inspect import Batch
+from core.method.masking import BatchMask
 
 METHODS = ("pca", "umap")
 ROLE_COLOURS = {"anchor": "#1f77b4", "positive": "#2ca02c", "negative": "#d62728"}

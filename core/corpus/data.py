@@ -2,15 +2,15 @@
 
 A pairs dataset is a ``datasets.Dataset`` with text columns ``anchor`` and ``positive``, zero or
 more negative columns (``negative``, or ``negative_1`` .. ``negative_k`` in that order) and
-optionally ``task``. Ground truth is kept when present (core/groundtruth.py): an optional
+optionally ``task``. Ground truth is kept when present (core/method/groundtruth.py): an optional
 ``group`` column and, per text column, ``<column>_synset`` / ``_lemmas`` / ``_category`` (the bundled
 data's provenance). Every other column is dropped; training keeps only the texts (text_columns).
 
 Sources (``load_pairs(spec)``):
 - a local ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.parquet`` file;
 - a local folder that ``datasets.load_dataset`` understands (one data file per split);
-- a Hugging Face dataset id (offline: one line at once, like ``core.models``);
-- ``bundled``: the WordNet pairs of ``core.bundled``.
+- a Hugging Face dataset id (offline: one line at once, like ``core.guides.models``);
+- ``bundled``: the WordNet pairs of ``core.corpus.bundled``.
 
 Bad input raises :class:`GistlabError` with one line that names the file, column or row and says
 what to do, before any model is loaded. Row numbers count data rows from 0 (the header is not a
@@ -60,7 +60,7 @@ def load_pairs(
     if batch_size is not None and batch_size < 2:
         raise GistlabError(f"Batch size {batch_size}: give at least 2 (in-batch negatives need company).")
     if spec == "bundled":
-        from core.bundled import bundled_pairs
+        from core.corpus.bundled import bundled_pairs
 
         raw, source, lines = bundled_pairs(), "the bundled data", None
     else:
@@ -95,7 +95,7 @@ def text_columns(ds: Dataset) -> list[str]:
 
 
 def truth_columns(ds: Dataset) -> list[str]:
-    """The ground-truth columns the data has (core/groundtruth.py): ``group``, then each text
+    """The ground-truth columns the data has (core/method/groundtruth.py): ``group``, then each text
     column's ``_synset``, ``_lemmas``, ``_category``."""
     names = (GROUP_COLUMN, *(f"{t}_{k}" for t in text_columns(ds) for k in PROVENANCE_KINDS))
     return [c for c in names if c in ds.column_names]
@@ -156,7 +156,7 @@ def sample_batch(ds: Dataset, batch_size: int, seed: int, task: str | None = Non
 def row_groups(ds: Dataset) -> np.ndarray | None:
     """Group id per row (-1: in no group) from the ``group`` column; None when no two rows share one.
 
-    Rows of one group are copies or the same meaning (core/cleaning.py writes the column), so
+    Rows of one group are copies or the same meaning (core/analysis/cleaning.py writes the column), so
     :func:`sample_batch` and :func:`epoch_batches` never put two of them in one batch.
     """
     if GROUP_COLUMN not in ds.column_names:

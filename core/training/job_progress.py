@@ -2,8 +2,8 @@
 
 A paired job trains its arms one after the other and may evaluate each run afterwards, so one
 progress bar per run would show 100% for the first arm while the job is half done. This reads the
-job record (core.jobs: when each step started and ended) and the runs' status and metrics
-(core.runs) and estimates the time left for every step still to come: a training step's start-up
+job record (core.training.jobs: when each step started and ended) and the runs' status and metrics
+(core.training.runs) and estimates the time left for every step still to come: a training step's start-up
 (loading models and data, measured on the arm before it) plus its steps at the median step time,
 an evaluation at the duration of the ones already done.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import runs
+from core.training import runs
 from core.errors import GistlabError
-from core.evaluate import REUSED_PREFIX, TASKS_PREFIX
-from core.jobs import Job, Step, log_error
+from core.training.evaluate import REUSED_PREFIX, TASKS_PREFIX
+from core.training.jobs import Job, Step, log_error
 
 EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ", REUSED_PREFIX)  # one line per task in `gistlab eval`'s log
 
@@ -36,7 +36,7 @@ class StepProgress:
     done: int = 0  # steps trained, or tasks evaluated
     total: int | None = None  # steps to train (None for an evaluation: its task count is not known ahead)
     error: str | None = None
-    warning: str | None = None  # e.g. the run learns nothing (core.train, status.json "warning")
+    warning: str | None = None  # e.g. the run learns nothing (core.training.train, status.json "warning")
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _eval_step(step: Step, model: str) -> StepProgress:
 
 
 def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None = None) -> JobProgress:
-    """The job's progress; ``metrics`` maps run folder names to their metrics (core.runs.read_metrics)."""
+    """The job's progress; ``metrics`` maps run folder names to their metrics (core.training.runs.read_metrics)."""
     now = time.time() if now is None else now
     records = [s for s in job.steps if s.run_dir or job.evaluated_model(s)]
     shown = [_train_step(s, metrics.get(Path(s.run_dir).name)) if s.run_dir else _eval_step(s, job.evaluated_model(s))

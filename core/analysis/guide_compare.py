@@ -1,13 +1,13 @@
 """Two guides on one batch: how much each masks, where they agree, and who is right where they differ.
 
-Both masks come from :func:`core.inspect.mask_batch` (the training rule) on the same batch at the
+Both masks come from :func:`core.analysis.inspect.mask_batch` (the training rule) on the same batch at the
 same settings; only the guide's embeddings differ, so two guides with different tokenizers and
 dimensions (MiniLM 384-d, MPNet 768-d) compare cell for cell. Agreement is the Jaccard index of the
 two sets of masked candidate cells (1.0 when neither masks anything). Every cell that one guide
 masks and the other keeps becomes a line of :attr:`GuideComparison.disagreements`, with both
-guides' scores and thresholds and the cell's ground-truth relation (:mod:`core.groundtruth`), so
+guides' scores and thresholds and the cell's ground-truth relation (:mod:`core.method.groundtruth`), so
 a reader sees which guide was right there; with ground truth, each mask's precision and recall
-come from :meth:`core.inspect.Batch.quality`.
+come from :meth:`core.analysis.inspect.Batch.quality`.
 
     comparison = compare_guides(batch, cache_a.embed, cache_b.embed, MarginSettings(), ("minilm", "mpnet"))
     comparison.summary            # per guide: masked share, weak rows, precision, recall, only-here cells
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.groundtruth import ALL, RELATIONS, UNRELATED
-from core.inspect import Batch, Embed, Embedded, embed_batch, mask_batch
-from core.masking import BatchMask, MarginSettings
+from core.method.groundtruth import ALL, RELATIONS, UNRELATED
+from core.analysis.inspect import Batch, Embed, Embedded, embed_batch, mask_batch
+from core.method.masking import BatchMask, MarginSettings
 
 DISAGREEMENT_COLUMNS = (
     "masked_by", "block", "row", "text", "candidate", "relation", "score_a", "threshold_a",

@@ -12,7 +12,7 @@ least ``guide_share`` of the positive's score). The first ``num_negatives`` surv
 retriever's order, become ``negative_1 .. negative_k``. Rows left with fewer are dropped (a
 negative column cannot have holes) and counted.
 
-With ground truth (:func:`core.audit.dataset_relations`), the summary also says what the filter
+With ground truth (:func:`core.analysis.audit.dataset_relations`), the summary also says what the filter
 removed: the share of removed and of kept candidates that are the same meaning as the row.
 """
 
@@ -92,7 +92,7 @@ def guide_filter(anchors: list[str], positives: list[str], candidates: list[list
 def mine(ds, retriever, guide_embed: Embed, settings: MiningSettings = MiningSettings(),
          about: dict | None = None) -> MiningResult:
     """Mine ``settings.num_negatives`` guide-filtered hard negatives for every row of ``ds``."""
-    from core.audit import dataset_relations
+    from core.analysis.audit import dataset_relations
 
     started = time.perf_counter()
     if len(ds) < 2:

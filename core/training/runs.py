@@ -1,8 +1,8 @@
 """A run directory, read back: the single source of truth for the CLI and every app page.
 
-Layout (written by :mod:`core.train`):
+Layout (written by :mod:`core.training.train`):
 
-- ``config.json``: the :class:`core.train.TrainConfig` of the run.
+- ``config.json``: the :class:`core.training.train.TrainConfig` of the run.
 - ``status.json``: ``state`` (running / completed / stopped / interrupted / failed), ``error``,
   ``started`` / ``ended`` (ISO times), ``steps_done``, ``total_steps``, ``pid`` and ``pid_start``
   (the process's start time, so a pid reused by another process is not taken for the run),
@@ -13,7 +13,7 @@ Layout (written by :mod:`core.train`):
 - ``model/``: the final model with its model card; ``results/``: evaluations; ``STOP``: a request
   to end the run cleanly after its current step.
 - ``name.txt``: the name a user gave the run (optional; the folder name stays the run's id).
-- ``train.log``: the output of the command that trained it, when a background job (core.jobs) did.
+- ``train.log``: the output of the command that trained it, when a background job (core.training.jobs) did.
 
 Readers never lock: the writer replaces JSON and Parquet files atomically and only appends to
 the JSONL files, so a half-written last line is the only partial state a reader can meet.
@@ -47,7 +47,7 @@ RUN_FILES = (CONFIG, STATUS, METRICS, BATCHES, MASKS, MODEL, RESULTS, STOP)
 MASK_SCHEMA = pa.schema([
     ("step", pa.int32()),             # optimizer step, from 1
     ("row", pa.int32()),              # batch row i (its anchor; its positive in block p-p)
-    ("candidate", pa.int32()),        # column in the block, as core.masking lays it out
+    ("candidate", pa.int32()),        # column in the block, as core.method.masking lays it out
     ("block", pa.string()),           # a-p, a-a, p-p, a-n
     ("guide_score", pa.float32()),    # the guide's cosine of row and candidate
     ("threshold", pa.float32()),      # row i's threshold: masked because guide_score > threshold
@@ -110,7 +110,7 @@ def read_config(run: str | Path) -> dict:
 
 def read_status(run: str | Path) -> dict:
     """The run's status; a ``running`` run whose process is gone reads as ``died``."""
-    from core.jobs import is_alive
+    from core.training.jobs import is_alive
 
     status = _read_json(run, STATUS)
     alive = is_alive(int(status.get("pid") or 0), str(status.get("pid_start") or ""))  # a reused pid is not the run
@@ -194,7 +194,7 @@ def delete_run(run: str | Path) -> int:
     path = Path(run).expanduser()
     if not path.is_dir():
         path = resolve(run)
-    from core.jobs import current_job
+    from core.training.jobs import current_job
 
     job = current_job()
     training = (path / STATUS).is_file() and read_status(path).get("state") == "running"
@@ -240,7 +240,7 @@ def _not_started(path: Path, job_dirs: set[Path]) -> tuple[dict, dict] | None:
         return None
     if path.resolve() in job_dirs:
         return {}, {"state": "starting", "steps_done": 0}
-    from core.jobs import log_error
+    from core.training.jobs import log_error
 
     mtime = datetime.fromtimestamp((path / LOG).stat().st_mtime).astimezone().isoformat(timespec="seconds")
     return {}, {"state": "failed", "error": log_error(path / LOG), "steps_done": 0, "started": mtime, "ended": mtime}
@@ -257,7 +257,7 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     Includes the running job's runs while they start and runs that failed before writing their
     files (the error from their ``train.log``); folders that hold no run are left out.
     """
-    from core.jobs import current_job
+    from core.training.jobs import current_job
 
     root = Path(root) if root is not None else runs_root()
     job = current_job()

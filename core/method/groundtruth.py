@@ -1,6 +1,6 @@
 """Ground truth for masks: is each in-batch candidate really a false negative of its row?
 
-The guide's verdict (:func:`core.masking.guided_mask`) says which candidates look at least as close
+The guide's verdict (:func:`core.method.masking.guided_mask`) says which candidates look at least as close
 as a row's own positive. Where the data says where its texts came from, that verdict can be checked.
 Every candidate of row i gets one relation, the first that holds:
 
@@ -10,14 +10,14 @@ Every candidate of row i gets one relation, the first that holds:
 - ``same-category``: same lexicographer category (``noun.animal``) as row i's anchor or positive.
 - ``unrelated``: none of these.
 
-Sources, read from a batch's columns (core/data.py keeps them): the bundled data's provenance
+Sources, read from a batch's columns (core/corpus/data.py keeps them): the bundled data's provenance
 ``<column>_synset`` / ``<column>_lemmas`` / ``<column>_category`` for every text column, and an
 optional ``group`` (anchor and positive of a row are in its group; negatives are in none). Data with
 neither has no ground truth: :func:`ground_truth` returns None, and every consumer then says
 "no ground truth" instead of showing zeros.
 
 Layout: :func:`relations` gives an int8 [B, C] tensor per block, cell for cell like
-:class:`~core.masking.BatchMask` (a-p, a-a, p-p, a-n; negative columns side by side).
+:class:`~core.method.masking.BatchMask` (a-p, a-a, p-p, a-n; negative columns side by side).
 Quality of a mask (:func:`mask_quality`): **precision** = share of masked candidates that are
 same-meaning, same-word or same-category (``share_<relation>`` splits it); **recall** = share of
 same-meaning candidates that were masked. Per block and per task, plus ``all``.
@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.data import GROUP_COLUMN
-from core.masking import BatchMask
+from core.corpus.data import GROUP_COLUMN
+from core.method.masking import BatchMask
 
 RELATIONS = ("same-meaning", "same-word", "same-category", "unrelated")
 SAME_MEANING, SAME_WORD, SAME_CATEGORY, UNRELATED = range(len(RELATIONS))

@@ -5,7 +5,7 @@ row's own positive. Asked of every row against every other row (not only those t
 in a batch), that question becomes a data-quality report with three kinds of finding:
 
 1. **false negatives** (``fn``): row pairs (i, j) where the guide scores row j's positive above row
-   i's threshold t_i (:func:`core.masking.thresholds`, the training rule: strict ``>``), i.e. GIST
+   i's threshold t_i (:func:`core.method.masking.thresholds`, the training rule: strict ``>``), i.e. GIST
    would mask p_j for a_i if they met, for rows whose positive the guide otherwise believes: at
    most ``max_above`` other positives beat it. (A row beaten by hundreds is not surrounded by
    hundreds of false negatives; the guide just cannot tell its pair apart: with all-MiniLM-L6-v2 on
@@ -30,7 +30,7 @@ an index library: FAISS (``faiss-cpu``: ``IndexFlatIP`` exact on GPU, ``IndexHNS
 ``IndexIVFFlat`` approximate), asking each anchor for its top ``max_above + 1`` positives and
 counting the rest from a sample.
 
-With ground truth (:mod:`core.groundtruth`) every finding carries its relation (same-meaning,
+With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (same-meaning,
 same-word, same-category, unrelated) and the report a precision per kind.
 """
 
@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import GistlabError
-from core.masking import MarginSettings, thresholds
+from core.method.masking import MarginSettings, thresholds
 
 KINDS = {"fn": "suspected false negatives", "dup": "duplicate groups", "pos": "suspect positives"}
 CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
@@ -133,7 +133,7 @@ def load_report(folder: Path) -> AuditReport:
 def audit_rows(ds, settings: AuditSettings) -> np.ndarray:
     """The dataset row ids the audit covers: all (of ``settings.task``, if given), or a seeded
     sample of ``settings.limit`` of them, in row order."""
-    from core.data import task_pool
+    from core.corpus.data import task_pool
 
     pool = task_pool(ds, settings.task) if len(ds) else np.arange(0)
     if settings.limit is None or settings.limit >= len(pool):
@@ -359,16 +359,16 @@ PAIR_CHUNK = 256
 
 
 def dataset_relations(ds) -> Relations | None:
-    """Ground truth for pairs of ``ds``'s rows (None when the data has none), from core.groundtruth.
+    """Ground truth for pairs of ``ds``'s rows (None when the data has none), from core.method.groundtruth.
 
     ``relations(rows, others)[k]`` is the relation of row ``others[k]``'s positive to row ``rows[k]``
     (its anchor and positive), exactly as in a batch's a-p block; where ``rows[k] == others[k]``
     it is the relation of the row's positive to its own anchor (is the pair itself right? with a
     ``group`` column only, always same-meaning: the data made the pair).
-    Pairs go through :func:`core.groundtruth.relations` in small two-sided batches.
+    Pairs go through :func:`core.method.groundtruth.relations` in small two-sided batches.
     """
-    from core.data import GROUP_COLUMN, PROVENANCE_KINDS
-    from core.groundtruth import RELATIONS, ground_truth, relations
+    from core.corpus.data import GROUP_COLUMN, PROVENANCE_KINDS
+    from core.method.groundtruth import RELATIONS, ground_truth, relations
 
     columns = [c for c in (GROUP_COLUMN, *(f"{t}_{k}" for t in ("anchor", "positive") for k in PROVENANCE_KINDS))
                if c in ds.column_names]
@@ -436,7 +436,7 @@ def list_audits() -> list[Path]:
 
 def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> list[str]:
     """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out``."""
-    from core.jobs import cli
+    from core.training.jobs import cli
 
     m = settings.margin
     argv = ["audit", "--data", data, "--guide", guide, "--out", str(out), "--margin-strategy", m.margin_strategy,
@@ -450,8 +450,8 @@ def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> 
 
 
 def start_audit(data: str, guide: str, settings: AuditSettings):
-    """Run the audit as the workspace's background job (core.jobs); returns (job, its folder)."""
-    from core.jobs import Step, start_job
+    """Run the audit as the workspace's background job (core.training.jobs); returns (job, its folder)."""
+    from core.training.jobs import Step, start_job
 
     out = audits_root() / time.strftime("%Y%m%d-%H%M%S")
     return start_job("audit", [Step(audit_command(data, guide, settings, out), str(out / "audit.log"))]), out

@@ -1,6 +1,6 @@
 """From an audit's findings and a person's decisions to a cleaned data set.
 
-Each finding of :mod:`core.audit` can be marked ``keep`` (leave the data as it is), ``drop`` (remove
+Each finding of :mod:`core.analysis.audit` can be marked ``keep`` (leave the data as it is), ``drop`` (remove
 a row) or ``merge`` (its rows are one group: the same meaning). What each means per kind:
 
 - false negative ``fn:i:j``: drop removes row i (the row whose positive the guide finds weaker
@@ -13,7 +13,7 @@ a row) or ``merge`` (its rows are one group: the same meaning). What each means 
 The export keeps every column of the data, removes the dropped rows and writes a ``group`` column:
 rows joined by any merge, any grouped duplicate set or an existing ``group`` value share a label
 (``g<first row>``); a row in no group gets null. Training then never batches two rows of a group
-(:func:`core.data.epoch_batches`). Formats by the path: ``.parquet``, ``.csv`` (pairs, task and
+(:func:`core.corpus.data.epoch_batches`). Formats by the path: ``.parquet``, ``.csv`` (pairs, task and
 group only: provenance lists do not fit CSV), ``.jsonl``, or a folder (``datasets``' save_to_disk,
 which ``load_pairs`` reads back). A JSON report of what changed lands beside it.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audit import KINDS, AuditReport, UnionFind
+from core.analysis.audit import KINDS, AuditReport, UnionFind
 from core.errors import GistlabError
 
 ACTIONS = ("keep", "drop", "merge")
@@ -168,7 +168,7 @@ def export(ds, report: AuditReport, decisions: dict[str, str], out: Path) -> Exp
     """Write the cleaned ``ds`` to ``out`` (format by suffix, a folder for save_to_disk) and its report."""
     from datasets import Value
 
-    from core.data import GROUP_COLUMN
+    from core.corpus.data import GROUP_COLUMN
 
     out = Path(out)
     check_output(out)
@@ -203,7 +203,7 @@ def check_output(out: Path) -> None:
 def write_dataset(ds, out: Path) -> None:
     """Write a pairs dataset by ``out``'s suffix: Parquet, CSV (pairs, task and group only: provenance
     lists do not fit CSV), JSONL, or a folder (save_to_disk); ``load_pairs`` reads each back."""
-    from core.data import GROUP_COLUMN, TASK_COLUMN, text_columns
+    from core.corpus.data import GROUP_COLUMN, TASK_COLUMN, text_columns
 
     out = Path(out)
     check_output(out)

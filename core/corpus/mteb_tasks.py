@@ -34,7 +34,7 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 from threadpoolctl import threadpool_limits
 
-from core.bundled import checked_names, manifest, read_table
+from core.corpus.bundled import checked_names, manifest, read_table
 
 WORDNET_CITATION = r"""
 @article{miller1995wordnet,

@@ -1,7 +1,7 @@
 """One background job per workspace (a training run, a paired comparison, an evaluation) run as CLI processes.
 
 Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
-supervisor process (``python -m core.jobs <record>``, in its own session, so a rerun or a closed tab
+supervisor process (``python -m core.training.jobs <record>``, in its own session, so a rerun or a closed tab
 never kills it) that runs one or more ``gistlab`` commands one after the other, each writing its
 output to a log file (a training run's ``train.log`` sits in its run directory). The record ``<workspace>/jobs/current.json`` (pid, kind,
 run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
@@ -30,7 +30,7 @@ from core.workspace import subdir
 KINDS = ("train", "paired", "eval", "audit")
 GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.5
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Popen objects of the jobs this process started, so they are reaped (no zombie looks alive).
 _children: dict[int, subprocess.Popen] = {}
@@ -196,7 +196,7 @@ def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -
         _write(job)
         with open(jobs_dir() / "supervisor.log", "ab") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "core.jobs", str(_record())],
+                [sys.executable, "-m", "core.training.jobs", str(_record())],
                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

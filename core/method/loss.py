@@ -1,8 +1,8 @@
 """The GIST loss for ``SentenceTransformerTrainer``: guide embeddings from the cache, one mask rule.
 
 Per batch: look up the raw texts of the batch's dataset rows, get their guide embeddings from the
-:class:`~core.guide_cache.GuideCache` (encoding only texts never seen), ask
-:func:`core.masking.guided_mask` which in-batch candidates the guide removes, and score the
+:class:`~core.guides.guide_cache.GuideCache` (encoding only texts never seen), ask
+:func:`core.method.masking.guided_mask` which in-batch candidates the guide removes, and score the
 student with :func:`gist_loss`. The guide never sees the student's token ids and is never trained.
 """
 
@@ -18,11 +18,11 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.losses.merged_forward import embed_columns
 from torch import Tensor, nn
 
-from core.data import text_columns
-from core.distributed import gather_batch
+from core.corpus.data import text_columns
+from core.method.distributed import gather_batch
 from core.errors import GistlabError
-from core.guide_cache import GuideCache
-from core.masking import BLOCKS, BatchMask, MarginSettings, cosine_matrix, guided_mask
+from core.guides.guide_cache import GuideCache
+from core.method.masking import BLOCKS, BatchMask, MarginSettings, cosine_matrix, guided_mask
 
 
 def gist_loss(
@@ -96,14 +96,14 @@ class GISTLoss(nn.Module):
 
         Args:
             model: the student SentenceTransformer (trained).
-            guide_cache: the guide's embeddings (:class:`~core.guide_cache.GuideCache`); filled
+            guide_cache: the guide's embeddings (:class:`~core.guides.guide_cache.GuideCache`); filled
                 lazily with exactly the texts the run uses.
             texts: the training dataset: ``anchor``, ``positive``, 0..k negative columns.
             temperature: softmax temperature; the inverse of MNRL's ``scale``.
             settings: margin strategy, margin, contrast_anchors, contrast_positives.
             gather_across_devices: under several processes (torchrun), mask and contrast each
                 process's rows against the global batch of all processes
-                (:func:`core.distributed.gather_batch`); a no-op in one process.
+                (:func:`core.method.distributed.gather_batch`); a no-op in one process.
 
         Requirements:
             1. (anchor, positive) pairs or (anchor, positive, negative_1..k) tuples.
@@ -148,10 +148,10 @@ class GISTLoss(nn.Module):
 
                 from datasets import Dataset
                 from sentence_transformers import SentenceTransformerTrainer
-                from core.guide_cache import GuideCache
-                from core.loss import GISTLoss
-                from core.masking import MarginSettings
-                from core.models import load_model
+                from core.guides.guide_cache import GuideCache
+                from core.method.loss import GISTLoss
+                from core.method.masking import MarginSettings
+                from core.guides.models import load_model
 
                 student = load_model("bundled:minilm-l3")
                 guide = load_model("bundled:minilm-l6")

@@ -1,0 +1,1 @@
+"""Models and guides: a spec to a SentenceTransformer, the strong-guide archive, the guide-embedding cache."""
