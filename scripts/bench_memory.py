@@ -7,7 +7,8 @@ the steps. The guide cache is filled first by another subprocess for the texts o
 run does a guide forward and the steps measure training. Step times are medians over the steps
 after the first (warm-up); with ``--steps 1``, that one step. Rows print as they finish.
 
-    python scripts/bench_memory.py                  # batches 64, 256, 1024 at mini-batch 32, and GISTLoss
+    python scripts/bench_memory.py                  # batches 64, 256, 1024 at mini-batch 32 (also without the
+                                                    # heap bound at 64 and 1024), and GISTLoss
     python scripts/bench_memory.py --threads 1 --steps 1   # what docs/PERFORMANCE.md reports
 """
 
@@ -57,18 +58,23 @@ def fill(batches: list[int], steps: int) -> None:
         cache.fill([t for col in text_columns(ds) for t in picked[col]])
 
 
-def train(batch: int, mini: int | None, steps: int) -> dict:
-    """Child: one run; its peak RSS and step times."""
+def train(batch: int, mini: int | None, steps: int, heap: str = "bounded") -> dict:
+    """Child: one run; its peak RSS and step times. ``heap="glibc"``: without the cached loss's
+    fixed mmap threshold (``core.method.cached_loss.bound_heap_growth``), to show what it buys."""
     import torch
 
+    from core.method import cached_loss
     from core.training import runs
     from core.training.train import run_training
+
+    if heap == "glibc":
+        cached_loss.bound_heap_growth = lambda: False
 
     imports = peak_mib()
     out = run_training(config(batch, mini, steps, out=tempfile.mkdtemp(prefix="bench-memory-")))
     metrics = runs.read_metrics(out)
     assert runs.read_status(out)["state"] == "completed"
-    return {"batch": batch, "mini": mini, "peak_mib": peak_mib(), "imports_mib": imports,
+    return {"batch": batch, "mini": mini, "heap": heap, "peak_mib": peak_mib(), "imports_mib": imports,
             "step_s": statistics.median(metrics["step_seconds"].iloc[1:] if steps > 1 else metrics["step_seconds"]),
             "threads": torch.get_num_threads()}
 
@@ -86,6 +92,8 @@ def main() -> None:
     parser.add_argument("--mini-batch-size", type=int, default=32)
     parser.add_argument("--plain", default="64,1024", help="batch sizes also run with GISTLoss (no cache; "
                                                            "default %(default)s; empty: none)")
+    parser.add_argument("--glibc-heap", default="64,1024", help="batch sizes also run cached without the fixed "
+                                                              "mmap threshold (default %(default)s; empty: none)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's own)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -101,26 +109,30 @@ def main() -> None:
             fill([int(b) for b in rest[0].split(",")], args.steps)
         else:
             batch, mini = int(rest[0]), (int(rest[1]) or None)
-            print(json.dumps(train(batch, mini, args.steps)))
+            print(json.dumps(train(batch, mini, args.steps, rest[2])))
         return
 
     os.environ["GISTLAB_HOME"] = tempfile.mkdtemp(prefix="bench-memory-home-")  # one cache, shared
     batches = [int(b) for b in args.batches.split(",")]
     plain = [int(b) for b in args.plain.split(",") if b.strip()]
+    glibc = [int(b) for b in args.glibc_heap.split(",") if b.strip()]
     common = ["--steps", str(args.steps), "--threads", str(args.threads)]
-    child(*common, "--child", "fill", ",".join(map(str, sorted(set(batches + plain)))))
+    child(*common, "--child", "fill", ",".join(map(str, sorted(set(batches + glibc + plain)))))
     import sentence_transformers
     import torch
 
-    print(f"| loss | batch | mini-batch | peak RSS MiB | x batch {batches[0]} cached | step s | pairs/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    print(f"| loss | heap | batch | mini-batch | peak RSS MiB | x batch {batches[0]} cached, same heap | step s | pairs/s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|", flush=True)
     rows = []
-    for batch, mini in [(b, args.mini_batch_size) for b in batches] + [(b, 0) for b in plain]:
-        r = json.loads(child(*common, "--child", "train", str(batch), str(mini)))
+    mini = args.mini_batch_size
+    plan = [(b, mini, "bounded") for b in batches] + [(b, mini, "glibc") for b in glibc] + [(b, 0, "-") for b in plain]
+    for batch, mini, heap in plan:  # the glibc rows right after the bounded ones: one run, same load
+        r = json.loads(child(*common, "--child", "train", str(batch), str(mini), heap))
         rows.append(r)
         name = "CachedGISTLoss" if r["mini"] else "GISTLoss"
-        print(f"| {name} | {r['batch']} | {r['mini'] or '-'} | {r['peak_mib']:.0f} | "
-              f"{r['peak_mib'] / rows[0]['peak_mib']:.2f} | {r['step_s']:.2f} | {r['batch'] / r['step_s']:.1f} |",
+        base = next(x for x in rows if x["heap"] == "glibc") if heap == "glibc" else rows[0]
+        print(f"| {name} | {heap} | {r['batch']} | {r['mini'] or '-'} | {r['peak_mib']:.0f} | "
+              f"{r['peak_mib'] / base['peak_mib']:.2f} | {r['step_s']:.2f} | {r['batch'] / r['step_s']:.1f} |",
               flush=True)  # row by row: a long run that is cut short keeps what it measured
     steps = f"step {args.steps}" if args.steps == 1 else f"median of steps 2..{args.steps}"
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "

@@ -291,3 +291,41 @@ def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tm
     assert TrainConfig.from_dict(TrainConfig(positive_floor=0.3).to_dict()).margin_settings().positive_floor == 0.3
     with pytest.raises(GistlabError, match="positive-floor"):
         run_training(tiny_config(path, tiny_model_dir, tmp_path / "st", loss="gist-st", positive_floor=0.3))
+
+
+def test_masks_are_flushed_in_parts_and_memory_keeps_only_the_unflushed(pairs_csv, tiny_model_dir, tmp_path,
+                                                                         monkeypatch):
+    """Each flush appends one part (not a rewrite of every step so far) and empties the recorder;
+    the reader sees the union, one step at a time when asked, and a part being written stays hidden."""
+    import core.training.train as train_module
+
+    kept = []
+    original = RunRecorder.flush
+
+    def flush_every_step(self):
+        kept.append(len(self.masks))
+        original(self)
+        assert self.masks == []
+
+    monkeypatch.setattr(train_module, "FLUSH_SECONDS", -1.0)  # a flush after every step
+    monkeypatch.setattr(RunRecorder, "flush", flush_every_step)
+    out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "parts", loss="gist", steps=3))
+    parts = sorted(p.name for p in (out / "masks.parquet").iterdir())
+    assert kept == [1, 1, 1, 0] and parts == [f"part-0000{k}.parquet" for k in range(3)]
+    whole = runs.read_masks(out)
+    assert sorted(set(whole["step"])) == [1, 2, 3]
+    assert runs.read_masks(out, step=2).equals(whole[whole["step"] == 2].reset_index(drop=True))
+    (out / "masks.parquet" / ".part-00003.parquet.tmp").write_bytes(b"half a file")
+    assert len(runs.read_masks(out)) == len(whole)
+
+
+def test_a_masks_file_of_older_runs_still_reads(arm_runs, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(arm_runs["gist"], old)
+    masks = runs.read_masks(old)
+    shutil.rmtree(old / "masks.parquet")
+    masks.to_parquet(old / "masks.parquet", index=False)
+    assert runs.read_masks(old).equals(masks) and runs.read_masks(old, step=1).equals(
+        masks[masks["step"] == 1].reset_index(drop=True))

@@ -9,6 +9,8 @@ The guide side is unchanged: cached embeddings of the raw texts, :func:`core.met
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from typing import Any
 
 import torch
@@ -21,6 +23,26 @@ from core.errors import GistlabError
 from core.guides.guide_cache import GuideCache
 from core.method.loss import GISTLoss, gist_loss
 from core.method.masking import MarginSettings
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+MMAP_THRESHOLD_BYTES = 4 << 20
+
+
+def bound_heap_growth() -> bool:
+    """Serve every allocation of 4 MiB or more by its own mmap, returned to the system when freed.
+
+    glibc raises its mmap threshold each time a large buffer is freed, so after the first mini-batch
+    a layer's activations come from the heap; mini-batches differ in padded length, the freed holes
+    rarely fit the next request, and the heap grows with every mini-batch (+300 MiB peak RSS over
+    one step at batch 1024, mini-batch 32). A fixed threshold stops that for +6% step time
+    (docs/PERFORMANCE.md). Process-wide; returns False where the C library is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 class CachedGISTLoss(CachedLossMixin, GISTLoss):
@@ -42,7 +64,8 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
         :func:`~core.method.loss.gist_loss` over the whole batch, ``mini_batch_size`` rows of the softmax
         at a time, back-propagating each chunk to the embeddings; (3) in the backward pass, re-embed
         each mini-batch with gradients (same dropout) and push the cached gradients through it.
-        Peak memory is then one mini-batch's activations plus the batch's embeddings and mask.
+        Peak memory is then one mini-batch's activations plus the batch's embeddings and mask;
+        :func:`bound_heap_growth` keeps the C heap from growing with the number of mini-batches.
 
         Args:
             model, guide_cache, texts, temperature, settings: as for :class:`~core.method.loss.GISTLoss`.
@@ -79,6 +102,7 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
             )
         self.mini_batch_size = mini_batch_size
         self.show_progress_bar = show_progress_bar
+        bound_heap_growth()
 
     def forward(self, sentence_features: list[dict[str, Tensor]], labels: Tensor) -> Tensor:
         """Loss of one batch (``labels``: the rows' indices in ``texts``); the student's gradients

@@ -9,7 +9,7 @@ Layout (written by :mod:`core.training.train`):
   ``warning`` (e.g. the run learns nothing) or None.
 - ``metrics.jsonl``: one JSON line per optimizer step (step, loss, masked_fraction, ...).
 - ``batches.jsonl``: one JSON line per step with the dataset row ids of the batch it trained on.
-- ``masks.parquet``: every masked (row, candidate) cell of every step.
+- ``masks.parquet``: every masked (row, candidate) cell of every step (a folder of parts, one per flush).
 - ``model/``: the final model with its model card; ``results/``: evaluations; ``STOP``: a request
   to end the run cleanly after its current step.
 - ``name.txt``: the name a user gave the run (optional; the folder name stays the run's id).
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from core.errors import GistlabError
 from core.workspace import subdir
@@ -153,12 +154,16 @@ def recorded_steps(run: str | Path) -> list[int]:
 
 
 def read_masks(run: str | Path, step: int | None = None) -> pd.DataFrame:
-    """The masked cells (all steps, or one), as of the run's last flush; empty before the first."""
+    """The masked cells (all steps, or one), as of the run's last flush; empty before the first.
+
+    ``masks.parquet`` is a folder of parts, one per flush (a single file in runs written before
+    that, and in the bundled demo); both read alike.
+    """
     path = resolve(run) / MASKS
-    if not path.is_file():
+    if not (path.is_file() or any(path.glob("part-*.parquet"))):
         return MASK_SCHEMA.empty_table().to_pandas()
     filters = [("step", "==", step)] if step is not None else None
-    return pd.read_parquet(path, filters=filters)
+    return pq.read_table(path, schema=MASK_SCHEMA, filters=filters).to_pandas()
 
 
 def request_stop(run: str | Path) -> Path:

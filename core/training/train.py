@@ -528,7 +528,8 @@ class RunRecorder(TrainerCallback):
         self.stop_requested = False
         self.trainer = None
         self.step_mask: Callable[[], BatchMask | None] = lambda: None
-        self.masks: list[pa.Table] = []
+        self.masks: list[pa.Table] = []  # steps not yet flushed
+        self._parts = 0
         self.status = new_status()
         self._idle_steps = 0  # steps in a row that taught the student nothing
         for name in (METRICS, BATCHES):
@@ -599,12 +600,16 @@ class RunRecorder(TrainerCallback):
         return step_quality(mask, relations(truth, mask.blocks)) if truth is not None else {}
 
     def flush(self) -> None:
-        """Rewrite masks.parquet with every step so far (atomically: readers see whole files)."""
-        table = pa.concat_tables([MASK_SCHEMA.empty_table(), *self.masks])
-        self.masks = [table]
-        tmp = self.out / f".{MASKS}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.out / MASKS)
+        """Write the steps kept since the last flush as one more part of ``masks.parquet`` (a folder
+        of Parquet files, each renamed into place whole). A flush costs its own rows only, and memory
+        holds one flush's steps: a batch of 1024 masks ~0.5 M cells a step."""
+        if self.masks:
+            folder = self.out / MASKS
+            folder.mkdir(exist_ok=True)
+            name = f"part-{self._parts:05d}.parquet"
+            pq.write_table(pa.concat_tables(self.masks), folder / f".{name}.tmp")  # hidden from readers
+            os.replace(folder / f".{name}.tmp", folder / name)
+            self._parts, self.masks = self._parts + 1, []
         self._flushed = time.monotonic()
 
     def finish(self, state: str, error: str | None = None) -> None:
