@@ -132,7 +132,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hf-split", dest="data_split", help="split of a Hub dataset or folder (default train)")
     p.add_argument("--student", help="student model spec (bundled:minilm-l3, a folder, a Hub id)")
     p.add_argument("--guide", help=f"guide for gist and gist-st: {GUIDE_SPECS}")
-    p.add_argument("--loss", choices=("gist", "mnrl", "gist-st"), help="loss arm (default gist)")
+    p.add_argument("--loss", dest="losses", type=_losses,
+                   help="loss arm: gist (default), mnrl or gist-st; several, comma-separated (gist,mnrl), train "
+                        "one after another in this process on the same batches, each in its own run directory")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, help="optimizer steps (or give --epochs; neither: one epoch)")
     p.add_argument("--epochs", type=float)
@@ -160,28 +162,51 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="bfloat16 mixed precision (a GPU that has it, or a CPU; default off)")
     p.add_argument("--fp16", action=argparse.BooleanOptionalAction,
                    help="float16 mixed precision (CUDA GPUs only; default off)")
-    p.add_argument("--out", help="run directory (default <workspace>/runs/<time>-<loss>-s<seed>)")
+    p.add_argument("--out", help="run directory (default <workspace>/runs/<time>-<loss>-s<seed>, -pair- before "
+                                 "the loss for several); {loss} in it is replaced by the arm, as several losses need")
+    p.add_argument("--log", default=None,
+                   help="write the output into this file in each arm's run directory from the arm's start on "
+                        "(what a background job does: train.log)")
     p.add_argument("--overwrite", action="store_true", default=False,
                    help="replace a run that already trained in --out")
     p.set_defaults(run=_run_train)
 
 
+def _losses(text: str) -> list[str]:
+    """``gist,mnrl`` -> ``["gist", "mnrl"]``: known arms, each once."""
+    losses = [part.strip() for part in text.split(",")]
+    unknown = [loss for loss in losses if loss not in ("gist", "mnrl", "gist-st")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown loss {unknown[0]!r}: use gist, mnrl or gist-st, comma-separated")
+    if len(set(losses)) < len(losses):
+        raise argparse.ArgumentTypeError(f"{text} repeats a loss: name each arm once")
+    return losses
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from core.method.distributed import is_main
     from core.training.runs import read_status, trained_model
-    from core.training.train import TrainConfig, run_training
+    from core.training.train import TrainConfig, train_arms
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite")}
-    out = run_training(TrainConfig.from_dict(settings), overwrite=args.overwrite)
-    if not is_main():
-        return 0  # under torchrun, rank 0 reports the run it wrote
-    status, model = read_status(out), trained_model(out)
-    when = (f"after {status['steps_done']} of {status['total_steps']} steps" if status.get("total_steps")
-            else "while loading the models, before the first step")
-    saved = f"model in {model}" if model else "no model saved"
-    warning = f"; warning: {status['warning']}" if status.get("warning") else ""
-    print(f"{status['state']} {when}; run in {out}, {saved}{warning}")
-    return 130 if status["state"] == "interrupted" else 0
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "losses")}
+    configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "losses", [])] or [
+        TrainConfig.from_dict(settings)]  # no --loss: TrainConfig's default arm
+    losses = [config.loss for config in configs]
+    status, trained = {}, 0
+    for out in train_arms(configs, overwrite=args.overwrite, log_name=args.log):
+        trained += 1
+        if not is_main():
+            continue  # under torchrun, rank 0 reports the runs it wrote
+        status, model = read_status(out), trained_model(out)
+        when = (f"after {status['steps_done']} of {status['total_steps']} steps" if status.get("total_steps")
+                else "while loading the models, before the first step")
+        saved = f"model in {model}" if model else "no model saved"
+        warning = f"; warning: {status['warning']}" if status.get("warning") else ""
+        arm = f"{losses[trained - 1]}: " if len(losses) > 1 else ""
+        print(f"{arm}{status['state']} {when}; run in {out}, {saved}{warning}", flush=True)
+    if trained < len(losses) and is_main():
+        print(f"not run: {', '.join(losses[trained:])} (a stop ends every arm)", flush=True)
+    return 130 if status.get("state") == "interrupted" else 0
 
 
 def _add_experiment(sub: argparse._SubParsersAction) -> None:

@@ -48,3 +48,27 @@ def test_bad_input_is_one_line_and_exit_2(qa_csv, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--data-columns", "anchor:question"])
     assert "target=source" in capsys.readouterr().err
+
+
+def test_several_losses_train_in_one_command(qa_csv, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "pair-{loss}"
+    code = main(["train", "--data", str(qa_csv), "--data-columns", "anchor=question,positive=answer",
+                 "--student", str(tiny_model_dir), "--guide", str(tiny_model_dir), "--loss", "mnrl,gist",
+                 "--steps", "2", "--batch-size", "4", "--out", str(out)])
+    printed = [line for line in capsys.readouterr().out.splitlines() if " after " in line]  # not the trainer's logs
+    assert code == 0
+    assert [line.split(" after ")[0] for line in printed] == ["mnrl: completed", "gist: completed"]
+    for arm in ("mnrl", "gist"):
+        run = tmp_path / f"pair-{arm}"
+        assert runs.read_config(run)["loss"] == arm and list(runs.read_metrics(run)["step"]) == [1, 2]
+    assert runs.read_batch(tmp_path / "pair-mnrl", 2) == runs.read_batch(tmp_path / "pair-gist", 2)
+
+
+def test_several_losses_need_loss_in_out_and_each_loss_once(qa_csv, tmp_path, capsys):
+    code = main(["train", "--data", str(qa_csv), "--loss", "gist,mnrl", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "put {loss} in --out" in err and err.count("\n") == 1
+    for bad, needle in (("gist,gist", "repeats a loss"), ("gist,triplet", "unknown loss 'triplet'")):
+        with pytest.raises(SystemExit):
+            main(["train", "--loss", bad])
+        assert needle in capsys.readouterr().err

@@ -23,9 +23,9 @@ def run_dir(root, name, steps_done=0, total=20, state="running", seconds=1.0):
     return path, metrics
 
 
-def train_step(path, started=None, ended=None, code=None):
-    return Step(["gistlab", "train"], str(path / "train.log"), str(path), {"loss": path.name, "steps": 20},
-                started=started, ended=ended, code=code)
+def train_step(path, started=None, ended=None, code=None, continues=False):
+    return Step([] if continues else ["gistlab", "train"], str(path / "train.log"), str(path),
+                {"loss": path.name, "steps": 20}, started=started, ended=ended, code=code, continues=continues)
 
 
 def test_a_paired_job_has_one_eta_for_both_arms(tmp_path):
@@ -33,12 +33,34 @@ def test_a_paired_job_has_one_eta_for_both_arms(tmp_path):
     mnrl = tmp_path / "mnrl"
     job = Job("paired", [train_step(gist, started=NOW - 30), train_step(mnrl)], started=NOW - 30)
     progress = job_progress(job, {"gist": gist_metrics}, now=NOW)
-    # gist: 15 steps of 1 s left; mnrl: 25 s of start-up (30 s spent - 5 s of steps) + 20 steps
+    # gist: 15 steps of 1 s left; mnrl in a process of its own: 25 s of start-up (30 s spent - 5 s of steps) + 20 steps
     assert progress.eta_s == 15 + 25 + 20
     assert progress.fraction == 30 / 90
     assert progress.phase == "training gist (arm 1 of 2) · step 5 of 20"
     assert [(s.run, s.state, s.done) for s in progress.steps] == [("gist", "running", 5), ("mnrl", "waiting", 0)]
     assert progress.eta_text() == "about 60 s left"
+
+
+def test_a_later_arm_of_the_same_process_counts_no_second_start_up(tmp_path):
+    gist, gist_metrics = run_dir(tmp_path, "gist", steps_done=5)
+    mnrl, gist_st = tmp_path / "mnrl", tmp_path / "gist-st"
+    steps = [train_step(gist, started=NOW - 30), train_step(mnrl, continues=True), train_step(gist_st, continues=True)]
+    progress = job_progress(Job("paired", steps, started=NOW - 30), {"gist": gist_metrics}, now=NOW)
+    assert progress.eta_s == 15 + 20 + 20  # the 25 s of imports and loading are not paid again
+    assert [s.state for s in progress.steps] == ["running", "waiting", "waiting"]
+
+    _, mnrl_metrics = run_dir(tmp_path, "mnrl", steps_done=20, state="completed")
+    runs.write_json(gist / runs.STATUS, {"state": "completed", "steps_done": 20, "total_steps": 20})
+    steps = [train_step(gist, started=NOW - 60, ended=NOW - 40, code=0),
+             train_step(mnrl, started=NOW - 40, ended=NOW - 16, code=0, continues=True),  # 4 s of start-up
+             train_step(gist_st, started=NOW - 16, continues=True)]
+    gist_metrics = pd.DataFrame({"step": range(1, 21), "loss": 1.0, "step_seconds": 1.0})
+    later = job_progress(Job("paired", steps, started=NOW - 60), {"gist": gist_metrics, "mnrl": mnrl_metrics}, now=NOW)
+    assert later.steps[2].state == "deleted"  # gist-st started but its folder is gone
+    gist_st.mkdir()
+    later = job_progress(Job("paired", steps, started=NOW - 60), {"gist": gist_metrics, "mnrl": mnrl_metrics}, now=NOW)
+    assert later.steps[2].state == "starting" and later.eta_s == 20  # 4 s of start-up measured, 16 s spent
+    assert later.phase == "loading models and data for gist-st (arm 3 of 3)"
 
 
 def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path):

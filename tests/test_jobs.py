@@ -191,24 +191,118 @@ def test_stopping_an_evaluation_interrupts_it_at_once(tmp_path):
     assert "interrupted" in log.read_text()
 
 
-def test_start_training_builds_one_cli_step_per_arm(tmp_path, monkeypatch):
+def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatch):
     started = {}
     monkeypatch.setattr(jobs, "start_job", lambda kind, steps, grace_s: started.update(kind=kind, steps=steps))
     jobs.start_training({"steps": 2, "seed": 7, "contrast_anchors": False}, ["gist", "mnrl"])
     assert started["kind"] == "paired"
     gist, mnrl = started["steps"]
     assert gist.command[1:4] == ["-m", "core.cli", "train"]
-    assert gist.command[4:] == ["--steps", "2", "--seed", "7", "--no-contrast-anchors", "--loss", "gist",
-                                "--out", gist.run_dir]
+    template = gist.run_dir.replace("-pair-gist-", "-pair-{loss}-")
+    assert gist.command[4:] == ["--steps", "2", "--seed", "7", "--no-contrast-anchors", "--loss", "gist,mnrl",
+                                "--out", template, "--log", "train.log"]
+    assert mnrl.command == [] and mnrl.continues and not gist.continues  # trained by gist's process
     assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
-    assert Path(gist.log).parent == Path(gist.run_dir)
+    assert template.replace("{loss}", "mnrl") == mnrl.run_dir
+    assert (Path(gist.log), Path(mnrl.log)) == (Path(gist.run_dir) / "train.log", Path(mnrl.run_dir) / "train.log")
+    assert (gist.settings["loss"], mnrl.settings["loss"]) == ("gist", "mnrl")
     assert not Path(gist.run_dir).exists()  # made by the supervisor when the arm starts
     jobs.start_training({"steps": 2, "seed": 7}, ["gist", "mnrl"], name="first try", evaluate_on="bundled")
     names = [s.name for s in started["steps"]]
     assert names == ["first try (gist)", "first try (mnrl)", "", ""]
     evals = started["steps"][2:]
     assert [e.command[3:] for e in evals] == [["eval", "--model", s.run_dir, "--tasks", "bundled"] for s in (gist, mnrl)]
-    assert all(e.run_dir is None and Path(e.log).name == "eval.log" for e in evals)
+    assert all(e.run_dir is None and Path(e.log).name == "eval.log" and not e.continues for e in evals)
+    jobs.start_training({"steps": 2, "seed": 7}, ["mnrl"])
+    [alone] = started["steps"]
+    assert alone.command[-5:] == ["mnrl", "--out", alone.run_dir, "--log", "train.log"]
+    assert Path(alone.run_dir).name.endswith("-mnrl-s7") and "pair" not in alone.run_dir
+
+
+# A stand-in for `gistlab train --loss a,b --log train.log`: one process, one run folder per arm made when
+# the arm starts, each arm's output in its own log; the next arm only after one that completed.
+# argv: mode (complete | hold | fail-second | fail-first), then the arms' run folders.
+ARMS_IN_ONE_PROCESS = """
+import json, pathlib, sys, time
+mode, dirs = sys.argv[1], sys.argv[2:]
+for k, d in enumerate(dirs):
+    run = pathlib.Path(d); run.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush(); sys.stdout = sys.stderr = open(run / "train.log", "a")
+    if mode == "fail-first":
+        print("gistlab: error: No such file: x.csv. Check the path.", flush=True); sys.exit(2)
+    if mode == "fail-second" and k == 1:
+        (run / "status.json").write_text(json.dumps({"state": "failed", "error": "nan loss"}))
+        print("gistlab: error: nan loss", flush=True); sys.exit(2)
+    (run / "status.json").write_text(json.dumps({"state": "running"}))
+    until = time.monotonic() + (60 if mode == "hold" else 0.6)
+    while not (run / "STOP").exists() and time.monotonic() < until:
+        time.sleep(0.05)
+    state = "stopped" if (run / "STOP").exists() else "completed"
+    (run / "STOP").unlink(missing_ok=True)
+    (run / "status.json").write_text(json.dumps({"state": state}))
+    print(f"arm {k} {state}", flush=True)
+    if state != "completed":
+        break
+"""
+
+
+def arms_job(tmp_path, mode: str, evaluate: bool = False) -> list[jobs.Step]:
+    """A paired job's record as start_training builds it, over the stand-in: gist's step holds the command."""
+    gist, mnrl = tmp_path / "runs" / "gist", tmp_path / "runs" / "mnrl"
+    command = [sys.executable, "-c", ARMS_IN_ONE_PROCESS, mode, str(gist), str(mnrl)]
+    steps = [jobs.Step(command, str(gist / "train.log"), str(gist), {"loss": "gist", "steps": 5}, "try (gist)"),
+             jobs.Step([], str(mnrl / "train.log"), str(mnrl), {"loss": "mnrl", "steps": 5}, "try (mnrl)",
+                       continues=True)]
+    evals = [python_step("print('evaluated')", None, tmp_path / f"eval-{k}.log") for k in range(2)] if evaluate else []
+    jobs.start_job("paired", steps + evals)
+    return steps + evals
+
+
+def test_arms_in_one_process_are_recorded_one_step_each(tmp_path):
+    arms_job(tmp_path, "complete", evaluate=True)
+    wait_until_done()
+    gist, mnrl, *evals = jobs.last_job().steps
+    assert gist.started <= gist.ended == mnrl.started <= mnrl.ended <= evals[0].started
+    assert (gist.code, mnrl.code) == (0, 0) and gist.ended - gist.started >= 0.5  # seen within a poll (0.5 s)
+    for step, k in ((gist, 0), (mnrl, 1)):
+        run = Path(step.run_dir)
+        assert json.loads((run / "status.json").read_text())["state"] == "completed"
+        assert (run / "train.log").read_text() == f"arm {k} completed\n"  # each arm's output in its own log
+        assert (run / "name.txt").read_text() == step.name + "\n"
+    assert all(Path(e.log).read_text() == "evaluated\n" for e in evals)
+
+
+def test_a_stop_in_the_first_arm_ends_the_job_and_the_second_never_starts(tmp_path):
+    steps = arms_job(tmp_path, "hold", evaluate=True)
+    gist, mnrl = Path(steps[0].run_dir), Path(steps[1].run_dir)
+    wait_for(lambda: (gist / "status.json").is_file(), 10, "the first arm")
+    assert jobs.request_stop() is not None
+    wait_until_done()
+    assert json.loads((gist / "status.json").read_text())["state"] == "stopped"
+    assert not mnrl.exists() and not (gist / "STOP").exists()
+    first, second, *evals = jobs.last_job().steps
+    assert first.code == 0 and first.ended is not None
+    assert second.started is None and all(e.started is None for e in evals)  # nothing ran after the stop
+
+
+def test_a_failing_later_arm_is_recorded_and_the_first_keeps_its_run(tmp_path):
+    arms_job(tmp_path, "fail-second", evaluate=True)
+    wait_until_done()
+    gist, mnrl, *evals = jobs.last_job().steps
+    assert (gist.code, mnrl.code) == (0, 2) and all(e.started is None for e in evals)
+    assert json.loads((Path(gist.run_dir) / "status.json").read_text())["state"] == "completed"
+    assert json.loads((Path(mnrl.run_dir) / "status.json").read_text()) == {"state": "failed", "error": "nan loss"}
+    assert jobs.log_error(mnrl.log) == "nan loss" and "error" not in Path(gist.log).read_text()
+    assert jobs.last_job().problems() == (["nan loss"], [])
+
+
+def test_a_process_failing_before_its_first_arm_fails_that_arm_and_leaves_no_second_folder(tmp_path):
+    arms_job(tmp_path, "fail-first")
+    wait_until_done()
+    gist, mnrl = jobs.last_job().steps
+    status = json.loads((Path(gist.run_dir) / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("failed", "No such file: x.csv. Check the path.")
+    assert gist.code == 2 and mnrl.started is None and not Path(mnrl.run_dir).exists()
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -276,3 +370,34 @@ def test_problems_read_back_what_the_cli_printed(tmp_path, capsys):
     assert errors == [printed.strip().removeprefix("gistlab: error: ")] and "missing" in errors[0]
     assert skipped == ["skipped SciFact: offline"]
     assert jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(tmp_path / "none.log"))], pid=0).problems() == ([], [])
+
+
+@pytest.mark.slow
+def test_real_paired_job_trains_both_arms_in_one_process(tiny_model_dir, tiny_pairs):
+    from core.training.runs import read_metrics, read_status
+
+    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 2), ["gist", "mnrl"], name="pair")
+    wait_until_done(timeout=240)
+    gist, mnrl = job.run_dirs
+    for run, arm in ((gist, "gist"), (mnrl, "mnrl")):
+        assert read_status(run)["state"] == "completed", (run / "train.log").read_text()[-2000:]
+        assert list(read_metrics(run)["step"]) == [1, 2] and (run / "model").is_dir()
+        assert (run / "name.txt").read_text() == f"pair ({arm})\n"
+        assert f"{arm}: completed after 2 of 2 steps" in (run / "train.log").read_text()
+    assert "mnrl: completed" not in (gist / "train.log").read_text()  # each arm's output in its own log
+    first, second = jobs.last_job().steps
+    assert first.code == second.code == 0 and first.ended == second.started < second.ended
+
+
+@pytest.mark.slow
+def test_real_paired_job_stopped_in_its_first_arm_never_starts_the_second(tiny_model_dir, tiny_pairs):
+    from core.training.runs import read_status
+
+    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["gist", "mnrl"])
+    gist, mnrl = job.run_dirs
+    wait_for(lambda: (gist / "status.json").is_file() and read_status(gist).get("steps_done", 0) >= 1, 180,
+             "the first step")
+    jobs.request_stop()
+    wait_until_done(timeout=60)
+    assert read_status(gist)["state"] == "stopped" and (gist / "model").is_dir()
+    assert not mnrl.exists() and "not run: mnrl" in (gist / "train.log").read_text()

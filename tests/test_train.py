@@ -329,3 +329,50 @@ def test_a_masks_file_of_older_runs_still_reads(arm_runs, tmp_path):
     masks.to_parquet(old / "masks.parquet", index=False)
     assert runs.read_masks(old).equals(masks) and runs.read_masks(old, step=1).equals(
         masks[masks["step"] == 1].reset_index(drop=True))
+
+
+def test_arms_trained_in_one_process_match_arms_trained_alone(arm_runs, pairs_csv, tiny_model_dir, tmp_path):
+    """train_arms shares the data and the guide, reloads the student per arm: each arm's run folder holds
+    what the arm writes alone (gist-st first: its mask probe must leave the shared guide unhooked)."""
+    from core.training.train import train_arms
+
+    arms = ("gist-st", "mnrl", "gist")
+    configs = [tiny_config(pairs_csv, tiny_model_dir, tmp_path / "pair-{loss}", loss=arm) for arm in arms]
+    outs = list(train_arms(configs))
+    assert outs == [tmp_path / f"pair-{arm}" for arm in arms]
+    timing = ["step_seconds", "elapsed"]
+    for arm, out in zip(arms, outs):
+        alone = arm_runs[arm]
+        assert runs.read_status(out)["state"] == "completed"
+        pd.testing.assert_frame_equal(runs.read_metrics(out).drop(columns=timing),
+                                      runs.read_metrics(alone).drop(columns=timing))
+        assert (out / runs.BATCHES).read_text() == (alone / runs.BATCHES).read_text()
+        pd.testing.assert_frame_equal(runs.read_masks(out), runs.read_masks(alone))
+        assert runs.read_config(out) == {**runs.read_config(alone), "out": str(out)}
+        assert (out / "model" / "modules.json").is_file()
+
+
+def test_a_later_arm_that_cannot_train_fails_before_the_first_trains(tiny_model_dir, tmp_path):
+    from core.training.train import train_arms
+
+    data = tmp_path / "two-negatives.csv"
+    pd.DataFrame({"anchor": [f"a {i}" for i in range(16)], "positive": [f"p {i}" for i in range(16)],
+                  "negative_1": [f"n {i}" for i in range(16)], "negative_2": [f"m {i}" for i in range(16)]}).to_csv(data)
+    configs = [tiny_config(data, tiny_model_dir, tmp_path / "r-{loss}", loss=arm) for arm in ("gist", "gist-st")]
+    with pytest.raises(GistlabError, match="gist-st .* takes at most one negative column"):
+        next(train_arms(configs))
+    assert not (tmp_path / "r-gist").exists()
+    with pytest.raises(GistlabError, match=r"put \{loss\} in --out"):
+        next(train_arms([tiny_config(data, tiny_model_dir, tmp_path / "same", loss=a) for a in ("gist", "mnrl")]))
+
+
+def test_library_mask_probe_unhooks_when_training_ends(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    probe = LibraryMaskProbe(guide, 2, MarginSettings())
+    guide.encode(["a text"])
+    assert len(probe.outputs) == 1
+    probe.on_train_end(None, None, None)
+    guide.encode(["another text"])
+    assert probe.outputs == [] and probe.take() is None  # a later arm's use of the shared guide feeds nothing

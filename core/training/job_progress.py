@@ -5,7 +5,9 @@ progress bar per run would show 100% for the first arm while the job is half don
 job record (core.training.jobs: when each step started and ended) and the runs' status and metrics
 (core.training.runs) and estimates the time left for every step still to come: a training step's start-up
 (loading models and data, measured on the arm before it) plus its steps at the median step time,
-an evaluation at the duration of the ones already done.
+an evaluation at the duration of the ones already done. A later arm trained by the same process
+(``Step.continues``) only reloads its student: its start-up is the median of such arms measured,
+else counted as none (about a second with the bundled models), not the first arm's imports and loads.
 """
 
 from __future__ import annotations
@@ -109,18 +111,19 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
              for s in records]
     step_seconds = [float(x) for m in metrics.values() if "step_seconds" in m for x in m["step_seconds"]]
     per_step = _median(step_seconds)
-    startups, eval_times = [], []
+    startups: dict[bool, list[float]] = {False: [], True: []}  # by Step.continues
+    eval_times = []
     for record, progress in zip(records, shown):
         if record.started is None or progress.state == "failed":
             continue
         spent = (record.ended or now) - record.started
         if progress.kind == "train" and progress.done:
             trained = metrics.get(progress.run)
-            startups.append(spent - float(trained["step_seconds"].sum()) if trained is not None and len(trained)
-                            else spent)
+            startups[record.continues].append(
+                spent - float(trained["step_seconds"].sum()) if trained is not None and len(trained) else spent)
         elif progress.kind == "eval" and record.ended is not None:
             eval_times.append(spent)
-    startup, eval_time = _median(startups), _median(eval_times)
+    eval_time = _median(eval_times)
 
     left, known, excludes_eval = 0.0, True, False
     for record, progress in zip(records, shown):
@@ -134,6 +137,9 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
                 left += max(eval_time - elapsed, 0.0)
             continue
         steps_left = max((progress.total or 0) - progress.done, 0)
+        startup = _median(startups[record.continues])
+        if startup is None and record.continues:
+            startup = 0.0
         if per_step is None or (progress.done == 0 and startup is None):
             known = False
             continue

@@ -6,6 +6,11 @@ never kills it) that runs one or more ``gistlab`` commands one after the other, 
 output to a log file (a training run's ``train.log`` sits in its run directory). The record ``<workspace>/jobs/current.json`` (pid, kind,
 run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
 
+A paired job trains all its arms in one ``gistlab train --loss gist,mnrl`` process, so the later arms
+pay no second start-up (imports, data, guide). Its record keeps one step per arm: the first holds
+the command, each later one ``continues`` it. The supervisor sees a later arm start when the
+process makes its run directory, and then records the arm before it as ended.
+
 Stopping writes ``STOP`` into the run directories, so the training loop ends cleanly; the supervisor
 sends a command still alive after a grace period SIGINT (what Ctrl-C does) and, after another grace
 period, SIGKILL, and then marks a run left in state ``running`` as ``interrupted``.
@@ -42,7 +47,9 @@ class Step:
 
     A training step also keeps its ``settings`` (written as the run's config.json if it fails before
     writing its own) and the ``name`` the user gave the run; the supervisor fills in when it
-    ``started`` and ``ended`` (epoch seconds) and its exit ``code``.
+    ``started`` and ``ended`` (epoch seconds) and its exit ``code``. A step that ``continues`` has no
+    command: it is a later arm trained by the process of the step before it (its code is 0 once the
+    process moved past it, else the process's).
     """
 
     command: list[str]
@@ -53,6 +60,7 @@ class Step:
     started: float | None = None
     ended: float | None = None
     code: int | None = None
+    continues: bool = False
 
 
 @dataclass
@@ -93,6 +101,9 @@ class Job:
         return step.command[step.command.index("--model") + 1] if "--model" in step.command[:-1] else None
 
 
+LOG = "train.log"
+"""A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas, and
+``gistlab --help`` imports this module)."""
 ERROR_PREFIX = "gistlab: error: "
 """How ``gistlab`` prints a GistlabError on stderr (core.cli), so a job's log can be read back."""
 SKIPPED_PREFIX = "skipped "
@@ -232,21 +243,26 @@ def flags(settings: dict) -> list[str]:
 
 def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_on: str | None = None,
                    grace_s: float = GRACE_SECONDS) -> Job:
-    """Train each arm in turn with the same settings (so the same seed and batches: a paired comparison).
+    """Train the arms in turn in one ``gistlab train`` process with the same settings (so the same seed
+    and batches: a paired comparison), imports, data and guide loaded once.
 
     Each arm gets a fresh run directory ``<workspace>/runs/<time>-<arm>-s<seed>`` (``-pair-`` in the
-    name when several arms run) with the command's output in ``train.log`` inside it, and the
-    ``name`` (with its arm, when several) in ``name.txt``. With ``evaluate_on`` (tasks, e.g.
-    ``bundled``), ``gistlab eval`` runs on each finished run after all arms trained (``eval.log``).
+    name when several arms run) with its output in ``train.log`` inside it, and the ``name`` (with
+    its arm, when several) in ``name.txt``. A stop or a failure ends the job: later arms are not run.
+    With ``evaluate_on`` (tasks, e.g. ``bundled``), ``gistlab eval`` runs on each finished run after
+    all arms trained (``eval.log``).
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     pair = "pair-" if len(arms) > 1 else ""
+    template = str(subdir("runs") / f"{stamp}-{pair}{{loss}}-s{settings.get('seed', 0)}")
+    out = template if len(arms) > 1 else template.replace("{loss}", arms[0])
+    command = cli("train", *flags(settings), "--loss", ",".join(arms), "--out", out, "--log", LOG)
     steps, evals = [], []
-    for arm in arms:
-        run_dir = subdir("runs") / f"{stamp}-{pair}{arm}-s{settings.get('seed', 0)}"
-        command = cli("train", *flags({**settings, "loss": arm}), "--out", str(run_dir))
+    for k, arm in enumerate(arms):
+        run_dir = Path(template.replace("{loss}", arm))
         label = f"{name} ({arm})" if name and len(arms) > 1 else name
-        steps.append(Step(command, str(run_dir / "train.log"), str(run_dir), {**settings, "loss": arm}, label))
+        steps.append(Step([] if k else command, str(run_dir / LOG), str(run_dir), {**settings, "loss": arm}, label,
+                          continues=k > 0))
         if evaluate_on:
             evals.append(Step(cli("eval", "--model", str(run_dir), "--tasks", evaluate_on), str(run_dir / "eval.log")))
     return start_job("paired" if len(arms) > 1 else "train", steps + evals, grace_s=grace_s)
@@ -296,8 +312,10 @@ def _mark_interrupted(run_dir: Path) -> None:
         status.write_text(json.dumps(data, indent=2))
 
 
-def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
-    """Wait for ``child``; once a stop is requested, pass STOP on, then SIGINT, then SIGKILL it."""
+def _supervise(child: subprocess.Popen, group: list[Step], job: Job) -> int:
+    """Wait for ``child``, the process of the steps in ``group`` (the arms it trains, in order), recording
+    each later arm's start; once a stop is requested, pass STOP on, then SIGINT, then SIGKILL it."""
+    run_dirs = [Path(step.run_dir) for step in group if step.run_dir]
     deadlines: list[tuple[float, int]] | None = None
     while True:
         try:
@@ -305,18 +323,37 @@ def _supervise(child: subprocess.Popen, step: Step, grace_s: float) -> int:
         except subprocess.TimeoutExpired:
             pass
         else:
-            if step.run_dir:  # the run consumed its STOP; one this loop touched again since must go too
-                (Path(step.run_dir) / "STOP").unlink(missing_ok=True)
+            _follow(group, job)
+            for run_dir in run_dirs:  # each run consumed its STOP; one this loop touched again since must go too
+                (run_dir / "STOP").unlink(missing_ok=True)
             return code
+        _follow(group, job)
         if deadlines is None:
             if not _stop_marker().exists():
                 continue
-            first = time.monotonic() + (grace_s if step.run_dir else 0.0)  # nothing reads STOP in an eval
-            deadlines = [(first, signal.SIGINT), (first + grace_s, signal.SIGKILL)]
-        if step.run_dir and Path(step.run_dir).is_dir():
-            (Path(step.run_dir) / "STOP").touch()
+            first = time.monotonic() + (job.grace_s if run_dirs else 0.0)  # nothing reads STOP in an eval
+            deadlines = [(first, signal.SIGINT), (first + job.grace_s, signal.SIGKILL)]
+        for run_dir in run_dirs:
+            if run_dir.is_dir():
+                (run_dir / "STOP").touch()
         while deadlines and time.monotonic() >= deadlines[0][0]:
             child.send_signal(deadlines.pop(0)[1])
+
+
+def _follow(group: list[Step], job: Job) -> None:
+    """Record the later arms of ``group`` the process has started (it made their run directory): the
+    arm before each ended then, with code 0. Names the new run (name.txt)."""
+    for before, step in zip(group, group[1:]):
+        if step.started is None and Path(step.run_dir).is_dir():
+            before.ended = step.started = time.time()
+            before.code = 0
+            _write_name(step)
+            _update(job)
+
+
+def _write_name(step: Step) -> None:
+    if step.name and step.run_dir:
+        (Path(step.run_dir) / "name.txt").write_text(step.name + "\n")
 
 
 def _mark_failed(step: Step) -> None:
@@ -337,32 +374,41 @@ def _mark_failed(step: Step) -> None:
 
 
 def run_steps(job: Job) -> int:
-    """The supervisor's loop: each step in turn, until one fails or a stop is requested.
+    """The supervisor's loop: each command in turn (with the steps that continue it), until one fails,
+    a stop is requested or a command leaves arms untrained (a stop ends the whole job).
 
     The job record gets each step's start, end and exit code, which the pages read for progress.
     """
     job.pid, job.pid_start = os.getpid(), process_start(os.getpid())  # the record may predate them
-    for step in job.steps:
+    k = 0
+    while k < len(job.steps):
+        group = [job.steps[k]]
+        while k + len(group) < len(job.steps) and job.steps[k + len(group)].continues:
+            group.append(job.steps[k + len(group)])
+        k += len(group)
         if _stop_marker().exists():
             return 0
-        Path(step.log).parent.mkdir(parents=True, exist_ok=True)
-        if step.name and step.run_dir:
-            (Path(step.run_dir) / "name.txt").write_text(step.name + "\n")
-        step.started = time.time()
+        first = group[0]
+        Path(first.log).parent.mkdir(parents=True, exist_ok=True)
+        _write_name(first)
+        first.started = time.time()
         _update(job)
-        with open(step.log, "ab") as log:
+        with open(first.log, "ab") as log:
             child = subprocess.Popen(
-                step.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                first.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT,
             )
-            step.code = _supervise(child, step, job.grace_s)
-        step.ended = time.time()
+            code = _supervise(child, group, job)
+        last = [step for step in group if step.started is not None][-1]  # the arm the process ended in
+        last.ended, last.code = time.time(), code
         _update(job)
-        if step.code != 0:
-            if step.run_dir:
-                _mark_interrupted(Path(step.run_dir))
-                _mark_failed(step)
-            return step.code
+        if code != 0:
+            if last.run_dir:
+                _mark_interrupted(Path(last.run_dir))
+                _mark_failed(last)
+            return code
+        if last is not group[-1]:
+            return 0
     return 0
 
 

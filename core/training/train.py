@@ -21,7 +21,11 @@ Loss arms (``TrainConfig.loss``):
 Paired runs: every arm draws its batches from :func:`core.corpus.data.epoch_batches` with the config's
 seed, so with one seed all arms train on the same batches in the same order. Each row carries
 ``label`` = its dataset row id, which the GIST loss uses to find the raw texts and which the
-trainer subclass records into ``batches.jsonl`` for every arm.
+trainer subclass records into ``batches.jsonl`` for every arm. :func:`train_arms` trains several
+arms one after another in one process (``gistlab train --loss gist,mnrl``): imports, the data and
+each guide with its GuideCache are loaded once (:class:`Shared`), while the student is reloaded
+from its spec for every arm, so each starts from the same untrained weights and writes the run
+folder it would write alone. A later arm starts only if the one before completed.
 
 A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, checked after every
 step), ``interrupted`` (Ctrl-C / SIGINT or SIGTERM: the run ends after its current step; a second
@@ -46,10 +50,11 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
@@ -171,22 +176,118 @@ class TrainConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def run_training(config: TrainConfig, *, overwrite: bool = False) -> Path:
-    """Train one run as ``config`` says and return its directory (see the module docstring)."""
+class Shared:
+    """What the arms trained in one process load once: the pairs data, and each frozen guide with its
+    :class:`core.guides.guide_cache.GuideCache` (whose fingerprint hashes every weight of the guide).
+
+    The student is not kept: each arm reloads it from its spec, which costs what a deep copy of a
+    pristine student costs (0.07 s for bundled:minilm-l3 once imported) without a second copy in memory.
+    """
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple, object] = {}
+        self._guides: dict[tuple[str, str], object] = {}
+        self._caches: dict[tuple[str, str], object] = {}
+
+    def pairs(self, config: TrainConfig):
+        """The config's training data, loaded and checked on first use."""
+        key = (config.data, config.data_split, json.dumps(config.data_columns, sort_keys=True), config.batch_size)
+        if key not in self._pairs:
+            self._pairs[key] = load_pairs(config.data, split=config.data_split, columns=config.data_columns,
+                                          batch_size=config.batch_size)
+        return self._pairs[key]
+
+    def guide(self, config: TrainConfig):
+        """The config's frozen guide (``self``: the student spec as it is before training)."""
+        key = (config.guide, config.student)
+        if key not in self._guides:
+            self._guides[key] = load_guide(config.guide, config.student)
+        return self._guides[key]
+
+    def guide_cache(self, config: TrainConfig):
+        """The guide's embedding cache, opened (and its fingerprint computed) once."""
+        from core.guides.guide_cache import GuideCache
+
+        key = (config.guide, config.student)
+        if key not in self._caches:
+            self._caches[key] = GuideCache(self.guide(config), config.guide)
+        return self._caches[key]
+
+
+def arm_out(out: str | None, loss: str, seed: int, paired: bool, stamp: str) -> Path:
+    """An arm's run directory: ``out`` with ``{loss}`` filled in, else ``<workspace>/runs/<stamp>-<loss>-s<seed>``
+    (``-pair-`` before the loss when several arms train)."""
+    if out:
+        return Path(out.replace("{loss}", loss))
+    return runs_root() / f"{stamp}-{'pair-' if paired else ''}{loss}-s{seed}"
+
+
+def train_arms(configs: list[TrainConfig], *, overwrite: bool = False, log_name: str | None = None) -> Iterator[Path]:
+    """Train the configs (arms that differ in their loss) one after another in this process; yield each
+    run directory when its arm has ended.
+
+    Each arm's ``out`` is :func:`arm_out` of the config's (``{loss}`` filled in; several arms need
+    it). Every arm's run directory and settings are checked against the data before the first
+    trains, so a bad later arm fails in seconds, not after the first arm's training. A later arm
+    starts only if the one before ``completed``: a stop (STOP, Ctrl-C, SIGTERM) ends them all and a
+    failure raises. With ``log_name`` this process's output (stdout and stderr, the descriptors, so
+    library progress bars too) goes to that file in each arm's run directory from the arm's start
+    on: a failing arm's error line ends up in its own log.
+    """
+    if len({c.loss for c in configs}) < len(configs):
+        raise GistlabError("Each loss can train once per command: remove the repeated loss.")
+    if len(configs) > 1 and any("{loss}" not in (c.out or "{loss}") for c in configs):
+        raise GistlabError("With several losses each arm needs its own run directory: put {loss} in --out, "
+                           "e.g. --out runs/try-{loss}.")
     distributed.init_from_env()
-    out = distributed.on_main(lambda: Path(config.out) if config.out else runs_root() / (
-        f"{datetime.now():%Y%m%d-%H%M%S}-{config.loss}-s{config.seed}"))
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+    configs = [replace(c, out=str(distributed.on_main(lambda: arm_out(c.out, c.loss, c.seed, len(configs) > 1,
+                                                                      stamp)))) for c in configs]
+    shared = Shared()
+    for config in configs:
+        distributed.on_main(lambda: _check_free(check_output_dir(config.out), overwrite))
+        _preflight(config, shared.pairs(config))
+    for k, config in enumerate(configs):
+        if log_name:
+            Path(config.out).mkdir(parents=True, exist_ok=True)  # a job sees the arm start by its folder
+            _output_to(Path(config.out) / log_name)
+        out = run_training(config, overwrite=overwrite, shared=shared)
+        yield out
+        if k + 1 < len(configs) and not distributed.on_main(lambda: _completed(out)):
+            return
+
+
+def _completed(out: Path) -> bool:
+    """Whether the arm in ``out`` trained to its end with no stop asked since (STOP back in its folder)."""
+    return read_status(out).get("state") == "completed" and not (out / STOP).exists()
+
+
+def _output_to(log: Path) -> None:
+    """Send this process's stdout and stderr (the descriptors, so child writers too) to ``log``, appended."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+
+
+def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared | None = None) -> Path:
+    """Train one run as ``config`` says and return its directory (see the module docstring); ``shared``
+    holds the data and guides loaded by earlier arms of this process."""
+    distributed.init_from_env()
+    shared = shared or Shared()
+    out = distributed.on_main(lambda: arm_out(config.out, config.loss, config.seed, False,
+                                              f"{datetime.now():%Y%m%d-%H%M%S}"))
     config = replace(config, out=str(out))
     distributed.on_main(lambda: check_output_dir(out))  # before the data and models load
-    ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns,
-                    batch_size=config.batch_size)
+    ds = shared.pairs(config)
     _preflight(config, ds)
     distributed.on_main(lambda: _claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
     trainer, state, error, signals = None, "failed", None, SignalStop()
     with signals:
         try:
-            trainer = build_trainer(config, ds, recorder, signals)
+            trainer = build_trainer(config, ds, recorder, signals, shared)
             trainer.train()
             state = ("interrupted" if signals.received else
                      "stopped" if recorder.stop_requested else "completed")
@@ -314,6 +415,15 @@ def new_status() -> dict:
 
 def _clear(out: Path, overwrite: bool) -> None:
     """Remove a previous run's files from ``out``, unless that run is alive or trained (see _claim)."""
+    if _check_free(out, overwrite):
+        for name in RUN_FILES:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _check_free(out: Path, overwrite: bool) -> bool:
+    """Whether ``out`` holds a previous run that may be replaced; a GistlabError if it is alive or
+    trained (and not ``overwrite``)."""
     if (out / STATUS).is_file() or (out / CONFIG).is_file():
         try:
             status = read_status(out)
@@ -329,13 +439,14 @@ def _clear(out: Path, overwrite: bool) -> None:
             raise GistlabError(
                 f"{out} already holds a {state} run: choose another --out, or pass --overwrite to replace it."
             )
-        for name in RUN_FILES:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        return True
+    return False
 
 
-def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: SignalStop | None = None):
-    """The student, the loss arm and a ``SentenceTransformerTrainer`` that feeds it planned batches."""
+def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: SignalStop | None = None,
+                  shared: Shared | None = None):
+    """The student (fresh from its spec), the loss arm (its guide from ``shared``) and a
+    ``SentenceTransformerTrainer`` that feeds it planned batches."""
     student = load_model(config.student)
     if config.max_seq_length:
         limit = position_limit(student)
@@ -344,7 +455,7 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: Signa
                 f"--max-seq-length {config.max_seq_length} is more than {config.student} can read: its "
                 f"position embeddings end at {limit} tokens; use at most {limit}.")
         student.max_seq_length = config.max_seq_length
-    loss, step_mask = build_loss(config, student, ds)
+    loss, step_mask = build_loss(config, student, ds, shared)
     train_ds = ds.select_columns(text_columns(ds))  # the trainer would tokenise task/ground truth
     train_ds = train_ds.add_column("label", list(range(len(ds))))
     args = SentenceTransformerTrainingArguments(
@@ -366,8 +477,10 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: Signa
         report_to="none",
         **(precision_options(config.bf16, config.fp16) | distributed.trainer_options()),
     )
+    probe = getattr(step_mask, "__self__", None)  # gist-st's probe unhooks from the shared guide at the end
     trainer = RecordingTrainer(model=student, args=args, train_dataset=train_ds, loss=loss,
-                               callbacks=[recorder, signals or SignalStop(), distributed.StopSync()])
+                               callbacks=[recorder, signals or SignalStop(), distributed.StopSync()]
+                               + ([probe] if isinstance(probe, LibraryMaskProbe) else []))
     trainer.gather_rows = config.gather_across_devices
     recorder.attach(trainer, step_mask)
     return trainer
@@ -410,9 +523,10 @@ def precision_options(bf16: bool, fp16: bool) -> dict:
     return {"bf16": bf16, "fp16": fp16} | ({"use_cpu": True} if bf16 and not cuda else {})
 
 
-def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], BatchMask | None]]:
+def build_loss(config: TrainConfig, student, ds, shared: Shared | None = None
+               ) -> tuple[object, Callable[[], BatchMask | None]]:
     """The loss module of the config's arm (its GradCache form with ``mini_batch_size``) and a
-    function giving the mask of its last step."""
+    function giving the mask of its last step; the guide and its cache come from ``shared``."""
     from sentence_transformers.sentence_transformer.losses import (
         CachedGISTEmbedLoss, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, MultipleNegativesRankingLoss,
     )
@@ -427,13 +541,13 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
         loss = (CachedMultipleNegativesRankingLoss(student, mini_batch_size=mini, **options) if mini
                 else MultipleNegativesRankingLoss(student, **options))
         return loss, lambda: None
-    guide = load_guide(config.guide, config.student)  # frozen; "self" = the student before training
+    shared = shared or Shared()
+    guide = shared.guide(config)  # frozen; "self" = the student before training
     settings = config.margin_settings()
     if config.loss == "gist":
-        from core.guides.guide_cache import GuideCache
         from core.method.loss import GISTLoss
 
-        cache = GuideCache(guide, config.guide)
+        cache = shared.guide_cache(config)
         if mini:
             from core.method.cached_loss import CachedGISTLoss
 
@@ -450,19 +564,25 @@ def build_loss(config: TrainConfig, student, ds) -> tuple[object, Callable[[], B
     return loss, LibraryMaskProbe(guide, len(text_columns(ds)), settings).take
 
 
-class LibraryMaskProbe:
+class LibraryMaskProbe(TrainerCallback):
     """The mask ``GISTEmbedLoss`` applied in its last forward, rebuilt from its own guide outputs.
 
     A forward hook keeps the guide's sentence embeddings (column after column, however the library
     merges or splits its forwards); :meth:`take` splits them into anchor, positive and negative
-    columns and applies :func:`guided_mask` without texts, which is the library's rule.
+    columns and applies :func:`guided_mask` without texts, which is the library's rule. As a
+    trainer callback it removes its hook when training ends, so a later arm sharing the guide
+    (:class:`Shared`) does not feed it.
     """
 
     def __init__(self, guide, n_columns: int, settings: MarginSettings) -> None:
         self.n_columns, self.settings = n_columns, settings
         self.outputs: list = []
-        guide.register_forward_hook(lambda _module, _args, output: self.outputs.append(
+        self.hook = guide.register_forward_hook(lambda _module, _args, output: self.outputs.append(
             output["sentence_embedding"].detach()))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.hook.remove()
+        self.outputs = []
 
     def take(self) -> BatchMask | None:
         if not self.outputs:
