@@ -1,11 +1,13 @@
 """Glue shared by the analysis pages: cached loaders and the sidebar controls they all draw.
 
-Models, guide caches and datasets are ``st.cache_resource`` (one copy per server process, never
-pickled: ``st.cache_data`` would unpickle the 24,000-row bundled set on every rerun, ~30 ms);
-projections are ``st.cache_data`` (the what-if page keeps its sweeps itself, to show their progress).
-All are keyed by what they were computed from, so a rerun caused by any widget never loads or
-encodes twice. A batch's embeddings are cached once per (data, rows, guide, student); a margin
-change only calls ``core.analysis.inspect.remask`` on them.
+Models and datasets are ``st.cache_resource`` (one copy per server process, never pickled:
+``st.cache_data`` would unpickle the 24,000-row bundled set on every rerun, ~30 ms). Work that can
+take seconds (opening a guide cache, a run's batch, a UMAP fit, a student's embeddings) is kept in
+:class:`Kept` stores instead, so it runs under a bar that counts it: inside an ``st.cache_*`` function
+it could only show a spinner (the what-if page keeps its sweeps likewise). All are keyed by what they
+were computed from, so a rerun caused by any widget never loads or encodes twice. A batch's report
+is cached once per (data, rows, guide, student); a margin change only calls
+``core.analysis.inspect.remask`` on it.
 
 ``GISTLAB_APP_GUIDE`` / ``GISTLAB_APP_STUDENT`` override the default models (tests point them at a
 tiny model). Every ``GistlabError`` is shown with ``st.error`` by :func:`errors_shown`.
@@ -16,15 +18,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import streamlit as st
 
 from core.errors import GistlabError
 from core.method.masking import BLOCK_HELP, STRATEGIES, MarginSettings
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_UPLOAD_MB = 50
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]
@@ -65,6 +73,61 @@ def errors_shown() -> Iterator[None]:
 
 # ---- cached loaders ----------------------------------------------------------------------------
 
+T = TypeVar("T")
+
+
+class Bar:
+    """A progress bar drawn on its first update (work that never reports draws nothing)."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self._bar is None:
+            self._bar = st.progress(fraction, text=text)
+        else:
+            self._bar.progress(fraction, text=text)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.empty()
+
+
+class Kept:
+    """Results this server computed under a :class:`Bar`, at most ``limit`` (least recently used dropped).
+
+    A hit draws nothing. The bar is removed only once the result is kept: a rerun that interrupts
+    the page at that last update loses no work. One lock per key: two sessions asking for one key
+    compute it once, and other keys do not wait.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict = OrderedDict()
+        self._computing: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, compute: Callable[[Bar], T]) -> T:
+        """The result kept for ``key``, else ``compute(bar)``'s, kept."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            bar = Bar()
+            value = compute(bar)
+            with self._lock:
+                self._items[key] = value
+                while len(self._items) > self.limit:
+                    self._items.popitem(last=False)
+                self._computing.pop(key, None)
+            bar.close()
+            return value
+
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=4)
 def model(spec: str):
@@ -73,11 +136,15 @@ def model(spec: str):
     return load_model(spec)
 
 
-@st.cache_resource(show_spinner="Opening the guide cache…", max_entries=4)
-def guide_cache(spec: str):
+_GUIDE_CACHES = Kept(4)
+
+
+def guide_cache(spec: str, progress: Callable[[int, int], None] | None = None):
+    """The guide's embedding cache, opened once per server; ``progress`` hears the rows its opening
+    checks (GuideCache verifies every stored row: 0.2-4 s per 100k rows), as :func:`ready_models` shows."""
     from core.guides.guide_cache import GuideCache
 
-    return GuideCache(model(spec), spec)
+    return _GUIDE_CACHES.get(spec, lambda bar: GuideCache(model(spec), spec, progress=progress))
 
 
 @st.cache_resource(show_spinner="Loading data…", max_entries=8)
@@ -137,19 +204,26 @@ def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds):
     return Batch.draw(_ds, size, seed, task)
 
 
-@st.cache_resource(show_spinner="Opening the run's batch…", max_entries=16)
-def _run_batch(run: str, step: int, stamp: int):
-    """Cached by (run, step, config.json's mtime): a run folder written again is read again."""
-    from core.analysis.inspect import open_run_batch
-
-    return open_run_batch(run, step)
+_RUN_BATCHES = Kept(16)
 
 
 def run_batch(run: str, step: int):
-    """The batch a run trained on at ``step`` and its config, without reloading its data on every rerun."""
+    """The batch a run trained on at ``step`` and its config, without reloading its data on every rerun:
+    kept by (run, step, config.json's mtime), so a run folder written again is read again. A first
+    opening counts its stages ("step 2 of 3: loading its data"): a large data set loads for seconds."""
+    from core.analysis.inspect import RUN_STAGES, open_run_batch
+
     config = Path(run) / "config.json"
     stamp = config.stat().st_mtime_ns if config.is_file() else 0
-    return _run_batch(run, step, stamp)
+
+    def opened(bar: Bar):
+        def stage(done: int, total: int) -> None:
+            if done < total:
+                bar(done / total, f"Opening the run's batch, step {done + 1} of {total}: {RUN_STAGES[done]}…")
+
+        return open_run_batch(run, step, progress=stage)
+
+    return _RUN_BATCHES.get((run, step, stamp), opened)
 
 
 _LOADED: set[tuple[str, str]] = set()  # (role, spec) this server process has loaded (kept by cache_resource)
@@ -158,51 +232,136 @@ _LOADED: set[tuple[str, str]] = set()  # (role, spec) this server process has lo
 def ready_models(guide: str, student: str | None = None) -> None:
     """Load a page's guide and student first, under a bar that counts them ("model 1 of 2: the guide,
     bundled:minilm-l6"): a first visit waits seconds per model. Models already loaded draw nothing."""
-    todo = [(role, spec, load) for role, spec, load in (("guide", guide, guide_cache), ("student", student, model))
+    todo = [(role, spec) for role, spec in (("guide", guide), ("student", student))
             if spec and (role, spec) not in _LOADED]
     if not todo:
         return
     bar = st.progress(0.0)
-    for k, (role, spec, load) in enumerate(todo):
-        bar.progress(k / len(todo), text=f"Loading model {k + 1} of {len(todo)}: the {role}, {spec}…")
-        load(spec)
+    for k, (role, spec) in enumerate(todo):
+        text = f"Loading model {k + 1} of {len(todo)}: the {role}, {spec}…"
+        bar.progress(k / len(todo), text=text)
+        if role == "student":
+            model(spec)
+        else:
+            guide_cache(spec, rows_checked(bar, text, k / len(todo), 1 / len(todo)))
         _LOADED.add((role, spec))
     bar.empty()
 
 
-GUIDE_CHUNK = 64  # texts the guide encodes between two progress updates (~1-2 s on 2 busy cores)
+def rows_checked(bar, text: str, start: float, share: float) -> Callable[[int, int], None]:
+    """Progress of a guide cache's opening on ``bar`` (its ``share`` from ``start``): the rows checked,
+    when there is more than one chunk of them (one is checked in a blink)."""
+    from core.guides.guide_cache import VERIFY_CHUNK
+
+    def checked(done: int, total: int) -> None:
+        if total > VERIFY_CHUNK:
+            bar.progress(start + share * done / total, text=f"{text} checking its stored embeddings: "
+                                                            f"{done:,} of {total:,} rows")
+
+    return checked
+
+
+GUIDE_CHUNK = 64  # texts the guide (or the student) encodes between two progress updates (~1-2 s on 2 busy cores)
+
+
+def embed_counted(who: str, missing: Sequence[str], fill: Callable[[Sequence[str]], object]) -> None:
+    """``fill`` the texts in chunks under a bar that counts them ("The student embeds the batch: text
+    65 of 384…"); one chunk or less is left to the report, which encodes it in a second or two."""
+    if len(missing) <= GUIDE_CHUNK:
+        return
+    bar = st.progress(0.0)
+    for start in range(0, len(missing), GUIDE_CHUNK):
+        bar.progress(start / len(missing), text=f"The {who} embeds the batch: text {start + 1} of {len(missing)}…")
+        fill(missing[start:start + GUIDE_CHUNK])
+    bar.empty()
+
+
+class TextVectors:
+    """A model's embeddings by text, kept in memory, at most ``limit`` texts (least recently used
+    dropped): the student has no disk cache like the guide's, and a batch must be encoded in counted
+    chunks before its report is built. Texts asked for again are not encoded again."""
+
+    def __init__(self, embed: Callable[[list[str]], torch.Tensor], limit: int = 20_000) -> None:
+        self._embed = embed
+        self.limit = limit
+        self._vectors: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct texts not kept, in order."""
+        with self._lock:
+            return [t for t in dict.fromkeys(texts) if t not in self._vectors]
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embeddings [N, D] of ``texts`` in order, encoding only the ones not kept (an Embed)."""
+        import torch
+
+        with self._lock:
+            found = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+            for text in found:
+                self._vectors.move_to_end(text)
+        new = [t for t in dict.fromkeys(texts) if t not in found]
+        if new:
+            found.update(zip(new, (v.clone() for v in self._embed(new).float().cpu())))
+            with self._lock:
+                self._vectors.update((t, found[t]) for t in new)
+                while len(self._vectors) > self.limit:
+                    self._vectors.popitem(last=False)
+        return torch.stack([found[t] for t in texts])
+
+
+_STUDENT_VECTORS = Kept(4)
+
+
+def student_vectors(spec: str) -> TextVectors:
+    """The student's :class:`TextVectors`, one per server and student."""
+    from core.analysis.inspect import encoder
+
+    return _STUDENT_VECTORS.get(spec, lambda bar: TextVectors(encoder(model(spec))))
 
 
 def batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, batch):
     """The batch's report at default settings; pages re-mask it. Its models are loaded first, and
-    texts the guide has not cached are encoded under a bar that counts them (a new batch of 128 is
-    384 texts, several seconds), before the report is built from the cache."""
+    texts the guide has not cached, then texts the student has not embedded, are encoded under
+    bars that count them (a new batch of 128 is 384 texts, several seconds each), before the report
+    is built from what they keep: the cached report itself draws nothing."""
     ready_models(guide, student)
     cache = guide_cache(guide)
-    missing = [t for t in dict.fromkeys(batch.texts()) if t not in cache]
-    if len(missing) > GUIDE_CHUNK:
-        bar = st.progress(0.0)
-        for start in range(0, len(missing), GUIDE_CHUNK):
-            bar.progress(start / len(missing), text=f"The guide embeds the batch: text {start + 1} of {len(missing)}…")
-            cache.fill(missing[start:start + GUIDE_CHUNK])
-        bar.empty()
-    return _batch_report(data_key, rows, guide, student, batch)
+    embed_counted("guide", [t for t in dict.fromkeys(batch.texts()) if t not in cache], cache.fill)
+    vectors = student_vectors(student) if student else None
+    if vectors is not None:
+        embed_counted("student", vectors.missing(batch.texts()), vectors.embed)
+    return _batch_report(data_key, rows, guide, student, batch, cache.embed, vectors.embed if vectors else None)
 
 
-@st.cache_resource(show_spinner="Embedding the batch…", max_entries=16)
-def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch):
-    """Cached by data_key + rows (which name ``_batch``), guide and student."""
-    from core.analysis.inspect import encoder, inspect_batch
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _batch_report(data_key: str, rows: tuple[int, ...], guide: str, student: str | None, _batch, _guide,
+                  _student):
+    """Cached by data_key + rows (which name ``_batch``), guide and student (which name the Embeds)."""
+    from core.analysis.inspect import inspect_batch
 
-    student_embed = encoder(model(student)) if student else None
-    return inspect_batch(_batch, guide_cache(guide).embed, MarginSettings(), student_embed)
+    return inspect_batch(_batch, _guide, MarginSettings(), _student)
 
 
-@st.cache_data(show_spinner="Projecting… (UMAP takes ~30 s the first time)", max_entries=16)
+_PROJECTIONS = Kept(16)
+
+
 def projected(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    from core.analysis.projection import project
+    """2D coordinates of ``vectors``, kept by their digest, method and seed. A UMAP fit counts its
+    steps: loading UMAP (numba compiles for ~20 s, once per server), then fitting the points."""
+    from core.analysis.projection import load_umap, project, umap_loaded
 
-    return project(vectors, method, seed)
+    def fitted(bar: Bar) -> np.ndarray:
+        if method == "umap" and not umap_loaded():
+            bar(0.0, "UMAP, step 1 of 2: loading it (once per server, ~20 s)…")
+            load_umap()
+            bar(0.5, f"UMAP, step 2 of 2: fitting {len(vectors):,} points…")
+        elif method == "umap":
+            bar(0.0, f"UMAP: fitting {len(vectors):,} points…")
+        return project(vectors, method, seed)
+
+    digest = hashlib.blake2b(np.ascontiguousarray(vectors).tobytes(), digest_size=16).hexdigest()
+    return _PROJECTIONS.get((digest, vectors.shape, method, seed), fitted)
 
 
 # ---- sidebar controls ----------------------------------------------------------------------------

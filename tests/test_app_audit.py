@@ -117,3 +117,24 @@ def test_a_failed_audit_is_one_error_line(home, tmp_path):
         time.sleep(0.5)
     at = open_audit()
     assert any("No such file" in e.value for e in at.error)
+
+
+def test_load_report_counts_its_tables(finished_audit):
+    from core.analysis.audit import load_report
+
+    heard = []
+    report = load_report(finished_audit, progress=lambda *call: heard.append(call))
+    assert heard == [(0, 3), (1, 3), (2, 3), (3, 3)] and report.counts() == {"fn": 1, "dup": 1, "pos": 1}
+
+
+def test_the_audit_is_read_under_a_bar_counting_its_tables_once(finished_audit, monkeypatch):
+    from test_app_state import Recorder
+
+    texts = []
+    monkeypatch.setattr("streamlit.progress", lambda value, text=None: Recorder(texts, text))
+    at = open_audit()
+    assert not at.exception and [m.value for m in at.metric] == ["1", "1", "1"]
+    assert texts == [f"Reading the audit: table {k} of 3…" for k in (1, 2, 3)]
+    texts.clear()
+    at.segmented_control[0].set_value("keep").run()
+    assert texts == [] and [m.value for m in at.metric] == ["1", "1", "1"]  # kept: read once

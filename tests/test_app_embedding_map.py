@@ -10,6 +10,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from test_app_inspect import errors, tiny_models  # noqa: F401 (a fixture)
 from test_app_inspect import open_page as open_app
+from test_projection import fake_umap  # noqa: F401 (a fixture)
 
 
 def open_page() -> AppTest:
@@ -98,19 +99,30 @@ def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path
     assert len(before) == 48
 
 
-def test_umap_on_request(tiny_models, monkeypatch):
-    """The page asks core for UMAP only when chosen (the real UMAP is tested in test_projection)."""
-    import core.analysis.projection
+def test_umap_on_request_counts_its_steps_then_is_kept(tiny_models, fake_umap, monkeypatch):
+    """UMAP only when chosen, under a bar that counts its steps (loading it, then the fit), once per server;
+    a kept map draws no bar (the real UMAP is tested in test_projection)."""
+    from test_app_state import Recorder
 
-    asked = []
-    monkeypatch.setattr(core.analysis.projection, "umap_2d", lambda x, seed=0: asked.append(len(x)) or x[:, :2])
+    from app import state
+
+    texts = []
+    monkeypatch.setattr(state, "_PROJECTIONS", state.Kept(16))  # other tests may have kept these maps
     at = open_page()
-    assert asked == []
+    assert fake_umap.fits == []
+    monkeypatch.setattr(state.st, "progress", lambda value, text=None: Recorder(texts, text))
     at.radio(key="map_method").set_value("UMAP (computed on request, then cached)").run()
     assert errors(at) == "" and figure(at)["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
-    assert asked == [48]  # 16 anchors, positives and negatives
+    assert texts == ["UMAP, step 1 of 2: loading it (once per server, ~20 s)…", "UMAP, step 2 of 2: fitting 48 points…"]
+    assert [n for n, _ in fake_umap.fits] == [64, 48]  # the warm-up, then 16 anchors, positives and negatives
+    texts.clear()
     at.sidebar.slider(key="margin").set_value(0.3).run()
-    assert asked == [48]  # cached: a new margin changes the lines, not the projection
+    at.radio(key="map_method").set_value("PCA").run()
+    at.radio(key="map_method").set_value("UMAP (computed on request, then cached)").run()
+    assert texts == [] and len(fake_umap.fits) == 2  # kept: a new margin or a switch back fits nothing
+    at.sidebar.number_input(key="batch_seed").set_value(1).run()
+    assert errors(at) == "" and texts == ["UMAP: fitting 48 points…"]  # loaded once per server
+    assert len(fake_umap.fits) == 3
 
 
 def test_upload_with_other_column_names_asks_for_the_mapping(tiny_models):

@@ -288,3 +288,27 @@ def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch):
     at.sidebar.number_input(key="batch_seed").set_value(7).run()
     assert errors(at) == ""
     assert len(chunks) >= 2 and max(chunks) <= state.GUIDE_CHUNK  # 96 new texts: counted in chunks
+
+
+def test_a_new_batchs_student_encode_is_counted_once(tiny_models, monkeypatch):
+    """The student embeds a new batch under a bar that counts its texts; a margin change draws no bar."""
+    from test_app_state import Recorder
+
+    from app import state
+    from core.analysis.inspect import Batch
+    from core.corpus.data import load_pairs
+
+    texts = []
+    monkeypatch.setattr(state, "_STUDENT_VECTORS", state.Kept(4))  # no texts embedded by other tests
+    monkeypatch.setattr(state.st, "progress", lambda value, text=None: Recorder(texts, text))
+    at = open_page()
+    assert errors(at) == ""
+    size = at.sidebar.number_input(key="batch_size").value
+    count = len(set(Batch.draw(load_pairs("bundled"), size, 0).texts()))
+    assert count > state.GUIDE_CHUNK
+    student = [t for t in texts if t and t.startswith("The student")]
+    assert student == [f"The student embeds the batch: text {start + 1} of {count}…"
+                       for start in range(0, count, state.GUIDE_CHUNK)]
+    texts.clear()
+    at.sidebar.slider(key="margin").set_value(0.2).run()
+    assert errors(at) == "" and texts == []

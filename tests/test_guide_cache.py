@@ -288,3 +288,20 @@ def test_checksum_file_of_the_wrong_length_rebuilds(guide, tmp_path):
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.warns(UserWarning, match="inconsistent.*checksums.u64"):
         assert len(GuideCache(guide, "tiny", root=tmp_path)) == 0
+
+
+def test_opening_counts_the_rows_it_verifies(guide, tmp_path, monkeypatch):
+    """Opening reports (rows checked, rows) after each chunk, still finds a bad row, and a new cache reports nothing."""
+    import core.guides.guide_cache
+
+    heard = []
+    GuideCache(guide, "tiny", root=tmp_path, progress=lambda *call: heard.append(call))
+    assert heard == []  # nothing stored, nothing to check
+    want = GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS)
+    _overwrite_rows(next(tmp_path.iterdir()), [9], np.zeros(32))
+    monkeypatch.setattr(core.guides.guide_cache, "VERIFY_CHUNK", 4)
+    with pytest.warns(UserWarning, match="1 of 10"):
+        cache = GuideCache(guide, "tiny", root=tmp_path, progress=lambda *call: heard.append(call))
+    assert heard == [(4, 10), (8, 10), (10, 10)]
+    assert len(cache) == 9
+    torch.testing.assert_close(cache.embed(TEXTS), want)

@@ -208,3 +208,18 @@ def test_cli_inspect_prints_mask_quality_and_weak_rows(tiny_model_dir, pairs_csv
     assert "relation" in printed and "no ground truth" not in printed
     assert main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "6"]) == 0
     assert "no ground truth in this data" in capsys.readouterr().out
+
+
+def test_opening_a_run_batch_counts_its_stages(pairs_csv, tmp_path):
+    """open_run_batch reports (stages done, 3) as each stage starts and at the end, and finds the recorded rows."""
+    from core.analysis.inspect import RUN_STAGES, open_run_batch
+    from core.training.train import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    TrainConfig(data=str(pairs_csv), student="s", guide="g", batch_size=2, out=str(run)).save(run / "config.json")
+    (run / "batches.jsonl").write_text('{"step": 1, "rows": [2, 0]}\n')
+    heard = []
+    batch, config = open_run_batch(run, 1, progress=lambda *call: heard.append(call))
+    assert heard == [(0, 3), (1, 3), (2, 3), (3, 3)] and len(RUN_STAGES) == 3
+    assert batch.rows == [2, 0] and config.guide == "g"

@@ -85,3 +85,44 @@ def test_neighbours_are_nearest_in_the_original_space_and_say_what_the_guide_doe
     table = selection_table(points, segments, [1, 8], shown=10)
     assert table.positive.tolist() == ["y 2", "z 3"]  # the row's own positive, for an anchor and a negative
     assert table.masked_partners[0] == len(masked) and "y two" in table.masked_examples[0]
+
+
+class FakeUmap:
+    """Stands in for the ``umap`` module (a fast test never imports the real one): records each fit."""
+
+    def __init__(self) -> None:
+        self.fits = []
+
+    def UMAP(self, **settings):  # noqa: N802 (the module's name)
+        fits = self.fits
+
+        class Reducer:
+            def fit_transform(self, x):
+                fits.append((len(x), settings))
+                return x[:, :2]
+
+        return Reducer()
+
+
+@pytest.fixture
+def fake_umap(monkeypatch):
+    import core.analysis.projection
+
+    fake = FakeUmap()
+    monkeypatch.setitem(sys.modules, "umap", fake)
+    core.analysis.projection.load_umap.cache_clear()
+    yield fake
+    core.analysis.projection.load_umap.cache_clear()  # the real module is loaded afresh when next asked for
+
+
+def test_umap_is_loaded_once_with_a_warm_up_fit_and_fits_on_one_thread(fake_umap):
+    from core.analysis.projection import load_umap, umap_loaded
+
+    assert not umap_loaded()
+    assert load_umap() is fake_umap and umap_loaded()
+    assert [n for n, _ in fake_umap.fits] == [64]  # the warm-up fit compiles numba's code
+    x = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    assert project(x, "umap", seed=7).shape == (20, 2)
+    assert [n for n, _ in fake_umap.fits] == [64, 20]  # no second warm-up
+    settings = fake_umap.fits[1][1]
+    assert settings["n_jobs"] == 1 and settings["random_state"] == 7 and settings["metric"] == "cosine"

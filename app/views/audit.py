@@ -93,10 +93,23 @@ if started:
         st.rerun()
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading the audit…")
+@st.cache_resource(show_spinner=False)
+def audit_reports() -> state.Kept:
+    """Audits this server has read (the page reads them itself, so it can count the tables)."""
+    return state.Kept(8)
+
+
 def report_of(folder: str, stamp: float):
-    """An audit's tables, read again only when its summary is rewritten (``stamp``: its mtime)."""
-    return load_report(Path(folder))
+    """An audit's tables, read again only when its summary is rewritten (``stamp``: its mtime), under
+    a bar that counts them: a large audit's tables take seconds."""
+    def read(bar: state.Bar):
+        def table(done: int, total: int) -> None:
+            if done < total:
+                bar(done / total, f"Reading the audit: table {done + 1} of {total}…")
+
+        return load_report(Path(folder), progress=table)
+
+    return audit_reports().get((folder, stamp), read)
 
 
 def decision_widget(kind: str, finding: str, decisions: dict, path: Path) -> None:

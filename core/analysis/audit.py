@@ -118,12 +118,19 @@ class AuditReport:
         return out
 
 
-def load_report(folder: Path) -> AuditReport:
-    """An audit written by :meth:`AuditReport.save`; a folder without one is a one-line error."""
+def load_report(folder: Path, progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    """An audit written by :meth:`AuditReport.save`; a folder without one is a one-line error.
+    ``progress(done, total)`` hears the tables read as each starts and at the end (a large audit's take seconds)."""
     folder = Path(folder)
     if not (folder / SUMMARY).is_file():
         raise GistlabError(f"{folder} holds no finished audit (no {SUMMARY}): run the audit first.")
-    tables = {kind: pd.read_parquet(folder / name) for kind, name in TABLES.items()}
+    tables = {}
+    for done, (kind, name) in enumerate(TABLES.items()):
+        if progress is not None:
+            progress(done, len(TABLES))
+        tables[kind] = pd.read_parquet(folder / name)
+    if progress is not None:
+        progress(len(TABLES), len(TABLES))
     return AuditReport(tables["fn"], tables["dup"], tables["pos"], json.loads((folder / SUMMARY).read_text()))
 
 

@@ -336,23 +336,34 @@ def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | N
     return [Batch.draw(ds, batch_size, seed + k, task) for k in range(n_batches)]
 
 
-def open_run_batches(run, steps):
+RUN_STAGES = ("reading its config", "loading its data", "finding the batch's rows")  # open_run_batches, in order
+
+
+def open_run_batches(run, steps, progress: Callable[[int, int], None] | None = None):
     """The batches a training run used at ``steps`` (1-based), and the run's config (guide, settings).
 
     The data is loaded once, as the run loaded it, so its row ids point at the same texts.
+    ``progress(done, total)`` hears the stages done (:data:`RUN_STAGES`) as each starts and at the end.
     """
     from core.corpus.data import load_pairs
     from core.training.runs import read_batch, read_config
     from core.training.train import TrainConfig
 
+    report = (lambda done: progress(done, len(RUN_STAGES))) if progress else (lambda done: None)
+    report(0)
     config = TrainConfig.from_dict(read_config(run))
+    report(1)
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns)
-    return [Batch.from_dataset(ds, read_batch(run, step)) for step in steps], config
+    report(2)
+    batches = [Batch.from_dataset(ds, read_batch(run, step)) for step in steps]
+    report(3)
+    return batches, config
 
 
-def open_run_batch(run, step: int):
-    """The batch a training run used at ``step`` (1-based), and the run's config."""
-    [batch], config = open_run_batches(run, [step])
+def open_run_batch(run, step: int, progress: Callable[[int, int], None] | None = None):
+    """The batch a training run used at ``step`` (1-based), and the run's config; ``progress`` as in
+    :func:`open_run_batches` (the app counts its stages: loading a large data set takes seconds)."""
+    [batch], config = open_run_batches(run, [step], progress)
     return batch, config
 
 

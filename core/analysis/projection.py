@@ -1,9 +1,9 @@
 """2D maps of a batch's embeddings: PCA at once, UMAP on request, and the points and lines to draw.
 
-PCA is a centred SVD in numpy (milliseconds). UMAP is imported only inside :func:`umap_2d`:
-``import umap`` compiles with numba (~20 s cold), so nothing that merely imports this module, and
-no first paint, ever waits for it; callers cache its result keyed by the data (the page uses
-``st.cache_data``). :func:`map_points` and :func:`mask_segments` turn a projection and a mask into
+PCA is a centred SVD in numpy (milliseconds). UMAP is imported only inside :func:`load_umap`:
+``import umap`` and a first fit compile with numba (~20 s cold), so nothing that merely imports this
+module, and no first paint, ever waits for it; callers cache its result keyed by the data (the app
+keeps it per server, app.state.projected). :func:`map_points` and :func:`mask_segments` turn a projection and a mask into
 tidy tables: one point per text (role, task), one segment from each row's text to every candidate
 the guide masked for it, with the guide's score. A 2D map distorts distances, so
 :func:`neighbours` answers "what is really close to this text" in the original embedding space
@@ -13,6 +13,7 @@ masked partners.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 
 import numpy as np
@@ -44,15 +45,33 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
 
 
+@functools.cache
+def load_umap():
+    """The ``umap`` module, imported and compiled once per process: the import and numba's compiling of a
+    first fit take ~20 s (measured: import 3 s, a first fit of 64 points 19 s, then 384 points 0.7 s), so a
+    tiny seeded fit here pays for it and a caller can show that wait as a stage of its own."""
+    import umap  # deliberately lazy: numba compiles on import
+
+    warm_up = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    umap.UMAP(n_components=2, n_neighbors=15, metric="cosine", random_state=0, n_jobs=1).fit_transform(warm_up)
+    return umap
+
+
+def umap_loaded() -> bool:
+    """Whether :func:`load_umap` has run in this process (a fit then takes its own time only)."""
+    return load_umap.cache_info().currsize > 0
+
+
 def umap_2d(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
-    """UMAP of ``x`` [N, D] -> [N, 2], cosine metric, seeded. Slow on first call: cache the result."""
+    """UMAP of ``x`` [N, D] -> [N, 2], cosine metric, seeded. Slow on first call: cache the result.
+
+    One thread (``n_jobs=1``): a seed forces it anyway, and asking for more logs a warning per fit.
+    """
     x = np.asarray(x, dtype=np.float32)
     if len(x) < 4:
         raise GistlabError(f"UMAP needs at least 4 points, got {len(x)}: draw a larger batch or use PCA.")
-    import umap  # deliberately lazy: numba compiles on import
-
-    reducer = umap.UMAP(
-        n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), metric="cosine", random_state=seed
+    reducer = load_umap().UMAP(
+        n_components=2, n_neighbors=min(n_neighbors, len(x) - 1), metric="cosine", random_state=seed, n_jobs=1
     )
     return reducer.fit_transform(x)
 

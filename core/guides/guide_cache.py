@@ -42,7 +42,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,7 +58,8 @@ DTYPE = np.dtype("<f4")
 SUM_DTYPE = np.dtype("<u8")
 DIGEST_BYTES = 16
 FILES = ("embeddings.f32", "index.bin", "checksums.u64")
-VERIFY_CHUNK = 65536  # rows checksummed at a time when a whole cache is verified
+VERIFY_CHUNK = 16384  # rows checksummed at a time when a whole cache is verified (~30 ms at dim 384;
+# 65536 was no faster: 0.46 s against 0.17 s for 100k rows, the smaller chunk stays in the CPU cache)
 FILL_CHUNK = 8192  # texts encoded and appended per step of a large fill
 
 
@@ -138,6 +139,8 @@ class GuideCache:
         guide_spec: how the user named the guide (recorded in meta.json, for people).
         root: folder holding one sub-folder per guide; default ``<workspace>/guide_cache``.
         batch_size: the guide's encode batch size.
+        progress: hears (rows checked, rows) after each chunk while opening verifies the stored
+            rows' checksums (0.2-4 s per 100k rows, by dimension and disk), e.g. for a bar.
 
     ``texts_encoded`` and ``forward_passes`` count the guide's work since this object was made.
     """
@@ -148,6 +151,7 @@ class GuideCache:
         guide_spec: str,
         root: Path | None = None,
         batch_size: int = 64,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         dim = guide.get_embedding_dimension()
         if not dim:
@@ -166,7 +170,7 @@ class GuideCache:
         self._thread_lock = threading.Lock()
         self.path.mkdir(parents=True, exist_ok=True)
         with self._locked():
-            self._open()
+            self._open(progress)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -285,9 +289,10 @@ class GuideCache:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _open(self) -> None:
+    def _open(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Load the cache, or start it empty; an inconsistent one is rebuilt with a warning, and
-        rows whose checksum fails are dropped (and later re-encoded) with a warning."""
+        rows whose checksum fails are dropped (and later re-encoded) with a warning. ``progress``
+        hears the rows checked (see :class:`GuideCache`)."""
         verified = len(getattr(self, "_rows", ()))
         previous = getattr(self, "_index_hash", None)
         try:
@@ -302,18 +307,21 @@ class GuideCache:
         if previous is None or verified > len(self._rows) or _prefix_hash(
                 self._file("index.bin"), verified) != previous.hexdigest():
             verified = 0  # not a catch-up after another process's appends: check every row
-        bad = self._failing_rows(verified)
+        bad = self._failing_rows(verified, progress)
         if bad.size:
             self._drop(bad)
 
-    def _failing_rows(self, start: int = 0) -> np.ndarray:
-        """Positions from ``start`` on whose embedding does not match its checksum."""
+    def _failing_rows(self, start: int = 0, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Positions from ``start`` on whose embedding does not match its checksum; ``progress``
+        hears (rows checked, rows to check) after each chunk."""
         index = np.fromfile(self._file("index.bin"), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
         bad = [np.empty(0, dtype=np.int64)]
         for lo in range(start, len(self._rows), VERIFY_CHUNK):
             hi = min(lo + VERIFY_CHUNK, len(self._rows))
             failed = row_checksums(self._array[lo:hi], index[lo:hi]) != self._sums[lo:hi]
             bad.append(lo + np.flatnonzero(failed))
+            if progress is not None:
+                progress(hi - start, len(self._rows) - start)
         return np.concatenate(bad)
 
     def _discard(self, rows: np.ndarray) -> None:
