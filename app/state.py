@@ -119,12 +119,15 @@ class Kept:
                 if key in self._items:
                     return self._items[key]
             bar = Bar()
-            value = compute(bar)
-            with self._lock:
-                self._items[key] = value
-                while len(self._items) > self.limit:
-                    self._items.popitem(last=False)
-                self._computing.pop(key, None)
+            try:
+                value = compute(bar)
+                with self._lock:
+                    self._items[key] = value
+                    while len(self._items) > self.limit:
+                        self._items.popitem(last=False)
+            finally:  # a failed computation leaves no lock behind (one per key asked would pile up)
+                with self._lock:
+                    self._computing.pop(key, None)
             bar.close()
             return value
 

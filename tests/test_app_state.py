@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 
@@ -64,6 +65,21 @@ def test_kept_computes_once_per_key_under_a_bar_removed_after_keeping(monkeypatc
     kept.get(3, compute(3))
     assert kept.get(1, compute(1)) == 10 and calls == [1, 3]
     assert kept.get(2, compute(2)) == 20 and calls == [1, 3, 2]
+
+
+def test_kept_keeps_nothing_from_a_failed_computation_and_retries_it():
+    from app import state
+
+    kept = state.Kept(2)
+
+    def fail(bar):
+        raise OSError("disk full")
+
+    for _ in range(3):
+        with pytest.raises(OSError):
+            kept.get("k", fail)
+    assert kept._computing == {} and "k" not in kept._items  # no lock or result left per failed key
+    assert kept.get("k", lambda bar: 7) == 7
 
 
 def test_text_vectors_encode_each_text_once_in_order_and_stay_bounded():
