@@ -7,8 +7,6 @@ the masked share per block against the margin, one panel per strategy with its o
 the ground truth per task; both with and without the positive floor when one is set.
 """
 
-from collections import OrderedDict
-
 import numpy as np
 import plotly.express as px
 import streamlit as st
@@ -25,9 +23,9 @@ KEPT_SWEEPS = 16
 
 
 @st.cache_resource
-def sweeps() -> OrderedDict:
-    """Finished sweeps of this server, newest last (the page fills it itself, so it can show progress)."""
-    return OrderedDict()
+def sweeps() -> state.Kept:
+    """Finished sweeps of this server (each computed under a bar that counts its batches)."""
+    return state.Kept(KEPT_SWEEPS)
 
 
 def grid(low: float, high: float) -> list[float]:
@@ -37,28 +35,22 @@ def grid(low: float, high: float) -> list[float]:
 
 def sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings):
     """The sweep for ``key``, computed once (progress bar: batches drawn, then batches swept)."""
-    store = sweeps()
-    if key in store:
-        store.move_to_end(key)
-        return store[key]
-    bar = st.progress(0.0, text=f"Drawing batch 0 of {n_batches}…")
-    batches = []
-    for k in range(n_batches):
-        batches.append(sample_batches(ds, 1, size, seed + k, task)[0])
-        bar.progress((k + 1) / (2 * n_batches), text=f"Drawing batch {k + 1} of {n_batches}…")
+    def sweep(bar: state.Bar):
+        bar(0.0, f"Drawing batch 0 of {n_batches}…")
+        batches = []
+        for k in range(n_batches):
+            batches.append(sample_batches(ds, 1, size, seed + k, task)[0])
+            bar((k + 1) / (2 * n_batches), f"Drawing batch {k + 1} of {n_batches}…")
 
-    def swept(done: int, total: int) -> None:
-        bar.progress(0.5 + done / (2 * total),
-                     text=f"Sweeping margins: batch {done} of {total} (the guide encodes texts it has not cached)…")
+        def swept(done: int, total: int) -> None:
+            bar(0.5 + done / (2 * total),
+                f"Sweeping margins: batch {done} of {total} (the guide encodes texts it has not cached)…")
 
-    table = margin_sweep(batches, state.guide_cache(guide).embed, margins, settings.contrast_anchors,
-                         settings.contrast_positives, positive_floor=settings.positive_floor, by_task=True,
-                         progress=swept)
-    bar.empty()
-    store[key] = table
-    while len(store) > KEPT_SWEEPS:
-        store.popitem(last=False)
-    return table
+        return margin_sweep(batches, state.guide_cache(guide).embed, margins, settings.contrast_anchors,
+                            settings.contrast_positives, positive_floor=settings.positive_floor, by_task=True,
+                            progress=swept)
+
+    return sweeps().get(key, sweep)
 
 
 def facets(fig, settings) -> None:
@@ -82,6 +74,7 @@ st.caption("How much of each block would the guide mask at each margin, and how 
 with state.errors_shown():
     ds, data_key = state.choose_data()
     guide, _ = state.choose_models(student=False)
+    state.ready_models(guide)  # a first visit loads the guide under a bar that counts, not in the sweep's
     size, seed, task = state.choose_batch(ds)
     n_batches = st.sidebar.slider("Batches sampled", 1, 50, 8, key="whatif_batches")
     settings = state.choose_settings()
