@@ -32,7 +32,7 @@ from core.errors import GistlabError
 from core.method.masking import BLOCK_HELP, STRATEGIES, MarginSettings
 
 if TYPE_CHECKING:
-    import torch
+    from core.guides.text_vectors import TextVectors
 
 MAX_UPLOAD_MB = 50
 UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]
@@ -279,46 +279,13 @@ def embed_counted(who: str, missing: Sequence[str], fill: Callable[[Sequence[str
     bar.empty()
 
 
-class TextVectors:
-    """A model's embeddings by text, kept in memory, at most ``limit`` texts (least recently used
-    dropped): the student has no disk cache like the guide's, and a batch must be encoded in counted
-    chunks before its report is built. Texts asked for again are not encoded again."""
-
-    def __init__(self, embed: Callable[[list[str]], torch.Tensor], limit: int = 20_000) -> None:
-        self._embed = embed
-        self.limit = limit
-        self._vectors: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def missing(self, texts: Sequence[str]) -> list[str]:
-        """The distinct texts not kept, in order."""
-        with self._lock:
-            return [t for t in dict.fromkeys(texts) if t not in self._vectors]
-
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Embeddings [N, D] of ``texts`` in order, encoding only the ones not kept (an Embed)."""
-        import torch
-
-        with self._lock:
-            found = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
-            for text in found:
-                self._vectors.move_to_end(text)
-        new = [t for t in dict.fromkeys(texts) if t not in found]
-        if new:
-            found.update(zip(new, (v.clone() for v in self._embed(new).float().cpu())))
-            with self._lock:
-                self._vectors.update((t, found[t]) for t in new)
-                while len(self._vectors) > self.limit:
-                    self._vectors.popitem(last=False)
-        return torch.stack([found[t] for t in texts])
-
-
 _STUDENT_VECTORS = Kept(4)
 
 
 def student_vectors(spec: str) -> TextVectors:
     """The student's :class:`TextVectors`, one per server and student."""
     from core.analysis.inspect import encoder
+    from core.guides.text_vectors import TextVectors
 
     return _STUDENT_VECTORS.get(spec, lambda bar: TextVectors(encoder(model(spec))))
 

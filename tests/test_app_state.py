@@ -82,27 +82,6 @@ def test_kept_keeps_nothing_from_a_failed_computation_and_retries_it():
     assert kept.get("k", lambda bar: 7) == 7
 
 
-def test_text_vectors_encode_each_text_once_in_order_and_stay_bounded():
-    import torch
-
-    from app import state
-
-    asked = []
-
-    def embed(texts):
-        asked.append(list(texts))
-        return torch.tensor([[float(len(t)), 1.0] for t in texts])
-
-    vectors = state.TextVectors(embed, limit=3)
-    assert vectors.missing(["a", "bb", "a"]) == ["a", "bb"]
-    out = vectors.embed(["a", "bb", "a"])
-    assert out.tolist() == [[1, 1], [2, 1], [1, 1]] and asked == [["a", "bb"]]
-    assert vectors.embed(["bb", "ccc"]).tolist() == [[2, 1], [3, 1]] and asked[-1] == ["ccc"]
-    assert vectors.missing(["a", "dddd"]) == ["dddd"]
-    vectors.embed(["dddd"])  # over the limit: "a", the least recently used, is dropped
-    assert vectors.missing(["a", "bb", "ccc", "dddd"]) == ["a"]
-
-
 def run_page(run: str) -> None:
     import streamlit as st
 
