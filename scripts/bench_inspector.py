@@ -13,7 +13,9 @@ bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 block
 4. The Inspect page in Streamlit's AppTest at batch 128: one script rerun after a margin change
    (server side only: no browser rendering).
 5. The same in chromium: slider step -> new pairs count, run over, both heatmaps redrawn; with
-   ``--baseline REF`` that commit's page is timed alternately on its own server.
+   ``--baseline REF`` that commit's page is timed alternately on its own server. A page holding
+   only the slider and the heading (FLOOR_PAGE) is timed alternately too: Streamlit's own round
+   trip on this machine, the floor under any Inspect page.
 
     python scripts/bench_inspector.py --repeats 10
     python scripts/bench_inspector.py --parts browser --app-moves 12 --baseline b6226d3
@@ -36,6 +38,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-bench-inspector-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FLOOR_PAGE = """import streamlit as st
+margin = st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin")
+st.subheader(f"Masked pairs ({round(margin * 100) + 100})")
+"""
+FLOOR = "reference: one slider and one heading (Streamlit's round trip)"
 
 SETTINGS_CYCLE = [("absolute", 0.0), ("relative", 0.05), ("absolute", 0.1), ("relative", 0.2)]
 
@@ -86,7 +94,8 @@ def main() -> None:
         print("|---|---|---|---|---|")
         ours = statistics.median(runs["this checkout"][1])
         for label, (first, moves) in runs.items():
-            print(f"| {label} | {first:.2f} | {statistics.median(moves):.3f} | {min(moves):.3f}-{max(moves):.3f} "
+            drawn = "–" if first is None else f"{first:.2f}"
+            print(f"| {label} | {drawn} | {statistics.median(moves):.3f} | {min(moves):.3f}-{max(moves):.3f} "
                   f"| {statistics.median(moves) / ours:.1f}x |")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
@@ -197,7 +206,8 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
 
     With ``baseline`` (a git ref), that commit's app runs too, from ``git archive`` in a temporary
     folder on its own server and browser tab, and the two pages' slider steps alternate, so both
-    medians come from the same minutes of the same (shared) machine. Returns {label: (first, steps)}.
+    medians come from the same minutes of the same (shared) machine. Returns {label: (first, steps)},
+    first None for the reference page (FLOOR_PAGE), which has no batch size.
     """
     from playwright.sync_api import sync_playwright
 
@@ -207,17 +217,18 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
     def header(page) -> str:
         return page.evaluate(f"() => {{ const h = {PAIRS_HEADER}; return h ? h.textContent : ''; }}")
 
-    def changed(page, old: str) -> None:
-        """The pairs count shows a new value, the script run is over, and both heatmaps were redrawn."""
+    def changed(page, old: str, maps: bool) -> None:
+        """The pairs count shows a new value, the script run is over, and (``maps``) both heatmaps were redrawn."""
+        redrawn = f" && ({MAPS_REDRAWN})" if maps else ""
         page.wait_for_function(f"() => {{ const h = {PAIRS_HEADER}; return h && h.textContent !== "
-                               f"{old!r} && ({IDLE_EXPR}) && ({MAPS_REDRAWN}); }}", timeout=600_000, polling="raf")
+                               f"{old!r} && ({IDLE_EXPR}){redrawn}; }}", timeout=600_000, polling="raf")
 
-    def timed_change(page, act) -> float:
+    def timed_change(page, act, maps: bool = True) -> float:
         old = header(page)
         page.evaluate(MARK_MAPS)
         tick = time.perf_counter()
         act()
-        changed(page, old)
+        changed(page, old, maps)
         return time.perf_counter() - tick
 
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as p:
@@ -246,11 +257,20 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
                 size = page.get_by_role("spinbutton", name="Batch size")
                 size.fill("128")
                 pages[label] = (page, timed_change(page, lambda: size.press("Enter")), [])
+            floor = Path(scratch) / "floor.py"
+            floor.write_text(FLOOR_PAGE)
+            server, url = serve_tree(Path(scratch), Path(scratch), floor.name)
+            servers.append(server)
+            wait_healthy(url, server)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)
+            page.wait_for_function(IDLE, timeout=600_000)
+            pages[FLOOR] = (page, None, [])
             for _ in range(moves):
-                for label, (page, _, times) in pages.items():  # alternate: the same minutes for both
+                for label, (page, _, times) in pages.items():  # alternate: the same minutes for all
                     slider = page.get_by_role("slider").first
                     slider.focus()
-                    times.append(timed_change(page, lambda: slider.press("ArrowRight")))
+                    times.append(timed_change(page, lambda: slider.press("ArrowRight"), maps=label != FLOOR))
             version = browser.version
         finally:
             browser.close()
@@ -260,8 +280,8 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
     return {label: (first, times) for label, (_, first, times) in pages.items()}, version
 
 
-def serve_tree(tree: Path, home: Path) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app/main.py`` of the checkout at ``tree`` (its own core/ first on the path)."""
+def serve_tree(tree: Path, home: Path, script: str = "app/main.py") -> tuple[subprocess.Popen, str]:
+    """``streamlit run app/main.py`` (or ``script``) of the checkout at ``tree`` (its own core/ first on the path)."""
     import socket
 
     with socket.socket() as sock:
@@ -269,7 +289,7 @@ def serve_tree(tree: Path, home: Path) -> tuple[subprocess.Popen, str]:
         port = sock.getsockname()[1]
     env = {**os.environ, "GISTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port)],
         cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
