@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# Every test run gets its own workspace and never touches the Hub.
-os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-test-home-"))
+# Every test process (each pytest-xdist worker too) gets its own workspace, never the user's, and
+# never touches the Hub.
+os.environ["GISTLAB_HOME"] = tempfile.mkdtemp(prefix="gistlab-test-home-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -276,10 +276,12 @@ def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
     assert errors(at) == "" and "nobody" in at.warning[0].value
 
 
-def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch):
+def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch, tmp_path):
     """More than one chunk of uncached texts: the guide fills its cache chunk by chunk (the page's bar)."""
     from app import state
 
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))  # an empty guide cache, whatever ran before in this process
+    monkeypatch.setattr(state, "_GUIDE_CACHES", state.Kept(4))
     at = open_page()
     cache = state.guide_cache(state.default_guide())
     chunks = []

@@ -325,33 +325,6 @@ def tiny_settings(model: Path, data: Path, steps: int) -> dict:
             "steps": steps, "seed": 0}
 
 
-@pytest.mark.slow
-def test_real_training_job_completes(tiny_model_dir, tiny_pairs):
-    from core.training.runs import read_metrics, read_status
-
-    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 2), ["gist"])
-    wait_until_done(timeout=180)
-    [run] = job.run_dirs
-    assert read_status(run)["state"] == "completed", (run / "train.log").read_text()[-2000:]
-    assert list(read_metrics(run)["step"]) == [1, 2]
-    assert (run / "model").is_dir() and (run / "train.log").is_file()
-
-
-@pytest.mark.slow
-def test_real_training_job_stops_cleanly(tiny_model_dir, tiny_pairs):
-    from core.training.runs import read_status
-
-    job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["mnrl"])
-    [run] = job.run_dirs
-    wait_for(lambda: (run / "status.json").is_file() and read_status(run).get("steps_done", 0) >= 1, 180,
-             "the first step")
-    jobs.request_stop()
-    wait_until_done(timeout=60)
-    status = read_status(run)
-    assert status["state"] == "stopped" and status["steps_done"] < 10_000
-    assert (run / "model").is_dir() and not (run / "STOP").exists()
-
-
 def test_an_eval_job_is_described_by_its_models(tmp_path):
     steps = [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", "bundled"), str(tmp_path / "eval.log"))
              for m in ("bundled:minilm-l3", str(tmp_path / "runs" / "g0"))]
@@ -399,5 +372,7 @@ def test_real_paired_job_stopped_in_its_first_arm_never_starts_the_second(tiny_m
              "the first step")
     jobs.request_stop()
     wait_until_done(timeout=60)
-    assert read_status(gist)["state"] == "stopped" and (gist / "model").is_dir()
+    status = read_status(gist)
+    assert status["state"] == "stopped" and status["steps_done"] < 10_000
+    assert (gist / "model").is_dir() and not (gist / "STOP").exists()  # saved, and the stop request consumed
     assert not mnrl.exists() and "not run: mnrl" in (gist / "train.log").read_text()
