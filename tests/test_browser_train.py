@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 import pytest
 
 from app.palette import ARM_COLORS, GUIDE_ARMS, MAX_LIGHTEN, arm_of
-from core.training import jobs
 from tests.test_browser import PAGES, ROOT, browser, serve, shoot, wait_until_idle  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
