@@ -92,6 +92,15 @@ class Bar:
         if self._bar is not None:
             self._bar.empty()
 
+    def counting(self, describe: Callable[[int, int], str]) -> Callable[[int, int], None]:
+        """A ``progress(done, total)`` callback for the engine: ``describe(done, total)`` on this bar
+        while work remains (the final call, done == total, draws nothing: the bar is closed next)."""
+        def report(done: int, total: int) -> None:
+            if done < total:
+                self(done / total, describe(done, total))
+
+        return report
+
 
 class Kept:
     """Results this server computed under a :class:`Bar`, at most ``limit`` (least recently used dropped).
@@ -220,11 +229,8 @@ def run_batch(run: str, step: int):
     stamp = config.stat().st_mtime_ns if config.is_file() else 0
 
     def opened(bar: Bar):
-        def stage(done: int, total: int) -> None:
-            if done < total:
-                bar(done / total, f"Opening the run's batch, step {done + 1} of {total}: {RUN_STAGES[done]}…")
-
-        return open_run_batch(run, step, progress=stage)
+        return open_run_batch(run, step, progress=bar.counting(
+            lambda done, total: f"Opening the run's batch, step {done + 1} of {total}: {RUN_STAGES[done]}…"))
 
     return _RUN_BATCHES.get((run, step, stamp), opened)
 

@@ -103,11 +103,8 @@ def report_of(folder: str, stamp: float):
     """An audit's tables, read again only when its summary is rewritten (``stamp``: its mtime), under
     a bar that counts them: a large audit's tables take seconds."""
     def read(bar: state.Bar):
-        def table(done: int, total: int) -> None:
-            if done < total:
-                bar(done / total, f"Reading the audit: table {done + 1} of {total}…")
-
-        return load_report(Path(folder), progress=table)
+        return load_report(Path(folder), progress=bar.counting(
+            lambda done, total: f"Reading the audit: table {done + 1} of {total}…"))
 
     return audit_reports().get((folder, stamp), read)
 
