@@ -12,7 +12,8 @@ bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 block
 3. Projection of the 384 embeddings: PCA, and UMAP (cold import in a fresh process; fit warm).
 4. The Inspect page in Streamlit's AppTest at batch 128: one script rerun after a margin change
    (server side only: no browser rendering).
-5. The same in chromium: slider step -> new pairs count, run over, both heatmaps redrawn; with
+5. The same in chromium: slider step -> new pairs count, run over, both heatmaps redrawn (the
+   app.live_figures frame counted a new draw; on an older page, both plotly charts are new); with
    ``--baseline REF`` that commit's page is timed alternately on its own server. A page holding
    only the slider and the heading (FLOOR_PAGE) is timed alternately too: Streamlit's own round
    trip on this machine, the floor under any Inspect page.
@@ -195,10 +196,16 @@ IDLE_EXPR = ("document.querySelector('[data-testid=\"stApp\"][data-test-script-s
              " && !document.querySelector('[data-stale=\"true\"]')")
 IDLE = f"() => {IDLE_EXPR}"
 PAIRS_HEADER = "[...document.querySelectorAll('h3')].find(h => h.textContent.startsWith('Masked pairs'))"
-# Plotly.react gives a redrawn chart a new ``data`` array: mark the old ones, wait until every map has another
-MARK_MAPS = "() => document.querySelectorAll('.js-plotly-plot').forEach(g => { g.__benchOld = g.data; })"
-MAPS_REDRAWN = ("[...document.querySelectorAll('.js-plotly-plot')].every(g => g.data && g.data !== g.__benchOld)"
-                " && document.querySelectorAll('.js-plotly-plot').length >= 2")
+# The maps are redrawn when the live-figures frame (app.live_figures) has counted a draw since it was
+# marked (a frame mounted anew counts from 0), or, on a page before it (``--baseline``), when every
+# st.plotly_chart has a new ``data`` array
+FRAME = "(document.querySelector('iframe') || {}).contentWindow"
+MARK_MAPS = (f"() => {{ const w = {FRAME}; if (w) w.__benchDraws = w.gistDraws; "
+             "document.querySelectorAll('.js-plotly-plot').forEach(g => { g.__benchOld = g.data; }); }")
+LIVE_REDRAWN = f"(w => !!w && w.gistDraws > (w.__benchDraws || 0))({FRAME})"
+PLOTLY_REDRAWN = ("[...document.querySelectorAll('.js-plotly-plot')].every(g => g.data && g.data !== g.__benchOld)"
+                  " && document.querySelectorAll('.js-plotly-plot').length >= 2")
+MAPS_REDRAWN = f"({LIVE_REDRAWN}) || ({PLOTLY_REDRAWN})"
 
 
 def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[str, tuple[float, list[float]]], str]:
@@ -268,7 +275,7 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
             pages[FLOOR] = (page, None, [])
             for _ in range(moves):
                 for label, (page, _, times) in pages.items():  # alternate: the same minutes for all
-                    slider = page.get_by_role("slider").first
+                    slider = page.get_by_role("slider", name="Margin") if label != FLOOR else page.get_by_role("slider").first
                     slider.focus()
                     times.append(timed_change(page, lambda: slider.press("ArrowRight"), maps=label != FLOOR))
             version = browser.version

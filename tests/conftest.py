@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,6 +37,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def real_main_module():
+    """Put the test process's own ``__main__`` back after each test: an AppTest installs its page script
+    as ``sys.modules["__main__"]`` and leaves it there, and a later ``torch.multiprocessing.spawn``
+    would run that script again in each child (an ``AppTest.from_function`` script then fails there)."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -102,10 +102,12 @@ def wait_until_idle(page, timeout_ms: int) -> None:
 
 
 def shoot(page, name: str) -> None:
-    """A full-page screenshot once every plotly chart has drawn (they load after the script run)."""
+    """A full-page screenshot once every plotly chart has drawn (they load after the script run), those in
+    app.live_figures' frames too."""
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-        ".every(chart => chart.querySelector('.main-svg'))",
+        ".every(chart => chart.querySelector('.main-svg'))"
+        " && [...document.querySelectorAll('iframe')].every(f => !f.src.includes('live_figures') || f.contentWindow.gistDraws > 0)",
         timeout=60_000,
     )
     page.wait_for_timeout(1_000)  # plotly's transitions and the data grid's first paint

@@ -3,18 +3,22 @@
 Reads the sidebar (or the link ``?run=NAME&step=N`` that the Train page gives), draws a seeded batch
 or opens the batch a run trained on at a step, and shows core.analysis.inspect's report: heatmaps of a
 chosen block for guide and student, the masked pairs, per-row counts. The batch is embedded once
-(cached); moving the margin only re-masks those embeddings. The heatmaps carry each text once as
-an axis label (core.analysis.inspect.cell_labels) and the mask as a one-byte layer, so a slider step sends
-little to the browser; the block picker reruns only the maps (a fragment).
+(cached); moving the margin only re-masks those embeddings. The heatmaps are built once per batch
+and block and stay drawn in the browser (app.live_figures); a margin step sends only the mask, an
+image laid over them, one pixel per cell.
 """
 
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from app import state
+from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
 from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
 from core.method.groundtruth import ALL, NO_GROUND_TRUTH
@@ -25,7 +29,7 @@ from core.training.runs import list_runs, recorded_steps, resolve
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
                 "p-p": "positive vs positives", "a-n": "anchor vs negatives"}
 ORIGINS = ("Draw from data", "A training run's step")
-MASK_TINT = "rgba(214, 39, 40, 0.7)"
+MASK_TINT = (214, 39, 40, 178)  # red at 70%: the masked cells
 SHOWN_PAIRS = 500  # rows sent to the browser per rerun (a batch of 128 can mask ~20,000 pairs)
 QUALITY_HELP = ("Checked against where each text came from (the bundled data's WordNet synsets, or a "
                 "'group' column): precision = share of masked candidates that are the same meaning, the same "
@@ -35,13 +39,25 @@ WEAK_HELP = (f"Rows whose guide masks at least {WEAK_SHARE:.0%} of their candida
 TICKS = 16  # index ticks per heatmap axis (the labels themselves are texts, shown on hover)
 
 
-def heatmap(scores, other, masked, side, labels, title: str, names: tuple[str, str], side_name: str) -> go.Figure:
-    """Cosines [B, C] with masked cells tinted red, and a strip of one value per row beside them.
+def mask_image(masked: np.ndarray) -> str:
+    """The mask as a PNG data URL, one pixel per cell: red on masked cells, clear elsewhere (~1-3 KB at batch 128).
+
+    Laid over a heatmap as a layout image, a new mask is a new image source, which the browser swaps
+    in place (app.live_figures draws it without smoothing, so cells keep sharp edges).
+    """
+    image = Image.fromarray(masked.astype(np.uint8), "P")
+    image.putpalette([0, 0, 0, *MASK_TINT[:3]])
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=bytes([0, MASK_TINT[3]]))
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def heatmap(scores, other, side, labels, title: str, names: tuple[str, str], side_name: str) -> go.Figure:
+    """Cosines [B, C] under a layout image for the mask (no source yet), and a strip of one value per row.
 
     ``other`` [B, C] is the other model's cosine of the same cell (None without one); ``labels``
-    (rows, columns) name the texts, so the hover shows both texts and both scores. The tint is a
-    uint8 heatmap layer and the scores float32: at batch 128 a figure is ~0.2 MB instead of the
-    ~1.2 MB that one verdict string per cell cost.
+    (rows, columns) name the texts, so the hover shows both texts and both scores. Nothing here
+    depends on the margin: the mask is the image's source (:func:`mask_image`), given per rerun.
     """
     rows, cols = labels
     this, that = names
@@ -56,19 +72,20 @@ def heatmap(scores, other, masked, side, labels, title: str, names: tuple[str, s
             go.Heatmap(z=scores.numpy().astype(np.float32), x=cols, y=rows, coloraxis="coloraxis",
                        customdata=None if other is None else other.numpy().astype(np.float32),
                        hovertemplate=hover + "<extra></extra>"),
-            go.Heatmap(z=masked.numpy().astype(np.uint8), x=cols, y=rows, zmin=0, zmax=1, showscale=False,
-                       colorscale=[[0, "rgba(0,0,0,0)"], [1, MASK_TINT]], hoverinfo="skip"),
             go.Heatmap(z=side.numpy().astype(np.float32)[:, None], y=rows, coloraxis="coloraxis", xaxis="x2",
                        hovertemplate=f"<b>row</b> %{{y}}<br>{side_name} %{{z:.3f}}<extra></extra>"),
         ],
         layout=dict(
             title=dict(text=title, subtitle=dict(
                 text=f"red: masked by the guide · right strip: {side_name} · hover a cell for both texts")),
-            height=height, margin=dict(l=10, r=10, t=80, b=10),
+            height=height, margin=dict(l=10, r=10, t=80, b=10), template="plotly_white",
+            images=[dict(xref="x", yref="y", x=-0.5, y=-0.5,
+                         sizex=n_cols, sizey=n_rows, xanchor="left", yanchor="top", sizing="stretch",
+                         layer="above")],
             xaxis=dict(domain=[0, 0.92], title=dict(text="candidate (batch column)", standoff=8),
                        **ticks(n_cols)),
             xaxis2=dict(domain=[0.94, 1], showticklabels=False, ticks="", side="top",
-                        title=dict(text="t" if side_name.startswith("threshold") else "pos.", font=dict(size=11))),
+                        title=dict(text="g" if side_name.startswith("guide") else "pos.", font=dict(size=11))),
             yaxis=dict(autorange="reversed", title=dict(text="batch row", standoff=8), **ticks(n_rows)),
             coloraxis=dict(colorscale="Viridis", colorbar=dict(title="cosine")),
         ),
@@ -133,7 +150,7 @@ def choose_run_step():
 st.title("Inspect a batch")
 st.caption("The guide masks a candidate when it scores it above the row's threshold t "
            "(its positive's score g minus the margin). Red cells are masked; the strip on the "
-           "right of each map is the row's threshold (guide) or the student's positive score.")
+           "right of each map is the row's positive score g (guide) or the student's positive score.")
 
 with state.errors_shown():
     follow_link()
@@ -157,13 +174,11 @@ with state.errors_shown():
         scope = data_key
         st.sidebar.caption(f"Step {step} of run {name} · guide {guide} · student: {student_label}")
     settings = state.choose_settings(defaults, scope)
-    report = remask(state.batch_report(data_key, tuple(batch.rows), guide, student, batch), settings)
-
-mask = report.mask
-quality = None if report.quality is None else report.quality[report.quality["task"] == ALL].set_index("block")
+    batch_key = (data_key, tuple(batch.rows), guide, student)
+    report = remask(state.batch_report(*batch_key, batch), settings)
 
 
-def checked(block: str) -> str:
+def checked(quality, block: str) -> str:
     """Precision and recall of the mask of ``block`` (or ``all``) against the ground truth, in words."""
     if quality is None:
         return NO_GROUND_TRUTH
@@ -171,90 +186,110 @@ def checked(block: str) -> str:
     return f"precision {pct(quality.precision[block])} · recall {pct(quality.recall[block])}"
 
 
-cols = st.columns(2 + len(mask.blocks))
-cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
-cols[0].caption(checked(ALL))
-for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
-    col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
-    col.caption(checked(block))
-weak = report.counts[report.counts["weak"]]
-cols[-1].metric("Weak positives", f"{len(weak)} of {len(report.counts)}", help=WEAK_HELP)
-if len(weak):
-    with st.expander(f"{len(weak)} weak-positive rows: the guide masks ≥ {WEAK_SHARE:.0%} of their candidates"):
-        st.caption("The guide scores these rows' own pairs so low that nearly every candidate looks at least as "
-                   "close: the row drops out of the loss, and the pair itself is suspect. A positive floor "
-                   "(sidebar) masks only candidates the guide scores above it.")
-        shown = weak.assign(positive=[report.batch.positives[r] for r in weak["row"]])
-        st.dataframe(shown[["row", "anchor", "positive", "positive_score", "threshold", "fraction", "total"]],
-                     hide_index=True, key="weak_rows", column_config={
-                         "fraction": st.column_config.NumberColumn("masked share", format="percent"),
-                         "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
-                         "threshold": st.column_config.NumberColumn("threshold t", format="%.3f")})
-if report.quality is not None and report.quality["task"].nunique() > 2:  # "all" and more than one task
-    with st.expander("Precision and recall per task"):
-        per_task = report.quality[(report.quality["task"] != ALL) & (report.quality["block"] == ALL)]
-        st.dataframe(per_task[["task", "candidates", "masked", "precision", "recall", "same_meaning_candidates"]],
-                     hide_index=True, key="quality_per_task", column_config={
-                         "precision": st.column_config.NumberColumn(format="percent"),
-                         "recall": st.column_config.NumberColumn(format="percent")})
+def numbers(report) -> None:
+    """The masked shares per block with their precision and recall, and the weak-positive rows."""
+    mask = report.mask
+    quality = None if report.quality is None else report.quality[report.quality["task"] == ALL].set_index("block")
+    cols = st.columns(2 + len(mask.blocks))
+    cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
+    cols[0].caption(checked(quality, ALL))
+    for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
+        col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
+        col.caption(checked(quality, block))
+    weak = report.counts[report.counts["weak"]]
+    cols[-1].metric("Weak positives", f"{len(weak)} of {len(report.counts)}", help=WEAK_HELP)
+    if len(weak):
+        with st.expander(f"{len(weak)} weak-positive rows: the guide masks ≥ {WEAK_SHARE:.0%} of their candidates"):
+            st.caption("The guide scores these rows' own pairs so low that nearly every candidate looks at least as "
+                       "close: the row drops out of the loss, and the pair itself is suspect. A positive floor "
+                       "(sidebar) masks only candidates the guide scores above it.")
+            shown = weak.assign(positive=[report.batch.positives[r] for r in weak["row"]])
+            st.dataframe(shown[["row", "anchor", "positive", "positive_score", "threshold", "fraction", "total"]],
+                         hide_index=True, key="weak_rows", column_config={
+                             "fraction": st.column_config.NumberColumn("masked share", format="percent"),
+                             "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
+                             "threshold": st.column_config.NumberColumn("threshold t", format="%.3f")})
+    if report.quality is not None and report.quality["task"].nunique() > 2:  # "all" and more than one task
+        with st.expander("Precision and recall per task"):
+            per_task = report.quality[(report.quality["task"] != ALL) & (report.quality["block"] == ALL)]
+            st.dataframe(per_task[["task", "candidates", "masked", "precision", "recall", "same_meaning_candidates"]],
+                         hide_index=True, key="quality_per_task", column_config={
+                             "precision": st.column_config.NumberColumn(format="percent"),
+                             "recall": st.column_config.NumberColumn(format="percent")})
 
 
-@st.fragment
-def maps() -> None:
-    """The two heatmaps of one block; picking another block reruns only this part of the page."""
+@st.cache_resource(max_entries=16, show_spinner=False)
+def map_bases(batch_key: tuple, _report, block: str, student_label: str) -> list[str]:
+    """The block's heatmaps (guide, and student if any) as JSON without their mask: built once per batch and block.
+
+    ``batch_key`` names ``_report``'s embeddings (state.batch_report's key); the margin changes none of it.
+    """
+    mask, labels = _report.mask, cell_labels(_report.batch, block)
+    student = None if _report.student_scores is None else _report.student_scores[block]
+    figures = [heatmap(mask.guide_scores[block], student, mask.positive_scores, labels,
+                       f"Guide ({batch_key[2]}): {block}", ("guide", "student"), "guide: positive score g")]
+    if student is not None:
+        figures.append(heatmap(student, mask.guide_scores[block], _report.student_scores["a-p"].diagonal(), labels,
+                               f"Student ({student_label}): {block}", ("student", "guide"), "positive score"))
+    return [figure_base(figure) for figure in figures]
+
+
+def maps(report, batch_key: tuple, student_label: str) -> None:
+    """The two heatmaps of one block, in one frame that stays mounted (a fragment here would remount it
+    whenever a rerun is cut short by the next slider step, reloading plotly.js)."""
+    mask = report.mask
     block = st.radio("Block", mask.blocks, horizontal=True, key="heatmap_block",
                      format_func=lambda b: f"{b}: {BLOCK_TITLES[b]}", help=" ".join(BLOCK_HELP[b] for b in mask.blocks))
-    masked = mask.masked_candidates(block)
-    labels = cell_labels(report.batch, block)
-    student_scores = None if report.student_scores is None else report.student_scores[block]
+    bases = map_bases(batch_key, report, block, student_label)
     side_by_side = len(report.batch) <= 48  # larger batches get the full width each
-    left, right = st.columns(2) if side_by_side else (st.container(), st.container())
-    left.plotly_chart(heatmap(mask.guide_scores[block], student_scores, masked, mask.thresholds, labels,
-                              f"Guide ({guide}): {block}", ("guide", "student"), "threshold t"), key="guide_map")
-    if student_scores is None:
-        right.info("Name a student model in the sidebar to compare its scores.")
+    live_figures(bases, [[mask_image(mask.masked_candidates(block).numpy())]] * len(bases), key="maps",
+                 columns=2 if side_by_side else 1)
+    if report.student_scores is None:
+        st.info("Name a student model in the sidebar to compare its scores.")
+
+
+def pairs_table(report) -> None:
+    """The masked pairs (filtered by block, student preference and text), their CSV, and the per-row counts."""
+    mask = report.mask
+    f1, f2, f3 = st.columns([2, 2, 3])
+    blocks = f1.multiselect("Blocks", mask.blocks, default=list(mask.blocks), key="pairs_blocks",
+                            help=" ".join(BLOCK_HELP[b] for b in mask.blocks))
+    prefers = f2.checkbox("Only where the student ranks the candidate above the positive", key="pairs_prefers",
+                          disabled=report.student_scores is None)
+    needle = f3.text_input("Text contains", key="pairs_text")
+    pairs = filter_pairs(report.pairs, blocks, prefers, needle)
+    filtered = len(pairs) != len(report.pairs)
+    st.subheader(f"Masked pairs ({len(pairs)})")
+    if filtered:
+        st.caption(f"{len(pairs):,} of the batch's {len(report.pairs):,} masked pairs match the filters.")
+    if pairs.empty:
+        st.info("No masked pair matches these filters." if filtered else
+                "The guide masks no candidate in this batch at this margin: raise the margin to see some.")
     else:
-        right.plotly_chart(heatmap(student_scores, mask.guide_scores[block], masked,
-                                   report.student_scores["a-p"].diagonal(), labels,
-                                   f"Student ({student_label}): {block}", ("student", "guide"),
-                                   "positive score"), key="student_map")
+        if len(pairs) > SHOWN_PAIRS:
+            st.caption(f"Showing the {SHOWN_PAIRS:,} of {len(pairs):,} pairs where the guide puts the candidate "
+                       "furthest above the positive; the CSV holds them all.")
+        st.dataframe(pairs.nlargest(SHOWN_PAIRS, "beats_positive_by"), hide_index=True, key="masked_pairs",
+                     column_config={
+            "text": st.column_config.TextColumn("row text", width="medium"),
+            "positive": st.column_config.TextColumn("its positive", width="medium"),
+            "candidate": st.column_config.TextColumn("masked candidate", width="medium"),
+            "beats_positive_by": st.column_config.NumberColumn("guide: candidate − positive", format="%.3f"),
+            "guide_score": st.column_config.NumberColumn("guide: candidate", format="%.3f"),
+            "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
+            "student_score": st.column_config.NumberColumn("student: candidate", format="%.3f"),
+            "student_positive_score": st.column_config.NumberColumn("student: positive", format="%.3f"),
+            "block": st.column_config.TextColumn("block", help=" ".join(BLOCK_HELP.values())),
+        })
+        st.download_button("Download these pairs as CSV", lambda: pairs.to_csv(index=False), "masked_pairs.csv",
+                           "text/csv", key="pairs_csv", on_click="ignore")
+    st.subheader("Per row")
+    st.dataframe(report.counts, hide_index=True, key="row_counts",
+                 column_config={"anchor": st.column_config.TextColumn("anchor", width="large")}
+                 | {b: st.column_config.NumberColumn(b, help=BLOCK_HELP[b]) for b in mask.blocks})
 
 
-maps()
-
-f1, f2, f3 = st.columns([2, 2, 3])
-blocks = f1.multiselect("Blocks", mask.blocks, default=list(mask.blocks), key="pairs_blocks",
-                        help=" ".join(BLOCK_HELP[b] for b in mask.blocks))
-prefers = f2.checkbox("Only where the student ranks the candidate above the positive", key="pairs_prefers",
-                      disabled=report.student_scores is None)
-needle = f3.text_input("Text contains", key="pairs_text")
-pairs = filter_pairs(report.pairs, blocks, prefers, needle)
-filtered = len(pairs) != len(report.pairs)
-st.subheader(f"Masked pairs ({len(pairs)})")
-if filtered:
-    st.caption(f"{len(pairs):,} of the batch's {len(report.pairs):,} masked pairs match the filters.")
-if pairs.empty:
-    st.info("No masked pair matches these filters." if filtered else
-            "The guide masks no candidate in this batch at this margin: raise the margin to see some.")
-else:
-    if len(pairs) > SHOWN_PAIRS:
-        st.caption(f"Showing the {SHOWN_PAIRS:,} of {len(pairs):,} pairs where the guide puts the candidate "
-                   "furthest above the positive; the CSV holds them all.")
-    st.dataframe(pairs.nlargest(SHOWN_PAIRS, "beats_positive_by"), hide_index=True, key="masked_pairs", column_config={
-        "text": st.column_config.TextColumn("row text", width="medium"),
-        "positive": st.column_config.TextColumn("its positive", width="medium"),
-        "candidate": st.column_config.TextColumn("masked candidate", width="medium"),
-        "beats_positive_by": st.column_config.NumberColumn("guide: candidate − positive", format="%.3f"),
-        "guide_score": st.column_config.NumberColumn("guide: candidate", format="%.3f"),
-        "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
-        "student_score": st.column_config.NumberColumn("student: candidate", format="%.3f"),
-        "student_positive_score": st.column_config.NumberColumn("student: positive", format="%.3f"),
-        "block": st.column_config.TextColumn("block", help=" ".join(BLOCK_HELP.values())),
-    })
-    st.download_button("Download these pairs as CSV", lambda: pairs.to_csv(index=False), "masked_pairs.csv",
-                       "text/csv", key="pairs_csv", on_click="ignore")
-
-st.subheader("Per row")
-st.dataframe(report.counts, hide_index=True, key="row_counts",
-             column_config={"anchor": st.column_config.TextColumn("anchor", width="large")}
-             | {b: st.column_config.NumberColumn(b, help=BLOCK_HELP[b]) for b in mask.blocks})
+with st.container():  # one slot whether or not the weak-rows expander shows: the maps' frame keeps its place
+    numbers(report)
+maps(report, batch_key, student_label)
+pairs_table(report)
