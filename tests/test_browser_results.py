@@ -21,9 +21,9 @@ def open_page(page, url: str, heading: str) -> None:
     page.goto(url)
     page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
     wait_until_idle(page, 240_000)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-        ".every(chart => chart.querySelector('.main-svg'))", timeout=60_000)
+    page.wait_for_function(  # at least one chart, all drawn (an empty list would pass before any mounts)
+        "() => { const charts = [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')];"
+        " return charts.length > 0 && charts.every(chart => chart.querySelector('.main-svg')); }", timeout=60_000)
     assert not page.locator('[data-testid="stException"]').count()
 
 
