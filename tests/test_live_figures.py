@@ -36,10 +36,11 @@ def test_the_served_folder_holds_the_page_and_plotly_js_and_is_made_once(tmp_pat
 
 def test_a_rerun_with_the_same_base_sends_the_same_base_key_and_new_sources():
     def page():
+        import plotly.graph_objects as go
         import streamlit as st
 
         from app.live_figures import figure_base, live_figures
-        base = figure_base(__import__("plotly.graph_objects").graph_objects.Figure(layout=dict(images=[{}])))
+        base = figure_base(go.Figure(layout=dict(images=[{}])))
         live_figures([base], [[st.session_state.get("source", "one")]], key="maps")
 
     at = AppTest.from_function(page).run()
