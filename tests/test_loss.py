@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import sentence_transformers
 import torch
 from datasets import Dataset
+from packaging.version import Version
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss
 
@@ -14,6 +16,9 @@ from core.errors import GistlabError
 from core.guides.guide_cache import GuideCache
 from core.method.loss import GISTLoss, gist_loss
 from core.method.masking import BatchMask, MarginSettings, guided_mask
+
+LIBRARY_MASKS_SELF = Version(sentence_transformers.__version__) >= Version("6.3")
+"""sentence-transformers 6.3 masks a_i-a_i and p_i-p_i itself ("no self-negative"); 6.2 kept them."""
 
 # Three topics, so a real guide finds in-batch candidates that look like positives.
 ROWS = [
@@ -142,10 +147,27 @@ def test_parity_batch_masks_more_as_margin_grows(student, cache):
     assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
 
 
+def library_self_masked(mask: BatchMask) -> BatchMask:
+    """What the installed library masks itself whatever the margin: since sentence-transformers 6.3
+    the self cells a_i-a_i and p_i-p_i ("no self-negative"), before it nothing."""
+    masked = {b: torch.zeros_like(m) for b, m in mask.masked.items()}
+    if LIBRARY_MASKS_SELF:
+        for block in ("a-a", "p-p"):
+            masked[block].fill_diagonal_(True)
+    return BatchMask(masked, mask.guide_scores, mask.candidates, mask.positive_scores, mask.thresholds)
+
+
+def loss_with_mask(student, feats, mask: BatchMask) -> float:
+    with torch.no_grad():
+        embeddings = [student(dict(f))["sentence_embedding"] for f in feats]
+        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, 0.01).item()
+
+
 def test_identical_texts_with_negative_margin_differ_from_library_on_purpose(student, guide, cache):
     """Row 1 repeats row 0's anchor. With margin -1 the threshold g_i + 1 exceeds every guide
-    score, so the library keeps everything, including a_0 vs itself and vs its duplicate; gistlab
-    masks those cells (a text cannot be ranked below itself), and nothing else."""
+    score, so the rule keeps everything; gistlab still masks a_0 vs itself and vs its duplicate (a
+    text cannot be ranked below itself), and nothing else. The library keeps the duplicate in
+    every version (and, up to 6.2, the self cells too), so its loss is higher by those cells."""
     rows = [ROWS[0], (ROWS[0][0], *ROWS[1][1:]), *ROWS[2:6]]
     settings = MarginSettings(margin=-1.0)
     ds = pairs_dataset(rows, negatives=True)
@@ -160,16 +182,28 @@ def test_identical_texts_with_negative_margin_differ_from_library_on_purpose(stu
     assert mask.masked["a-a"][0, 1] and mask.masked["a-a"][1, 0]  # the duplicated anchor
     assert mask.masked["a-a"].diagonal().all() and mask.masked["p-p"].diagonal().all()
     assert mask.masked_candidates("a-a").sum() == 2 and mask.masked_candidates("a-n").sum() == 0
-    assert got < want - 1.0  # the library's logits include cos(a_0, a_0) / 0.01 = 100
+    assert got < want - 0.1  # the library's logits include cos(a_0, a_1) / 0.01, about 100
+    # The library's value is exactly the softmax without the cells it masks itself: nothing else differs.
+    assert loss_with_mask(student, feats, library_self_masked(mask)) == pytest.approx(want, abs=1e-4)
 
-    # The library's value is exactly the unmasked softmax: nothing else differs.
-    with torch.no_grad():
-        embeddings = [student(dict(f))["sentence_embedding"] for f in feats]
-        nothing = BatchMask({b: torch.zeros_like(m) for b, m in mask.masked.items()},
-                            mask.guide_scores, mask.candidates, mask.positive_scores, mask.thresholds)
-        assert gist_loss(embeddings[0], embeddings[1], embeddings[2:], nothing, 0.01).item() == (
-            pytest.approx(want, abs=1e-4)
-        )
+
+def test_negative_margin_without_duplicates_matches_the_library_from_6_3(student, guide, cache):
+    """Margin -1, no repeated text: gistlab masks only the self cells. sentence-transformers 6.3+
+    masks them too, so the two agree; up to 6.2 the library kept them and its loss is higher."""
+    settings = MarginSettings(margin=-1.0)
+    ds = pairs_dataset(ROWS[:6], negatives=True)
+    feats, labels = features(student, ds), torch.tensor(ds["label"])
+    want, want_grads = loss_and_grads(GISTEmbedLoss(student, guide, **settings.library_options()), student, feats, labels)
+    ours = GISTLoss(student, cache, ds, settings=settings)
+    got, got_grads = loss_and_grads(ours, student, feats, labels)
+    assert ours.last_mask.masked_candidates("a-a").sum() == 0  # only the diagonal, which is not a candidate
+    if LIBRARY_MASKS_SELF:
+        assert abs(got - want) <= 1e-5
+        for name, grad in want_grads.items():
+            assert (got_grads[name] - grad).abs().max().item() <= 1e-5 * max(grad.abs().max().item(), 1.0), name
+    else:
+        assert got < want - 0.1
+        assert loss_with_mask(student, feats, library_self_masked(ours.last_mask)) == pytest.approx(want, abs=1e-4)
 
 
 def reference_row_losses(anchor, positive, negatives, mask, temperature) -> list[float]:

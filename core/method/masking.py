@@ -21,10 +21,12 @@ t_i = max(t_i, floor). A row whose guide disbelieves its own pair (g_i low, a *w
 would otherwise mask almost every candidate and drop out of the loss; with a floor it masks only
 candidates the guide scores above the floor, i.e. genuinely close ones. Rows whose threshold is
 already at or above the floor are untouched. :meth:`BatchMask.weak_rows` finds the weak rows.
-Beyond that rule, and unlike sentence-transformers' ``GISTEmbedLoss``, self-similarities
-(a_i vs a_i, p_i vs p_i) and candidates whose text equals row i's anchor or positive text are
-always masked: with a negative margin or duplicated texts the plain rule keeps them, and the loss
-would then push a text away from itself.
+Beyond that rule, self-similarities (a_i vs a_i, p_i vs p_i) and candidates whose text equals row
+i's anchor or positive text are always masked: with a negative margin or duplicated texts the plain
+rule keeps them, and the loss would then push a text away from itself. sentence-transformers'
+``GISTEmbedLoss`` masks the self-similarities too since 6.3 ("no self-negative"; up to 6.2 it kept
+them), but still keeps a copy of the same text in another row: that is where the two differ
+(tests/test_loss.py checks both versions; docs/UPGRADES.md has the figures).
 """
 
 from __future__ import annotations
