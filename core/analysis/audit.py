@@ -21,14 +21,14 @@ in a batch), that question becomes a data-quality report with three kinds of fin
    and drops out of the loss), ranked by g_i, lowest first.
 
 Every text is embedded once with the guide through its cache; the search (core.analysis.audit_search)
-is an exact matrix product in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N) with a D-dimensional guide:
-two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 for D = 384: measured 25 CPU-s
-for the search over 24,000 rows (D = 384, scripts/bench_audit.py, docs/PERFORMANCE.md), so ~435
-CPU-s, ~4 min on 2 cores, per 100k rows (it grows with N^2); memory 2 * N * D * 4 bytes for the
-embeddings (307 MB at D = 384) plus one 64 MB score chunk and its 16 MB mask. Beyond ~100k rows switch to
-an index library: FAISS (``faiss-cpu``: ``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or
-``IndexIVFFlat`` approximate), asking each anchor for its top ``max_above + 1`` positives and
-counting the rest from a sample.
+is an exact matrix product in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N)
+with a D-dimensional guide: two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13
+for D = 384: measured 25 CPU-s for the search over 24,000 rows (D = 384, ``python -m benchmarks
+audit``, docs/PERFORMANCE.md), so ~435 CPU-s, ~4 min on 2 cores, per 100k rows (it grows with
+N^2); memory 2 * N * D * 4 bytes for the embeddings (307 MB at D = 384) plus one 64 MB score chunk
+and its 16 MB mask. Beyond ~100k rows switch to an index library: FAISS (``faiss-cpu``:
+``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or ``IndexIVFFlat`` approximate), asking each
+anchor for its top ``max_above + 1`` positives and counting the rest from a sample.
 
 With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (same-meaning,
 same-word, same-category, unrelated) and the report a precision per kind.

@@ -33,7 +33,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
     The SVD runs on one BLAS thread: at this size (hundreds of points) the thread pool's wake-ups
     cost more than they save on a busy 2-core machine (~0.7 s against ~0.13 s for 384 x 384;
-    scripts/bench_inspector.py).
+    python -m benchmarks inspector).
     """
     x = np.asarray(x, dtype=np.float64)
     centred = x - x.mean(axis=0)
