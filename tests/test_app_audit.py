@@ -128,7 +128,7 @@ def test_load_report_counts_its_tables(finished_audit):
 
 
 def test_the_audit_is_read_under_a_bar_counting_its_tables_once(finished_audit, monkeypatch):
-    from test_app_state import Recorder
+    from test_app_cache import Recorder
 
     texts = []
     monkeypatch.setattr("streamlit.progress", lambda value, text=None: Recorder(texts, text))

@@ -102,15 +102,15 @@ def test_student_embeddings_and_no_student(tiny_models, tiny_model_dir, tmp_path
 def test_umap_on_request_counts_its_steps_then_is_kept(tiny_models, fake_umap, monkeypatch):
     """UMAP only when chosen, under a bar that counts its steps (loading it, then the fit), once per server;
     a kept map draws no bar (the real UMAP is tested in test_projection)."""
-    from test_app_state import Recorder
+    from test_app_cache import Recorder
 
-    from app import state
+    from app import cache, loaders
 
     texts = []
-    monkeypatch.setattr(state, "_PROJECTIONS", state.Kept(16))  # other tests may have kept these maps
+    monkeypatch.setattr(loaders, "_PROJECTIONS", cache.Kept(16))  # other tests may have kept these maps
     at = open_page()
     assert fake_umap.fits == []
-    monkeypatch.setattr(state.st, "progress", lambda value, text=None: Recorder(texts, text))
+    monkeypatch.setattr(loaders.st, "progress", lambda value, text=None: Recorder(texts, text))
     at.radio(key="map_method").set_value("UMAP (computed on request, then cached)").run()
     assert errors(at) == "" and figure(at)["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
     assert texts == ["UMAP, step 1 of 2: loading it (once per server, ~20 s)…", "UMAP, step 2 of 2: fitting 48 points…"]

@@ -30,9 +30,9 @@ def tiny_models(tiny_model_dir, monkeypatch):
 def encodes(monkeypatch):
     """Count how often the page embeds a batch (core.analysis.inspect.inspect_batch is the only way in), from
     a cold report cache (an earlier test in this process may have embedded the same batch)."""
-    from app import state
+    from app import loaders
 
-    state._batch_report.clear()
+    loaders._batch_report.clear()
     calls = []
     real = core.analysis.inspect.inspect_batch
 
@@ -302,39 +302,39 @@ def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
 
 def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch, tmp_path):
     """More than one chunk of uncached texts: the guide fills its cache chunk by chunk (the page's bar)."""
-    from app import state
+    from app import cache, loaders
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))  # an empty guide cache, whatever ran before in this process
-    monkeypatch.setattr(state, "_GUIDE_CACHES", state.Kept(4))
+    monkeypatch.setattr(loaders, "_GUIDE_CACHES", cache.Kept(4))
     at = open_page()
-    cache = state.guide_cache(state.default_guide())
+    cache = loaders.guide_cache(loaders.default_guide())
     chunks = []
     real = type(cache).fill
     monkeypatch.setattr(type(cache), "fill", lambda self, texts: chunks.append(len(texts)) or real(self, texts))
     at.sidebar.number_input(key="batch_seed").set_value(7).run()
     assert errors(at) == ""
-    assert len(chunks) >= 2 and max(chunks) <= state.GUIDE_CHUNK  # 96 new texts: counted in chunks
+    assert len(chunks) >= 2 and max(chunks) <= loaders.GUIDE_CHUNK  # 96 new texts: counted in chunks
 
 
 def test_a_new_batchs_student_encode_is_counted_once(tiny_models, monkeypatch):
     """The student embeds a new batch under a bar that counts its texts; a margin change draws no bar."""
-    from test_app_state import Recorder
+    from test_app_cache import Recorder
 
-    from app import state
+    from app import cache, loaders
     from core.analysis.inspect import Batch
     from core.corpus.data import load_pairs
 
     texts = []
-    monkeypatch.setattr(state, "_STUDENT_VECTORS", state.Kept(4))  # no texts embedded by other tests
-    monkeypatch.setattr(state.st, "progress", lambda value, text=None: Recorder(texts, text))
+    monkeypatch.setattr(loaders, "_STUDENT_VECTORS", cache.Kept(4))  # no texts embedded by other tests
+    monkeypatch.setattr(loaders.st, "progress", lambda value, text=None: Recorder(texts, text))
     at = open_page()
     assert errors(at) == ""
     size = at.sidebar.number_input(key="batch_size").value
     count = len(set(Batch.draw(load_pairs("bundled"), size, 0).texts()))
-    assert count > state.GUIDE_CHUNK
+    assert count > loaders.GUIDE_CHUNK
     student = [t for t in texts if t and t.startswith("The student")]
     assert student == [f"The student embeds the batch: text {start + 1} of {count}…"
-                       for start in range(0, count, state.GUIDE_CHUNK)]
+                       for start in range(0, count, loaders.GUIDE_CHUNK)]
     texts.clear()
     at.sidebar.slider(key="margin").set_value(0.2).run()
     assert errors(at) == "" and texts == []

@@ -102,12 +102,12 @@ def test_hub_dataset_offline_is_an_error(tiny_models):
 
 
 def test_the_guide_loads_under_the_counting_bar_before_the_sweep(tiny_models, tiny_model_dir, monkeypatch):
-    from app import state
+    from app import loaders
 
     order = []
-    real_ready, real_cache = state.ready_models, state.guide_cache
-    monkeypatch.setattr(state, "ready_models", lambda *a, **k: order.append(("ready", a)) or real_ready(*a, **k))
-    monkeypatch.setattr(state, "guide_cache", lambda spec, *a, **k: order.append(("cache", spec)) or real_cache(spec, *a, **k))
+    real_ready, real_cache = loaders.ready_models, loaders.guide_cache
+    monkeypatch.setattr(loaders, "ready_models", lambda *a, **k: order.append(("ready", a)) or real_ready(*a, **k))
+    monkeypatch.setattr(loaders, "guide_cache", lambda spec, *a, **k: order.append(("cache", spec)) or real_cache(spec, *a, **k))
     at = open_page()
     assert errors(at) == ""
     assert order[0] == ("ready", (str(tiny_model_dir),))  # the first visit's wait is counted by ready_models

@@ -7,11 +7,9 @@ import pytest
 import torch
 from datasets import Dataset
 
-import core.analysis.audit as audit_module
-from core.analysis.audit import (
-    AuditSettings, audit, audit_rows, dataset_relations, duplicate_groups, load_report, normalise,
-    progress_writer, read_progress,
-)
+import core.analysis.audit_search as audit_search
+from core.analysis.audit import AuditSettings, audit, dataset_relations, load_report, progress_writer, read_progress
+from core.analysis.audit_search import audit_rows, duplicate_groups, normalise
 from core.errors import GistlabError
 from core.method.masking import MarginSettings
 
@@ -40,7 +38,7 @@ def cosines(x, y):
 
 @pytest.mark.parametrize("margin", [0.0, 0.1])
 def test_findings_match_a_brute_force_reference(random_data, monkeypatch, margin):
-    monkeypatch.setattr(audit_module, "CHUNK_CELLS", 7 * 60)  # 7 rows per chunk: many chunks
+    monkeypatch.setattr(audit_search, "CHUNK_CELLS", 7 * 60)  # 7 rows per chunk: many chunks
     ds, embed, a, p = random_data
     settings = AuditSettings(MarginSettings(margin=margin), duplicate_threshold=0.99, max_above=3, weak_share=0.4)
     report = audit(ds, embed, settings)

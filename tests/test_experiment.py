@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
-from core.analysis.experiment import (
-    Arm, ExperimentConfig, masking_markdown, masking_summary, reading, run_experiment, scores_markdown,
-    verdicts,
-)
+from core.analysis.experiment import ExperimentConfig, run_experiment
+from core.analysis.experiment_plan import Arm
+from core.analysis.experiment_report import masking_markdown, masking_summary, reading, scores_markdown, verdicts
 from core.training.results import MEAN_TASK, arm_summary, paired_deltas
+
+
+def squeezed(table: str) -> str:
+    """A Markdown table with its cells' padding collapsed, so a test can look for one line by its cells."""
+    return re.sub(r" {2,}", " ", table)
 
 
 def fake_scores(seeds: int = 3) -> pd.DataFrame:
@@ -70,7 +75,7 @@ def test_masking_table_says_no_ground_truth_instead_of_zero():
     masking = pd.DataFrame({"student": "s", "arm": ["g", "g", "self"], "seed": [0, 1, 0], "steps": 10,
                             "masked": [0.1, 0.2, 0.05], "precision": [0.5, 0.7, float("nan")],
                             "weak_rows": [1.0, 2.0, 0.0]})
-    text = masking_markdown(masking_summary(masking))
+    text = squeezed(masking_markdown(masking_summary(masking)))
     assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 1.50 ± 0.71 | 2 |" in text
     assert "| GIST · self-guide | 5.0% | no ground truth | 0.00 | 1 |" in text
 
@@ -116,7 +121,7 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     ledger = json.loads((result.runs[Arm(guide, guide, 0)] / "experiment.json").read_text())
     assert ledger["train_s"] >= 0 and ledger["eval_s"] > 0  # train_s comes from status times, whole seconds: a tiny run can take 0
 
-    text = report.read_text()
+    text = squeezed(report.read_text())
     assert "mined" in text and text.count("<!-- ladder:begin -->") == 1  # the other section survives
     assert "| WordNetSTS (STS) |" in text and f"| {MEAN_TASK} |" in text
     assert "(higher in 0/1)" in text or "(higher in 1/1)" in text

@@ -1,10 +1,14 @@
 """The lab's pages (one module each, run by ``st.navigation``) and the few drawing helpers they share.
 
 The page modules are scripts and are never imported; this package init is imported by them for the
-charts that Train, Results and Demo all draw, so one run's curves look the same on every page.
+charts that Train, Results and Demo all draw, so one run's curves look the same on every page, and
+for :func:`errors_shown`, which turns every ``GistlabError`` into one ``st.error`` line.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import plotly.express as px
@@ -13,6 +17,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from app.palette import ARM_COLORS, arm_of, run_colors
+from core.errors import GistlabError
 from core.training.results import labelled
 
 SHORT_SERIES = 60  # a run with fewer points per curve also gets markers, so step 1 draws a dot
@@ -55,3 +60,13 @@ def page_link(file: str, label: str, icon: str, **params: object) -> None:
         st.page_link(f"views/{file}", label=label, icon=icon, query_params=query or None)
     except StreamlitPageNotFoundError:  # main.py leaves out pages whose file is not in this checkout
         pass
+
+
+@contextmanager
+def errors_shown() -> Iterator[None]:
+    """Show a GistlabError as one st.error line and end this run of the page there."""
+    try:
+        yield
+    except GistlabError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()

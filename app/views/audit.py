@@ -11,7 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import state
+from app import cache, loaders
+from app.views import errors_shown
 from core.training import jobs
 from core.analysis.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
@@ -70,7 +71,7 @@ live_audit()
 with st.expander("Start an audit", expanded=not list_audits()), st.form("audit_form"):
     left, middle, right = st.columns(3)
     data = left.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub dataset id")
-    guide = left.text_input("Guide", state.default_guide(), help=GUIDE_SPECS)
+    guide = left.text_input("Guide", loaders.default_guide(), help=GUIDE_SPECS)
     limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 2000, step=500,
                                 help="A seeded sample: 2,000 bundled rows take well under a minute on 2 cores "
                                      "once the guide has cached them; all 24,000 several minutes.")
@@ -84,7 +85,7 @@ with st.expander("Start an audit", expanded=not list_audits()), st.form("audit_f
     started = st.form_submit_button("Start the audit", type="primary")
 
 if started:
-    with state.errors_shown():
+    with errors_shown():
         if not data.strip() or not guide.strip():
             raise GistlabError("Name the data and the guide: the defaults work offline.")
         settings = AuditSettings(MarginSettings(margin=margin), duplicate, int(max_above), weak_share,
@@ -94,15 +95,15 @@ if started:
 
 
 @st.cache_resource(show_spinner=False)
-def audit_reports() -> state.Kept:
+def audit_reports() -> cache.Kept:
     """Audits this server has read (the page reads them itself, so it can count the tables)."""
-    return state.Kept(8)
+    return cache.Kept(8)
 
 
 def report_of(folder: str, stamp: float):
     """An audit's tables, read again only when its summary is rewritten (``stamp``: its mtime), under
     a bar that counts them: a large audit's tables take seconds."""
-    def read(bar: state.Bar):
+    def read(bar: cache.Bar):
         return load_report(Path(folder), progress=bar.counting(
             lambda done, total: f"Reading the audit: table {done + 1} of {total}…"))
 
@@ -168,9 +169,9 @@ def export_section(folder: Path, report, decisions: dict) -> None:
                "Undecided duplicate groups become groups too (copies must not share a batch).")
     fmt = st.selectbox("Format", list(FORMATS), key="export_format")
     if st.button("Export", type="primary", icon=":material/download:"):
-        with state.errors_shown():
+        with errors_shown():
             summary = report.summary
-            ds = state.dataset(summary["data"], summary.get("split", "train"))
+            ds = loaders.dataset(summary["data"], summary.get("split", "train"))
             written = export(ds, report, decisions, folder / FORMATS[fmt])
             st.session_state["exported"] = (str(written.path), written.summary)
     if "exported" in st.session_state:
@@ -200,7 +201,7 @@ folder = finished[st.selectbox("Audit", list(finished), key="audit_folder", form
 report = report_of(str(folder), (folder / SUMMARY).stat().st_mtime)
 summary = report.summary
 decisions_path = folder / DECISIONS
-with state.errors_shown():
+with errors_shown():
     decisions = read_decisions(decisions_path)
 
 st.caption(f"{summary['audited_rows']:,} of {summary['rows']:,} rows of {summary.get('data')} · guide "

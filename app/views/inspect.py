@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from app import state
+from app import loaders, sidebar
+from app.views import errors_shown
 from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
 from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
@@ -152,30 +153,30 @@ st.caption("The guide masks a candidate when it scores it above the row's thresh
            "(its positive's score g minus the margin). Red cells are masked; the strip on the "
            "right of each map is the row's positive score g (guide) or the student's positive score.")
 
-with state.errors_shown():
+with errors_shown():
     follow_link()
     origin = st.sidebar.radio("Batch", ORIGINS, key="batch_origin")
     if origin == ORIGINS[0]:
         if "run" in st.query_params:  # the URL names what is shown: no run now
             st.query_params.clear()
             st.session_state.pop("inspect_link", None)
-        ds, data_key = state.choose_data()
-        guide, student = state.choose_models()
-        size, seed, task = state.choose_batch(ds)
-        batch = state.drawn_batch(data_key, size, seed, task, ds)
+        ds, data_key = sidebar.choose_data()
+        guide, student = sidebar.choose_models()
+        size, seed, task = sidebar.choose_batch(ds)
+        batch = loaders.drawn_batch(data_key, size, seed, task, ds)
         defaults, scope, student_label = MarginSettings(), "data", student
     else:
         run, step = choose_run_step()
-        batch, config = state.run_batch(run, step)
+        batch, config = loaders.run_batch(run, step)
         data_key, student, defaults = f"run:{run}", run_student(run), config.margin_settings()
         guide = guide_model_spec(config.guide, config.student)  # "self": the student before training
         name = Path(run).name
         student_label = f"final model of run {name}" if student != config.student else f"untrained {student}: no saved model"
         scope = data_key
         st.sidebar.caption(f"Step {step} of run {name} · guide {guide} · student: {student_label}")
-    settings = state.choose_settings(defaults, scope)
+    settings = sidebar.choose_settings(defaults, scope)
     batch_key = (data_key, tuple(batch.rows), guide, student)
-    report = remask(state.batch_report(*batch_key, batch), settings)
+    report = remask(loaders.batch_report(*batch_key, batch), settings)
 
 
 def checked(quality, block: str) -> str:
@@ -222,7 +223,7 @@ def numbers(report) -> None:
 def map_bases(batch_key: tuple, _report, block: str, student_label: str) -> list[str]:
     """The block's heatmaps (guide, and student if any) as JSON without their mask: built once per batch and block.
 
-    ``batch_key`` names ``_report``'s embeddings (state.batch_report's key); the margin changes none of it.
+    ``batch_key`` names ``_report``'s embeddings (loaders.batch_report's key); the margin changes none of it.
     """
     mask, labels = _report.mask, cell_labels(_report.batch, block)
     student = None if _report.student_scores is None else _report.student_scores[block]

@@ -13,7 +13,7 @@ import time
 import streamlit as st
 
 from app.paired_charts import paired_delta_figure, seeds_text, task_scores_figure
-from app.state import served
+from app.loaders import served
 from app.views import OVERLAP_NOTE, label_colors
 from core.training import jobs
 from core.errors import GistlabError

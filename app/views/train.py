@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app.palette import arm_of, run_colors
-from app.state import served
+from app.loaders import served
 from app.views import curves_figure, page_link
 from core.training import jobs
 from core.training import runs

@@ -11,7 +11,8 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from app import state
+from app import cache, loaders, sidebar
+from app.views import errors_shown
 from core.method.groundtruth import NO_GROUND_TRUTH
 from core.analysis.inspect import sample_batches
 from core.method.masking import BLOCK_HELP
@@ -23,9 +24,9 @@ KEPT_SWEEPS = 16
 
 
 @st.cache_resource
-def sweeps() -> state.Kept:
+def sweeps() -> cache.Kept:
     """Finished sweeps of this server (each computed under a bar that counts its batches)."""
-    return state.Kept(KEPT_SWEEPS)
+    return cache.Kept(KEPT_SWEEPS)
 
 
 def grid(low: float, high: float) -> list[float]:
@@ -35,18 +36,15 @@ def grid(low: float, high: float) -> list[float]:
 
 def sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings):
     """The sweep for ``key``, computed once (progress bar: batches drawn, then batches swept)."""
-    def sweep(bar: state.Bar):
-        bar(0.0, f"Drawing batch 0 of {n_batches}…")
+    def sweep(bar: cache.Bar):
+        drawing = bar.counting(lambda done, total: f"Drawing batch {done} of {total}…", share=0.5)
         batches = []
         for k in range(n_batches):
+            drawing(k, n_batches)
             batches.append(sample_batches(ds, 1, size, seed + k, task)[0])
-            bar((k + 1) / (2 * n_batches), f"Drawing batch {k + 1} of {n_batches}…")
-
-        def swept(done: int, total: int) -> None:
-            bar(0.5 + done / (2 * total),
-                f"Sweeping margins: batch {done} of {total} (the guide encodes texts it has not cached)…")
-
-        return margin_sweep(batches, state.guide_cache(guide).embed, margins, settings.contrast_anchors,
+        swept = bar.counting(lambda done, total: f"Sweeping margins: batch {done} of {total} (the guide "
+                                                 "encodes texts it has not cached)…", start=0.5, share=0.5)
+        return margin_sweep(batches, loaders.guide_cache(guide).embed, margins, settings.contrast_anchors,
                             settings.contrast_positives, positive_floor=settings.positive_floor, by_task=True,
                             progress=swept)
 
@@ -71,13 +69,13 @@ st.caption("How much of each block would the guide mask at each margin, and how 
            "before training: absolute masks a candidate above g − margin, relative above g − |g|·margin "
            "(g: the guide's score of the row's positive). A larger margin masks more.")
 
-with state.errors_shown():
-    ds, data_key = state.choose_data()
-    guide, _ = state.choose_models(student=False)
-    state.ready_models(guide)  # a first visit loads the guide under a bar that counts, not in the sweep's
-    size, seed, task = state.choose_batch(ds)
+with errors_shown():
+    ds, data_key = sidebar.choose_data()
+    guide, _ = sidebar.choose_models(student=False)
+    loaders.ready_models(guide)  # a first visit loads the guide under a bar that counts, not in the sweep's
+    size, seed, task = sidebar.choose_batch(ds)
     n_batches = st.sidebar.slider("Batches sampled", 1, 50, 8, key="whatif_batches")
-    settings = state.choose_settings()
+    settings = sidebar.choose_settings()
     low, high = st.sidebar.slider("Absolute margins swept", -0.5, 1.0, (-0.1, 0.5), 0.05, key="whatif_range")
     rel_low, rel_high = st.sidebar.slider("Relative margins swept", -1.0, 2.0, (-0.2, 1.0), 0.05,
                                           key="whatif_range_relative")

@@ -20,15 +20,15 @@ in a batch), that question becomes a data-quality report with three kinds of fin
    ``weak_share`` of the other rows' positives score above t_i (such a row masks most of any batch
    and drops out of the loss), ranked by g_i, lowest first.
 
-Every text is embedded once with the guide through its cache; the search is an exact matrix product
-in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N) with a D-dimensional guide:
-two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 for D = 384: measured 25 CPU-s
-for the search over 24,000 rows (D = 384, scripts/bench_audit.py, docs/PERFORMANCE.md), so ~435
-CPU-s, ~4 min on 2 cores, per 100k rows (it grows with N^2); memory 2 * N * D * 4 bytes for the
-embeddings (307 MB at D = 384) plus one 64 MB score chunk and its 16 MB mask. Beyond ~100k rows switch to
-an index library: FAISS (``faiss-cpu``: ``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or
-``IndexIVFFlat`` approximate), asking each anchor for its top ``max_above + 1`` positives and
-counting the rest from a sample.
+Every text is embedded once with the guide through its cache; the search (core.analysis.audit_search)
+is an exact matrix product in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N)
+with a D-dimensional guide: two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13
+for D = 384: measured 25 CPU-s for the search over 24,000 rows (D = 384, ``python -m benchmarks
+audit``, docs/PERFORMANCE.md), so ~435 CPU-s, ~4 min on 2 cores, per 100k rows (it grows with
+N^2); memory 2 * N * D * 4 bytes for the embeddings (307 MB at D = 384) plus one 64 MB score chunk
+and its 16 MB mask. Beyond ~100k rows switch to an index library: FAISS (``faiss-cpu``:
+``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or ``IndexIVFFlat`` approximate), asking each
+anchor for its top ``max_above + 1`` positives and counting the rest from a sample.
 
 With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (same-meaning,
 same-word, same-category, unrelated) and the report a precision per kind.
@@ -37,7 +37,6 @@ same-word, same-category, unrelated) and the report a precision per kind.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,20 +45,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
+from core.analysis.audit_search import Embed, Progress, search
 from core.errors import GistlabError
-from core.method.masking import MarginSettings, thresholds
+from core.method.masking import MarginSettings
 
 KINDS = {"fn": "suspected false negatives", "dup": "duplicate groups", "pos": "suspect positives"}
-CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
-EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
 SUMMARY = "summary.json"
 PROGRESS = "progress.json"
 TABLES = {"fn": "false_negatives.parquet", "dup": "duplicates.parquet", "pos": "suspect_positives.parquet"}
 
-Embed = Callable[[list[str]], torch.Tensor]
-Progress = Callable[[str, int, int], None]
 Relations = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(row ids, other row ids) -> the relation of each pair ("same-meaning", ..., "unrelated")."""
 
@@ -137,18 +132,6 @@ def load_report(folder: Path, progress: Callable[[int, int], None] | None = None
 # ---- the audit ------------------------------------------------------------------------------------
 
 
-def audit_rows(ds, settings: AuditSettings) -> np.ndarray:
-    """The dataset row ids the audit covers: all (of ``settings.task``, if given), or a seeded
-    sample of ``settings.limit`` of them, in row order."""
-    from core.corpus.data import task_pool
-
-    pool = task_pool(ds, settings.task) if len(ds) else np.arange(0)
-    if settings.limit is None or settings.limit >= len(pool):
-        return pool
-    rng = np.random.default_rng(settings.seed)
-    return np.sort(rng.choice(pool, size=settings.limit, replace=False))
-
-
 def audit(
     ds,
     embed: Embed,
@@ -163,23 +146,8 @@ def audit(
     hears (stage, done, total) as the work goes; ``about`` (data, guide...) goes into the summary.
     """
     started = time.perf_counter()
-    progress = progress or (lambda stage, done, total: None)
-    rows = audit_rows(ds, settings)
-    _check(ds, rows)
-    picked = ds.select_columns(["anchor", "positive"])[rows.tolist()] if len(rows) < len(ds) else \
-        ds.select_columns(["anchor", "positive"])[:]
-    anchors, positives = picked["anchor"], picked["positive"]
-    a, p = _embed_all(anchors, positives, embed, progress)
-    g = (a * p).sum(dim=1)
-    t = thresholds(g, settings.margin)
-
-    above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
-    weak = above >= settings.weak_share * (len(rows) - 1)
-    groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
-
-    fn = _false_negatives(hits, groups, g, rows, anchors, positives)
-    dup = _duplicates(groups, g, rows, anchors, positives, p)
-    pos = _suspects(weak, above, g, rows, anchors, positives)
+    found = search(ds, embed, settings, progress)
+    fn, dup, pos, rows, g = found.false_negatives, found.duplicates, found.suspects, found.rows, found.positive_scores
     precision = {}
     if relations is not None:
         fn["relation"] = relations(fn["row"].to_numpy(), fn["other_row"].to_numpy()) if len(fn) else []
@@ -194,170 +162,6 @@ def audit(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return AuditReport(fn, dup, pos, summary)
-
-
-def _check(ds, rows: np.ndarray) -> None:
-    """Bad inputs in one line: too few rows to compare, or no positives."""
-    if len(ds) == 0:
-        raise GistlabError("The data has no rows: give at least two pairs to audit.")
-    if "positive" not in ds.column_names:
-        raise GistlabError("The data has no 'positive' column: an audit compares each anchor with its positive.")
-    if len(rows) < 2:
-        raise GistlabError(f"The data has {len(rows)} row: an audit compares rows with each other, give at least two.")
-
-
-def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress):
-    """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress."""
-    texts = [*anchors, *positives]
-    parts = []
-    for start in range(0, len(texts), EMBED_CHUNK):
-        parts.append(embed(texts[start:start + EMBED_CHUNK]).float())
-        progress("embedding", min(start + EMBED_CHUNK, len(texts)), len(texts))
-    vectors = F.normalize(torch.cat(parts), dim=-1)
-    return vectors[:len(anchors)], vectors[len(anchors):]
-
-
-def _chunks(n: int):
-    size = max(1, CHUNK_CELLS // max(n, 1))
-    return [(s, min(s + size, n)) for s in range(0, n, size)]
-
-
-def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, keep_below: int, progress: Progress):
-    """Per row: how many other rows' positives score above its threshold; and those (i, j, score)
-    pairs for rows with fewer than ``keep_below`` of them."""
-    n = len(a)
-    above = torch.zeros(n, dtype=torch.long)
-    found = []
-    for start, end in _chunks(n):
-        scores = a[start:end] @ p.T
-        hit = scores > t[start:end, None]
-        hit[torch.arange(end - start), torch.arange(start, end)] = False  # the own positive is the target
-        counts = hit.sum(dim=1)
-        above[start:end] = counts
-        hit &= (counts < keep_below)[:, None]
-        i, j = hit.nonzero(as_tuple=True)
-        found.append((i + start, j, scores[i, j]))
-        progress("searching", end, 2 * n)
-    i, j, s = (torch.cat(x) for x in zip(*found))
-    return above.numpy(), (i.numpy(), j.numpy(), s.numpy())
-
-
-class UnionFind:
-    """Rows joined into groups (union-find); a group is named by its lowest row."""
-
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-
-    def root(self, x: int) -> int:
-        parent = self.parent
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return int(x)
-
-    def join(self, rows) -> None:
-        """Put all ``rows`` in one group."""
-        rows = [int(r) for r in rows]
-        for r in rows[1:]:
-            a, b = self.root(rows[0]), self.root(r)
-            if a != b:
-                self.parent[max(a, b)] = min(a, b)
-
-    def roots(self) -> np.ndarray:
-        return np.array([self.root(k) for k in range(len(self.parent))], dtype=np.int64)
-
-
-def normalise(text: str) -> str:
-    """A text as compared for exact duplicates: case-folded, spaces collapsed, end punctuation off."""
-    return re.sub(r"[\s.;:!?,]+$", "", " ".join(text.casefold().split()))
-
-
-def duplicate_groups(positives: list[str], p: torch.Tensor, threshold: float,
-                     progress: Progress | None = None) -> np.ndarray:
-    """Group label per row (-1: none): rows whose positives are equal once normalised or score at
-    least ``threshold`` alike with the guide, joined transitively (union-find)."""
-    n = len(positives)
-    union = UnionFind(n)
-    first: dict[str, int] = {}
-    for k, text in enumerate(positives):
-        union.join([first.setdefault(normalise(text), k), k])
-    for start, end in _chunks(n):
-        scores = p[start:end] @ p.T
-        i, j = (scores >= threshold).nonzero(as_tuple=True)
-        for x, y in zip((i + start).tolist(), j.tolist()):
-            if x < y:
-                union.join([x, y])
-        if progress is not None:
-            progress("searching", n + end, 2 * n)
-    roots = union.roots()
-    sizes = np.bincount(roots, minlength=n)
-    return np.where(sizes[roots] > 1, roots, -1)
-
-
-def _false_negatives(hits, groups, g, rows, anchors, positives) -> pd.DataFrame:
-    """One line per unordered row pair, from rows with few hits, outside one duplicate group."""
-    i, j, s = hits
-    keep = ~((groups[i] >= 0) & (groups[i] == groups[j]))
-    i, j, s = i[keep], j[keep], s[keep]
-    g_np = g.numpy()
-    frame = pd.DataFrame({"i": i, "j": j, "guide_score": s, "positive_score": g_np[i]})
-    frame["above_by"] = frame["guide_score"] - frame["positive_score"]
-    frame["lo"], frame["hi"] = np.minimum(i, j), np.maximum(i, j)
-    frame["both_ways"] = frame.groupby(["lo", "hi"])["i"].transform("size") > 1
-    frame = frame.sort_values(["above_by", "lo", "hi"], ascending=[False, True, True])
-    frame = frame.drop_duplicates(["lo", "hi"]).reset_index(drop=True)
-    anchors_np, positives_np = np.array(anchors, dtype=object), np.array(positives, dtype=object)
-    out = pd.DataFrame({
-        "finding": [f"fn:{rows[x]}:{rows[y]}" for x, y in zip(frame["i"], frame["j"])],
-        "row": rows[frame["i"]], "other_row": rows[frame["j"]],
-        "anchor": anchors_np[frame["i"]], "positive": positives_np[frame["i"]],
-        "other_positive": positives_np[frame["j"]], "other_anchor": anchors_np[frame["j"]],
-        "guide_score": frame["guide_score"].astype(float), "positive_score": frame["positive_score"].astype(float),
-        "above_by": frame["above_by"].astype(float), "both_ways": frame["both_ways"].astype(bool),
-    })
-    return out
-
-
-def _duplicates(groups, g, rows, anchors, positives, p) -> pd.DataFrame:
-    """One line per row of each duplicate group: the group's finding id, its keeper, how alike."""
-    members = np.flatnonzero(groups >= 0)
-    columns = ["finding", "row", "keeper_row", "keeper", "kind", "anchor", "positive", "similarity",
-               "positive_score", "size"]
-    if not len(members):
-        return pd.DataFrame(columns=columns)
-    g_np = g.numpy()
-    frame = pd.DataFrame({"local": members, "group": groups[members], "positive_score": g_np[members]})
-    frame = frame.sort_values(["group", "positive_score", "local"], ascending=[True, False, True])
-    keeper = frame.groupby("group")["local"].transform("first").to_numpy()
-    local = frame["local"].to_numpy()
-    norm_anchor = np.array([normalise(anchors[k]) for k in local], dtype=object)
-    norm_positive = np.array([normalise(positives[k]) for k in local], dtype=object)
-    keeper_anchor = np.array([normalise(anchors[k]) for k in keeper], dtype=object)
-    keeper_positive = np.array([normalise(positives[k]) for k in keeper], dtype=object)
-    kind = np.where((norm_anchor == keeper_anchor) & (norm_positive == keeper_positive), "copy",
-                    np.where(norm_positive == keeper_positive, "same positive", "near-duplicate"))
-    similarity = (p[torch.tensor(local)] * p[torch.tensor(keeper)]).sum(dim=1).numpy()
-    first_row = frame.groupby("group")["local"].transform("min").to_numpy()
-    return pd.DataFrame({
-        "finding": [f"dup:{rows[k]}" for k in first_row], "row": rows[local], "keeper_row": rows[keeper],
-        "keeper": local == keeper, "kind": np.where(local == keeper, "keeper", kind),
-        "anchor": [anchors[k] for k in local], "positive": [positives[k] for k in local],
-        "similarity": similarity.astype(float), "positive_score": frame["positive_score"].astype(float).to_numpy(),
-        "size": frame.groupby("group")["local"].transform("size").to_numpy(),
-    }, columns=columns)
-
-
-def _suspects(weak, above, g, rows, anchors, positives) -> pd.DataFrame:
-    """One line per suspect-positive row, lowest guide positive score first."""
-    local = np.flatnonzero(weak)
-    g_np = g.numpy()
-    local = local[np.lexsort((local, g_np[local]))]
-    return pd.DataFrame({
-        "finding": [f"pos:{rows[k]}" for k in local], "row": rows[local],
-        "anchor": [anchors[k] for k in local], "positive": [positives[k] for k in local],
-        "positive_score": g_np[local].astype(float), "candidates_above": above[local].astype(int),
-        "share_above": above[local] / max(len(rows) - 1, 1),
-    })
 
 
 # ---- ground truth ---------------------------------------------------------------------------------

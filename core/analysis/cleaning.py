@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.analysis.audit import KINDS, AuditReport, UnionFind
+from core.analysis.audit import KINDS, AuditReport
+from core.analysis.audit_search import UnionFind
 from core.errors import GistlabError
 
 ACTIONS = ("keep", "drop", "merge")

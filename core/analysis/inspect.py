@@ -203,7 +203,7 @@ def one_thread() -> Iterator[None]:
     Masking works on small tensors ([B, C] blocks, ~100 ops). On a busy 2-core machine, waking
     torch's thread pool for each op cost 10x more than the work: remask at batch 128 took ~900 ms
     on 2 threads against ~80 ms on one, the what-if sweep ~1.9 s against ~0.1 s
-    (scripts/bench_inspector.py, docs/PERFORMANCE.md). Encoding is left to torch's default.
+    (python -m benchmarks inspector, docs/PERFORMANCE.md). Encoding is left to torch's default.
     Blocks may overlap (one script thread per browser session): the first to enter saves the
     thread count and the last to leave restores it.
     """

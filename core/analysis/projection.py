@@ -3,7 +3,7 @@
 PCA is a centred SVD in numpy (milliseconds). UMAP is imported only inside :func:`load_umap`:
 ``import umap`` and a first fit compile with numba (~20 s cold), so nothing that merely imports this
 module, and no first paint, ever waits for it; callers cache its result keyed by the data (the app
-keeps it per server, app.state.projected). :func:`map_points` and :func:`mask_segments` turn a projection and a mask into
+keeps it per server, app.loaders.projected). :func:`map_points` and :func:`mask_segments` turn a projection and a mask into
 tidy tables: one point per text (role, task), one segment from each row's text to every candidate
 the guide masked for it, with the guide's score. A 2D map distorts distances, so
 :func:`neighbours` answers "what is really close to this text" in the original embedding space
@@ -33,7 +33,7 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
 
     The SVD runs on one BLAS thread: at this size (hundreds of points) the thread pool's wake-ups
     cost more than they save on a busy 2-core machine (~0.7 s against ~0.13 s for 384 x 384;
-    scripts/bench_inspector.py).
+    python -m benchmarks inspector).
     """
     x = np.asarray(x, dtype=np.float64)
     centred = x - x.mean(axis=0)

@@ -2,7 +2,7 @@
 
 Works on core.analysis.inspect's masked-pairs table (``masked_pairs`` columns, plus ``weak_row`` where the
 demo copy adds it) with pandas alone, so the Demo page can use it without importing torch;
-core.analysis.experiment uses the same ranking to choose the batch it ships for that page.
+core.analysis.experiment_demo uses the same ranking to choose the batch it ships for that page.
 
 The sentence depends on the case, because the mask is not always right: a candidate with the row's
 meaning is another right answer; another sense of the same word or a text of the same category is a

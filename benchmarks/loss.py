@@ -1,4 +1,4 @@
-"""Benchmark the GIST loss step against MNRL and the library's GISTEmbedLoss, and the cache fill.
+"""The GIST loss step against MNRL and the library's GISTEmbedLoss, and the cache fill.
 
 1. Training step (forward + backward + AdamW step), student bundled:minilm-l3, guide ``--guide``
    (default bundled:minilm-l6; bundled:mpnet-base is the strong 110 M guide with its own tokenizer,
@@ -15,66 +15,55 @@
 3. float16 storage check: masks from float16-rounded guide embeddings vs float32, batches of 32,
    both margin strategies at margins 0 / 0.05 / 0.1 (why the cache stores float32).
 
-Prints markdown tables for docs/PERFORMANCE.md.
-
-    python scripts/bench_loss.py --rounds 20 --fill-texts 2000
-    python scripts/bench_loss.py --guide bundled:mpnet-base --batch-sizes 32 --fill-texts 0 --float16-pairs 0
+    python -m benchmarks loss --rounds 20 --fill-texts 2000
+    python -m benchmarks loss --guide bundled:mpnet-base --batch-sizes 32 --fill-texts 0 --float16-pairs 0
 """
+
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.harness import Timing, machine_line, median, paired_ratio, table, timed
 
-import numpy as np  # noqa: E402
-import sentence_transformers  # noqa: E402
-import torch  # noqa: E402
-from sentence_transformers.sentence_transformer.losses import (  # noqa: E402
-    GISTEmbedLoss,
-    MultipleNegativesRankingLoss,
-)
-from sentence_transformers.util import batch_to_device  # noqa: E402
-
-from core.corpus.bundled import bundled_pairs  # noqa: E402
-from core.guides.guide_cache import GuideCache  # noqa: E402
-from core.method.loss import GISTLoss  # noqa: E402
-from core.method.masking import MarginSettings, guided_mask  # noqa: E402
-from core.guides.models import load_guide, load_model  # noqa: E402
-
+THREADED = True
 COLUMNS = ("anchor", "positive", "negative")
 # "mnrl again" is a second, identical MNRL arm: its ratio to "mnrl" is the noise floor of the run.
 ARMS = ("gist", "mnrl", "mnrl again", "gist-st")
+CLOCKS = ("wall", "cpu")  # wall: what a user waits; cpu: what the step costs when other processes share the cores
 
 
-def timed(fn, device: str) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of ``fn()``; CPU time is what the step costs
-    when other processes share the cores, wall time what a user waits."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def arguments(p) -> None:
+    p.add_argument("--guide", default="bundled:minilm-l6", help="guide spec of gist and gist-st")
+    p.add_argument("--rounds", type=int, default=20, help="timed steps per arm and batch size")
+    p.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 64], help="none: skip steps")
+    p.add_argument("--fill-texts", type=int, default=2000, help="0: skip the fill benchmark")
+    p.add_argument("--fill-repeats", type=int, default=3)
+    p.add_argument("--float16-pairs", type=int, default=3200, help="0: skip the float16 check")
+    p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+
+
+def sync(device: str):
+    """What to wait for before reading a clock: the GPU's queue on cuda, nothing on the CPU."""
+    import torch
+
+    return torch.cuda.synchronize if device.startswith("cuda") else None
 
 
 def training_data():
+    from core.corpus.bundled import bundled_pairs
+
     ds = bundled_pairs(["example_definition"]).select_columns(list(COLUMNS))
     return ds.add_column("label", list(range(len(ds))))
 
 
 def make_batches(ds, student, batch_size: int, count: int, seed: int, device: str):
     """``count`` random batches: (row ids, tokenised features per column on ``device``)."""
+    import numpy as np
+    import torch
+    from sentence_transformers.util import batch_to_device
+
     rng = np.random.default_rng(seed)
     batches = []
     for _ in range(count):
@@ -87,6 +76,12 @@ def make_batches(ds, student, batch_size: int, count: int, seed: int, device: st
 
 def make_arms(ds, guide, cache, device: str) -> dict:
     """One fresh student, optimizer and loss per arm."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
+
+    from core.guides.models import load_model
+    from core.method.loss import GISTLoss
+
     arms = {}
     for name in ARMS:
         student = load_model("bundled:minilm-l3", device=device).train()
@@ -108,7 +103,9 @@ def step(loss_fn, optimizer, rows, feats) -> None:
 
 
 def bench_steps(ds, guide, cache, batch_size: int, rounds: int, device: str) -> dict[str, list]:
-    """Per arm, a list of (wall, cpu) step times; plus the GIST loss's own overhead."""
+    """Per arm, a list of step timings; plus the GIST loss's own overhead."""
+    from core.guides.models import load_model
+
     student = load_model("bundled:minilm-l3", device=device)
     batches = make_batches(ds, student, batch_size, rounds + 1, seed=batch_size, device=device)
     for rows, _ in batches:  # warm cache: the gist arm only looks up
@@ -121,16 +118,18 @@ def bench_steps(ds, guide, cache, batch_size: int, rounds: int, device: str) -> 
     for i, (rows, feats) in enumerate(batches):
         order = names[i % len(names):] + names[: i % len(names)]
         for name in order:
-            took = timed(lambda: step(*arms[name], rows, feats), device)
+            took = timed(lambda: step(*arms[name], rows, feats), sync(device))
             if i:  # batch 0 warms every arm up
                 times[name].append(took)
         if i:
-            times["gist overhead"].append(timed(lambda: gist_overhead(arms["gist"][0], rows), device))
+            times["gist overhead"].append(timed(lambda: gist_overhead(arms["gist"][0], rows), sync(device)))
     return times
 
 
-def gist_overhead(loss: GISTLoss, rows: torch.Tensor) -> None:
+def gist_overhead(loss, rows) -> None:
     """The GIST loss's own work on a batch, without the student: texts, cache lookup, mask."""
+    from core.method.masking import guided_mask
+
     batch = loss.texts[rows.tolist()]
     columns = [batch[c] for c in loss.columns]
     guide = loss.guide_cache.embed([t for col in columns for t in col]).to(rows.device)
@@ -139,19 +138,23 @@ def gist_overhead(loss: GISTLoss, rows: torch.Tensor) -> None:
 
 
 def bench_fill(guide, spec: str, texts: list[str], repeats: int, batch_size: int, device: str) -> tuple[list, list]:
-    """(wall, cpu) times of the guide's encode and of filling an empty cache, alternating."""
+    """Timings of the guide's encode and of filling an empty cache, alternating."""
+    from core.guides.guide_cache import GuideCache
+
     encode_s, fill_s = [], []
     guide.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
     for _ in range(repeats):
-        encode_s.append(timed(lambda: guide.encode(texts, batch_size=batch_size), device))
+        encode_s.append(timed(lambda: guide.encode(texts, batch_size=batch_size), sync(device)))
         with tempfile.TemporaryDirectory() as root:
             cache = GuideCache(guide, spec, root=Path(root), batch_size=batch_size)
-            fill_s.append(timed(lambda: cache.fill(texts), device))
+            fill_s.append(timed(lambda: cache.fill(texts), sync(device)))
     return encode_s, fill_s
 
 
-def float16_flips(cache: GuideCache, anchors: list[str], positives: list[str]) -> tuple[int, int]:
+def float16_flips(cache, anchors: list[str], positives: list[str]) -> tuple[int, int]:
     """Mask cells that change when the guide embeddings are rounded to float16."""
+    from core.method.masking import MarginSettings, guided_mask
+
     a, p = cache.embed(anchors), cache.embed(positives)
     flips = cells = 0
     for strategy in ("absolute", "relative"):
@@ -166,30 +169,32 @@ def float16_flips(cache: GuideCache, anchors: list[str], positives: list[str]) -
     return flips, cells
 
 
-def median(times: list[tuple[float, float]], clock: int) -> float:
-    """Median seconds of one clock (0 wall, 1 CPU)."""
-    return statistics.median(t[clock] for t in times)
+def clock_median(times: list[Timing], clock: str) -> float:
+    """Median seconds of one clock ("wall" or "cpu")."""
+    return median([getattr(t, clock) for t in times])
 
 
-def paired_ratio(times: dict, arm: str, clock: int) -> float:
+def mnrl_ratio(times: dict, arm: str, clock: str) -> float:
     """Median over rounds of arm / mnrl on the same batch, timed next to each other."""
-    return statistics.median(a[clock] / b[clock] for a, b in zip(times[arm], times["mnrl"]))
+    return paired_ratio([getattr(t, clock) for t in times[arm]], [getattr(t, clock) for t in times["mnrl"]])
 
 
 def report_fill(ds, guide, args) -> None:
     texts = list(dict.fromkeys(ds["anchor"][: args.fill_texts] + ds["positive"][: args.fill_texts]))
     texts = texts[: args.fill_texts]
     encode_s, fill_s = bench_fill(guide, args.guide, texts, args.fill_repeats, 64, args.device)
-    encode, fill = ([median(x, c) for c in (0, 1)] for x in (encode_s, fill_s))
-    print("\n| texts | clock | guide.encode s | GuideCache.fill s | encode texts/s | fill texts/s "
-          "| fill / encode throughput |")
-    print("|---|---|---|---|---|---|---|")
-    for c, clock in enumerate(("wall", "cpu")):
-        print(f"| {len(texts)} | {clock} | {encode[c]:.2f} | {fill[c]:.2f} | {len(texts) / encode[c]:.0f} "
-              f"| {len(texts) / fill[c]:.0f} | {encode[c] / fill[c]:.3f} |")
+    rows = []
+    for clock in CLOCKS:
+        encode, fill = clock_median(encode_s, clock), clock_median(fill_s, clock)
+        rows.append([len(texts), clock, f"{encode:.2f}", f"{fill:.2f}", f"{len(texts) / encode:.0f}",
+                     f"{len(texts) / fill:.0f}", f"{encode / fill:.3f}"])
+    print("\n" + table(rows, ["texts", "clock", "guide.encode s", "GuideCache.fill s", "encode texts/s",
+                              "fill texts/s", "fill / encode throughput"]))
 
 
 def report_float16(ds, guide, spec: str, n: int) -> None:
+    from core.guides.guide_cache import GuideCache
+
     with tempfile.TemporaryDirectory() as root:
         cache = GuideCache(guide, spec, root=Path(root))
         flips, cells = float16_flips(cache, ds["anchor"][:n], ds["positive"][:n])
@@ -198,41 +203,33 @@ def report_float16(ds, guide, spec: str, n: int) -> None:
 
 
 def report_steps(ds, guide, args) -> None:
+    from core.guides.guide_cache import GuideCache
+
     with tempfile.TemporaryDirectory() as root:
         cache = GuideCache(guide, args.guide, root=Path(root))
-        print("| batch | clock | gist ms | mnrl ms | mnrl again ms | gist-st ms | gist / mnrl "
-              "| mnrl again / mnrl | gist-st / mnrl | gist overhead ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        rows = []
         for batch_size in args.batch_sizes:
             t = bench_steps(ds, guide, cache, batch_size, args.rounds, args.device)
-            for c, clock in enumerate(("wall", "cpu")):
-                ms = " | ".join(f"{median(t[a], c) * 1e3:.1f}" for a in ARMS)
-                ratios = " | ".join(f"{paired_ratio(t, a, c):.3f}" for a in ("gist", "mnrl again", "gist-st"))
-                print(f"| {batch_size} | {clock} | {ms} | {ratios} | {median(t['gist overhead'], c) * 1e3:.1f} |")
+            for clock in CLOCKS:
+                rows.append([batch_size, clock, *(f"{clock_median(t[a], clock) * 1e3:.1f}" for a in ARMS),
+                             *(f"{mnrl_ratio(t, a, clock):.3f}" for a in ("gist", "mnrl again", "gist-st")),
+                             f"{clock_median(t['gist overhead'], clock) * 1e3:.1f}"])
+    print(table(rows, ["batch", "clock", "gist ms", "mnrl ms", "mnrl again ms", "gist-st ms", "gist / mnrl",
+                       "mnrl again / mnrl", "gist-st / mnrl", "gist overhead ms"]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--guide", default="bundled:minilm-l6", help="guide spec of gist and gist-st")
-    parser.add_argument("--rounds", type=int, default=20, help="timed steps per arm and batch size")
-    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[32, 64], help="none: skip steps")
-    parser.add_argument("--fill-texts", type=int, default=2000, help="0: skip the fill benchmark")
-    parser.add_argument("--fill-repeats", type=int, default=3)
-    parser.add_argument("--float16-pairs", type=int, default=3200, help="0: skip the float16 check")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run(args) -> None:
+    import platform
 
+    import torch
+
+    from core.guides.models import load_guide
+
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     ds = training_data()
     guide = load_guide(args.guide, device=args.device)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs ({device_name or platform.machine()}), "
-          f"device {args.device}, torch threads {torch.get_num_threads()}, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, "
-          f"sentence-transformers {sentence_transformers.__version__}")
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.node()
+    print(f"{machine_line('torch', 'sentence-transformers')}; device {args.device} ({device_name})")
     print(f"student bundled:minilm-l3, guide {args.guide}")
     print(f"data: bundled example_definition triplets ({len(ds)} rows), {args.rounds} timed steps "
           "per arm after 1 warm-up, arms interleaved\n")
@@ -243,7 +240,3 @@ def main() -> None:
         report_fill(ds, guide, args)
     if args.float16_pairs:
         report_float16(ds, guide, args.guide, args.float16_pairs)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,5 @@
-"""Benchmark a paired job's gap between its arms: one `gistlab train --loss gist,mnrl` process
-against two `gistlab train` processes run one after the other (what a paired job did before).
+"""A paired job's gap between its arms: one `gistlab train --loss gist,mnrl` process against two
+`gistlab train` processes run one after the other (what a paired job did before).
 
 The gap is the wall time from the first arm's run leaving the "running" state (its status.json) to
 the second arm's first step being recorded (the first line of its metrics.jsonl), both seen by
@@ -8,24 +8,28 @@ the guide and its cache, and only reloads the student; two processes pay Python'
 imports and every load again. Bundled models and data, the same settings and seed for both ways,
 the two ways alternating between repeats, each in a fresh workspace.
 
-    python scripts/bench_paired_job.py --repeats 3
+    python -m benchmarks paired_job --repeats 3
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import ROOT, child_env, fresh_workspace, machine_line, median, table
+
 POLL_S = 0.02
+WAYS = ("one process (--loss gist,mnrl)", "two processes, one per arm")
+
+
+def arguments(p) -> None:
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=8)
 
 
 def state(run: Path) -> str | None:
@@ -62,39 +66,25 @@ def gap(commands: list[list[str]], first: Path, second: Path, env: dict) -> floa
     raise SystemExit("the second arm never recorded a step")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args()
-    import torch
-
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          f"Python {platform.python_version()}, torch {torch.__version__}", flush=True)
+def run(args) -> None:
+    print(machine_line("torch"), flush=True)
     train = [sys.executable, "-m", "core.cli", "train", "--steps", str(args.steps), "--batch-size",
              str(args.batch_size), "--seed", "0"]
-    times: dict[str, list[float]] = {"one process (--loss gist,mnrl)": [], "two processes, one per arm": []}
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
     for _ in range(args.repeats):
-        for way in times:
-            with tempfile.TemporaryDirectory(prefix="gistlab-bench-paired-") as home:
-                env = {**os.environ, "GISTLAB_HOME": home, "HF_HUB_OFFLINE": "1"}
-                out = Path(home) / "runs"
+        for way in WAYS:
+            with fresh_workspace("gistlab-bench-paired-") as home:
+                out = home / "runs"
                 first, second = out / "gist", out / "mnrl"
-                if way.startswith("one"):
+                if way == WAYS[0]:
                     commands = [train + ["--loss", "gist,mnrl", "--out", str(out / "{loss}")]]
                 else:
                     commands = [train + ["--loss", arm, "--out", str(out / arm)] for arm in ("gist", "mnrl")]
-                times[way].append(gap(commands, first, second, env))
+                times[way].append(gap(commands, first, second, child_env(home)))
                 print(f"{way}: {times[way][-1]:.2f} s", flush=True)
     print(f"\nPaired job, bundled models, {args.steps} steps of batch {args.batch_size} per arm: seconds from the "
           "first arm's end to the second arm's first recorded step (median of "
           f"{args.repeats}, ways alternating):\n")
-    print("| way | gap median (s) | range (s) |\n|---|---|---|")
-    for way, values in times.items():
-        print(f"| {way} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
+    print(table([[way, f"{median(v):.2f}", f"{min(v):.2f}-{max(v):.2f}"] for way, v in times.items()],
+                ["way", "gap median (s)", "range (s)"]))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
-
-
-if __name__ == "__main__":
-    main()

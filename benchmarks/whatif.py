@@ -1,4 +1,4 @@
-"""Benchmark the margin what-if sweep: before (one broadcast comparison per batch) and after (all
+"""The margin what-if sweep: before (one broadcast comparison per batch) and after (all
 batches sorted once, searchsorted per threshold), side by side on the same cached embeddings.
 
 Guide bundled:minilm-l6 through a warm GuideCache (filled before timing), bundled WordNet
@@ -13,25 +13,21 @@ steps of 0.01 (the Margin what-if page's defaults) x 2 strategies. Each repeat t
 
 The before and after masked counts are checked equal. Medians (min-max) over ``--repeats``.
 
-    python scripts/bench_whatif.py --batches 50 --repeats 5
+    python -m benchmarks whatif --batches 50 --repeats 5
 """
+
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-bench-whatif-"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import fresh_workspace, interleaved, machine_line, median, table
+
+
+def arguments(p) -> None:
+    p.add_argument("--batches", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
 
 
 def broadcast_sweep(batches, guide, margins, contrast_anchors=True, contrast_positives=True):
@@ -70,64 +66,47 @@ def broadcast_sweep(batches, guide, margins, contrast_anchors=True, contrast_pos
     return pd.DataFrame.from_records(records)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=50)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-
+def run(args) -> None:
     import numpy as np
-    import torch
 
+    from core.analysis.inspect import sample_batches
+    from core.analysis.whatif import ALL, margin_sweep
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
-    from core.analysis.inspect import sample_batches
     from core.guides.models import load_model
-    from core.analysis.whatif import ALL, margin_sweep
 
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; Python "
-          f"{platform.python_version()}, torch {torch.__version__}", flush=True)
-    ds = load_pairs("bundled")
-    cache = GuideCache(load_model("bundled:minilm-l6", device="cpu"), "bundled:minilm-l6")
-    batches = sample_batches(ds, args.batches, args.batch_size, seed=0)
-    for b in batches:
-        cache.fill(b.texts())  # warm, as on the page after the first sweep
-    margins = np.round(np.arange(-10, 51) / 100, 2).tolist()
+    print(machine_line("torch"), flush=True)
+    with fresh_workspace("gistlab-bench-whatif-"):
+        ds = load_pairs("bundled")
+        cache = GuideCache(load_model("bundled:minilm-l6", device="cpu"), "bundled:minilm-l6")
+        batches = sample_batches(ds, args.batches, args.batch_size, seed=0)
+        for b in batches:
+            cache.fill(b.texts())  # warm, as on the page after the first sweep
+        margins = np.round(np.arange(-10, 51) / 100, 2).tolist()
 
-    before = broadcast_sweep(batches, cache.embed, margins)
-    after = margin_sweep(batches, cache.embed, margins)
-    same = after[after.task == ALL].set_index(["strategy", "margin", "block"]).masked
-    old = before.set_index(["strategy", "margin", "block"]).masked
-    assert (old.sort_index() == same.sort_index()).all(), "before and after disagree"
+        before = broadcast_sweep(batches, cache.embed, margins)
+        after = margin_sweep(batches, cache.embed, margins)
+        same = after[after.task == ALL].set_index(["strategy", "margin", "block"]).masked
+        old = before.set_index(["strategy", "margin", "block"]).masked
+        assert (old.sort_index() == same.sort_index()).all(), "before and after disagree"
 
-    runs = {
-        "before: broadcast per batch (masked fractions only)":
-            lambda: broadcast_sweep(batches, cache.embed, margins),
-        "after: sorted once + searchsorted (+ precision/recall by relation)":
-            lambda: margin_sweep(batches, cache.embed, margins),
-        "after, with a positive floor (0.3) and per task":
-            lambda: margin_sweep(batches, cache.embed, margins, positive_floor=0.3, by_task=True),
-        "drawing the batches (`sample_batches`, with ground truth)":
-            lambda: sample_batches(ds, args.batches, args.batch_size, seed=0),
-    }
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+        times = interleaved({
+            "before: broadcast per batch (masked fractions only)":
+                lambda: broadcast_sweep(batches, cache.embed, margins),
+            "after: sorted once + searchsorted (+ precision/recall by relation)":
+                lambda: margin_sweep(batches, cache.embed, margins),
+            "after, with a positive floor (0.3) and per task":
+                lambda: margin_sweep(batches, cache.embed, margins, positive_floor=0.3, by_task=True),
+            "drawing the batches (`sample_batches`, with ground truth)":
+                lambda: sample_batches(ds, args.batches, args.batch_size, seed=0),
+        }, args.repeats)
     print(f"\nMargin what-if, {args.batches} batches of {args.batch_size}, {len(margins)} margins x 2 "
           f"strategies, warm guide cache; median (min-max) of {args.repeats} repeats, side by side:\n")
-    print("| operation | median ms | range ms | vs before |\n|---|---|---|---|")
-    base = statistics.median(times[next(iter(runs))])
+    base = median([t.wall for t in next(iter(times.values()))])
+    rows = []
     for name, values in times.items():
-        med = statistics.median(values)
-        print(f"| {name} | {med * 1000:.0f} | {min(values) * 1000:.0f}-{max(values) * 1000:.0f} | "
-              f"{med / base:.2f}x |")
+        walls = [t.wall for t in values]
+        rows.append([name, f"{median(walls) * 1000:.0f}", f"{min(walls) * 1000:.0f}-{max(walls) * 1000:.0f}",
+                     f"{median(walls) / base:.2f}x"])
+    print(table(rows, ["operation", "median ms", "range ms", "vs before"]))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
-
-
-if __name__ == "__main__":
-    main()

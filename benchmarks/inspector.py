@@ -1,4 +1,4 @@
-"""Benchmark the inspector: re-masking a batch of 128 for a new margin, the what-if sweep, projections.
+"""The inspector: re-masking a batch of 128 for a new margin, the what-if sweep, projections.
 
 Guide bundled:minilm-l6 (through a warm GuideCache in a fresh workspace), student
 bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 blocks, 128 x 128 each).
@@ -18,28 +18,25 @@ bundled:minilm-l3, bundled WordNet triplets (anchor, positive, negative: 4 block
    only the slider and the heading (FLOOR_PAGE) is timed alternately too: Streamlit's own round
    trip on this machine, the floor under any Inspect page.
 
-    python scripts/bench_inspector.py --repeats 10
-    python scripts/bench_inspector.py --parts browser --app-moves 12 --baseline b6226d3
+    python -m benchmarks inspector --repeats 10
+    python -m benchmarks inspector --parts browser --app-moves 12 --baseline b6226d3
 """
+
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GISTLAB_HOME", tempfile.mkdtemp(prefix="gistlab-bench-inspector-"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import (
+    CHROMIUM, CHROMIUM_ARGS, ROOT, fresh_workspace, machine_line, median, serve_app, table, timed, wait_healthy,
+)
 
+OPERATIONS = ["operation", "median ms", "range ms"]
 FLOOR_PAGE = """import streamlit as st
 margin = st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin")
 st.subheader(f"Masked pairs ({round(margin * 100) + 100})")
@@ -49,55 +46,48 @@ FLOOR = "reference: one slider and one heading (Streamlit's round trip)"
 SETTINGS_CYCLE = [("absolute", 0.0), ("relative", 0.05), ("absolute", 0.1), ("relative", 0.2)]
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def seconds(fn) -> float:
+    return timed(fn).wall
 
 
-def row(name: str, values: list[float], base: float | None = None) -> str:
-    med = statistics.median(values)
-    ratio = f"{med / base:.1f}x" if base else "1.0x"
-    return f"| {name} | {med * 1000:.1f} | {min(values) * 1000:.1f}-{max(values) * 1000:.1f} | {ratio} |"
+def row(name: str, values: list[float], base: float | None = None) -> list[str]:
+    """A line of an operations table: median and range in ms, and the ratio to ``base``."""
+    med = median(values)
+    return [name, f"{med * 1000:.1f}", f"{min(values) * 1000:.1f}-{max(values) * 1000:.1f}",
+            f"{med / base:.1f}x" if base else "1.0x"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--app-moves", type=int, default=8, help="slider moves timed in AppTest")
-    parser.add_argument("--parts", default="engine,app,browser",
-                        help="comma-separated: engine, app, browser (default all three)")
-    parser.add_argument("--baseline", help="a git ref whose Inspect page the browser part times side by side")
-    args = parser.parse_args()
-    import sentence_transformers
-    import streamlit
-    import torch
+def arguments(p) -> None:
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--app-moves", type=int, default=8, help="slider moves timed in AppTest")
+    p.add_argument("--parts", default="engine,app,browser",
+                   help="comma-separated: engine, app, browser (default all three)")
+    p.add_argument("--baseline", help="a git ref whose Inspect page the browser part times side by side")
 
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "
-          f"{torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}; Python "
-          f"{platform.python_version()}, torch {torch.__version__}, sentence-transformers "
-          f"{sentence_transformers.__version__}, streamlit {streamlit.__version__}", flush=True)
-    if "engine" in args.parts:
-        engine(args.repeats)
-    if "app" in args.parts:
-        app_first, app_moves = app_rerun_times(args.app_moves)
-        print("\nInspect page in AppTest at batch 128 (bundled guide and student; server-side script run):\n")
-        print("| operation | seconds |\n|---|---|")
-        print(f"| first paint at batch 128 (embed the batch with guide and student) | {app_first:.2f} |")
-        print(f"| rerun after a margin change (median of {len(app_moves)}; range "
-              f"{min(app_moves):.2f}-{max(app_moves):.2f}) | {statistics.median(app_moves):.2f} |")
+
+def run(args) -> None:
+    print(machine_line("torch", "sentence-transformers", "streamlit"), flush=True)
+    with fresh_workspace("gistlab-bench-inspector-"):
+        if "engine" in args.parts:
+            engine(args.repeats)
+        if "app" in args.parts:
+            app_first, app_moves = app_rerun_times(args.app_moves)
+            print("\nInspect page in AppTest at batch 128 (bundled guide and student; server-side script run):\n")
+            print(table([["first paint at batch 128 (embed the batch with guide and student)", f"{app_first:.2f}"],
+                         [f"rerun after a margin change (median of {len(app_moves)}; range "
+                          f"{min(app_moves):.2f}-{max(app_moves):.2f})", f"{median(app_moves):.2f}"]],
+                        ["operation", "seconds"]))
     if "browser" in args.parts:
         runs, chromium = browser_slider_times(args.app_moves, args.baseline)
         print(f"\nInspect page in chromium {chromium} (Playwright, headless) at batch 128: margin slider moved "
               "with the keyboard, timed until the masked-pairs count shows the new value, the run is done and "
               "both heatmaps are redrawn" + (" (the two checkouts' steps alternate)" if args.baseline else "") + ":\n")
-        print("| page | batch size 128 -> drawn (s) | slider step -> redrawn, median (s) | range (s) | vs this checkout |")
-        print("|---|---|---|---|---|")
-        ours = statistics.median(runs["this checkout"][1])
-        for label, (first, moves) in runs.items():
-            drawn = "–" if first is None else f"{first:.2f}"
-            print(f"| {label} | {drawn} | {statistics.median(moves):.3f} | {min(moves):.3f}-{max(moves):.3f} "
-                  f"| {statistics.median(moves) / ours:.1f}x |")
+        ours = median(runs["this checkout"][1])
+        print(table([[label, "–" if first is None else f"{first:.2f}", f"{median(moves):.3f}",
+                      f"{min(moves):.3f}-{max(moves):.3f}", f"{median(moves) / ours:.1f}x"]
+                     for label, (first, moves) in runs.items()],
+                    ["page", "batch size 128 -> drawn (s)", "slider step -> redrawn, median (s)", "range (s)",
+                     "vs this checkout"]))
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
@@ -125,19 +115,19 @@ def engine(repeats: int) -> None:
     times: dict[str, list[float]] = {k: [] for k in ("remask", "mask", "new", "encode")}
     for k in range(repeats):
         settings = MarginSettings(*SETTINGS_CYCLE[k % len(SETTINGS_CYCLE)])
-        times["remask"].append(timed(lambda: remask(report, settings)))
-        times["mask"].append(timed(lambda: mask_batch(report.batch, report.guide, settings)))
-        times["new"].append(timed(lambda: inspect_batch(batches[k + 1], cache.embed, settings, student)))
-        times["encode"].append(timed(lambda: guide_model.encode(batches[k + 1].texts(), batch_size=64)))
+        times["remask"].append(seconds(lambda: remask(report, settings)))
+        times["mask"].append(seconds(lambda: mask_batch(report.batch, report.guide, settings)))
+        times["new"].append(seconds(lambda: inspect_batch(batches[k + 1], cache.embed, settings, student)))
+        times["encode"].append(seconds(lambda: guide_model.encode(batches[k + 1].texts(), batch_size=64)))
     pairs = len(remask(report, MarginSettings("absolute", 0.1)).pairs)
     print(f"\nBatch 128 of bundled triplets, 4 blocks; {pairs} masked pairs at absolute 0.1; "
           f"median (min-max) of {repeats} repeats, side by side in one loop:\n")
-    print("| operation | median ms | range ms | vs remask |\n|---|---|---|---|")
-    base = statistics.median(times["remask"])
-    print(row("`remask` (margin slider: mask + pairs table + counts)", times["remask"], base))
-    print(row("`guided_mask` alone, on torch's default 2 threads", times["mask"], base))
-    print(row("`inspect_batch` on a new batch (warm guide cache + student encode)", times["new"], base))
-    print(row("guide `encode` of the batch's 384 texts (avoided by remask)", times["encode"], base), flush=True)
+    base = median(times["remask"])
+    print(table([row("`remask` (margin slider: mask + pairs table + counts)", times["remask"], base),
+                 row("`guided_mask` alone, on torch's default 2 threads", times["mask"], base),
+                 row("`inspect_batch` on a new batch (warm guide cache + student encode)", times["new"], base),
+                 row("guide `encode` of the batch's 384 texts (avoided by remask)", times["encode"], base)],
+                OPERATIONS + ["vs remask"]), flush=True)
 
     sweep_batches = sample_batches(ds, 8, 32, seed=0)
     margins = np.round(np.linspace(-0.1, 0.5, 61), 3).tolist()
@@ -151,27 +141,25 @@ def engine(repeats: int) -> None:
 
     sweep_times, loop_times = [], []
     for _ in range(max(3, repeats // 4)):
-        sweep_times.append(timed(lambda: margin_sweep(sweep_batches, cache.embed, margins)))
-        loop_times.append(timed(looped))
+        sweep_times.append(seconds(lambda: margin_sweep(sweep_batches, cache.embed, margins)))
+        loop_times.append(seconds(looped))
     print(f"\nMargin what-if, 8 batches of 32, {len(margins)} margins x 2 strategies, cached embeddings:\n")
-    print("| operation | median ms | range ms | vs sweep |\n|---|---|---|---|")
-    print(row("`margin_sweep` (broadcast over margins)", sweep_times, statistics.median(sweep_times)))
-    print(row("`guided_mask` per (batch, strategy, margin)", loop_times, statistics.median(sweep_times)), flush=True)
+    print(table([row("`margin_sweep` (broadcast over margins)", sweep_times, median(sweep_times)),
+                 row("`guided_mask` per (batch, strategy, margin)", loop_times, median(sweep_times))],
+                OPERATIONS + ["vs sweep"]), flush=True)
 
     vectors = report.guide.all().numpy()
-    pca = [timed(lambda: project(vectors, "pca")) for _ in range(repeats)]
+    pca = [seconds(lambda: project(vectors, "pca")) for _ in range(repeats)]
     cold = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import umap; "
                            "print(time.perf_counter() - t)"], capture_output=True, text=True, check=True)
     umap_import = float(cold.stdout.split()[-1])
-    umap_first = timed(lambda: project(vectors, "umap"))
-    umap_warm = [timed(lambda: project(vectors, "umap", seed=s)) for s in range(3)]
+    umap_first = seconds(lambda: project(vectors, "umap"))
+    umap_warm = [seconds(lambda: project(vectors, "umap", seed=s)) for s in range(3)]
     print("\nProjection of the batch's 384 guide embeddings:\n")
-    print("| operation | seconds |\n|---|---|")
-    print(f"| PCA (median of {len(pca)}) | {statistics.median(pca):.4f} |")
-    print(f"| `import umap`, fresh process | {umap_import:.1f} |")
-    print(f"| first UMAP fit in this process (numba compiles) | {umap_first:.1f} |")
-    print(f"| later UMAP fits (median of 3) | {statistics.median(umap_warm):.1f} |", flush=True)
-
+    print(table([[f"PCA (median of {len(pca)})", f"{median(pca):.4f}"],
+                 ["`import umap`, fresh process", f"{umap_import:.1f}"],
+                 ["first UMAP fit in this process (numba compiles)", f"{umap_first:.1f}"],
+                 ["later UMAP fits (median of 3)", f"{median(umap_warm):.1f}"]], ["operation", "seconds"]), flush=True)
 
 
 def app_rerun_times(moves: int) -> tuple[float, list[float]]:
@@ -182,13 +170,13 @@ def app_rerun_times(moves: int) -> tuple[float, list[float]]:
     at.run()
     at.switch_page("views/inspect.py").run()
     at.sidebar.number_input(key="batch_size").set_value(128)
-    first = timed(at.run)
+    first = seconds(at.run)
     if at.exception or at.error:
         raise SystemExit(f"the page failed: {[e.value for e in [*at.exception, *at.error]]}")
     times = []
     for k in range(moves):
         at.sidebar.slider(key="margin").set_value(round(0.01 * (k + 1), 2))
-        times.append(timed(at.run))
+        times.append(seconds(at.run))
     return first, times
 
 
@@ -218,9 +206,6 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
     """
     from playwright.sync_api import sync_playwright
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from bench_app import ARGS, CHROMIUM, wait_healthy
-
     def header(page) -> str:
         return page.evaluate(f"() => {{ const h = {PAIRS_HEADER}; return h ? h.textContent : ''; }}")
 
@@ -247,12 +232,12 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
             subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
             trees[f"baseline {baseline}"] = tree
         servers, pages = [], {}
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for label, tree in trees.items():
                 home = Path(scratch) / f"home-{len(servers)}"
                 home.mkdir()
-                server, url = serve_tree(tree, home)
+                server, url = serve_app(tree, home)
                 servers.append(server)
                 wait_healthy(url, server)
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -266,7 +251,7 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
                 pages[label] = (page, timed_change(page, lambda: size.press("Enter")), [])
             floor = Path(scratch) / "floor.py"
             floor.write_text(FLOOR_PAGE)
-            server, url = serve_tree(Path(scratch), Path(scratch), floor.name)
+            server, url = serve_app(Path(scratch), Path(scratch), floor.name)
             servers.append(server)
             wait_healthy(url, server)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -285,23 +270,3 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
                 server.terminate()
                 server.wait(timeout=30)
     return {label: (first, times) for label, (_, first, times) in pages.items()}, version
-
-
-def serve_tree(tree: Path, home: Path, script: str = "app/main.py") -> tuple[subprocess.Popen, str]:
-    """``streamlit run app/main.py`` (or ``script``) of the checkout at ``tree`` (its own core/ first on the path)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "GISTLAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port)],
-        cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    return server, f"http://127.0.0.1:{port}"
-
-
-if __name__ == "__main__":
-    main()

@@ -1,30 +1,28 @@
-"""Cost of the whole-data-set audit's search (core/analysis/audit.py) without the guide: random unit vectors.
+"""The whole-data-set audit's search (core.analysis.audit) without the guide: random unit vectors.
 
 Times ``core.analysis.audit.audit`` on N rows of D-dimensional embeddings looked up from a table (so no
 encode is measured), and reports wall and CPU seconds and peak memory. The search is two N x N x D
 matrix products in chunks; its cost grows with N^2, which is how docs/PERFORMANCE.md extrapolates
 to 100k rows.
 
-    python scripts/bench_audit.py --rows 24000 --dim 384
+    python -m benchmarks audit --rows 24000 --dim 384
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
-import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.harness import machine_line, table, timed
+
+THREADED = True
 
 
-def main() -> int:
-    p = argparse.ArgumentParser()
+def arguments(p) -> None:
     p.add_argument("--rows", type=int, default=24000)
     p.add_argument("--dim", type=int, default=384)
-    args = p.parse_args()
 
+
+def run(args) -> None:
     import torch
     from datasets import Dataset
 
@@ -36,14 +34,10 @@ def main() -> int:
     base = torch.randn(n, d, generator=g)
     vectors = torch.cat([base, base + 1.5 * torch.randn(n, d, generator=g)])  # positives near their anchors
     row = {f"a{i}": i for i in range(n)} | {f"p{i}": n + i for i in range(n)}
-    started, cpu = time.perf_counter(), time.process_time()
-    report = audit(ds, lambda texts: vectors[[row[t] for t in texts]], AuditSettings())
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    found = {}
+    took = timed(lambda: found.setdefault("report", audit(ds, lambda texts: vectors[[row[t] for t in texts]],
+                                                          AuditSettings())))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"rows {n}, dim {d}, torch threads {torch.get_num_threads()}: {wall:.1f} s wall, {cpu:.1f} CPU-s, "
-          f"peak RSS {peak:.0f} MB, findings {report.counts()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    print(machine_line("torch") + "\n")
+    print(table([[n, d, f"{took.wall:.1f}", f"{took.cpu:.1f}", f"{peak:.0f}", found["report"].counts()]],
+                ["rows", "dim", "wall s", "CPU s", "peak RSS MB", "findings"]))

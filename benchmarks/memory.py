@@ -5,30 +5,39 @@ guide bundled:minilm-l6, bundled WordNet triplets, short texts) in its own fresh
 peak resident set size (``ru_maxrss``) is that run's alone: models, data, trainer, recording and
 the steps. The guide cache is filled first by another subprocess for the texts of every run, so no
 run does a guide forward and the steps measure training. Step times are medians over the steps
-after the first (warm-up); with ``--steps 1``, that one step. Rows print as they finish.
+after the first (warm-up); with ``--steps 1``, that one step. Rows go to stderr as they finish (a run
+cut short keeps them), the table to stdout at the end.
 
-    python scripts/bench_memory.py                  # batches 64, 256, 1024 at mini-batch 32 (also without the
+    python -m benchmarks memory                     # batches 64, 256, 1024 at mini-batch 32 (also without the
                                                     # heap bound at 64 and 1024), and GISTLoss
-    python scripts/bench_memory.py --threads 1 --steps 1   # what docs/PERFORMANCE.md reports
+    python -m benchmarks memory --threads 1 --steps 1   # what docs/PERFORMANCE.md reports
 """
+
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness import ROOT, child_env, fresh_workspace, machine_line, table
+
+THREADED = True
+
+
+def arguments(p) -> None:
+    p.add_argument("--batches", default="64,256,1024", help="batch sizes (default %(default)s)")
+    p.add_argument("--mini-batch-size", type=int, default=32)
+    p.add_argument("--plain", default="64,1024", help="batch sizes also run with GISTLoss (no cache; "
+                                                       "default %(default)s; empty: none)")
+    p.add_argument("--glibc-heap", default="64,1024", help="batch sizes also run cached without the fixed "
+                                                          "mmap threshold (default %(default)s; empty: none)")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
 
 
 def peak_mib() -> float:
@@ -80,30 +89,16 @@ def train(batch: int, mini: int | None, steps: int, heap: str = "bounded") -> di
 
 
 def child(*args: str) -> str:
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=os.environ)
+    """One child of this benchmark (``python -m benchmarks memory ... --child ...``), its last line of output."""
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "memory", *args], cwd=ROOT, capture_output=True,
+                            text=True, env=child_env())
     if result.returncode:
         sys.exit(f"child {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", default="64,256,1024", help="batch sizes (default %(default)s)")
-    parser.add_argument("--mini-batch-size", type=int, default=32)
-    parser.add_argument("--plain", default="64,1024", help="batch sizes also run with GISTLoss (no cache; "
-                                                           "default %(default)s; empty: none)")
-    parser.add_argument("--glibc-heap", default="64,1024", help="batch sizes also run cached without the fixed "
-                                                              "mmap threshold (default %(default)s; empty: none)")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's own)")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-
+def run(args) -> None:
     if args.child:
-        if args.threads:
-            import torch
-
-            torch.set_num_threads(args.threads)
         kind, *rest = args.child
         if kind == "fill":
             fill([int(b) for b in rest[0].split(",")], args.steps)
@@ -112,36 +107,28 @@ def main() -> None:
             print(json.dumps(train(batch, mini, args.steps, rest[2])))
         return
 
-    os.environ["GISTLAB_HOME"] = tempfile.mkdtemp(prefix="bench-memory-home-")  # one cache, shared
     batches = [int(b) for b in args.batches.split(",")]
     plain = [int(b) for b in args.plain.split(",") if b.strip()]
     glibc = [int(b) for b in args.glibc_heap.split(",") if b.strip()]
-    common = ["--steps", str(args.steps), "--threads", str(args.threads)]
-    child(*common, "--child", "fill", ",".join(map(str, sorted(set(batches + glibc + plain)))))
-    import sentence_transformers
-    import torch
-
-    print(f"| loss | heap | batch | mini-batch | peak RSS MiB | x batch {batches[0]} cached, same heap | step s | pairs/s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|", flush=True)
-    rows = []
-    mini = args.mini_batch_size
-    plan = [(b, mini, "bounded") for b in batches] + [(b, mini, "glibc") for b in glibc] + [(b, 0, "-") for b in plain]
-    for batch, mini, heap in plan:  # the glibc rows right after the bounded ones: one run, same load
-        r = json.loads(child(*common, "--child", "train", str(batch), str(mini), heap))
-        rows.append(r)
-        name = "CachedGISTLoss" if r["mini"] else "GISTLoss"
-        base = next(x for x in rows if x["heap"] == "glibc") if heap == "glibc" else rows[0]
-        print(f"| {name} | {heap} | {r['batch']} | {r['mini'] or '-'} | {r['peak_mib']:.0f} | "
-              f"{r['peak_mib'] / base['peak_mib']:.2f} | {r['step_s']:.2f} | {r['batch'] / r['step_s']:.1f} |",
-              flush=True)  # row by row: a long run that is cut short keeps what it measured
+    common = ["--steps", str(args.steps), *(["--threads", str(args.threads)] if args.threads else [])]
+    with fresh_workspace("bench-memory-home-"):  # one guide cache, shared by the children
+        child(*common, "--child", "fill", ",".join(map(str, sorted(set(batches + glibc + plain)))))
+        headers = ["loss", "heap", "batch", "mini-batch", "peak RSS MiB", f"x batch {batches[0]} cached, same heap",
+                   "step s", "pairs/s"]
+        rows, cells = [], []
+        mini = args.mini_batch_size
+        plan = [(b, mini, "bounded") for b in batches] + [(b, mini, "glibc") for b in glibc] + [(b, 0, "-") for b in plain]
+        for batch, mini, heap in plan:  # the glibc rows right after the bounded ones: one run, same load
+            r = json.loads(child(*common, "--child", "train", str(batch), str(mini), heap))
+            rows.append(r)
+            base = next(x for x in rows if x["heap"] == "glibc") if heap == "glibc" else rows[0]
+            cells.append(["CachedGISTLoss" if r["mini"] else "GISTLoss", heap, r["batch"], r["mini"] or "-",
+                          f"{r['peak_mib']:.0f}", f"{r['peak_mib'] / base['peak_mib']:.2f}", f"{r['step_s']:.2f}",
+                          f"{r['batch'] / r['step_s']:.1f}"])
+            print(", ".join(f"{h}: {c}" for h, c in zip(headers, cells[-1])), file=sys.stderr, flush=True)  # kept if cut short
     steps = f"step {args.steps}" if args.steps == 1 else f"median of steps 2..{args.steps}"
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, load average "
-          f"{os.getloadavg()[0]:.1f} at the end; Python {platform.python_version()}, torch {torch.__version__}, "
-          f"sentence-transformers {sentence_transformers.__version__}; {rows[0]['threads']} torch threads; "
+    print(table(cells, headers))
+    print(f"\n{machine_line('torch', 'sentence-transformers')}; {rows[0]['threads']} torch threads per run; "
           f"{args.steps} steps per run, step time = {steps}.")
     print(f"\nPeak RSS after imports, before the run: {min(r['imports_mib'] for r in rows):.0f}-"
           f"{max(r['imports_mib'] for r in rows):.0f} MiB.")
-
-
-if __name__ == "__main__":
-    main()

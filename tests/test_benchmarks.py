@@ -1,0 +1,70 @@
+"""benchmarks/: every benchmark imports and builds its parser; the harness's clocks, order, workspace, tables."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import NAMES
+from benchmarks.__main__ import parser
+from benchmarks.harness import fresh_workspace, interleaved, machine_line, paired_ratio, spread, table, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_benchmark_module_is_listed_and_builds_its_parser():
+    modules = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem not in ("__init__", "__main__", "harness"))
+    assert sorted(NAMES) == modules  # a new module must be listed to be reachable
+    p = parser()
+    for name in NAMES:
+        module = importlib.import_module(f"benchmarks.{name}")
+        assert callable(module.run) and module.__doc__.strip()
+        args = p.parse_args([name])  # every option has a default
+        assert args.run is module.run
+        assert ("threads" in vars(args)) == getattr(module, "THREADED", False)
+    assert p.parse_args(["memory", "--threads", "1"]).threads == 1
+
+
+def test_no_scripts_bench_left_and_the_entry_point_lists_every_benchmark():
+    assert not list((ROOT / "scripts").glob("bench_*.py"))
+    shown = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout
+    assert all(name in shown for name in NAMES)
+    with pytest.raises(SystemExit):
+        parser().parse_args(["nope"])
+
+
+def test_interleaved_rounds_take_turns_and_rotation_moves_the_first():
+    calls = []
+    arms = {name: (lambda name=name: calls.append(name)) for name in "abc"}
+    times = interleaved(arms, rounds=2, warmup=1)
+    assert calls == list("abc" * 3) and all(len(t) == 2 for t in times.values())
+    calls.clear()
+    interleaved(arms, rounds=3, rotate=True)
+    assert calls == list("abc" + "bca" + "cab")
+
+
+def test_timed_clocks_and_summaries():
+    took = timed(lambda: sum(range(10_000)))
+    assert took.wall >= 0 and took.cpu >= 0
+    assert spread([0.001, 0.003, 0.002], scale=1000, digits=1) == "2.0 (1.0-3.0)"
+    assert paired_ratio([2.0, 4.0, 9.0], [1.0, 2.0, 3.0]) == 2.0
+    assert machine_line("pandas").startswith("Machine: ") and "pandas " in machine_line("pandas")
+
+
+def test_fresh_workspace_is_empty_and_restores_the_previous_one(monkeypatch):
+    monkeypatch.setenv("GISTLAB_HOME", "/somewhere")
+    with fresh_workspace() as home:
+        assert os.environ["GISTLAB_HOME"] == str(home) and not any(home.iterdir())
+    assert os.environ["GISTLAB_HOME"] == "/somewhere" and not home.exists()
+
+
+def test_table_keeps_cells_as_formatted():
+    lines = table([["a", "0.50", "1.0x"]], ["op", "ms", "ratio"]).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["op", "ms", "ratio"]
+    assert [c.strip() for c in lines[2].strip("|").split("|")] == ["a", "0.50", "1.0x"]
