@@ -68,7 +68,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
 from core.method import distributed
-from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
+from core.corpus.data import check_seed, epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
 from core.errors import GistlabError, GistlabWarning, first_line
 from core.method.groundtruth import ground_truth, relations, step_quality
 from core.training.jobs import process_start
@@ -146,6 +146,7 @@ class TrainConfig:
         for bad, message in problems:
             if bad:
                 raise GistlabError(f"Bad training setting: {message}.")
+        check_seed(self.seed)
         try:
             self.margin_settings()
         except ValueError as exc:
