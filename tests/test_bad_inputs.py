@@ -36,6 +36,11 @@ BAD_FILES = {  # file -> what its one line must say
     "numbers.jsonl": "column 'positive' holds int64 values, not text",
     "not_parquet.parquet": "is not a readable Parquet file",
     "notes.txt": "unknown file type '.txt'",
+    "repeated_key.jsonl": "line 1 repeats the key 'positive'",
+    "cr_only.csv": "has a carriage return (\\r) outside quotes",
+    "repeated_column.parquet": "repeats a column name (anchor)",
+    "saved_missing_arrow": "data files are missing or damaged",  # save_to_disk folders
+    "saved_damaged_arrow": "data files are missing or damaged",
 }
 FINE_FOR = {("cache", "one_row.csv")}  # one row is a batch for nobody, but a valid cache fill
 BAD_MODELS = {  # folder under bad_inputs/models -> what eval's one line must say
@@ -67,7 +72,7 @@ def one_line_error(argv: list[str], capsys) -> str:
 
 
 def test_every_corpus_file_has_an_expectation():
-    assert sorted(p.name for p in CORPUS.iterdir() if p.is_file()) == sorted(BAD_FILES)
+    assert sorted(p.name for p in CORPUS.iterdir() if p.name != "models") == sorted(BAD_FILES)
     assert sorted(p.name for p in (CORPUS / "models").iterdir()) == sorted(BAD_MODELS)
 
 
@@ -108,6 +113,13 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
         ("cache", "--batch-size", "0"): "--batch-size must be at least 1",
         ("eval", "--batch-size", "0"): "--batch-size must be at least 1",
         ("eval", "--csv", str(tmp_path)): "is a folder: give a file name",
+        ("inspect", "--margin", "nan", "--batch-size", "4"): "--margin nan: give a finite number",
+        ("audit", "--margin", "nan"): "--margin nan: give a finite number",
+        ("inspect", "--margin", "inf", "--batch-size", "4"): "--margin inf: give a finite number",
+        ("train", "--seed", "-1", "--out", str(tmp_path / "seeded")): "--seed -1: give a whole number from 0",
+        ("inspect", "--seed", "-1", "--batch-size", "4"): "--seed -1: give a whole number from 0",
+        ("audit", "--seed", "-1"): "--seed -1: give a whole number from 0",
+        ("train", "--seed", str(2**32), "--out", str(tmp_path / "seeded")): f"--seed {2**32}: give",
     }
     with monkeypatch.context() as patched:
         patched.setattr("core.guides.models.load_model", never)
@@ -120,6 +132,7 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
                     "eval": ["eval", "--model", model]}[command]
             assert needle in one_line_error(argv + extra, capsys), (command, extra)
     assert a_file.read_text() == "x"  # nothing was written over
+    assert not (tmp_path / "seeded").exists()  # a refused seed left no failed run folder
 
 
 def test_max_seq_length_above_the_models_positions_is_one_line(tiny_model_dir, tmp_path, capsys):
