@@ -31,7 +31,8 @@ A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, che
 step), ``interrupted`` (Ctrl-C / SIGINT or SIGTERM: the run ends after its current step; a second
 signal, or one while models load, ends it at once) or ``failed`` (one-line error in
 ``status.json``); in the first three cases the model is saved to ``model/`` (into a temporary
-folder renamed when complete, so ``model/`` is never half-written) and the masks are flushed.
+folder renamed when complete, so ``model/`` is never half-written) and the masks are flushed; a
+save that fails (disk full) makes the run ``failed``, since a run is completed only with its model.
 Claiming the run directory (check, clear, write config and status) holds a lock, so two starts with
 one ``--out`` cannot both train there. A run whose masked fraction stays >= 99% or whose loss is
 exactly 0 for several steps learns nothing: it says so in its log and ``status.json`` (``warning``).
@@ -304,6 +305,9 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
             except KeyboardInterrupt:
                 state, error = "interrupted", "interrupted while saving the model: no model saved"
                 raise
+            except Exception as exc:  # disk full, read-only: the run is completed only with its model on disk
+                state, error = "failed", f"could not save the model ({first_line(exc, limit=300)}): no model saved"
+                raise GistlabError(f"{out}: {error}; free space (or make it writable) and train again.") from None
             finally:
                 recorder.finish(state, error)
     return out
