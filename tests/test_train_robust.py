@@ -129,6 +129,17 @@ def test_a_save_on_a_full_disk_is_a_failed_run_not_a_completed_one(pairs_csv, ti
     assert runs.trained_model(out) is None and not [p for p in out.iterdir() if "saving" in p.name]
 
 
+def test_a_one_step_run_trains(pairs_csv, tiny_model_dir, tmp_path):
+    """The default warmup (10% of 1 step, rounded up) gave the only step learning rate 0: weights unchanged."""
+    from sentence_transformers import SentenceTransformer
+
+    out = run_training(tiny(pairs_csv, tiny_model_dir, tmp_path / "one", loss="mnrl", steps=1))
+    assert runs.read_status(out)["state"] == "completed"
+    base = SentenceTransformer(str(tiny_model_dir), device="cpu").state_dict()
+    trained = SentenceTransformer(str(out / "model"), device="cpu").state_dict()
+    assert any(not (base[name] == trained[name]).all() for name in base)
+
+
 def test_the_claim_of_a_run_directory_is_locked(pairs_csv, tiny_model_dir, tmp_path):
     out = tmp_path / "race"
     out.mkdir()

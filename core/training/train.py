@@ -509,6 +509,13 @@ class RecordingTrainer(SentenceTransformerTrainer):
     last_rows: list[int] = []
     gather_rows = False
 
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        """The library's schedule, but a warmup never covers every step: a linear warmup's first
+        step has learning rate 0, and ``ceil(0.1 x 1)`` is 1, so a one-step run would not train at all."""
+        if self.args.get_warmup_steps(num_training_steps) >= num_training_steps:
+            self.args.warmup_steps = max(num_training_steps - 1, 0)
+        return super().create_scheduler(num_training_steps, optimizer)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
             labels = inputs["label"]
