@@ -591,12 +591,26 @@ def _run_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the training runs, newest first (the Train page's Past runs)")
+    p.add_argument("--root", default=None, help="the folder of runs (default: <workspace>/runs)")
+    p.set_defaults(run=_run_runs)
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    from core.training.runs import runs_text
+
+    print(runs_text(args.root))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache):
+    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache,
+                _add_runs):
         add(sub)
     return parser
 
