@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import GistlabError
-from core.workspace import subdir
+from core.workspace import subdir, workspace
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -282,7 +282,7 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     """
     from core.training.jobs import current_job
 
-    root = Path(root) if root is not None else runs_root()
+    root = Path(root) if root is not None else workspace() / "runs"  # only read: not made (a read-only workspace)
     job = current_job()
     job_dirs = {d.resolve() for d in job.run_dirs} if job is not None else set()
     rows = []
@@ -339,7 +339,7 @@ def runs_text(root: str | Path | None = None) -> str:
     them), or one line saying where no run was found."""
     table = past_runs(root)
     if table.empty:
-        return f"No runs in {Path(root) if root is not None else runs_root()} yet: start one with gistlab train."
+        return f"No runs in {Path(root) if root is not None else workspace() / 'runs'} yet: start one with gistlab train."
     formats = {"lr": "{:.1e}", "final loss": "{:.4f}", "margin": "{:.2f}"}
     return table.to_string(index=False, max_colwidth=40, na_rep="", formatters={
         column: (lambda x, f=f: "" if pd.isna(x) else f.format(x)) for column, f in formats.items()})
