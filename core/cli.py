@@ -192,6 +192,11 @@ def _run_train(args: argparse.Namespace) -> int:
     configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "losses", [])] or [
         TrainConfig.from_dict(settings)]  # no --loss: TrainConfig's default arm
     losses = [config.loss for config in configs]
+    if "guide" in vars(args) and set(losses) == {"mnrl"}:
+        import warnings
+
+        warnings.warn(f"--guide {args.guide} is not used: mnrl trains without a guide (give --loss gist,mnrl "
+                      "to compare with one).", GistlabWarning, stacklevel=1)
     status, trained = {}, 0
     for out in train_arms(configs, overwrite=args.overwrite, log_name=args.log):
         trained += 1
@@ -281,7 +286,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_batch_options(p: argparse.ArgumentParser) -> None:
+def _add_batch_options(p: argparse.ArgumentParser, batch_help: str = "rows in the batch (default 32)",
+                       batch_default: int = 32) -> None:
     """The data, models and margin settings that ``inspect`` and ``audit`` share."""
     p.add_argument("--data", default="bundled", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, "
                                                      "a dataset folder or a Hugging Face dataset id")
@@ -290,7 +296,7 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hf-split", default="train", help="split of a Hub dataset or folder (default train)")
     p.add_argument("--guide", default=None, help=GUIDE_SPECS)
     p.add_argument("--student", default=None, help="also score the pairs with this student (default: none)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=batch_default, help=batch_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task", default=None, help="draw batches from this task only (needs a task column)")
     p.add_argument("--margin-strategy", choices=("absolute", "relative"), default="absolute")
@@ -428,7 +434,7 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
         description="Every text is embedded once (guide cache) and every row compared with every other "
                     "(core/analysis/audit.py). With --apply and --export, decisions are applied and a cleaned data "
                     "set written (core/analysis/cleaning.py).")
-    _add_batch_options(p)
+    _add_batch_options(p, "the guide's encoding batch size (default 64)", 64)
     p.add_argument("--out", required=True, help="folder for the report: one Parquet table per kind, summary.json")
     p.add_argument("--limit", type=int, default=None, help="audit a seeded sample of this many rows (default all)")
     p.add_argument("--duplicate-threshold", type=float, default=0.95,
@@ -448,6 +454,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.analysis.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
+    from core.analysis.cleaning import check_output, decisions_to_apply, export
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
     from core.method.masking import MarginSettings
@@ -455,14 +462,19 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     if bool(args.apply) != bool(args.export):
         raise GistlabError("Give --apply and --export together: the decisions to apply and where the cleaned data goes.")
+    if args.batch_size < 1:
+        raise GistlabError(f"--batch-size must be at least 1, not {args.batch_size}.")
     out = check_output_dir(args.out)  # before the work: a file there would fail only after the scoring
+    if args.export:
+        check_output(Path(args.export), args.data, "--export")
     ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns)
+    decisions = decisions_to_apply(Path(args.apply), len(ds)) if args.apply else None
     guide = args.guide or DEFAULT_GUIDE
     margin = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
                             args.positive_floor)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
                              args.seed, args.task)
-    report = audit(ds, GuideCache(load_guide(guide, args.student), guide).embed, settings,
+    report = audit(ds, GuideCache(load_guide(guide, args.student), guide, batch_size=args.batch_size).embed, settings,
                    dataset_relations(ds), progress_writer(out),
                    about={"data": args.data, "guide": guide, "split": args.hf_split})
     report.save(out)
@@ -488,9 +500,7 @@ def _run_audit(args: argparse.Namespace) -> int:
                                                             float_format=lambda x: f"{x:.3f}"))
     print(f"report in {out}")
     if args.apply:
-        from core.analysis.cleaning import export, read_decisions
-
-        written = export(ds, report, read_decisions(Path(args.apply)), Path(args.export))
+        written = export(ds, report, decisions, Path(args.export))
         print(f"cleaned data: {written.summary['rows_out']} of {written.summary['rows_in']} rows, "
               f"{written.summary['groups']} groups, written to {written.path} (report {written.report_path})")
     return 0
@@ -523,17 +533,15 @@ def _run_mine(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.analysis.cleaning import check_output, write_dataset
-    from core.corpus.data import load_pairs, task_pool
+    from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
-    from core.analysis.mining import MiningSettings, mine
+    from core.analysis.mining import MiningSettings, mine, select_rows
     from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 
     out = Path(args.out)
-    check_output(out)
+    check_output(out, args.data)
     settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share)
-    ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns)
-    if args.task or args.limit:
-        ds = ds.select(task_pool(ds, args.task)[:args.limit].tolist())
+    ds = select_rows(load_pairs(args.data, split=args.hf_split, columns=args.data_columns), args.task, args.limit)
     retriever, guide = args.retriever or DEFAULT_STUDENT, args.guide or DEFAULT_GUIDE
     result = mine(ds, load_model(retriever), GuideCache(load_guide(guide, retriever), guide).embed, settings,
                   about={"data": args.data, "task": args.task, "retriever": retriever, "guide": guide})
@@ -591,12 +599,26 @@ def _run_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the training runs, newest first (the Train page's Past runs)")
+    p.add_argument("--root", default=None, help="the folder of runs (default: <workspace>/runs)")
+    p.set_defaults(run=_run_runs)
+
+
+def _run_runs(args: argparse.Namespace) -> int:
+    from core.training.runs import runs_text
+
+    print(runs_text(args.root))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache):
+    for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache,
+                _add_runs):
         add(sub)
     return parser
 

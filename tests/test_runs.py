@@ -140,3 +140,51 @@ def test_delete_run_frees_its_space_but_never_a_running_run(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(GistlabError, match="not a training run"):
         runs.delete_run(tmp_path / "photos")
+
+
+def test_names_are_data_never_paths(tmp_path):
+    """A linked name.txt is replaced, not written through; a run "name" with .. never leaves runs/."""
+    run = make_run(tmp_path, "r")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    (run / runs.NAME).symlink_to(outside)
+    assert runs.run_name(run) == ""  # a link is not read either
+    runs.set_name(run, "mine")
+    assert outside.read_text() == "keep me\n" and not (run / runs.NAME).is_symlink()
+    assert runs.run_name(run) == "mine"
+
+    make_run(runs.runs_root().parent, "escaped")  # <workspace>/escaped: ../escaped from runs/
+    for name in ("../escaped", "..", "."):
+        with pytest.raises(runs.RunNotFound):
+            runs.resolve(name)
+    with pytest.raises(runs.RunNotFound):
+        runs.set_name("../escaped", "x")
+    assert not (runs.runs_root().parent / "escaped" / runs.NAME).exists()
+
+
+def test_linked_run_folders_are_neither_listed_renamed_nor_deleted(tmp_path):
+    """A link in the runs folder leads elsewhere: listing skips it, rename and delete refuse in one line."""
+    elsewhere = make_run(tmp_path / "elsewhere", "real")
+    root = tmp_path / "runs"
+    make_run(root, "own")
+    (root / "linked").symlink_to(elsewhere)
+    assert list(runs.list_runs(root)["run"]) == ["own"]
+    for act in (lambda: runs.set_name(root / "linked", "x"), lambda: runs.delete_run(root / "linked")):
+        with pytest.raises(GistlabError, match="is a link to .*remove the link itself") as caught:
+            act()
+        assert "\n" not in str(caught.value)
+    assert (elsewhere / runs.CONFIG).is_file() and not (elsewhere / runs.NAME).exists()
+
+
+def test_gistlab_runs_lists_the_past_runs_columns(tmp_path, capsys):
+    from core.cli import main
+
+    path = make_run(tmp_path, "r1")
+    runs.write_json(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "batch_size": 16, "lr": 3e-5, "seed": 2})
+    runs.set_name(path, "first")
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:9] == ["name", "run", "state", "loss", "margin", "batch", "lr", "steps", "duration"]
+    assert row.split()[:8] == ["first", "r1", "completed", "mnrl", "0.10", "16", "3.0e-05", "2"]
+    assert main(["runs", "--root", str(tmp_path / "none")]) == 0
+    assert "No runs in" in capsys.readouterr().out

@@ -107,6 +107,39 @@ def test_an_interrupted_save_leaves_no_half_model(pairs_csv, tiny_model_dir, tmp
     assert status["state"] == "interrupted" and "no model saved" in status["error"]
 
 
+def test_a_save_on_a_full_disk_is_a_failed_run_not_a_completed_one(pairs_csv, tiny_model_dir, tmp_path,
+                                                                    monkeypatch, capsys):
+    """The weights writer fails as a full disk makes it (ENOSPC): the run is failed, one line says why, no model."""
+    import errno
+
+    def disk_full(tensors, filename, *args, **kwargs):
+        with open(filename, "wb") as handle:
+            handle.write(b"\0" * 64)  # a few bytes land, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", disk_full)
+    out = tmp_path / "full"
+    code = main(["train", "--data", str(pairs_csv), "--student", str(tiny_model_dir), "--loss", "mnrl",
+                 "--steps", "1", "--batch-size", "4", "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gistlab:")]
+    assert code == 2 and len(err) == 1 and "No space left on device" in err[0] and "no model saved" in err[0]
+    status = runs.read_status(out)
+    assert status["state"] == "failed" and "No space left on device" in status["error"]
+    assert "\n" not in status["error"] and status["steps_done"] == 1  # the step is kept, not the claim
+    assert runs.trained_model(out) is None and not [p for p in out.iterdir() if "saving" in p.name]
+
+
+def test_a_one_step_run_trains(pairs_csv, tiny_model_dir, tmp_path):
+    """The default warmup (10% of 1 step, rounded up) gave the only step learning rate 0: weights unchanged."""
+    from sentence_transformers import SentenceTransformer
+
+    out = run_training(tiny(pairs_csv, tiny_model_dir, tmp_path / "one", loss="mnrl", steps=1))
+    assert runs.read_status(out)["state"] == "completed"
+    base = SentenceTransformer(str(tiny_model_dir), device="cpu").state_dict()
+    trained = SentenceTransformer(str(out / "model"), device="cpu").state_dict()
+    assert any(not (base[name] == trained[name]).all() for name in base)
+
+
 def test_the_claim_of_a_run_directory_is_locked(pairs_csv, tiny_model_dir, tmp_path):
     out = tmp_path / "race"
     out.mkdir()

@@ -53,14 +53,6 @@ def warm_training_imports() -> threading.Thread:
 warm_training_imports()
 
 
-def duration(seconds) -> str:
-    """``95.0`` -> ``1 min 35 s``; blank when unknown."""
-    if seconds is None or pd.isna(seconds):
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-
-
 def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], key: str) -> None:
     """Loss and masked fraction side by side; markers make a single step visible."""
     left, right = st.columns(2)
@@ -236,14 +228,9 @@ table = runs.list_runs()
 if table.empty:
     st.info("No runs yet: start one above.")
     st.stop()
-table = table.assign(duration=table["duration_s"].map(duration), steps=[
-    f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
-shown_columns = {"name": "name", "run": "run", "state": "state", "loss": "loss", "margin": "margin",
-                 "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration",
-                 "final_loss": "final loss", "seed": "seed", "guide": "guide", "student": "student",
-                 "data": "data", "started": "started", "error": "error"}
+table = runs.with_display_columns(table)
 picked_rows = st.dataframe(
-    table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
+    table[list(runs.PAST_RUNS)].rename(columns=runs.PAST_RUNS), hide_index=True, on_select="rerun",
     selection_mode="multi-row", key="past_runs",
     column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
                    "final loss": st.column_config.NumberColumn(format="%.4f"),

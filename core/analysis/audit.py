@@ -73,6 +73,8 @@ class AuditSettings:
     task: str | None = None
 
     def __post_init__(self) -> None:
+        from core.corpus.data import check_seed
+
         if not -1.0 <= self.duplicate_threshold <= 1.0:
             raise GistlabError(f"The duplicate threshold is a cosine: give a value in [-1, 1], not {self.duplicate_threshold}.")
         if self.max_above < 1:
@@ -81,6 +83,7 @@ class AuditSettings:
             raise GistlabError(f"--weak-share is a share of the rows: give a value in (0, 1], not {self.weak_share}.")
         if self.limit is not None and self.limit < 2:
             raise GistlabError(f"--limit must be at least 2 rows (an audit compares rows), not {self.limit}.")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -134,6 +134,11 @@ def _train_seconds(run: Path) -> float:
     return (ended - started).total_seconds()
 
 
+def _reusable(run: Path) -> bool:
+    """Whether ``run`` is finished and evaluated (its ledger written): reused as it is."""
+    return _finished(run) and (run / LEDGER).is_file()
+
+
 def run_threads(config_threads: int | None) -> int:
     """Torch threads for every run: the experiment's ``threads`` if given, else all cores.
 
@@ -153,7 +158,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
     import torch
 
     ledger_file = run / LEDGER
-    if _finished(run) and ledger_file.is_file():
+    if _reusable(run):
         log(f"reusing {run.name}")
         return json.loads(ledger_file.read_text())
     if config.report_only:
@@ -209,8 +214,11 @@ def run_experiment(
     start = time.perf_counter()
     root = Path(config.out) if config.out else None
     run_root = root / "runs" if root else runs_root()
-    base_files = {student: evaluate(student, config.tasks, out=root, log=log).result_files
-                  for student, _ in config.cases()}
+    if config.report_only and not any(_reusable(run_root / config.run_name(arm)) for arm in config.plan()):
+        raise GistlabError(f"--report-only: no finished run of this experiment in {run_root} to report: run it "
+                           "without --report-only first, or give the --out it used.")
+    base_files = {student: evaluate(student, config.tasks, out=root, log=log, reuse_only=config.report_only
+                                    ).result_files for student, _ in config.cases()}
     result = ExperimentResult({}, pd.DataFrame(), pd.DataFrame(columns=MASKING_COLUMNS), base_files)
 
     def refresh() -> None:

@@ -31,10 +31,13 @@ them), but still keeps a copy of the same text in another row: that is where the
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+
+from core.errors import GistlabError
 
 BLOCKS = ("a-p", "a-a", "p-p", "a-n")
 BLOCK_HELP = {
@@ -77,9 +80,17 @@ def margin_problem(strategy: str, margin: float) -> str | None:
             "(the paper's are 0 to 0.1)")
 
 
+class SettingError(GistlabError, ValueError):
+    """A margin setting that cannot work: one line for the user (a GistlabError), a ValueError to code."""
+
+
 @dataclass(frozen=True)
 class MarginSettings:
-    """How the guide's positive score becomes a per-row threshold, and which blocks exist."""
+    """How the guide's positive score becomes a per-row threshold, and which blocks exist.
+
+    A margin that is not a finite number is refused (NaN compares false with everything, so it
+    would silently mask nothing). Tensor margins (a sweep's grid, core/analysis/whatif.py) pass as they are.
+    """
 
     margin_strategy: str = "absolute"
     margin: float = 0.0
@@ -89,11 +100,13 @@ class MarginSettings:
 
     def __post_init__(self) -> None:
         if self.margin_strategy not in STRATEGIES:
-            raise ValueError(
+            raise SettingError(
                 f"margin_strategy must be one of {STRATEGIES}, got {self.margin_strategy!r}"
             )
+        if isinstance(self.margin, (int, float)) and not math.isfinite(self.margin):
+            raise SettingError(f"--margin {self.margin}: give a finite number (the paper's are 0 to 0.1).")
         if self.positive_floor is not None and not -1.0 <= self.positive_floor <= 1.0:
-            raise ValueError(f"positive_floor must be a cosine in [-1, 1] or None, got {self.positive_floor!r}")
+            raise SettingError(f"positive_floor must be a cosine in [-1, 1] or None, got {self.positive_floor!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

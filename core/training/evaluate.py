@@ -373,9 +373,11 @@ def evaluate(
     overwrite: bool = False,
     batch_size: int = ENCODE_BATCH_SIZE,
     log: Callable[[str], None] = lambda message: None,
+    reuse_only: bool = False,
 ) -> EvalReport:
     """Evaluate ``model_spec`` on ``tasks``; results go to ``out`` (a ResultCache root), else the
-    model's run directory, else the workspace.
+    model's run directory, else the workspace. ``reuse_only``: compute nothing, report the stored
+    results and skip the tasks that have none (a report that must not start evaluations).
 
     Raises GistlabError, before any result is touched, for an unknown task, a missing model, an
     unwritable results folder or a corrupt stored result.
@@ -406,6 +408,10 @@ def evaluate(
     log(f"{TASKS_PREFIX}{len(task_list)} tasks of {name}, {len(report.reused)} already evaluated")
     for task_name in report.reused:
         log(f"{REUSED_PREFIX}{task_name}")
+    if reuse_only:
+        report.skipped += [SkippedTask(task.metadata.name, "not evaluated yet (reusing stored results only)")
+                           for task in pending]
+        pending = []
     offline = hub_unreachable() if pending else None
     for task in pending:
         task_name = task.metadata.name

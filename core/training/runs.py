@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import GistlabError
-from core.workspace import subdir
+from core.workspace import subdir, workspace
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -76,9 +76,11 @@ def trained_model(run: str | Path) -> Path | None:
 
 
 def resolve(run: str | Path) -> Path:
-    """A run's folder from a path or from a name under :func:`runs_root`; RunNotFound if none."""
+    """A run's folder from a path or from a name under :func:`runs_root`; RunNotFound if none.
+    A name is one folder name (never ``..`` or a path), so it cannot lead out of the runs folder."""
     path = Path(run).expanduser()
-    if not path.is_dir() and not path.is_absolute() and (runs_root() / path).is_dir():
+    named = len(path.parts) == 1 and path.name not in ("", ".", "..")
+    if not path.is_dir() and named and (runs_root() / path).is_dir():
         path = runs_root() / path
     if not path.is_dir():
         raise RunNotFound(f"Run {str(run)!r} does not exist (deleted?): pick a run from `gistlab runs` or the Train page.")
@@ -92,6 +94,14 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
+
+
+def _own_folder(path: Path) -> Path:
+    """``path`` if it is a real folder, not a link to one elsewhere (whose files a rename or delete would touch)."""
+    if path.is_symlink():
+        raise GistlabError(f"{path} is a link to {os.readlink(path)}, not a run folder: remove the link itself "
+                           f"(rm {path}); nothing was changed.")
+    return path
 
 
 def _read_json(run: str | Path, name: str) -> dict:
@@ -174,19 +184,25 @@ def request_stop(run: str | Path) -> Path:
 
 
 def run_name(run: str | Path) -> str:
-    """The name a user gave the run, or '' (the folder name is then its only name)."""
+    """The name a user gave the run, or '' (the folder name is then its only name; a linked
+    ``name.txt`` is not followed)."""
     path = Path(run) / NAME
-    return path.read_text().strip() if path.is_file() else ""
+    return path.read_text().strip() if path.is_file() and not path.is_symlink() else ""
 
 
 def set_name(run: str | Path, name: str) -> None:
-    """Name a run (one line, at most 80 characters); a blank name removes it."""
-    path = resolve(run) / NAME
+    """Name a run (one line, at most 80 characters); a blank name removes it. The name is data: it
+    goes into a new ``name.txt`` that replaces the old one (a link there is replaced, never followed)."""
+    path = _own_folder(resolve(run)) / NAME
     name = " ".join(name.split())[:80]
-    if name:
-        path.write_text(name + "\n")
-    else:
+    if not name:
         path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{NAME}.tmp")
+    tmp.unlink(missing_ok=True)
+    with open(tmp, "x") as handle:  # exclusive create: never through a link planted there
+        handle.write(name + "\n")
+    os.replace(tmp, path)
 
 
 def run_bytes(run: str | Path) -> int:
@@ -199,6 +215,7 @@ def delete_run(run: str | Path) -> int:
     path = Path(run).expanduser()
     if not path.is_dir():
         path = resolve(run)
+    _own_folder(path)
     from core.training.jobs import current_job
 
     job = current_job()
@@ -260,15 +277,16 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     """Every run under ``root`` (default: the workspace's runs), newest first, one row each.
 
     Includes the running job's runs while they start and runs that failed before writing their
-    files (the error from their ``train.log``); folders that hold no run are left out.
+    files (the error from their ``train.log``); folders that hold no run, and links to folders
+    elsewhere, are left out.
     """
     from core.training.jobs import current_job
 
-    root = Path(root) if root is not None else runs_root()
+    root = Path(root) if root is not None else workspace() / "runs"  # only read: not made (a read-only workspace)
     job = current_job()
     job_dirs = {d.resolve() for d in job.run_dirs} if job is not None else set()
     rows = []
-    for path in sorted(p for p in root.glob("*") if p.is_dir()):
+    for path in sorted(p for p in root.glob("*") if p.is_dir() and not p.is_symlink()):  # a link leads elsewhere
         try:
             config, status = read_config(path), read_status(path)
         except GistlabError:
@@ -288,3 +306,40 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.sort_values("started", ascending=False, ignore_index=True, na_position="first")
+
+
+PAST_RUNS = {"name": "name", "run": "run", "state": "state", "loss": "loss", "margin": "margin",
+             "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration",
+             "final_loss": "final loss", "seed": "seed", "guide": "guide", "student": "student",
+             "data": "data", "started": "started", "error": "error"}
+"""The columns of the Train page's Past runs and of ``gistlab runs`` (list_runs column -> shown name)."""
+
+
+def duration_text(seconds) -> str:
+    """``95.0`` -> ``1 min 35 s``; blank when unknown."""
+    if seconds is None or pd.isna(seconds):
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def with_display_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`list_runs` plus ``steps`` ("3 of 10") and ``duration`` ("1 min 35 s") as people read them."""
+    return table.assign(duration=table["duration_s"].map(duration_text), steps=[
+        f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
+
+
+def past_runs(root: str | Path | None = None) -> pd.DataFrame:
+    """Every run under ``root`` (default: the workspace's), newest first, with the Past runs columns renamed."""
+    return with_display_columns(list_runs(root))[list(PAST_RUNS)].rename(columns=PAST_RUNS)
+
+
+def runs_text(root: str | Path | None = None) -> str:
+    """``gistlab runs``: :func:`past_runs` as a text table (numbers formatted as the Train page shows
+    them), or one line saying where no run was found."""
+    table = past_runs(root)
+    if table.empty:
+        return f"No runs in {Path(root) if root is not None else workspace() / 'runs'} yet: start one with gistlab train."
+    formats = {"lr": "{:.1e}", "final loss": "{:.4f}", "margin": "{:.2f}"}
+    return table.to_string(index=False, max_colwidth=40, na_rep="", formatters={
+        column: (lambda x, f=f: "" if pd.isna(x) else f.format(x)) for column, f in formats.items()})

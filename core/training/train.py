@@ -31,7 +31,8 @@ A run ends ``completed``, ``stopped`` (a ``STOP`` file in the run directory, che
 step), ``interrupted`` (Ctrl-C / SIGINT or SIGTERM: the run ends after its current step; a second
 signal, or one while models load, ends it at once) or ``failed`` (one-line error in
 ``status.json``); in the first three cases the model is saved to ``model/`` (into a temporary
-folder renamed when complete, so ``model/`` is never half-written) and the masks are flushed.
+folder renamed when complete, so ``model/`` is never half-written) and the masks are flushed; a
+save that fails (disk full) makes the run ``failed``, since a run is completed only with its model.
 Claiming the run directory (check, clear, write config and status) holds a lock, so two starts with
 one ``--out`` cannot both train there. A run whose masked fraction stays >= 99% or whose loss is
 exactly 0 for several steps learns nothing: it says so in its log and ``status.json`` (``warning``).
@@ -68,7 +69,7 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
 from core.method import distributed
-from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
+from core.corpus.data import check_seed, epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
 from core.errors import GistlabError, GistlabWarning, first_line
 from core.method.groundtruth import ground_truth, relations, step_quality
 from core.training.jobs import process_start
@@ -146,6 +147,7 @@ class TrainConfig:
         for bad, message in problems:
             if bad:
                 raise GistlabError(f"Bad training setting: {message}.")
+        check_seed(self.seed)
         try:
             self.margin_settings()
         except ValueError as exc:
@@ -303,6 +305,9 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
             except KeyboardInterrupt:
                 state, error = "interrupted", "interrupted while saving the model: no model saved"
                 raise
+            except Exception as exc:  # disk full, read-only: the run is completed only with its model on disk
+                state, error = "failed", f"could not save the model ({first_line(exc, limit=300)}): no model saved"
+                raise GistlabError(f"{out}: {error}; free space (or make it writable) and train again.") from None
             finally:
                 recorder.finish(state, error)
     return out
@@ -503,6 +508,13 @@ class RecordingTrainer(SentenceTransformerTrainer):
 
     last_rows: list[int] = []
     gather_rows = False
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        """The library's schedule, but a warmup never covers every step: a linear warmup's first
+        step has learning rate 0, and ``ceil(0.1 x 1)`` is 1, so a one-step run would not train at all."""
+        if self.args.get_warmup_steps(num_training_steps) >= num_training_steps:
+            self.args.warmup_steps = max(num_training_steps - 1, 0)
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if model.training:
