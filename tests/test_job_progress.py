@@ -6,6 +6,7 @@ import os
 
 import pandas as pd
 
+from core.fsio import write_json_atomic
 from core.training import runs
 from core.training.job_progress import job_progress
 from core.training.jobs import Job, Step
@@ -17,8 +18,8 @@ def run_dir(root, name, steps_done=0, total=20, state="running", seconds=1.0):
     """A run folder mid-training: status, and metrics with ``steps_done`` steps of ``seconds`` each."""
     path = root / name
     path.mkdir(parents=True)
-    runs.write_json(path / runs.CONFIG, {"loss": name, "steps": total})
-    runs.write_json(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
+    write_json_atomic(path / runs.CONFIG, {"loss": name, "steps": total})
+    write_json_atomic(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
     metrics = pd.DataFrame({"step": range(1, steps_done + 1), "loss": 1.0, "step_seconds": seconds})
     return path, metrics
 
@@ -50,7 +51,7 @@ def test_a_later_arm_of_the_same_process_counts_no_second_start_up(tmp_path):
     assert [s.state for s in progress.steps] == ["running", "waiting", "waiting"]
 
     _, mnrl_metrics = run_dir(tmp_path, "mnrl", steps_done=20, state="completed")
-    runs.write_json(gist / runs.STATUS, {"state": "completed", "steps_done": 20, "total_steps": 20})
+    write_json_atomic(gist / runs.STATUS, {"state": "completed", "steps_done": 20, "total_steps": 20})
     steps = [train_step(gist, started=NOW - 60, ended=NOW - 40, code=0),
              train_step(mnrl, started=NOW - 40, ended=NOW - 16, code=0, continues=True),  # 4 s of start-up
              train_step(gist_st, started=NOW - 16, continues=True)]

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from core.fsio import write_json_atomic
 from core.training import runs
 from core.errors import GistlabError
 
@@ -17,8 +18,8 @@ def make_run(root, name, state="completed", pid=None, started="2026-01-01T10:00:
     """A run folder as core.training.train writes it, without training."""
     path = root / name
     path.mkdir(parents=True)
-    runs.write_json(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
-    runs.write_json(path / runs.STATUS, {"state": state, "pid": pid or os.getpid(), "started": started,
+    write_json_atomic(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
+    write_json_atomic(path / runs.STATUS, {"state": state, "pid": pid or os.getpid(), "started": started,
                                          "steps_done": 2, "total_steps": 2, "error": None})
     return path
 
@@ -95,8 +96,8 @@ def test_request_stop_writes_stop(tmp_path):
 def test_list_runs_columns_name_duration_and_final_loss(tmp_path):
     path = make_run(tmp_path, "r1", started="2026-01-01T10:00:00+00:00")
     status = json.loads((path / runs.STATUS).read_text())
-    runs.write_json(path / runs.STATUS, {**status, "ended": "2026-01-01T10:01:35+00:00"})
-    runs.write_json(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "margin_strategy": "relative",
+    write_json_atomic(path / runs.STATUS, {**status, "ended": "2026-01-01T10:01:35+00:00"})
+    write_json_atomic(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "margin_strategy": "relative",
                                          "batch_size": 16, "lr": 3e-5, "seed": 2})
     (path / runs.METRICS).write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.25}\n{"step": 3, "lo')
     runs.set_name(path, "  my   first run ")

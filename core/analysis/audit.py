@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import GistlabError
+from core.fsio import write_json_atomic
 from core.method.masking import MarginSettings, thresholds
 
 KINDS = {"fn": "suspected false negatives", "dup": "duplicate groups", "pos": "suspect positives"}
@@ -499,6 +500,4 @@ def read_progress(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_json_atomic(path, data, default=str)

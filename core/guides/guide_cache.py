@@ -35,7 +35,6 @@ merge with :meth:`GuideCache.add`.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -51,6 +50,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from core.errors import GistlabError, GistlabWarning
+from core.fsio import locked, write_json_atomic
 from core.workspace import subdir
 
 FORMAT = 2  # 2: checksums.u64 added (a format-1 cache is rebuilt once)
@@ -282,12 +282,8 @@ class GuideCache:
     def _locked(self) -> Iterator[None]:
         """Exclusive access to the folder: against other threads (the app shares one cache) and
         other processes (a training job)."""
-        with self._thread_lock, open(self._file("lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self._thread_lock, locked(self._file("lock")):
+            yield
 
     def _open(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Load the cache, or start it empty; an inconsistent one is rebuilt with a warning, and
@@ -428,9 +424,7 @@ class GuideCache:
         return all(meta.get(k) == mine[k] for k in ("count", "index_hash"))
 
     def _write_meta(self) -> None:
-        tmp = self._file("meta.json.tmp")
-        tmp.write_text(json.dumps(self._meta(), indent=1))
-        os.replace(tmp, self._file("meta.json"))
+        write_json_atomic(self._file("meta.json"), self._meta(), indent=1)
 
     def _map_array(self) -> None:
         count = len(self._rows)

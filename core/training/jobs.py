@@ -18,18 +18,17 @@ period, SIGKILL, and then marks a run left in state ``running`` as ``interrupted
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import GistlabError
+from core.fsio import locked, write_json_atomic
 from core.workspace import subdir
 
 KINDS = ("train", "paired", "eval", "audit")
@@ -137,15 +136,9 @@ def _stop_marker() -> Path:
     return jobs_dir() / "STOP"
 
 
-@contextmanager
 def _locked():
     """An exclusive lock on the job record, so two tabs clicking Start at once start one job."""
-    with open(jobs_dir() / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(jobs_dir() / "lock")
 
 
 def process_start(pid: int) -> str:
@@ -218,9 +211,7 @@ def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -
 
 
 def _write(job: Job) -> None:
-    tmp = _record().with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(job), indent=2))
-    tmp.replace(_record())
+    write_json_atomic(_record(), asdict(job))
 
 
 def _update(job: Job) -> None:
@@ -368,9 +359,7 @@ def _mark_failed(step: Step) -> None:
               "ended": when, "steps_done": 0, "total_steps": (step.settings or {}).get("steps"), "pid": 0}
     for name, data in (("config.json", {**(step.settings or {}), "out": str(run_dir)}), ("status.json", status)):
         if not (run_dir / name).is_file():
-            tmp = run_dir / f".{name}.tmp"
-            tmp.write_text(json.dumps(data, indent=2))
-            tmp.replace(run_dir / name)
+            write_json_atomic(run_dir / name, data)
 
 
 def run_steps(job: Job) -> int:

@@ -87,13 +87,6 @@ def resolve(run: str | Path) -> Path:
     return path
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file + rename), so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def _read_json(run: str | Path, name: str) -> dict:
     path = resolve(run) / name
     try:

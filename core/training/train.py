@@ -44,7 +44,6 @@ With ``gather_across_devices`` the recorded batch and masks are the global batch
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
@@ -70,6 +69,7 @@ from transformers import TrainerCallback
 from core.method import distributed
 from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
 from core.errors import GistlabError, GistlabWarning, first_line
+from core.fsio import locked, write_json_atomic
 from core.method.groundtruth import ground_truth, relations, step_quality
 from core.training.jobs import process_start
 from core.method.masking import BatchMask, MarginSettings, guided_mask, margin_problem
@@ -77,7 +77,7 @@ from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_
 from core.paths import check_output_dir
 from core.training.runs import (
     BATCHES, CONFIG, MASK_SCHEMA, MASKS, METRICS, MODEL, RUN_FILES, STATUS, STOP, read_status,
-    runs_root, write_json,
+    runs_root,
 )
 
 LOSSES = ("gist", "mnrl", "gist-st")
@@ -169,7 +169,7 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path: Path) -> None:
-        write_json(Path(path), self.to_dict())
+        write_json_atomic(Path(path), self.to_dict())
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -399,11 +399,10 @@ def _claim(out: Path, overwrite: bool, config: TrainConfig) -> None:
     Only the run's own files are removed: other files (e.g. the job's ``train.log``) stay.
     """
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out / ".lock"):
         _clear(out, overwrite)
         config.save(out / CONFIG)
-        write_json(out / STATUS, new_status())
+        write_json_atomic(out / STATUS, new_status())
 
 
 def new_status() -> dict:
@@ -654,7 +653,7 @@ class RunRecorder(TrainerCallback):
         self._idle_steps = 0  # steps in a row that taught the student nothing
         for name in (METRICS, BATCHES):
             (out / name).write_text("")
-        write_json(out / STATUS, self.status)
+        write_json_atomic(out / STATUS, self.status)
         self._step_seconds = 0.0
         self._flushed = time.monotonic()
 
@@ -664,7 +663,7 @@ class RunRecorder(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = time.perf_counter()
         self.status["total_steps"] = state.max_steps
-        write_json(self.out / STATUS, self.status)
+        write_json_atomic(self.out / STATUS, self.status)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -694,7 +693,7 @@ class RunRecorder(TrainerCallback):
         _append_line(self.out / BATCHES, {"step": step, "rows": rows})
         self.status["steps_done"] = step
         self.watch_learning(step, metrics)
-        write_json(self.out / STATUS, self.status)
+        write_json_atomic(self.out / STATUS, self.status)
         if time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
 
@@ -737,7 +736,7 @@ class RunRecorder(TrainerCallback):
         self.flush()
         (self.out / STOP).unlink(missing_ok=True)
         self.status |= {"state": state, "error": error, "ended": _now()}
-        write_json(self.out / STATUS, self.status)
+        write_json_atomic(self.out / STATUS, self.status)
 
 
 def _append_line(path: Path, record: dict) -> None:
