@@ -186,27 +186,28 @@ def _losses(text: str) -> list[str]:
 def _run_train(args: argparse.Namespace) -> int:
     from core.method.distributed import is_main
     from core.training.runs import read_status, trained_model
+    from core.training.status import RunState
     from core.training.train import TrainConfig, train_arms
 
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "losses")}
     configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "losses", [])] or [
         TrainConfig.from_dict(settings)]  # no --loss: TrainConfig's default arm
     losses = [config.loss for config in configs]
-    status, trained = {}, 0
+    status, trained = None, 0
     for out in train_arms(configs, overwrite=args.overwrite, log_name=args.log):
         trained += 1
         if not is_main():
             continue  # under torchrun, rank 0 reports the runs it wrote
         status, model = read_status(out), trained_model(out)
-        when = (f"after {status['steps_done']} of {status['total_steps']} steps" if status.get("total_steps")
+        when = (f"after {status.steps_done} of {status.total_steps} steps" if status.total_steps
                 else "while loading the models, before the first step")
         saved = f"model in {model}" if model else "no model saved"
-        warning = f"; warning: {status['warning']}" if status.get("warning") else ""
+        warning = f"; warning: {status.warning}" if status.warning else ""
         arm = f"{losses[trained - 1]}: " if len(losses) > 1 else ""
-        print(f"{arm}{status['state']} {when}; run in {out}, {saved}{warning}", flush=True)
+        print(f"{arm}{status.state} {when}; run in {out}, {saved}{warning}", flush=True)
     if trained < len(losses) and is_main():
         print(f"not run: {', '.join(losses[trained:])} (a stop ends every arm)", flush=True)
-    return 130 if status.get("state") == "interrupted" else 0
+    return 130 if status is not None and status.state == RunState.INTERRUPTED else 0
 
 
 def _add_experiment(sub: argparse._SubParsersAction) -> None:

@@ -353,7 +353,7 @@ def test_real_paired_job_trains_both_arms_in_one_process(tiny_model_dir, tiny_pa
     wait_until_done(timeout=240)
     gist, mnrl = job.run_dirs
     for run, arm in ((gist, "gist"), (mnrl, "mnrl")):
-        assert read_status(run)["state"] == "completed", (run / "train.log").read_text()[-2000:]
+        assert read_status(run).state == "completed", (run / "train.log").read_text()[-2000:]
         assert list(read_metrics(run)["step"]) == [1, 2] and (run / "model").is_dir()
         assert (run / "name.txt").read_text() == f"pair ({arm})\n"
         assert f"{arm}: completed after 2 of 2 steps" in (run / "train.log").read_text()
@@ -368,11 +368,11 @@ def test_real_paired_job_stopped_in_its_first_arm_never_starts_the_second(tiny_m
 
     job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["gist", "mnrl"])
     gist, mnrl = job.run_dirs
-    wait_for(lambda: (gist / "status.json").is_file() and read_status(gist).get("steps_done", 0) >= 1, 180,
+    wait_for(lambda: (gist / "status.json").is_file() and read_status(gist).steps_done >= 1, 180,
              "the first step")
     jobs.request_stop()
     wait_until_done(timeout=60)
     status = read_status(gist)
-    assert status["state"] == "stopped" and status["steps_done"] < 10_000
+    assert status.state == "stopped" and status.steps_done < 10_000
     assert (gist / "model").is_dir() and not (gist / "STOP").exists()  # saved, and the stop request consumed
     assert not mnrl.exists() and "not run: mnrl" in (gist / "train.log").read_text()

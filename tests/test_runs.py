@@ -11,6 +11,7 @@ import pytest
 
 from core.fsio import write_json_atomic
 from core.training import runs
+from core.training.status import RunState
 from core.errors import GistlabError
 
 
@@ -52,9 +53,9 @@ def test_running_status_with_a_dead_pid_reads_died(tmp_path):
     dead.wait()
     run = make_run(tmp_path, "d", state="running", pid=dead.pid)
     status = runs.read_status(run)
-    assert status["state"] == runs.DIED and "without saying how" in status["error"]
+    assert status.state == RunState.DIED and "without saying how" in status.error
     alive = make_run(tmp_path, "a", state="running")  # this test's own pid
-    assert runs.read_status(alive)["state"] == "running"
+    assert runs.read_status(alive).state == "running"
 
 
 def test_missing_and_foreign_folders_are_clear_errors(tmp_path):

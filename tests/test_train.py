@@ -63,8 +63,8 @@ def test_config_round_trip_and_bad_settings(tmp_path):
 def test_gist_run_writes_a_consistent_run_directory(arm_runs, pairs_csv):
     out = arm_runs["gist"]
     status = runs.read_status(out)
-    assert status["state"] == "completed" and status["steps_done"] == status["total_steps"] == 3
-    assert status["error"] is None and status["ended"] >= status["started"]
+    assert status.state == "completed" and status.steps_done == status.total_steps == 3
+    assert status.error is None and status.ended >= status.started
     assert runs.read_config(out)["loss"] == "gist"
 
     metrics = runs.read_metrics(out)
@@ -171,7 +171,7 @@ def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model
 def test_epochs_instead_of_steps(pairs_csv, tiny_model_dir, tmp_path):
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "epoch", loss="mnrl",
                                    steps=None, epochs=1, batch_size=16))
-    assert runs.read_status(out)["total_steps"] == 3 and len(runs.read_metrics(out)) == 3  # 48 rows / 16
+    assert runs.read_status(out).total_steps == 3 and len(runs.read_metrics(out)) == 3  # 48 rows / 16
 
 
 def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
@@ -181,7 +181,7 @@ def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
     (out / "STOP").touch()  # written before the first step: honoured after step 1
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="gist", steps=5))
     status = runs.read_status(out)
-    assert status["state"] == "stopped" and status["steps_done"] == 1
+    assert status.state == "stopped" and status.steps_done == 1
     assert len(runs.read_metrics(out)) == 1 and not runs.read_masks(out).empty
     assert (out / "model" / "modules.json").is_file() and not (out / "STOP").exists()
     assert (out / "train.log").read_text() == "the job's log\n"  # others' files are kept
@@ -198,7 +198,7 @@ def test_ctrl_c_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path, monkey
     monkeypatch.setattr(RunRecorder, "on_step_end", interrupt_at_step_2)
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "ctrl-c", loss="gist", steps=5))
     status = runs.read_status(out)
-    assert status["state"] == "interrupted" and status["steps_done"] == 1
+    assert status.state == "interrupted" and status.steps_done == 1
     assert (out / "model" / "modules.json").is_file()
     assert set(runs.read_masks(out)["step"]) == {1}
 
@@ -208,19 +208,19 @@ def test_failure_is_recorded_in_one_line(pairs_csv, tmp_path):
         run_training(TrainConfig(data=str(pairs_csv), student="bundled:nope", loss="mnrl",
                                  batch_size=8, steps=2, out=str(tmp_path / "bad")))
     status = runs.read_status(tmp_path / "bad")
-    assert status["state"] == "failed" and "Unknown bundled model" in status["error"]
-    assert "\n" not in status["error"]
+    assert status.state == "failed" and "Unknown bundled model" in status.error
+    assert "\n" not in status.error
 
 
 def test_finished_runs_are_never_overwritten_by_accident(arm_runs, pairs_csv, tiny_model_dir, tmp_path):
     with pytest.raises(GistlabError, match="already holds a completed run.*--overwrite"):
         run_training(tiny_config(pairs_csv, tiny_model_dir, arm_runs["mnrl"], loss="mnrl"))
-    assert runs.read_status(arm_runs["mnrl"])["steps_done"] == 3  # untouched
+    assert runs.read_status(arm_runs["mnrl"]).steps_done == 3  # untouched
     out = tmp_path / "again"
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=2))
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=1), overwrite=True)
-    assert runs.read_status(out)["steps_done"] == 1 and len(runs.read_metrics(out)) == 1
-    (out / "status.json").write_text(json.dumps({**runs.read_status(out), "state": "running",
+    assert runs.read_status(out).steps_done == 1 and len(runs.read_metrics(out)) == 1
+    (out / "status.json").write_text(json.dumps({**runs.read_status(out).to_dict(), "state": "running",
                                                  "pid": os.getpid()}))
     with pytest.raises(GistlabError, match="still training"):
         run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl"), overwrite=True)
@@ -251,7 +251,7 @@ def test_bundled_student_and_guide_smoke(tmp_path):
     out = run_training(TrainConfig(data="bundled", loss="gist", steps=2, batch_size=8,
                                    max_seq_length=32, out=str(tmp_path / "real")))
     status, metrics = runs.read_status(out), runs.read_metrics(out)
-    assert status["state"] == "completed" and list(metrics["step"]) == [1, 2]
+    assert status.state == "completed" and list(metrics["step"]) == [1, 2]
     assert np.isfinite(metrics["loss"]).all() and (metrics["masked_fraction"] < 0.9).all()
     assert (out / "model" / "README.md").is_file()
 
@@ -343,7 +343,7 @@ def test_arms_trained_in_one_process_match_arms_trained_alone(arm_runs, pairs_cs
     timing = ["step_seconds", "elapsed"]
     for arm, out in zip(arms, outs):
         alone = arm_runs[arm]
-        assert runs.read_status(out)["state"] == "completed"
+        assert runs.read_status(out).state == "completed"
         pd.testing.assert_frame_equal(runs.read_metrics(out).drop(columns=timing),
                                       runs.read_metrics(alone).drop(columns=timing))
         assert (out / runs.BATCHES).read_text() == (alone / runs.BATCHES).read_text()

@@ -18,7 +18,8 @@ from app.views import curves_figure, page_link
 from core.training import jobs
 from core.training import runs
 from core.errors import GistlabError
-from core.training.job_progress import job_progress
+from core.training.job_progress import StepState, job_progress
+from core.training.status import RunState
 from core.method.masking import BLOCK_HELP, STRATEGIES
 from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT
 
@@ -29,11 +30,13 @@ ARMS = {
     "gist-st: sentence-transformers' GISTEmbedLoss as it is": ["gist-st"],
 }
 EVAL_TASKS = "bundled"
-STATE_ICONS = {"waiting": ":material/hourglass_empty:", "starting": ":material/hourglass_top:",
-               "running": ":material/play_circle:", "completed": ":material/check_circle:",
-               "evaluated": ":material/check_circle:", "stopped": ":material/stop_circle:",
-               "interrupted": ":material/stop_circle:", "failed": ":material/error:", "died": ":material/error:",
-               "deleted": ":material/folder_off:", "not run": ":material/remove:"}
+NOT_RUN = "not run"  # a waiting step of a job that ended
+STATE_ICONS = {StepState.WAITING: ":material/hourglass_empty:", RunState.STARTING: ":material/hourglass_top:",
+               RunState.RUNNING: ":material/play_circle:", RunState.COMPLETED: ":material/check_circle:",
+               StepState.EVALUATED: ":material/check_circle:", RunState.STOPPED: ":material/stop_circle:",
+               RunState.INTERRUPTED: ":material/stop_circle:", RunState.FAILED: ":material/error:",
+               RunState.DIED: ":material/error:", StepState.DELETED: ":material/folder_off:",
+               NOT_RUN: ":material/remove:"}
 MASK_HELP = "Share of in-batch candidates the guide masked per step, over the blocks: " + " ".join(
     f"{block}: {text}" for block, text in BLOCK_HELP.items())
 
@@ -104,12 +107,12 @@ def live_job() -> None:
         text = " · ".join(part for part in (progress.phase or "starting", progress.eta_text()) if part)
         st.progress(progress.fraction, text=f"{progress.fraction:.0%} · {text}")
     for step in progress.steps:
-        state = "not run" if job is None and step.state == "waiting" else step.state
+        state = NOT_RUN if job is None and step.state == StepState.WAITING else step.state
         what = "evaluation of" if step.kind == "eval" else step.arm
-        count = ("" if not (step.done or state == "running") else f" · step {step.done} of {step.total or '?'}"
+        count = ("" if not (step.done or state == RunState.RUNNING) else f" · step {step.done} of {step.total or '?'}"
                  if step.kind == "train" else f" · {step.done} task(s) done")
         line = f"{STATE_ICONS.get(state, '')} {what} **{step.run}** · {state}{count}"
-        if state == "deleted":
+        if state == StepState.DELETED:
             st.warning(f"{line}: {step.error}", icon=":material/folder_off:")
         elif step.error:
             st.error(f"{line}: {step.error}", icon=":material/error:")

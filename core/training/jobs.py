@@ -29,6 +29,7 @@ from pathlib import Path
 
 from core.errors import GistlabError
 from core.fsio import locked, write_json_atomic
+from core.training.status import STATUS, RunState, RunStatus, mark_interrupted, now
 from core.workspace import subdir
 
 KINDS = ("train", "paired", "eval", "audit")
@@ -291,18 +292,6 @@ def progress(steps_done: int, total_steps: int, step_seconds: list[float]) -> tu
 # ----------------------------------------------------------------------------- supervisor
 
 
-def _mark_interrupted(run_dir: Path) -> None:
-    """A run killed mid-step cannot say how it ended: set its status from running to interrupted."""
-    status = run_dir / "status.json"
-    try:
-        data = json.loads(status.read_text())
-    except (OSError, ValueError):
-        return
-    if data.get("state") == "running":
-        data.update(state="interrupted", reason="killed after a stop request went unanswered")
-        status.write_text(json.dumps(data, indent=2))
-
-
 def _supervise(child: subprocess.Popen, group: list[Step], job: Job) -> int:
     """Wait for ``child``, the process of the steps in ``group`` (the arms it trains, in order), recording
     each later arm's start; once a stop is requested, pass STOP on, then SIGINT, then SIGKILL it."""
@@ -352,14 +341,13 @@ def _mark_failed(step: Step) -> None:
     load): write ``failed`` with the log's error and its settings as config, so it is listed and
     says why, like a run that failed while training."""
     run_dir = Path(step.run_dir)
-    if (run_dir / "status.json").is_file():
+    if (run_dir / STATUS).is_file():
         return
-    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    status = {"state": "failed", "error": log_error(step.log) or f"exit code {step.code}", "started": when,
-              "ended": when, "steps_done": 0, "total_steps": (step.settings or {}).get("steps"), "pid": 0}
-    for name, data in (("config.json", {**(step.settings or {}), "out": str(run_dir)}), ("status.json", status)):
-        if not (run_dir / name).is_file():
-            write_json_atomic(run_dir / name, data)
+    if not (run_dir / "config.json").is_file():
+        write_json_atomic(run_dir / "config.json", {**(step.settings or {}), "out": str(run_dir)})
+    when = now()
+    RunStatus(RunState.FAILED, log_error(step.log) or f"exit code {step.code}", started=when, ended=when,
+              total_steps=(step.settings or {}).get("steps")).write(run_dir)
 
 
 def run_steps(job: Job) -> int:
@@ -393,7 +381,7 @@ def run_steps(job: Job) -> int:
         _update(job)
         if code != 0:
             if last.run_dir:
-                _mark_interrupted(Path(last.run_dir))
+                mark_interrupted(Path(last.run_dir), "killed after a stop request went unanswered")
                 _mark_failed(last)
             return code
         if last is not group[-1]:

@@ -72,6 +72,7 @@ from core.errors import GistlabError, GistlabWarning, first_line
 from core.fsio import locked, write_json_atomic
 from core.method.groundtruth import ground_truth, relations, step_quality
 from core.training.jobs import process_start
+from core.training.status import RunState, RunStatus, now
 from core.method.masking import BatchMask, MarginSettings, guided_mask, margin_problem
 from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 from core.paths import check_output_dir
@@ -259,7 +260,7 @@ def train_arms(configs: list[TrainConfig], *, overwrite: bool = False, log_name:
 
 def _completed(out: Path) -> bool:
     """Whether the arm in ``out`` trained to its end with no stop asked since (STOP back in its folder)."""
-    return read_status(out).get("state") == "completed" and not (out / STOP).exists()
+    return read_status(out).state == RunState.COMPLETED and not (out / STOP).exists()
 
 
 def _output_to(log: Path) -> None:
@@ -284,24 +285,24 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
     _preflight(config, ds)
     distributed.on_main(lambda: _claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
-    trainer, state, error, signals = None, "failed", None, SignalStop()
+    trainer, state, error, signals = None, RunState.FAILED, None, SignalStop()
     with signals:
         try:
             trainer = build_trainer(config, ds, recorder, signals, shared)
             trainer.train()
-            state = ("interrupted" if signals.received else
-                     "stopped" if recorder.stop_requested else "completed")
+            state = (RunState.INTERRUPTED if signals.received else
+                     RunState.STOPPED if recorder.stop_requested else RunState.COMPLETED)
         except KeyboardInterrupt:
-            state = "interrupted"
+            state = RunState.INTERRUPTED
         except Exception as exc:
             error = first_line(exc, limit=1000)
             raise
         finally:
             try:
-                if trainer is not None and state != "failed" and distributed.is_main():
+                if trainer is not None and state != RunState.FAILED and distributed.is_main():
                     save_model(trainer.model, out / MODEL)
             except KeyboardInterrupt:
-                state, error = "interrupted", "interrupted while saving the model: no model saved"
+                state, error = RunState.INTERRUPTED, "interrupted while saving the model: no model saved"
                 raise
             finally:
                 recorder.finish(state, error)
@@ -402,14 +403,13 @@ def _claim(out: Path, overwrite: bool, config: TrainConfig) -> None:
     with locked(out / ".lock"):
         _clear(out, overwrite)
         config.save(out / CONFIG)
-        write_json_atomic(out / STATUS, new_status())
+        new_status().write(out)
 
 
-def new_status() -> dict:
+def new_status() -> RunStatus:
     """The status of a run that has just started in this process."""
-    return {"state": "running", "error": None, "warning": None, "started": _now(), "ended": None,
-            "steps_done": 0, "total_steps": None, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
-            "processes": distributed.get_world_size()}
+    return RunStatus(RunState.RUNNING, started=now(), pid=os.getpid(), pid_start=process_start(os.getpid()),
+                     processes=distributed.get_world_size())
 
 
 def _clear(out: Path, overwrite: bool) -> None:
@@ -426,15 +426,15 @@ def _check_free(out: Path, overwrite: bool) -> bool:
     if (out / STATUS).is_file() or (out / CONFIG).is_file():
         try:
             status = read_status(out)
+            state, steps_done = str(status.state), status.steps_done
         except GistlabError:
-            status = {"state": "damaged", "steps_done": 1}
-        state = status.get("state")
-        if state == "running":
+            status, state, steps_done = None, "damaged", 1
+        if state == RunState.RUNNING:
             raise GistlabError(
-                f"{out} holds a run that is still training (pid {status.get('pid')}): stop it first "
+                f"{out} holds a run that is still training (pid {status.pid}): stop it first "
                 "or choose another --out."
             )
-        if not overwrite and (state != "failed" or status.get("steps_done")):
+        if not overwrite and (state != RunState.FAILED or steps_done):
             raise GistlabError(
                 f"{out} already holds a {state} run: choose another --out, or pass --overwrite to replace it."
             )
@@ -636,7 +636,7 @@ class RunRecorder(TrainerCallback):
     Also the stop switch: after every step it looks for ``STOP`` in the run directory and, if
     there, asks the trainer to end (the model is then saved as for a finished run). And the
     "learns nothing" alarm: :data:`LEARNS_NOTHING_STEPS` steps in a row (or the whole run, if
-    shorter) with >= 99% of candidates masked or a loss of exactly 0 set ``status["warning"]``
+    shorter) with >= 99% of candidates masked or a loss of exactly 0 set ``status.warning``
     and print one warning line.
     """
 
@@ -653,7 +653,7 @@ class RunRecorder(TrainerCallback):
         self._idle_steps = 0  # steps in a row that taught the student nothing
         for name in (METRICS, BATCHES):
             (out / name).write_text("")
-        write_json_atomic(out / STATUS, self.status)
+        self.status.write(out)
         self._step_seconds = 0.0
         self._flushed = time.monotonic()
 
@@ -662,8 +662,8 @@ class RunRecorder(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._started = time.perf_counter()
-        self.status["total_steps"] = state.max_steps
-        write_json_atomic(self.out / STATUS, self.status)
+        self.status.total_steps = state.max_steps
+        self.status.write(self.out)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._step_started = time.perf_counter()
@@ -691,9 +691,9 @@ class RunRecorder(TrainerCallback):
         metrics |= {"step_seconds": self._step_seconds, "elapsed": time.perf_counter() - self._started}
         _append_line(self.out / METRICS, metrics)
         _append_line(self.out / BATCHES, {"step": step, "rows": rows})
-        self.status["steps_done"] = step
+        self.status.steps_done = step
         self.watch_learning(step, metrics)
-        write_json_atomic(self.out / STATUS, self.status)
+        self.status.write(self.out)
         if time.monotonic() - self._flushed > FLUSH_SECONDS:
             self.flush()
 
@@ -701,14 +701,14 @@ class RunRecorder(TrainerCallback):
         """Warn once when the run stops learning: every candidate masked, or a loss of exactly 0."""
         idle = metrics["masked_fraction"] >= 0.99 or metrics["loss"] == 0.0
         self._idle_steps = self._idle_steps + 1 if idle else 0
-        needed = min(LEARNS_NOTHING_STEPS, self.status.get("total_steps") or LEARNS_NOTHING_STEPS)
-        if self._idle_steps < needed or self.status.get("warning"):
+        needed = min(LEARNS_NOTHING_STEPS, self.status.total_steps or LEARNS_NOTHING_STEPS)
+        if self._idle_steps < needed or self.status.warning:
             return
-        self.status["warning"] = (
+        self.status.warning = (
             f"learns nothing: steps {step - self._idle_steps + 1}-{step} masked "
             f"{metrics['masked_fraction']:.0%} of in-batch candidates with loss {metrics['loss']:g}; "
             "lower --margin, or check the data for duplicated texts")
-        warnings.warn(self.status["warning"], GistlabWarning, stacklevel=2)
+        warnings.warn(self.status.warning, GistlabWarning, stacklevel=2)
 
     def mask_quality(self, mask: BatchMask, rows: list[int]) -> dict:
         """Precision and recall of the step's mask against the data's ground truth
@@ -731,18 +731,14 @@ class RunRecorder(TrainerCallback):
             self._parts, self.masks = self._parts + 1, []
         self._flushed = time.monotonic()
 
-    def finish(self, state: str, error: str | None = None) -> None:
+    def finish(self, state: RunState, error: str | None = None) -> None:
         """Flush the masks and say how the run ended; a consumed STOP request is removed."""
         self.flush()
         (self.out / STOP).unlink(missing_ok=True)
-        self.status |= {"state": state, "error": error, "ended": _now()}
-        write_json_atomic(self.out / STATUS, self.status)
+        self.status.state, self.status.error, self.status.ended = state, error, now()
+        self.status.write(self.out)
 
 
 def _append_line(path: Path, record: dict) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
-
-
-def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
