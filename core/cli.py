@@ -2,7 +2,8 @@
 
 Each sub-command is a pair of functions here, ``_add_<name>`` (its arguments) and ``_run_<name>``
 (which imports the engine lazily, so ``gistlab --help`` stays fast). A :class:`GistlabError`
-becomes one line on stderr and exit code 2; Ctrl-C exits 130.
+becomes one line on stderr, an ``error`` event for the job that runs the command
+(:mod:`core.training.events`) and exit code 2; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from core.errors import GistlabError, GistlabWarning
-from core.training.jobs import ERROR_PREFIX, SKIPPED_PREFIX
+from core.training.events import Kind, emit
 from core.paths import check_output_dir, check_output_file
 from core.guides.models import GUIDE_SPECS
 
@@ -90,8 +91,6 @@ def _run_eval(args: argparse.Namespace) -> int:
         print("overlaps_gist_training: published GIST models were trained on that task's training set.")
     print(f"{len(report.computed)} evaluated, {len(report.reused)} reused, {len(report.skipped)} skipped "
           f"in {report.seconds:.1f} s; results in {report.folder}", file=sys.stderr)
-    for skipped in report.skipped:
-        print(f"{SKIPPED_PREFIX}{skipped.task}: {skipped.reason}", file=sys.stderr)
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 1 if report.skipped and not (report.computed or report.reused) else 0  # partial is success
@@ -619,10 +618,12 @@ def _one_line_warnings() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _one_line_warnings()
+    emit(Kind.STARTED, message=args.command)
     try:
         return int(args.run(args) or 0)
     except GistlabError as exc:
-        print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)
+        print(f"gistlab: error: {exc}", file=sys.stderr)
+        emit(Kind.ERROR, message=str(exc))
         return 2
     except KeyboardInterrupt:
         print("gistlab: interrupted", file=sys.stderr)

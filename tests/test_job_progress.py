@@ -9,6 +9,7 @@ import pandas as pd
 from core.fsio import write_json_atomic
 from core.training import runs
 from core.training.job_progress import job_progress
+from core.training.events import Event, Kind, events_file, write_event
 from core.training.jobs import Job, Step
 
 NOW = 1_000_000.0
@@ -22,6 +23,14 @@ def run_dir(root, name, steps_done=0, total=20, state="running", seconds=1.0):
     write_json_atomic(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
     metrics = pd.DataFrame({"step": range(1, steps_done + 1), "loss": 1.0, "step_seconds": seconds})
     return path, metrics
+
+
+def events(log, *found, fresh=False):
+    """The events a step's command wrote beside its log (``fresh``: replacing earlier ones)."""
+    if fresh:
+        events_file(log).unlink(missing_ok=True)
+    for event in found:
+        write_event(events_file(log), event)
 
 
 def train_step(path, started=None, ended=None, code=None, continues=False):
@@ -85,8 +94,8 @@ def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path
 
 def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_path):
     a, a_metrics = run_dir(tmp_path, "a", steps_done=20, state="completed")
-    (a / "eval.log").write_text("evaluated T1 in 3.0 s\nskipped T2: offline\nevaluated T3 in 4.0 s\n")
-    (a / "eval2.log").write_text("evaluated T1 in 3.0 s\n")
+    events(a / "eval.log", Event(Kind.EVALUATED, "T1"), Event(Kind.SKIPPED, "T2", "offline"), Event(Kind.EVALUATED, "T3"))
+    events(a / "eval2.log", Event(Kind.EVALUATED, "T1"))
     steps = [train_step(a, started=NOW - 100, ended=NOW - 60, code=0),
              Step(["gistlab", "eval", "--model", str(a)], str(a / "eval.log"), started=NOW - 60, ended=NOW - 20, code=0),
              Step(["gistlab", "eval", "--model", str(a)], str(a / "eval2.log"), started=NOW - 10)]
@@ -97,8 +106,8 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     overrun = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW + 60)
     assert overrun.eta_s == 0 and overrun.eta_text() == "almost done"  # slower than the last: no "0 s left"
     assert progress.phase == "evaluating a · model 2 of 2 · 1 task(s) done"
-    (a / "eval2.log").write_text("evaluating 6 tasks of gistlab-run/a, 2 already evaluated\nreused T1\nreused T2\n"
-                                 "evaluated T3 in 3.0 s\n")
+    events(a / "eval2.log", Event(Kind.TASKS, total=6), Event(Kind.REUSED, "T1"), Event(Kind.REUSED, "T2"),
+           Event(Kind.EVALUATED, "T3"), fresh=True)
     progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
     assert (progress.steps[2].done, progress.steps[2].total) == (3, 6)
     assert progress.phase == "evaluating a · model 2 of 2 · task 4 of 6"
@@ -108,6 +117,7 @@ def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tm
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "train.log").write_text("loading\ngistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    events(bad / "train.log", Event(Kind.ERROR, message="Data file 'x.csv' does not exist: check the path."))
     gone = tmp_path / "gone"
     steps = [train_step(bad, started=NOW - 5, ended=NOW - 1, code=2), train_step(gone, started=NOW - 1)]
     failed, deleted = job_progress(Job("paired", steps, started=NOW - 5), {}, now=NOW).steps

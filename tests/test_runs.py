@@ -11,6 +11,7 @@ import pytest
 
 from core.fsio import write_json_atomic
 from core.training import runs
+from core.training.events import Event, Kind, events_file, write_event
 from core.training.status import RunState
 from core.errors import GistlabError
 
@@ -116,6 +117,7 @@ def test_list_runs_shows_runs_that_failed_or_start_before_writing_their_files(tm
     failed = tmp_path / "failed"
     failed.mkdir()
     (failed / runs.LOG).write_text("gistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    write_event(events_file(failed / runs.LOG), Event(Kind.ERROR, message="Data file 'x.csv' does not exist: check the path."))
     starting = tmp_path / "starting"
     starting.mkdir()
     (starting / runs.LOG).write_text("")

@@ -3,7 +3,7 @@
 A job's ``gistlab`` process writes its human output to a log (for people) and its events to a JSONL
 file next to that log (``train.log`` -> ``train.events.jsonl``), named by the job in the
 :data:`EVENTS_ENV` environment variable. The pages count tasks and read errors from the events,
-never from the log's wording: a step started (with the task count, for an evaluation), a task
+never from the log's wording: a command started, an evaluation's task count, a task
 evaluated, reused, skipped or failed (with its reason), an error (the one-line GistlabError). Only
 a process that crashed before it could write an event (a traceback) is read from its log: the last
 line. Without the variable (a command typed in a terminal) nothing is written. Light (no pandas).
@@ -22,7 +22,8 @@ EVENTS_ENV = "GISTLAB_EVENTS"
 
 
 class Kind(StrEnum):
-    STARTED = "started"  # a command started; ``total``: the tasks an evaluation will go through
+    STARTED = "started"  # a command started: ``message`` names it
+    TASKS = "tasks"  # an evaluation's task list is known: ``total`` tasks
     EVALUATED = "evaluated"  # a task evaluated now
     REUSED = "reused"  # a task whose stored result is reused
     SKIPPED = "skipped"  # a task that could not run (data not loadable offline, ...): ``message`` says why
@@ -61,9 +62,14 @@ def emit(kind: Kind, task: str | None = None, message: str | None = None, total:
     event = Event(Kind(kind), task, message, total, time.time())
     path = os.environ.get(EVENTS_ENV)
     if path:
-        with open(path, "a") as handle:  # one short line per write: appends do not interleave
-            handle.write(json.dumps({**asdict(event), "kind": str(event.kind)}) + "\n")
+        write_event(Path(path), event)
     return event
+
+
+def write_event(path: Path, event: Event) -> None:
+    """Append one event to an events file as one JSON line."""
+    with open(path, "a") as handle:  # one short line per write: appends do not interleave
+        handle.write(json.dumps({**asdict(event), "kind": str(event.kind)}) + "\n")
 
 
 def follow_log(log: str | Path) -> None:

@@ -22,11 +22,10 @@ import pandas as pd
 
 from core.training import runs
 from core.errors import GistlabError
-from core.training.evaluate import REUSED_PREFIX, TASKS_PREFIX
-from core.training.jobs import Job, Step, log_error
+from core.training.events import TASK_DONE, Kind, events_file, read_events, step_error
+from core.training.jobs import Job, Step
 from core.training.status import RunState
 
-EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ", REUSED_PREFIX)  # one line per task in `gistlab eval`'s log
 
 
 class StepState(StrEnum):
@@ -90,7 +89,7 @@ def _train_step(step: Step, metrics: pd.DataFrame | None) -> StepProgress:
                                 "the run folder is gone (deleted?): start a new run")
         if step.ended is None:
             return StepProgress("train", run_dir.name, arm, RunState.STARTING, 0, total)
-        return StepProgress("train", run_dir.name, arm, RunState.FAILED, 0, total, log_error(step.log))
+        return StepProgress("train", run_dir.name, arm, RunState.FAILED, 0, total, step_error(step.log))
     done = status.steps_done
     if metrics is not None and len(metrics):
         done = max(done, int(metrics["step"].max()))
@@ -102,14 +101,13 @@ def _eval_step(step: Step, model: str) -> StepProgress:
     name = Path(model).name
     if step.started is None:
         return StepProgress("eval", name, "", StepState.WAITING)
-    lines = Path(step.log).read_text(errors="replace").splitlines() if Path(step.log).is_file() else []
-    done = sum(line.startswith(EVAL_DONE_PREFIXES) for line in lines)
-    totals = [line.removeprefix(TASKS_PREFIX).split()[0] for line in lines if line.startswith(TASKS_PREFIX)]
-    total = int(totals[-1]) if totals and totals[-1].isdigit() else None
+    found = read_events(events_file(step.log))
+    done = sum(e.kind in TASK_DONE for e in found)
+    total = next((e.total for e in reversed(found) if e.kind == Kind.TASKS), None)
     if step.ended is None:
         return StepProgress("eval", name, "", RunState.RUNNING, done, total)
     if step.code:
-        return StepProgress("eval", name, "", RunState.FAILED, done, error=log_error(step.log))
+        return StepProgress("eval", name, "", RunState.FAILED, done, error=step_error(step.log))
     return StepProgress("eval", name, "", StepState.EVALUATED, done)
 
 

@@ -3,7 +3,8 @@
 Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
 supervisor process (``python -m core.training.jobs <record>``, in its own session, so a rerun or a closed tab
 never kills it) that runs one or more ``gistlab`` commands one after the other, each writing its
-output to a log file (a training run's ``train.log`` sits in its run directory). The record ``<workspace>/jobs/current.json`` (pid, kind,
+output to a log file (a training run's ``train.log`` sits in its run directory) and its events
+(:mod:`core.training.events`: tasks done, errors) beside it, in the file the supervisor names. The record ``<workspace>/jobs/current.json`` (pid, kind,
 run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
 
 A paired job trains all its arms in one ``gistlab train --loss gist,mnrl`` process, so the later arms
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from core.errors import GistlabError
 from core.fsio import locked, write_json_atomic
+from core.training.events import EVENTS_ENV, Kind, events_file, read_events, step_error
 from core.training.status import STATUS, RunState, RunStatus, mark_interrupted, now
 from core.workspace import subdir
 
@@ -90,11 +92,11 @@ class Job:
         return cls(**{**data, "steps": [Step(**s) for s in data["steps"]]})
 
     def problems(self) -> tuple[list[str], list[str]]:
-        """What the CLI reported in its steps' logs: its one-line errors, and the tasks it skipped."""
-        logs = [Path(log) for log in dict.fromkeys(step.log for step in self.steps)]
-        lines = [line for log in logs if log.is_file() for line in log.read_text(errors="replace").splitlines()]
-        return ([line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)],
-                [line for line in lines if line.startswith(SKIPPED_PREFIX)])
+        """What its steps' commands reported (their events): the one-line errors, and each task that
+        was skipped or failed, as a line (``skipped SciFact: ...``)."""
+        found = [e for log in dict.fromkeys(step.log for step in self.steps) for e in read_events(events_file(log))]
+        return ([e.message for e in found if e.kind == Kind.ERROR],
+                [e.text() for e in found if e.kind in (Kind.SKIPPED, Kind.FAILED)])
 
     def evaluated_model(self, step: Step) -> str | None:
         """The model an evaluation step evaluates (its ``--model``), or None for a training step."""
@@ -102,22 +104,7 @@ class Job:
 
 
 LOG = "train.log"
-"""A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas, and
-``gistlab --help`` imports this module)."""
-ERROR_PREFIX = "gistlab: error: "
-"""How ``gistlab`` prints a GistlabError on stderr (core.cli), so a job's log can be read back."""
-SKIPPED_PREFIX = "skipped "
-"""How ``gistlab eval`` prints a task it could not run."""
-
-
-def log_error(log: str | Path) -> str | None:
-    """Why a command failed, from its log: its last ``gistlab: error:`` line without the prefix, else
-    its last line (a traceback's exception line); None for an empty or missing log."""
-    path = Path(log)
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines()] if path.is_file() else []
-    errors = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
-    rest = [line for line in lines if line]
-    return (errors or rest or [None])[-1]
+"""A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas)."""
 
 
 def cli(*args: str) -> list[str]:
@@ -346,7 +333,7 @@ def _mark_failed(step: Step) -> None:
     if not (run_dir / "config.json").is_file():
         write_json_atomic(run_dir / "config.json", {**(step.settings or {}), "out": str(run_dir)})
     when = now()
-    RunStatus(RunState.FAILED, log_error(step.log) or f"exit code {step.code}", started=when, ended=when,
+    RunStatus(RunState.FAILED, step_error(step.log) or f"exit code {step.code}", started=when, ended=when,
               total_steps=(step.settings or {}).get("steps")).write(run_dir)
 
 
@@ -373,7 +360,7 @@ def run_steps(job: Job) -> int:
         with open(first.log, "ab") as log:
             child = subprocess.Popen(
                 first.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT, env={**os.environ, EVENTS_ENV: str(events_file(first.log))},
             )
             code = _supervise(child, group, job)
         last = [step for step in group if step.started is not None][-1]  # the arm the process ended in

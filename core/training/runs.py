@@ -200,10 +200,10 @@ def _not_started(path: Path, job_dirs: set[Path]) -> tuple[dict, RunStatus] | No
         return None
     if path.resolve() in job_dirs:
         return {}, RunStatus(RunState.STARTING)
-    from core.training.jobs import log_error
+    from core.training.events import step_error
 
     mtime = datetime.fromtimestamp((path / LOG).stat().st_mtime).astimezone().isoformat(timespec="seconds")
-    return {}, RunStatus(RunState.FAILED, log_error(path / LOG), started=mtime, ended=mtime)
+    return {}, RunStatus(RunState.FAILED, step_error(path / LOG), started=mtime, ended=mtime)
 
 
 COLUMNS = ["run", "name", "state", "loss", "margin", "margin_strategy", "batch_size", "lr", "steps_done",

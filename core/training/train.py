@@ -71,6 +71,7 @@ from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_c
 from core.errors import GistlabError, GistlabWarning, first_line
 from core.fsio import locked, write_json_atomic
 from core.method.groundtruth import ground_truth, relations, step_quality
+from core.training.events import follow_log
 from core.training.jobs import process_start
 from core.training.status import RunState, RunStatus, now
 from core.method.masking import BatchMask, MarginSettings, guided_mask, margin_problem
@@ -233,7 +234,7 @@ def train_arms(configs: list[TrainConfig], *, overwrite: bool = False, log_name:
     starts only if the one before ``completed``: a stop (STOP, Ctrl-C, SIGTERM) ends them all and a
     failure raises. With ``log_name`` this process's output (stdout and stderr, the descriptors, so
     library progress bars too) goes to that file in each arm's run directory from the arm's start
-    on: a failing arm's error line ends up in its own log.
+    on: a failing arm's error line ends up in its own log, and its error event beside it.
     """
     if len({c.loss for c in configs}) < len(configs):
         raise GistlabError("Each loss can train once per command: remove the repeated loss.")
@@ -252,6 +253,7 @@ def train_arms(configs: list[TrainConfig], *, overwrite: bool = False, log_name:
         if log_name:
             Path(config.out).mkdir(parents=True, exist_ok=True)  # a job sees the arm start by its folder
             _output_to(Path(config.out) / log_name)
+            follow_log(Path(config.out) / log_name)  # its events (an error) beside its log
         out = run_training(config, overwrite=overwrite, shared=shared)
         yield out
         if k + 1 < len(configs) and not distributed.on_main(lambda: _completed(out)):
