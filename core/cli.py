@@ -69,6 +69,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="results root (default: the run directory, else the workspace)")
     p.add_argument("--csv", default=None, help="also write the results table to this CSV file")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.set_defaults(run=_run_eval)
 
 
@@ -131,7 +132,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hf-split", dest="data_split", help="split of a Hub dataset or folder (default train)")
     p.add_argument("--student", help="student model spec (bundled:minilm-l3, a folder, a Hub id)")
     p.add_argument("--guide", help=f"guide for gist and gist-st: {GUIDE_SPECS}")
-    p.add_argument("--loss", dest="losses", type=_losses,
+    p.add_argument("--loss", type=_losses,
                    help="loss arm: gist (default), mnrl or gist-st; several, comma-separated (gist,mnrl), train "
                         "one after another in this process on the same batches, each in its own run directory")
     p.add_argument("--batch-size", type=int)
@@ -168,6 +169,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "(what a background job does: train.log)")
     p.add_argument("--overwrite", action="store_true", default=False,
                    help="replace a run that already trained in --out")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.set_defaults(run=_run_train)
 
 
@@ -188,8 +190,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from core.training.status import RunState
     from core.training.train import TrainConfig, train_arms
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "losses")}
-    configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "losses", [])] or [
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "loss", "config")}
+    configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "loss", [])] or [
         TrainConfig.from_dict(settings)]  # no --loss: TrainConfig's default arm
     losses = [config.loss for config in configs]
     status, trained = None, 0
@@ -441,6 +443,7 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apply", default=None, help="a decisions JSON (the Audit page's, or hand-written) to apply")
     p.add_argument("--export", default=None, help="with --apply: write the cleaned data here (.parquet, .csv, "
                    ".jsonl, or a folder for datasets' save_to_disk) and a .report.json beside it")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.set_defaults(run=_run_audit)
 
 
@@ -591,14 +594,51 @@ def _run_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+CONFIG_HELP = ("a JSON object of this command's settings by option name (batch_size for --batch-size), as a "
+               "background job writes it; options given as well override it")
+
+
+def build_parser(config: dict | None = None) -> argparse.ArgumentParser:
+    """The ``gistlab`` parser; ``config`` (from ``--config``, see :func:`read_config`) sets its
+    command's defaults, so the settings are checked exactly as if typed."""
     parser = argparse.ArgumentParser(
         prog="gistlab", description="Fine-tune text-embedding models with GISTEmbed."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_app, _add_eval, _add_train, _add_experiment, _add_inspect, _add_audit, _add_mine, _add_cache):
         add(sub)
+    if config:
+        command, settings = config["command"], config["settings"]
+        actions = {a.dest: a for a in sub.choices[command]._actions if a.dest not in ("help", "config")}
+        unknown = sorted(set(settings) - set(actions))
+        if unknown:
+            raise GistlabError(f"Unknown {command} settings in {config['path']}: {', '.join(unknown)}; remove them.")
+        for dest in settings:
+            actions[dest].required = False  # given by the file
+        sub.choices[command].set_defaults(**settings)
     return parser
+
+
+def read_config(argv: list[str] | None) -> dict | None:
+    """The command and the settings of ``--config FILE`` in ``argv``, or None without one."""
+    import json
+    from pathlib import Path
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if not known.config:
+        return None
+    try:
+        settings = json.loads(Path(known.config).read_text())
+    except OSError as exc:
+        raise GistlabError(f"Cannot read --config {known.config}: {exc.strerror or exc}.") from None
+    except ValueError as exc:
+        raise GistlabError(f"--config {known.config} is not valid JSON ({exc}): fix or rewrite it.") from None
+    if not isinstance(settings, dict):
+        raise GistlabError(f"--config {known.config} must hold one JSON object of settings by option name.")
+    return {"command": known.command, "settings": settings, "path": known.config}
 
 
 def _one_line_warnings() -> None:
@@ -616,10 +656,10 @@ def _one_line_warnings() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     _one_line_warnings()
-    emit(Kind.STARTED, message=args.command)
     try:
+        args = build_parser(read_config(argv)).parse_args(argv)
+        emit(Kind.STARTED, message=args.command)
         return int(args.run(args) or 0)
     except GistlabError as exc:
         print(f"gistlab: error: {exc}", file=sys.stderr)

@@ -76,7 +76,7 @@ def test_a_later_arm_of_the_same_process_counts_no_second_start_up(tmp_path):
 def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path):
     gist = tmp_path / "gist"
     gist.mkdir()
-    evaluation = Step(["gistlab", "eval", "--model", str(gist), "--tasks", "bundled"], str(gist / "eval.log"))
+    evaluation = Step(["gistlab", "eval"], str(gist / "eval.log"), settings={"model": str(gist), "tasks": "bundled"})
     job = Job("train", [train_step(gist, started=NOW - 3), evaluation], started=NOW - 3)
     early = job_progress(job, {}, now=NOW)
     assert early.eta_s is None and early.eta_text() == "" and early.fraction == 0
@@ -84,7 +84,7 @@ def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path
 
     run_dir(tmp_path, "g2", steps_done=10, total=20)
     g2, metrics = tmp_path / "g2", pd.DataFrame({"step": range(1, 11), "step_seconds": 2.0})
-    evaluation.command[3] = str(g2)
+    evaluation.settings["model"] = str(g2)
     job.steps[0] = train_step(g2, started=NOW - 30)
     later = job_progress(job, {"g2": metrics}, now=NOW)
     assert later.eta_s == 20 and later.eta_excludes_eval
@@ -97,8 +97,9 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     events(a / "eval.log", Event(Kind.EVALUATED, "T1"), Event(Kind.SKIPPED, "T2", "offline"), Event(Kind.EVALUATED, "T3"))
     events(a / "eval2.log", Event(Kind.EVALUATED, "T1"))
     steps = [train_step(a, started=NOW - 100, ended=NOW - 60, code=0),
-             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval.log"), started=NOW - 60, ended=NOW - 20, code=0),
-             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval2.log"), started=NOW - 10)]
+             Step(["gistlab", "eval"], str(a / "eval.log"), settings={"model": str(a)}, started=NOW - 60, ended=NOW - 20,
+                  code=0),
+             Step(["gistlab", "eval"], str(a / "eval2.log"), settings={"model": str(a)}, started=NOW - 10)]
     progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
     assert [(s.kind, s.state, s.done) for s in progress.steps] == [
         ("train", "completed", 20), ("eval", "evaluated", 3), ("eval", "running", 1)]

@@ -200,10 +200,11 @@ def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatc
     jobs.start_training({"steps": 2, "seed": 7, "contrast_anchors": False}, ["gist", "mnrl"])
     assert started["kind"] == "paired"
     gist, mnrl = started["steps"]
-    assert gist.command[1:4] == ["-m", "core.cli", "train"]
+    assert gist.command[1:5] == ["-m", "core.cli", "train", "--config"] and gist.command[6:] == ["--log", "train.log"]
     template = gist.run_dir.replace("-pair-gist-", "-pair-{loss}-")
-    assert gist.command[4:] == ["--steps", "2", "--seed", "7", "--no-contrast-anchors", "--loss", "gist,mnrl",
-                                "--out", template, "--log", "train.log"]
+    config = json.loads(Path(gist.command[5]).read_text())  # the settings cross as a file in the jobs folder
+    assert Path(gist.command[5]).parent == jobs.jobs_dir()
+    assert config == {"steps": 2, "seed": 7, "contrast_anchors": False, "loss": ["gist", "mnrl"], "out": template}
     assert mnrl.command == [] and mnrl.continues and not gist.continues  # trained by gist's process
     assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
     assert template.replace("{loss}", "mnrl") == mnrl.run_dir
@@ -214,11 +215,13 @@ def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatc
     names = [s.name for s in started["steps"]]
     assert names == ["first try (gist)", "first try (mnrl)", "", ""]
     evals = started["steps"][2:]
-    assert [e.command[3:] for e in evals] == [["eval", "--model", s.run_dir, "--tasks", "bundled"] for s in (gist, mnrl)]
+    assert [json.loads(Path(e.command[5]).read_text()) for e in evals] == [
+        {"model": s.run_dir, "tasks": "bundled"} for s in (gist, mnrl)]
+    assert [e.command[3:5] for e in evals] == [["eval", "--config"]] * 2
     assert all(e.run_dir is None and Path(e.log).name == "eval.log" and not e.continues for e in evals)
     jobs.start_training({"steps": 2, "seed": 7}, ["mnrl"])
     [alone] = started["steps"]
-    assert alone.command[-5:] == ["mnrl", "--out", alone.run_dir, "--log", "train.log"]
+    assert json.loads(Path(alone.command[5]).read_text())["out"] == alone.run_dir
     assert Path(alone.run_dir).name.endswith("-mnrl-s7") and "pair" not in alone.run_dir
 
 
@@ -332,7 +335,7 @@ def tiny_settings(model: Path, data: Path, steps: int) -> dict:
 
 
 def test_an_eval_job_is_described_by_its_models(tmp_path):
-    steps = [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", "bundled"), str(tmp_path / "eval.log"))
+    steps = [jobs.eval_step({"model": m, "tasks": "bundled"}, tmp_path / "eval.log")
              for m in ("bundled:minilm-l3", str(tmp_path / "runs" / "g0"))]
     assert jobs.Job(kind="eval", steps=steps, pid=7).describe().startswith(
         "eval job (bundled:minilm-l3, g0; pid 7, started ")
@@ -392,9 +395,8 @@ def test_a_real_eval_job_counts_a_skipped_task_once(tmp_path):
     from core.training.job_progress import job_progress
 
     log = tmp_path / "eval.log"
-    command = jobs.cli("eval", "--model", "bundled:minilm-l3", "--tasks", "WordNetSTS,STSBenchmark",
-                       "--out", str(tmp_path / "results"))
-    jobs.start_job("eval", [jobs.Step(command, str(log))])
+    jobs.start_job("eval", [jobs.eval_step({"model": "bundled:minilm-l3", "tasks": "WordNetSTS,STSBenchmark",
+                                            "out": str(tmp_path / "results")}, log)])
     wait_until_done(300)
     job = jobs.last_job()
     assert job.steps[0].code == 0, log.read_text()[-2000:]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -47,8 +48,9 @@ _children: dict[int, subprocess.Popen] = {}
 class Step:
     """One command of a job, the log its output goes to, and the run directory a stop writes STOP into.
 
-    A training step also keeps its ``settings`` (written as the run's config.json if it fails before
-    writing its own) and the ``name`` the user gave the run; the supervisor fills in when it
+    A step also keeps its ``settings``: a training step's (written as the run's config.json if it
+    fails before writing its own), an evaluation's (``model``, ``tasks``); a training step the
+    ``name`` the user gave the run. The supervisor fills in when it
     ``started`` and ``ended`` (epoch seconds) and its exit ``code``. A step that ``continues`` has no
     command: it is a later arm trained by the process of the step before it (its code is 0 once the
     process moved past it, else the process's).
@@ -83,7 +85,7 @@ class Job:
     def describe(self) -> str:
         """One line naming the job: kind, pid, start time and its run directories."""
         when = time.strftime("%H:%M:%S", time.localtime(self.started))
-        models = [s.command[s.command.index("--model") + 1] for s in self.steps if "--model" in s.command[:-1]]
+        models = [model for s in self.steps if (model := self.evaluated_model(s))]
         where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models])
         return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
 
@@ -99,17 +101,36 @@ class Job:
                 [e.text() for e in found if e.kind in (Kind.SKIPPED, Kind.FAILED)])
 
     def evaluated_model(self, step: Step) -> str | None:
-        """The model an evaluation step evaluates (its ``--model``), or None for a training step."""
-        return step.command[step.command.index("--model") + 1] if "--model" in step.command[:-1] else None
+        """The model an evaluation step evaluates (its settings' ``model``), or None for a training step."""
+        return None if step.run_dir else (step.settings or {}).get("model")
 
 
 LOG = "train.log"
 """A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas)."""
 
 
-def cli(*args: str) -> list[str]:
-    """The argv that runs ``gistlab <args>`` with this interpreter (no reliance on PATH)."""
-    return [sys.executable, "-m", "core.cli", *args]
+def cli(command: str, options: dict | None = None, *, program: tuple[str, ...] | None = None) -> list[str]:
+    """The one place a ``gistlab`` argv is built: ``command`` with ``options`` as flags, in order
+    (``{"batch_size": 32, "fp16": False, "limit": None}`` -> ``--batch-size 32 --no-fp16``; None is
+    left out), run by this interpreter (no reliance on PATH) unless ``program`` names it
+    (``("gistlab",)`` for a command line shown to people)."""
+    argv = [*(program or (sys.executable, "-m", "core.cli")), command]
+    for key, value in (options or {}).items():
+        name = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(name if value else f"--no-{name[2:]}")
+        elif value is not None:
+            argv += [name, str(value)]
+    return argv
+
+
+def config_command(command: str, settings: dict, kind: str, **options) -> list[str]:
+    """The argv of ``gistlab <command> --config <file>``, ``settings`` (the command's options by
+    name) written to a new JSON file in the jobs folder: settings cross to the process as a file,
+    validated there by the dataclass the CLI builds. ``options`` (plumbing such as ``--log``) stay flags."""
+    path = jobs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}-{kind}.json"
+    write_json_atomic(path, settings)
+    return cli(command, {"config": str(path), **options})
 
 
 def jobs_dir() -> Path:
@@ -208,18 +229,6 @@ def _update(job: Job) -> None:
         _write(job)
 
 
-def flags(settings: dict) -> list[str]:
-    """CLI flags from settings: ``{"batch_size": 32, "fp16": False}`` -> ``--batch-size 32 --no-fp16``."""
-    argv: list[str] = []
-    for key, value in settings.items():
-        name = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(name if value else f"--no-{name[2:]}")
-        else:
-            argv += [name, str(value)]
-    return argv
-
-
 def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_on: str | None = None,
                    grace_s: float = GRACE_SECONDS) -> Job:
     """Train the arms in turn in one ``gistlab train`` process with the same settings (so the same seed
@@ -235,7 +244,7 @@ def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_
     pair = "pair-" if len(arms) > 1 else ""
     template = str(subdir("runs") / f"{stamp}-{pair}{{loss}}-s{settings.get('seed', 0)}")
     out = template if len(arms) > 1 else template.replace("{loss}", arms[0])
-    command = cli("train", *flags(settings), "--loss", ",".join(arms), "--out", out, "--log", LOG)
+    command = config_command("train", {**settings, "loss": arms, "out": out}, "train", log=LOG)
     steps, evals = [], []
     for k, arm in enumerate(arms):
         run_dir = Path(template.replace("{loss}", arm))
@@ -243,8 +252,13 @@ def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_
         steps.append(Step([] if k else command, str(run_dir / LOG), str(run_dir), {**settings, "loss": arm}, label,
                           continues=k > 0))
         if evaluate_on:
-            evals.append(Step(cli("eval", "--model", str(run_dir), "--tasks", evaluate_on), str(run_dir / "eval.log")))
+            evals.append(eval_step({"model": str(run_dir), "tasks": evaluate_on}, run_dir / "eval.log"))
     return start_job("paired" if len(arms) > 1 else "train", steps + evals, grace_s=grace_s)
+
+
+def eval_step(settings: dict, log: str | Path) -> Step:
+    """A ``gistlab eval`` step with ``settings`` (``model``, ``tasks``, ...) in its config file."""
+    return Step(config_command("eval", settings, "eval"), str(log), settings=settings)
 
 
 def request_stop() -> Job | None:
