@@ -122,7 +122,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", argument_default=argparse.SUPPRESS,
         help="fine-tune a student (loss gist, mnrl or gist-st), recording every step in a run directory",
-        description="Unset options take TrainConfig's defaults (core/training/train.py): student "
+        description="Unset options take TrainConfig's defaults (core/training/config.py): student "
                     "bundled:minilm-l3, guide bundled:minilm-l6, loss gist, batch 32, one epoch.",
     )
     p.add_argument("--data", help="bundled (default), a .csv/.tsv/.jsonl/.parquet file, a dataset "

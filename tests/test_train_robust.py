@@ -20,7 +20,8 @@ from core.training import runs
 from core.training.status import RunState
 from core.cli import main
 from core.errors import GistlabError, GistlabWarning
-from core.training.train import TrainConfig, _claim, run_training
+from core.training.lifecycle import claim
+from core.training.train import TrainConfig, run_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,16 +37,16 @@ def pairs_csv(tmp_path_factory):
 def tiny(pairs_csv, tiny_model_dir, out, **overrides) -> TrainConfig:
     settings = dict(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
                     batch_size=4, steps=2, out=str(out))
-    return TrainConfig(**{**settings, **overrides})
+    return TrainConfig.from_dict({**settings, **overrides})
 
 
 @pytest.mark.parametrize("strategy,margin", [("absolute", 5.0), ("absolute", 1.5), ("relative", 1.0),
                                              ("relative", float("nan"))])
 def test_a_margin_that_masks_everything_is_refused_per_strategy(strategy, margin):
     with pytest.raises(GistlabError, match="margin"):
-        TrainConfig(margin_strategy=strategy, margin=margin)
-    TrainConfig(margin_strategy=strategy, margin=0.1)
-    TrainConfig(loss="mnrl", margin_strategy=strategy, margin=5.0)  # no mask in mnrl: irrelevant
+        TrainConfig.from_dict({"margin_strategy": strategy, "margin": margin})
+    TrainConfig.from_dict({"margin_strategy": strategy, "margin": 0.1})
+    TrainConfig.from_dict({"loss": "mnrl", "margin_strategy": strategy, "margin": 5.0})  # no mask in mnrl: irrelevant
 
 
 def test_margin_5_on_the_command_line_is_one_line(pairs_csv, tmp_path, capsys):
@@ -115,14 +116,14 @@ def test_the_claim_of_a_run_directory_is_locked(pairs_csv, tiny_model_dir, tmp_p
     done = threading.Event()
     with open(out / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another start is between its check and its claim
-        thread = threading.Thread(target=lambda: (_claim(out, False, config), done.set()))
+        thread = threading.Thread(target=lambda: (claim(out, False, config), done.set()))
         thread.start()
         time.sleep(0.5)
         assert not done.is_set()  # waits for the other start instead of racing it
     thread.join(10)
     assert done.is_set() and runs.read_status(out).state == "running"
     with pytest.raises(GistlabError, match="still training"):  # the second start sees the first
-        _claim(out, False, config)
+        claim(out, False, config)
 
 
 def test_a_reused_pid_is_not_taken_for_the_run(pairs_csv, tiny_model_dir, tmp_path):

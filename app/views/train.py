@@ -6,8 +6,6 @@ neither kills nor duplicates it. Settings, models and data are checked (core.tra
 job starts. Past runs can be named, compared, deleted and opened in the other pages.
 """
 
-import importlib
-import threading
 
 import pandas as pd
 import streamlit as st
@@ -18,6 +16,7 @@ from app.views import curves_figure, page_link
 from core.training import jobs
 from core.training import runs
 from core.errors import GistlabError
+from core.training.config import TrainConfig
 from core.training.job_progress import StepState, job_progress
 from core.training.status import RunState
 from core.method.masking import BLOCK_HELP, STRATEGIES
@@ -42,18 +41,6 @@ MASK_HELP = "Share of in-batch candidates the guide masked per step, over the bl
 
 st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
-
-
-@st.cache_resource(show_spinner=False)
-def warm_training_imports() -> threading.Thread:
-    """Import core.training.train (torch, sentence-transformers: 10 s, a minute on a busy machine) in a background
-    thread, once per server, while the form is filled in: Start then checks the settings without that wait."""
-    thread = threading.Thread(target=importlib.import_module, args=("core.training.train",), daemon=True)
-    thread.start()
-    return thread
-
-
-warm_training_imports()
 
 
 def duration(seconds) -> str:
@@ -136,14 +123,13 @@ def live_job() -> None:
 def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
     """Check everything a run needs (with a counted progress line), then start the job."""
     with st.status("Checking the settings (1 of 3)…", expanded=False) as checking:
-        from core.training.train import TrainConfig  # loads torch: only when a run is really asked for
         from core.training.preflight import CHECKS, check_launch
 
         if not all(settings[key] for key in ("student", "guide", "data")):
             raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
         for key in ("student", "guide", "data"):
             served(settings[key])
-        configs = [TrainConfig(**settings, loss=arm) for arm in arms]  # bad settings fail here
+        configs = [TrainConfig.from_dict({**settings, "loss": arm}) for arm in arms]  # bad settings fail here
         check_launch(configs, lambda k, what: checking.update(label=f"Checking the {what} ({k + 1} of 3)…"))
         checking.update(label="Settings, models and data are fine: starting.", state="complete")
     jobs.start_training(settings, arms, name=name, evaluate_on=EVAL_TASKS if evaluate else None)

@@ -2,7 +2,7 @@
 
 Layout (written by :mod:`core.training.train`):
 
-- ``config.json``: the :class:`core.training.train.TrainConfig` of the run.
+- ``config.json``: the :class:`core.training.config.TrainConfig` of the run.
 - ``status.json``: a :class:`core.training.status.RunStatus` (state, error, times, steps, pid).
 - ``metrics.jsonl``: one JSON line per optimizer step (step, loss, masked_fraction, ...).
 - ``batches.jsonl``: one JSON line per step with the dataset row ids of the batch it trained on.
