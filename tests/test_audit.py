@@ -221,6 +221,7 @@ def test_audit_command_hands_its_settings_over_as_a_config_file(tmp_path, monkey
 
     from core.analysis.audit import audit_command
     from core.cli import build_parser, read_config
+    from core.cli.options import settings_from_args
 
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))
     settings = AuditSettings(MarginSettings("relative", 0.1, positive_floor=0.3), 0.9, 2, 0.4, 50, 7, "nouns")
@@ -228,8 +229,6 @@ def test_audit_command_hands_its_settings_over_as_a_config_file(tmp_path, monkey
     assert argv[3:5] == ["audit", "--config"] and len(argv) == 6
     assert json.loads(open(argv[5]).read())["out"] == str(tmp_path / "out")
     args = build_parser(read_config(argv[3:])).parse_args(argv[3:])
-    margin = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
-                            args.positive_floor)
-    back = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit, args.seed,
+    back = AuditSettings(settings_from_args(args), args.duplicate_threshold, args.max_above, args.weak_share, args.limit, args.seed,
                          args.task)
     assert back == settings and (args.data, args.guide, args.show) == ("bundled", "bundled:minilm-l6", 0)

@@ -105,3 +105,20 @@ def test_an_eval_config_supplies_the_required_model(tmp_path, capsys):
     config.write_text(json.dumps({"model": str(tmp_path / "missing"), "tasks": "bundled"}))
     assert main(["eval", "--config", str(config)]) == 2  # --model came from the file: the model is checked
     assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arm", ["gist", "mnrl"])
+def test_a_shipped_run_config_is_a_train_config_file(arm, tmp_path):
+    """assets/demo's config.json (flat margin keys) loads as before and reads back as `--config`."""
+    from pathlib import Path
+
+    from core.cli import build_parser, read_config
+    from core.training.config import TrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "demo" / arm / "config.json"
+    argv = ["train", "--config", str(path), "--out", str(tmp_path / "again")]
+    args = build_parser(read_config(argv)).parse_args(argv)
+    shipped = TrainConfig.load(path)
+    assert args.loss == [shipped.loss] and args.out == str(tmp_path / "again")
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "loss", "config")}
+    assert TrainConfig.from_dict({**settings, "loss": shipped.loss, "out": shipped.out}) == shipped

@@ -19,7 +19,8 @@ from core.errors import GistlabError
 from core.training.config import TrainConfig
 from core.training.job_progress import StepState, job_progress
 from core.training.status import RunState
-from core.method.masking import BLOCK_HELP, STRATEGIES
+from core.method.margin import MARGIN_RANGE, STRATEGIES
+from core.method.masking import BLOCK_HELP
 from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT
 
 ARMS = {
@@ -154,7 +155,8 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
         "lr": schedule.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e"),
         "seed": schedule.number_input("Seed", 0, 2**31 - 1, 0),
         "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES),
-        "margin": masking.number_input("Margin", -1.0, 1.0, 0.0, 0.01),
+        "margin": masking.number_input("Margin", MARGIN_RANGE[0], MARGIN_RANGE[1], 0.0, MARGIN_RANGE[2],
+                                       help="A candidate is masked when the guide scores it above t (g: its positive's score)"),
         "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True, help=BLOCK_HELP["a-a"]),
         "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True, help=BLOCK_HELP["p-p"]),
         "homogeneous": schedule.checkbox("One task per batch (as in the paper)", True,

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 STRATEGIES = ("absolute", "relative")
-MARGIN_RANGE = (-0.2, 0.5, 0.01)  # (lowest, highest, step) a page offers for the margin
-FLOOR_RANGE = (-0.2, 1.0, 0.05)  # the same for the positive floor (a cosine)
+MARGIN_RANGE = (-0.2, 0.5, 0.01)  # (lowest, highest, step) the pages offer for the margin
 MARGIN_LIMITS = {"absolute": 1.0, "relative": 1.0}  # above (relative: at) it nearly every candidate is masked
 
 
