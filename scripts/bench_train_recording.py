@@ -28,7 +28,8 @@ import sentence_transformers  # noqa: E402
 import torch  # noqa: E402
 
 from core.training import runs  # noqa: E402
-from core.training.train import FLUSH_SECONDS, RunRecorder, TrainConfig, run_training  # noqa: E402
+from core.training.recorder import FLUSH_SECONDS, RunRecorder  # noqa: E402
+from core.training.train import TrainConfig, run_training  # noqa: E402
 
 
 def timed(method, into: list[float]):
