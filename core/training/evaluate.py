@@ -433,7 +433,8 @@ def evaluate(
             log(emit(Kind.FAILED, task_name, error).text())
             continue
         report.computed.append(task_name)
-        log(emit(Kind.EVALUATED, task_name, f"{time.perf_counter() - tick:.1f} s").text())
+        emit(Kind.EVALUATED, task_name)
+        log(f"evaluated {task_name} in {time.perf_counter() - tick:.1f} s")
     report.seconds = time.perf_counter() - start
     report.texts_encoded = memo.encoded
     return report
