@@ -23,9 +23,7 @@ every click, so a reload or a second tab sees the same decisions.
 
 from __future__ import annotations
 
-import fcntl
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import numpy as np
 from core.analysis.audit import KINDS, AuditReport
 from core.analysis.audit_search import UnionFind
 from core.errors import GistlabError
+from core.fsio import locked, write_json_atomic
 from core.paths import check_output_dir, check_output_file
 
 ACTIONS = ("keep", "drop", "merge")
@@ -98,26 +97,14 @@ def decide(path: Path, finding: str, action: str | None) -> dict[str, str]:
     if action is not None:
         check_decision(finding, action)
     path = Path(path)
-    with _locked(path):
+    with locked(path.with_suffix(".lock")):
         decisions = read_decisions(path)
         if action is None:
             decisions.pop(finding, None)
         else:
             decisions[finding] = action
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"decisions": decisions}, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_json_atomic(path, {"decisions": decisions}, indent=1, sort_keys=True)
     return decisions
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---- applying them --------------------------------------------------------------------------------

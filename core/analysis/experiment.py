@@ -98,20 +98,18 @@ class ExperimentConfig:
 
     def command(self, report: Path | None, demo_dir: Path | None) -> str:
         """The ``gistlab experiment`` command line that reruns (or resumes) exactly this."""
+        from core.training.jobs import cli
+
         d = ExperimentConfig()
-        parts = ["gistlab experiment", f"--guides {','.join(self.guides)}", f"--steps {self.steps}",
-                 f"--batch-size {self.batch_size}", f"--seeds {','.join(map(str, self.seeds))}",
-                 f"--lr {self.lr:g}"]
-        parts += [] if self.homogeneous else ["--mixed"]
-        parts += [f"--student {self.student}"] if self.student != d.student else []
-        if (self.small_student, self.small_guides) != (d.small_student, d.small_guides):
-            parts += [f"--small-student {self.small_student or 'none'}",
-                      f"--small-guides {','.join(self.small_guides)}"]
-        parts += [f"--data {self.data}"] if self.data != d.data else []
-        parts += [f"--tasks {self.tasks}"] if self.tasks != d.tasks else []
-        parts += [f"--report {report}"] if report else []
-        parts += [f"--demo-dir {demo_dir}"] if demo_dir else []
-        return " ".join(parts)
+        small = (self.small_student, self.small_guides) != (d.small_student, d.small_guides)
+        options = {"guides": ",".join(self.guides), "steps": self.steps, "batch_size": self.batch_size,
+                   "seeds": ",".join(map(str, self.seeds)), "lr": f"{self.lr:g}", "mixed": not self.homogeneous or None,
+                   "student": self.student if self.student != d.student else None,
+                   "small_student": (self.small_student or "none") if small else None,
+                   "small_guides": ",".join(self.small_guides) if small else None,
+                   "data": self.data if self.data != d.data else None,
+                   "tasks": self.tasks if self.tasks != d.tasks else None, "report": report, "demo_dir": demo_dir}
+        return " ".join(cli("experiment", options, program=("gistlab",)))
 
 
 def _finished(run: Path) -> bool:

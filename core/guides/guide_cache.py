@@ -41,7 +41,6 @@ write that fails (disk full), which leaves the rows stored before it intact.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -57,6 +56,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from core.errors import GistlabError, GistlabWarning
+from core.fsio import locked, write_json_atomic
 from core.workspace import workspace
 
 FORMAT = 2  # 2: checksums.u64 added (a format-1 cache is rebuilt once)
@@ -311,18 +311,14 @@ class GuideCache:
     def _locked(self) -> Iterator[None]:
         """Exclusive access to the folder: against other threads (the app shares one cache) and
         other processes (a training job)."""
-        with self._thread_lock, _flocked(self._file("lock")):
+        with self._thread_lock, locked(self._file("lock")):
             yield
 
     @contextmanager
     def _filling(self) -> Iterator[None]:
         """One filler at a time (``fill.lock``), so two fills of the same texts do not both encode them."""
-        with self._fill_thread_lock:
-            with self._writing("fill"):
-                handle = open(self._file("fill.lock"), "a")
-            with handle:  # closing it releases the lock
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                yield
+        with self._fill_thread_lock, locked(self._file("fill.lock")):
+            yield
 
     @contextmanager
     def _writing(self, what: str) -> Iterator[None]:
@@ -492,9 +488,7 @@ class GuideCache:
     def _write_meta(self, **vouched) -> None:
         """Replace meta.json atomically; ``count`` / ``index_hash`` given: rows just written, not yet held."""
         meta = self._meta() | {k: v.hexdigest() if k == "index_hash" else v for k, v in vouched.items()}
-        tmp = self._file("meta.json.tmp")
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, self._file("meta.json"))
+        write_json_atomic(self._file("meta.json"), meta, indent=1)
 
     def _map_array(self) -> None:
         count = len(self._rows)
@@ -505,27 +499,6 @@ class GuideCache:
             self._array = np.memmap(self._file("embeddings.f32"), dtype=DTYPE, mode="r",
                                     shape=(count, self.dim))
             self._sums = np.memmap(self._file("checksums.u64"), dtype=SUM_DTYPE, mode="r", shape=(count,))
-
-
-@contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (made if missing). A folder that cannot be written (a
-    read-only workspace) is locked through a read-only handle, or not at all without a lock file:
-    nothing can change there, and a write this process needs fails on its own, in one line."""
-    try:
-        handle = open(path, "a")
-    except OSError:
-        try:
-            handle = open(path, "rb")
-        except OSError:
-            yield
-            return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _digest_array(digests: Sequence[bytes] | bytes) -> np.ndarray:
