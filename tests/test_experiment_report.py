@@ -18,7 +18,8 @@ def test_the_arms_line_reads_margin_strategy_temperature_and_layers_from_the_set
     text = arms_text(config, settings)
     assert "(margin 0, absolute)" in text and "temperature 0.01" in text
     assert "the 3-layer student is cut from it: layers 0, 2, 4" in text
-    other = replace(settings, margin=0.1, margin_strategy="relative", contrast_positives=False, temperature=0.05)
+    masking = replace(settings.masking, margin=0.1, margin_strategy="relative", contrast_positives=False)
+    other = replace(settings, masking=masking, temperature=0.05)
     text = arms_text(config, other)
     assert "(margin 0.1, relative, no p-p block)" in text and "temperature 0.05" in text
 

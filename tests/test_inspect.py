@@ -147,10 +147,10 @@ def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv
                          batch_size=4, masking=MarginSettings("relative", 0.1), out=str(tmp_path / "run"))
     run = run_training(config)
     batch, opened = open_run_batch(run, 2)
-    assert opened.margin_settings() == config.margin_settings() and opened.guide == str(tiny_model_dir)
+    assert opened.masking == config.masking and opened.guide == str(tiny_model_dir)
     assert run_student(run) == str(run / "model")
     guide = GuideCache(load_model(opened.guide), opened.guide).embed
-    pairs = inspect_batch(batch, guide, opened.margin_settings()).pairs
+    pairs = inspect_batch(batch, guide, opened.masking).pairs
     recorded = read_masks(run, step=2)
     key = ["row", "block", "candidate_row"]
     assert len(pairs) > 0

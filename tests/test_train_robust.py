@@ -126,8 +126,8 @@ def test_a_save_on_a_full_disk_is_a_failed_run_not_a_completed_one(pairs_csv, ti
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gistlab:")]
     assert code == 2 and len(err) == 1 and "No space left on device" in err[0] and "no model saved" in err[0]
     status = runs.read_status(out)
-    assert status["state"] == "failed" and "No space left on device" in status["error"]
-    assert "\n" not in status["error"] and status["steps_done"] == 1  # the step is kept, not the claim
+    assert status.state == "failed" and "No space left on device" in status.error
+    assert "\n" not in status.error and status.steps_done == 1  # the step is kept, not the claim
     assert runs.trained_model(out) is None and not [p for p in out.iterdir() if "saving" in p.name]
 
 
@@ -136,7 +136,7 @@ def test_a_one_step_run_trains(pairs_csv, tiny_model_dir, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     out = run_training(tiny(pairs_csv, tiny_model_dir, tmp_path / "one", loss="mnrl", steps=1))
-    assert runs.read_status(out)["state"] == "completed"
+    assert runs.read_status(out).state == "completed"
     base = SentenceTransformer(str(tiny_model_dir), device="cpu").state_dict()
     trained = SentenceTransformer(str(out / "model"), device="cpu").state_dict()
     assert any(not (base[name] == trained[name]).all() for name in base)

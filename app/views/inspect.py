@@ -169,7 +169,7 @@ with errors_shown():
     else:
         run, step = choose_run_step()
         batch, config = loaders.run_batch(run, step)
-        data_key, student, defaults = f"run:{run}", run_student(run), config.margin_settings()
+        data_key, student, defaults = f"run:{run}", run_student(run), config.masking
         guide = guide_model_spec(config.guide, config.student)  # "self": the student before training
         name = Path(run).name
         student_label = f"final model of run {name}" if student != config.student else f"untrained {student}: no saved model"

@@ -114,22 +114,21 @@ class ExperimentConfig:
 
 def _finished(run: Path) -> bool:
     """Whether ``run`` holds a completed training with its model saved (then it is reused)."""
-    from core.training.runs import STATUS, trained_model
+    from core.training.runs import trained_model
+    from core.training.status import RunState, RunStatus
 
     try:
-        state = json.loads((run / STATUS).read_text()).get("state")
-    except (OSError, ValueError):
+        state = RunStatus.read(run, live=False).state
+    except GistlabError:  # no status yet, or a damaged one: train it (again)
         return False
-    return state == "completed" and trained_model(run) is not None
+    return state == RunState.COMPLETED and trained_model(run) is not None
 
 
 def _train_seconds(run: Path) -> float:
     """Training wall time from the run's status (started to ended)."""
-    from core.training.runs import STATUS
+    from core.training.status import RunStatus
 
-    status = json.loads((run / STATUS).read_text())
-    started, ended = (datetime.fromisoformat(status[k]) for k in ("started", "ended"))
-    return (ended - started).total_seconds()
+    return RunStatus.read(run, live=False).duration_seconds()
 
 
 def _reusable(run: Path) -> bool:

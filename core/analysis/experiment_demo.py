@@ -97,12 +97,12 @@ def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
     guide = GuideCache(load_guide(config.guide, config.student, device="cpu"), config.guide)
 
     def clarity(batch) -> float:
-        pairs = inspect_batch(batch, guide.embed, config.margin_settings()).pairs
+        pairs = inspect_batch(batch, guide.embed, config.masking).pairs
         return clearest_pairs(pairs, DEMO_PAIRS)["guide_score"].mean() if len(pairs) else float("-inf")
 
     best = max(range(len(batches)), key=lambda k: clarity(batches[k]))
     student = encoder(load_model(run_student(run), device="cpu"))
-    report = inspect_batch(batches[best], guide.embed, config.margin_settings(), student)
+    report = inspect_batch(batches[best], guide.embed, config.masking, student)
     mask = report.mask
     weak = mask.weak_rows().numpy()
     quality = report.quality

@@ -218,7 +218,7 @@ def _guide_note(guide: str, student: str) -> str:
 
 def arms_text(config: ExperimentConfig, settings: TrainConfig) -> str:
     """The setup's line on the arms: MNRL's and GIST's shared settings, and each guide in words."""
-    margin = settings.margin_settings()
+    margin = settings.masking
     rule = [f"margin {margin.margin:g}, {margin.margin_strategy}"]
     rule += [] if margin.contrast_anchors else ["no a-a block"]
     rule += [] if margin.contrast_positives else ["no p-p block"]

@@ -35,7 +35,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         check_output_file(args.csv, "--csv")
     if args.run_dir:
         batch, config = open_run_batch(args.run_dir, args.step)
-        guide, student, settings = config.guide, args.student or run_student(args.run_dir), config.margin_settings()
+        guide, student, settings = config.guide, args.student or run_student(args.run_dir), config.masking
         before_training = config.student  # what guide "self" means for this run
         where = f"run {args.run_dir} step {args.step}"
     else:

@@ -87,10 +87,6 @@ class TrainConfig:
 
         check_seed(self.seed)
 
-    def margin_settings(self) -> MarginSettings:
-        """The masking settings (:attr:`masking`)."""
-        return self.masking
-
     def to_dict(self) -> dict:
         """config.json: every field, the masking settings as flat keys."""
         flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "masking"}
