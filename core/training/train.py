@@ -68,7 +68,8 @@ from sentence_transformers.base.sampler import DefaultBatchSampler
 from transformers import TrainerCallback
 
 from core.method import distributed
-from core.corpus.data import epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
+from core.corpus.data import TASK_COLUMN, epoch_batches, load_pairs, negative_columns, text_columns, truth_columns
+from core.corpus.false_negatives import MAX_RATE, false_negative_plan
 from core.errors import GistlabError, GistlabWarning, first_line
 from core.method.groundtruth import ground_truth, relations, step_quality
 from core.training.jobs import process_start
@@ -126,6 +127,7 @@ class TrainConfig:
     fp16: bool = False
     data_columns: dict[str, str] | None = None
     data_split: str = "train"
+    false_negatives: float = 0.0  # core.corpus.false_negatives: ~rate x batch false-negative candidates per row
 
     def __post_init__(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -142,6 +144,7 @@ class TrainConfig:
             (self.max_seq_length is not None and self.max_seq_length < 1, "max_seq_length must be positive"),
             (self.mini_batch_size is not None and self.mini_batch_size < 1, "mini-batch size must be at least 1"),
             (self.bf16 and self.fp16, "choose bf16 or fp16, not both"),
+            (not 0 <= self.false_negatives <= MAX_RATE, f"false_negatives must be a rate in [0, {MAX_RATE}]"),
         ]
         for bad, message in problems:
             if bad:
@@ -282,12 +285,15 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
     distributed.on_main(lambda: check_output_dir(out))  # before the data and models load
     ds = shared.pairs(config)
     _preflight(config, ds)
+    plan = (false_negative_plan(ds, config.batch_size, config.seed, config.false_negatives, homogeneous=config.homogeneous,
+                                steps=config.steps, epochs=config.epochs) if config.false_negatives else None)
+    ds = plan.pairs if plan else ds  # every arm rebuilds the same rows and batches from the seed
     distributed.on_main(lambda: _claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
     trainer, state, error, signals = None, "failed", None, SignalStop()
     with signals:
         try:
-            trainer = build_trainer(config, ds, recorder, signals, shared)
+            trainer = build_trainer(config, ds, recorder, signals, shared, plan)
             trainer.train()
             state = ("interrupted" if signals.received else
                      "stopped" if recorder.stop_requested else "completed")
@@ -444,9 +450,10 @@ def _check_free(out: Path, overwrite: bool) -> bool:
 
 
 def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: SignalStop | None = None,
-                  shared: Shared | None = None):
+                  shared: Shared | None = None, plan=None):
     """The student (fresh from its spec), the loss arm (its guide from ``shared``) and a
-    ``SentenceTransformerTrainer`` that feeds it planned batches."""
+    ``SentenceTransformerTrainer`` that feeds it planned batches (``plan``: a
+    :class:`core.corpus.false_negatives.FalseNegativePlan` whose data is ``ds``)."""
     student = load_model(config.student)
     if config.max_seq_length:
         limit = position_limit(student)
@@ -467,7 +474,7 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: Signa
         warmup_steps=config.warmup_ratio,  # a value below 1 is a ratio of the total steps
         seed=config.seed,
         data_seed=config.seed,
-        batch_sampler=functools.partial(PlannedBatchSampler, pairs=ds, homogeneous=config.homogeneous),
+        batch_sampler=functools.partial(PlannedBatchSampler, pairs=ds, homogeneous=config.homogeneous, plan=plan),
         dataloader_drop_last=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         logging_strategy="steps",
@@ -593,16 +600,22 @@ class LibraryMaskProbe(TrainerCallback):
 
 
 class PlannedBatchSampler(DefaultBatchSampler):
-    """Yields :func:`core.corpus.data.epoch_batches` of ``pairs``: the same batches for every loss arm."""
+    """Yields :func:`core.corpus.data.epoch_batches` of ``pairs`` (or a false-negative ``plan``'s
+    batches): the same batches for every loss arm."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None,
-                 generator=None, seed: int = 0, *, pairs, homogeneous: bool = False) -> None:
+                 generator=None, seed: int = 0, *, pairs, homogeneous: bool = False, plan=None) -> None:
         super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
-        self.pairs, self.homogeneous = pairs, homogeneous
-        self._count = len(epoch_batches(pairs, batch_size, seed, 0, homogeneous))
+        self.pairs, self.homogeneous, self.plan = pairs, homogeneous, plan
+        self._count = len(self._batches(0))
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        if self.plan is not None:
+            return self.plan.batches(epoch)
+        return epoch_batches(self.pairs, self.batch_size, self.seed, epoch, self.homogeneous)
 
     def __iter__(self):
-        yield from epoch_batches(self.pairs, self.batch_size, self.seed, self.epoch, self.homogeneous)
+        yield from self._batches(self.epoch)
 
     def __len__(self) -> int:
         return self._count
@@ -644,6 +657,7 @@ class RunRecorder(TrainerCallback):
     def __init__(self, out: Path, negative_names: list[str], pairs=None) -> None:
         self.out, self.negative_names = out, negative_names
         truth = truth_columns(pairs) if pairs is not None else []
+        truth += [TASK_COLUMN] if truth and TASK_COLUMN in pairs.column_names else []  # the task picks the relation
         self.truth = pairs.select_columns(truth) if truth else None  # ground truth of the data, if any
         self.stop_requested = False
         self.trainer = None
