@@ -68,11 +68,11 @@ def test_verdicts_and_reading_name_help_hurt_and_noise():
 
 def test_masking_table_says_no_ground_truth_instead_of_zero():
     masking = pd.DataFrame({"student": "s", "arm": ["g", "g", "self"], "seed": [0, 1, 0], "steps": 10,
-                            "masked": [0.1, 0.2, 0.05], "precision": [0.5, 0.7, float("nan")],
-                            "weak_rows": [1.0, 2.0, 0.0]})
+                            "masked": [0.1, 0.2, 0.05], "fn_precision": [0.5, 0.7, float("nan")],
+                            "fn_recall": [0.25, float("nan"), float("nan")], "weak_rows": [1.0, 2.0, 0.0]})
     text = masking_markdown(masking_summary(masking))
-    assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 1.50 ± 0.71 | 2 |" in text
-    assert "| GIST · self-guide | 5.0% | no ground truth | 0.00 | 1 |" in text
+    assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 25.0% | 1.50 ± 0.71 | 2 |" in text
+    assert "| GIST · self-guide | 5.0% | no ground truth | n/a | 0.00 | 1 |" in text
 
 
 def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():

@@ -18,8 +18,8 @@ is skipped with its one-line reason, which the report repeats.
 
 The report (a ``ladder`` section of a Markdown file, core.training.results.write_section) is rewritten after
 every run: per case, each arm's score ± std over seeds per task and mean, the paired difference of
-each guide against MNRL with its sign count, masking precision against the WordNet ground truth,
-weak-positive rows and the masked fraction per guide, the time, and a reading. Optionally the
+each guide against MNRL with its sign count, the mask's precision and recall of false negatives
+against the WordNet ground truth, weak-positive rows and the masked fraction per guide, the time, and a reading. Optionally the
 first seed's MNRL run and strongest-guide run are copied without weights into ``assets/demo/``
 with the experiment's tidy scores and masking figures (``ladder_scores.csv``,
 ``ladder_masking.csv``) for the Demo page.
@@ -54,7 +54,7 @@ DEMO_MASK_STEPS = 5
 DEMO_SEARCH_STEPS = 20
 DEMO_FILES = ("config.json", "status.json", "metrics.jsonl", "batches.jsonl")
 DEMO_SCORES, DEMO_MASKING, DEMO_SAMPLE = "ladder_scores.csv", "ladder_masking.csv", "sample_batch.json"
-MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "precision", "weak_rows"]
+MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "fn_precision", "fn_recall", "weak_rows"]
 
 
 @dataclass(frozen=True)
@@ -160,25 +160,27 @@ class ExperimentResult:
 
 
 def run_masking(metrics: pd.DataFrame) -> dict:
-    """One guided run's masking over its steps: masked fraction, precision, weak-positive rows per step.
+    """One guided run's masking over its steps: masked fraction, precision, recall, weak-positive rows per step.
 
-    Precision (share of masked candidates that are same-meaning, same-word or same-category in the
-    WordNet ground truth) and weak rows (rows with most of their candidates masked) come from the
-    per-step metrics core.training.train records; NaN where the run has no such metric (no ground truth).
+    Precision (false negatives masked / masked) and recall (false negatives masked / present), by the
+    task's relation of core.method.groundtruth, and weak rows (rows with most of their candidates
+    masked) come from the per-step metrics core.training.train records; NaN where the run has no such
+    metric (no ground truth, no false negative present, or a run recorded before that definition).
     """
     def mean(column: str) -> float:
         if column not in metrics:
             return float("nan")
         return float(pd.to_numeric(metrics[column], errors="coerce").mean())
 
-    return {"steps": len(metrics), "masked": mean("masked_fraction"), "precision": mean("mask_precision"),
+    return {"steps": len(metrics), "masked": mean("masked_fraction"), "fn_precision": mean("fn_precision"),
+            "fn_recall": mean("fn_recall"),
             "weak_rows": mean("weak_rows")}
 
 
 def masking_summary(masking: pd.DataFrame) -> pd.DataFrame:
     """Per (student, arm): mean of each masking figure over seeds, its std and the seed count."""
     grouped = masking.groupby(["student", "arm"], sort=False)
-    out = grouped[["masked", "precision", "weak_rows"]].agg(["mean", "std"])
+    out = grouped[["masked", "fn_precision", "fn_recall", "weak_rows"]].agg(["mean", "std"])
     out.columns = [f"{figure}_{stat}" for figure, stat in out.columns]
     return out.assign(seeds=grouped["seed"].nunique()).reset_index()
 
@@ -222,23 +224,24 @@ def deltas_markdown(deltas: pd.DataFrame, arms: list[str]) -> str:
 
 
 def masking_markdown(summary: pd.DataFrame) -> str:
-    """Per guide: masked fraction, precision against the ground truth, weak-positive rows per step."""
-    lines = ["| guide | candidates masked | precision of the mask | weak-positive rows per step | seeds |",
-             "|---|---|---|---|---|"]
+    """Per guide: masked fraction, precision and recall of false negatives, weak-positive rows per step."""
+    lines = ["| guide | candidates masked | precision (false negatives / masked) | recall (caught / present) "
+             "| weak-positive rows per step | seeds |",
+             "|---|---|---|---|---|---|"]
     for _, row in summary.iterrows():
         seeds = int(row["seeds"])
 
         def cell(figure: str, percent: bool) -> str:
             mean, std = row[f"{figure}_mean"], row[f"{figure}_std"]
             if pd.isna(mean):
-                return "no ground truth" if figure == "precision" else "n/a"
+                return "no ground truth" if figure == "fn_precision" else "n/a"
             text = f"{mean:.1%}" if percent else f"{mean:.2f}"
             if seeds > 1 and pd.notna(std):
                 text += f" ± {std:.1%}" if percent else f" ± {std:.2f}"
             return text
 
-        lines.append(f"| {arm_label(row['arm'])} | {cell('masked', True)} | {cell('precision', True)} "
-                     f"| {cell('weak_rows', False)} | {seeds} |")
+        lines.append(f"| {arm_label(row['arm'])} | {cell('masked', True)} | {cell('fn_precision', True)} "
+                     f"| {cell('fn_recall', True)} | {cell('weak_rows', False)} | {seeds} |")
     return "\n".join(lines)
 
 
@@ -288,10 +291,11 @@ def reading(deltas: pd.DataFrame, summary: pd.DataFrame, masking: pd.DataFrame, 
         parts.append(f"- Fine-tuning with MNRL moved the mean over tasks from {base['mean'].iloc[0]:.4f} "
                      f"(base `{student}`) to {mnrl['mean'].iloc[0]:.4f}.")
     for _, row in masking.iterrows():
-        if pd.notna(row["precision_mean"]):
+        if pd.notna(row["fn_precision_mean"]):
             parts.append(f"- {arm_label(row['arm'])} masked {row['masked_mean']:.1%} of the in-batch candidates, "
-                         f"{row['precision_mean']:.0%} of them related in the ground truth (same meaning, word or "
-                         f"category); {row['weak_rows_mean']:.2f} rows per step were weak positives.")
+                         f"{row['fn_precision_mean']:.0%} of them false negatives by the task's relation (the "
+                         f"rest related hard negatives or unrelated: costs); {row['weak_rows_mean']:.2f} rows "
+                         f"per step were weak positives.")
     parts.append("- Rule: a guide *helps* (or *hurts*) on a task when it beats (or trails) MNRL in every "
                  "seed and the mean difference exceeds the std of the per-seed differences; anything "
                  "else is noise at this scale.")
@@ -490,12 +494,17 @@ def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
     mask = report.mask
     weak = mask.weak_rows().numpy()
     quality = report.quality
-    precision = (float(quality[(quality["task"] == "all") & (quality["block"] == "all")]["precision"].iloc[0])
-                 if quality is not None and len(quality) else None)
+    pooled = (quality[(quality["task"] == "all") & (quality["block"] == "all")].iloc[0]
+              if quality is not None and len(quality) else None)
+    shares = {} if pooled is None else {  # the three-way split of the mask (core.method.groundtruth)
+        "false_negatives": int(pooled["false_negatives"]), "caught": int(pooled["caught"]),
+        "related": int(pooled["masked_same-word"] + pooled["masked_same-category"]),
+        "unrelated": int(pooled["masked_unrelated"])}
+    precision = None if pooled is None or pooled["precision"] != pooled["precision"] else float(pooled["precision"])
     stats = {"step": steps[best], "guide": config.guide, "rows": len(batches[best]),
              "candidates": sum(int(mask.candidates[b].sum()) for b in mask.blocks),
              "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
-             "weak_rows": int(weak.sum()), "precision": precision}
+             "weak_rows": int(weak.sum()), "precision": precision, **shares}
     return report.pairs.assign(step=steps[best], weak_row=weak[report.pairs["row"].to_numpy()]), stats
 
 
