@@ -106,6 +106,9 @@ def _column_mapping(text: str) -> dict[str, str]:
     return {target.strip(): source.strip() for target, source in pairs}
 
 
+FALSE_NEGATIVES_HELP = ("raise the false-negative rate: rebuild each batch so that about RATE x batch-size of "
+                        "a row's in-batch candidates are right answers (rows of its meaning added from the "
+                        "data; needs ground truth: bundled or a 'group' column; seeded; default 0: the data as is)")
 FLOOR_HELP = ("raise every row's mask threshold to at least this guide cosine, so a weak positive "
               "masks only candidates the guide finds genuinely close (default off: the library's rule)")
 
@@ -148,6 +151,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrast-positives", action=argparse.BooleanOptionalAction,
                    help="include the p-p block (default on)")
     p.add_argument("--positive-floor", type=_cosine, help=FLOOR_HELP)
+    p.add_argument("--false-negatives", type=float, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--homogeneous", action=argparse.BooleanOptionalAction,
                    help="draw each batch from one task (needs a task column; default mixed)")
     p.add_argument("--gather-across-devices", action=argparse.BooleanOptionalAction,
@@ -309,6 +313,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_dir", default=None, help="open the batch this run trained on at --step (its data, "
                                                "guide, settings and trained student)")
     p.add_argument("--step", type=int, default=1, help="with --run: the step (from 1)")
+    p.add_argument("--false-negatives", type=float, default=0.0, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--csv", default=None, help="write all masked pairs (with --compare-guide: the pairs one "
                                                "guide masks and the other keeps) to this CSV file")
     p.add_argument("--show", type=int, default=20, help="masked pairs printed (default 20)")
@@ -334,12 +339,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
         where = f"run {args.run_dir} step {args.step}"
     else:
         ds = load_pairs(args.data, split=args.hf_split, columns=args.data_columns, batch_size=args.batch_size)
-        batch = Batch.draw(ds, args.batch_size, args.seed, args.task)
+        batch = Batch.draw(ds, args.batch_size, args.seed, args.task, args.false_negatives)
         guide, student = args.guide or DEFAULT_GUIDE, args.student
         before_training = student
         settings = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors,
                                   args.contrast_positives, args.positive_floor)
-        where = f"{args.data} seed {args.seed}"
+        where = f"{args.data} seed {args.seed}" + (f" at false-negative rate {args.false_negatives:g}"
+                                                   if args.false_negatives else "")
     if args.compare_guide:
         return _print_comparison(batch, (guide, args.compare_guide), before_training, settings, where, args)
     report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
@@ -363,8 +369,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _print_quality(report) -> None:
-    """The mask against the ground truth (precision, relation shares, recall per block; per task
-    when the batch mixes tasks) and the weak-positive rows, listed."""
+    """The mask against the ground truth (false negatives present, caught and missed; precision,
+    recall and the two cost shares, per block; per task when the batch mixes tasks) and the
+    weak-positive rows, listed."""
+    from core.method.groundtruth import in_words, quality_table
     from core.method.masking import WEAK_SHARE
 
     quality = report.quality
@@ -372,15 +380,11 @@ def _print_quality(report) -> None:
         print("no ground truth in this data: precision and recall are not defined "
               "(add a 'group' column, or use --data bundled)")
     else:
-        table = quality[(quality.task == "all") | (quality.block == "all")].copy()
-        table["meaning_masked"] = (table["masked_same-meaning"].astype(str) + "/"
-                                   + table["same_meaning_candidates"].astype(str))
-        columns = ["task", "block", "masked", "precision", *(f"share_{r}" for r in
-                   ("same-meaning", "same-word", "same-category", "unrelated")), "meaning_masked", "recall"]
-        print("mask against the ground truth (precision: share of masked candidates that are same-meaning, "
-              "same-word or same-category; recall: share of same-meaning candidates masked):")
-        print(table[columns].rename(columns=lambda c: c.replace("share_", ""))
-              .to_string(index=False, na_rep="n/a", float_format=lambda x: f"{x:.3f}"))
+        pooled = quality[(quality.task == "all") & (quality.block == "all")].iloc[0]
+        print(in_words(pooled))
+        print("per block and task (a false negative: a right answer for the row by its task's relation; "
+              "precision = caught / masked, recall = caught / present):")
+        print(quality_table(quality).to_string(index=False, na_rep="n/a", float_format=lambda x: f"{x:.3f}"))
     weak = report.counts[report.counts["weak"]]
     print(f"{len(weak)} weak-positive rows (>= {WEAK_SHARE:.0%} of their candidates masked: they drop out of "
           "the loss; the guide disbelieves their pair)")
