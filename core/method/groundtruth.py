@@ -240,6 +240,31 @@ def mask_quality(mask: BatchMask, rel: dict[str, torch.Tensor], tasks: Sequence[
     return pd.DataFrame.from_records(records, columns=list(QUALITY_COLUMNS))
 
 
+def quality_table(quality: pd.DataFrame) -> pd.DataFrame:
+    """:func:`mask_quality`'s rows a reader needs (every block pooled over tasks, every task pooled over
+    blocks) with the columns that define the three-way split: masked, false negatives present,
+    caught, missed, precision, recall, related and unrelated shares."""
+    rows = quality[(quality.task == ALL) | (quality.block == ALL)]
+    return rows[["task", "block", "masked", "false_negatives", "caught", "missed", "precision", "recall",
+                 "share_related", "share_unrelated"]].rename(columns={
+                     "false_negatives": "fn_present", "share_related": "related", "share_unrelated": "unrelated"})
+
+
+def in_words(record) -> str:
+    """One row of :func:`mask_quality` (or the same keys) as a sentence: the false negatives present,
+    caught and missed, precision and recall with their counts, and the three shares of the mask."""
+    present, caught, masked = int(record["false_negatives"]), int(record["caught"]), int(record["masked"])
+    pct = lambda x: "n/a" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: undefined)
+    found = (NO_FALSE_NEGATIVES if not present else
+             f"false negatives: {present} present, {caught} caught, {present - caught} missed "
+             f"(recall {caught}/{present} = {pct(record['recall'])})")
+    if not masked:
+        return f"{found}; nothing masked: precision undefined"
+    return (f"{found}; precision {caught}/{masked} = {pct(record['precision'])} of the masked are false "
+            f"negatives, {pct(record['share_related'])} related hard negatives (same word or category, not "
+            f"the task's relation), {pct(record['share_unrelated'])} unrelated")
+
+
 STEP_KEYS = ("fn_present", "fn_caught", "fn_precision", "fn_recall", "related_share", "unrelated_share")
 """Keys of :func:`step_quality` in metrics.jsonl (runs before issue 22 wrote ``mask_precision`` and
 ``mask_recall`` under an older definition: readers treat those as absent, never as these)."""
