@@ -548,11 +548,12 @@ def _run_mine(args: argparse.Namespace) -> int:
           f"{out}; the guide removed {summary['removed_by_guide']} of {summary['candidates_considered']} retrieved "
           f"candidates ({summary['removed_share']:.1%}); {summary['rows_without_enough_negatives']} rows left "
           "without enough negatives (dropped)")
-    shares = summary.get("same_meaning_share")
+    shares = summary.get("false_negative_share")
     if shares:
         removed = "n/a" if shares["removed"] is None else f"{shares['removed']:.1%}"
         kept = "n/a" if shares["kept"] is None else f"{shares['kept']:.1%}"
-        print(f"ground truth: same-meaning among removed candidates {removed}, among kept {kept}")
+        print(f"ground truth: false negatives (right answers by the task's relation) among removed candidates "
+              f"{removed}, among kept {kept}")
     return 0
 
 
