@@ -11,13 +11,10 @@ import streamlit as st
 
 from core.corpus.data import GROUP_COLUMN
 from core.corpus.false_negatives import MAX_RATE
+from core.method.explain import DEFINITION
 from core.method.groundtruth import in_words
 
-DEFINITION = ("A false negative is a candidate that is a right answer for the row by its task's relation: the same "
-              "WordNet synset for the definition tasks, the same category for category_triplet, the same group "
-              "in your own data. precision = false negatives masked / masked (the rest are costs: related hard "
-              "negatives, i.e. the same word or category where that is not the task's relation, and unrelated); "
-              "recall = false negatives masked / false negatives present.")
+__all__ = ["DEFINITION", "choose_rate", "has_ground_truth", "split_caption"]
 RATE_HELP = ("Rebuild each drawn batch so that about this share of a row's in-batch candidates are right answers "
              "(rows of its meaning added from the data; `gistlab train --false-negatives` trains at a rate). "
              "0: the data as it is; random batches of the bundled definition tasks then hold none.")

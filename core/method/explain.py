@@ -18,6 +18,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+DEFINITION = ("A false negative is a candidate that is a right answer for the row by its task's relation: the same "
+              "WordNet synset for the definition tasks, the same category for category_triplet, the same group "
+              "in your own data. precision = false negatives masked / masked (the rest are costs: related hard "
+              "negatives, i.e. the same word or category where that is not the task's relation, and unrelated); "
+              "recall = false negatives masked / false negatives present.")
+"""The one definition of core.method.groundtruth in words, for every page's help."""
+
 DEMO_PAIRS = 6
 """How many masked pairs the Demo page explains."""
 
@@ -34,6 +41,17 @@ def relation(pair: pd.Series) -> str | None:
     """The pair's ground-truth relation by the current names (None without ground truth)."""
     value = pair.get("relation")
     return LEGACY.get(value, value) if isinstance(value, str) else None
+
+
+def split_counts(pairs: pd.DataFrame) -> dict[str, int] | None:
+    """Masked pairs per share of the three-way split (false negative, related hard negative,
+    unrelated), None without ground truth."""
+    if "relation" not in pairs or pairs["relation"].isna().all():
+        return None
+    names = pairs.apply(relation, axis=1) if len(pairs) else pd.Series(dtype=object)
+    return {"false negative": int((names == "false-negative").sum()),
+            "related hard negative": int(names.isin(["same-word", "same-category"]).sum()),
+            "unrelated": int((names == "unrelated").sum())}
 
 
 def case(pair: pd.Series) -> str:
