@@ -6,7 +6,7 @@ definition tasks: none at batch 64), so the guide has nothing to catch and MNRL 
 are kept as sources, and each source is joined by added rows of the same meaning, so that a row
 has on average ``RATE x B`` other rows of its meaning in the batch (in the a-p block: that many
 false-negative positives among its B - 1 candidates; as many again in a-a and p-p). Cluster sizes
-are ``floor(RATE x B) + 1`` and one more, mixed so the mean hits the rate; rate 0 changes nothing.
+are of two neighbouring sizes, mixed so the mean comes closest to the rate; rate 0 changes nothing.
 
 An added row is a row of the data with the source's meaning under the source's task's relation
 (:data:`core.corpus.bundled.TASK_RELATIONS`): the same synset for the definition tasks (from any
@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -77,19 +78,21 @@ def meaning_keys(ds: Dataset) -> list[tuple | None]:
     return keys
 
 
-def cluster_sizes(batch_size: int, rate: float) -> list[int]:
-    """Sizes of the clusters one batch is cut into (they sum to ``batch_size``): a row in a cluster of
-    k has k - 1 partners, and the sizes mix ``floor(m) + 1`` and ``floor(m) + 2`` so the mean partner
-    count per row is about ``m = rate x batch_size``."""
-    m = rate * batch_size
-    base = math.floor(m) + 1
-    big_rows = (m - math.floor(m)) * batch_size  # rows in clusters of base + 1
-    n_big = min(round(big_rows / (base + 1)), batch_size // (base + 1))
-    rest = batch_size - n_big * (base + 1)
-    sizes = [base + 1] * n_big + [base] * (rest // base)
-    if rest % base:
-        sizes.append(rest % base)
-    return sizes
+@cache
+def cluster_sizes(batch_size: int, rate: float) -> tuple[int, ...]:
+    """Sizes of the clusters one batch is cut into (they sum to ``batch_size``, largest first): a row in
+    a cluster of k has k - 1 partners. Clusters of two neighbouring sizes (and one smaller one for
+    the rows left over), mixed so the mean partner count per row comes closest to ``rate x batch_size``."""
+    target = rate * batch_size * batch_size  # the partner count summed over rows
+    best, best_gap = (1,) * batch_size, target
+    for a in range(1, batch_size + 1):
+        for n_big in range(batch_size // (a + 1) + 1):
+            n_small, left = divmod(batch_size - n_big * (a + 1), a)
+            sizes = (a + 1,) * n_big + (a,) * n_small + ((left,) if left else ())
+            gap = abs(sum(k * (k - 1) for k in sizes) - target)
+            if gap < best_gap:
+                best, best_gap = sizes, gap
+    return best
 
 
 @dataclass(frozen=True)
