@@ -87,6 +87,11 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     other = ExperimentConfig(seeds=(0, 1), lr=1e-5).run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
     assert other != name  # other settings, other folder: never reused by mistake
     assert "--guides none,self,bundled:minilm-l6,bundled:mpnet-base" in config.command(None, None)
+    # a false-negative rate is part of every arm's settings (another folder), and of the command;
+    # rate 0 keeps the names runs had before the option existed
+    rated = ExperimentConfig(seeds=(0, 1), false_negatives=0.1)
+    assert rated.train_settings(plan[1])["false_negatives"] == 0.1 and "false_negatives" not in config.train_settings(plan[1])
+    assert rated.run_name(plan[1]) != config.run_name(plan[1]) and "--false-negatives 0.1" in rated.command(None, None)
 
 
 def test_help_lists_guides(capsys):

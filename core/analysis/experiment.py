@@ -93,6 +93,7 @@ class ExperimentConfig:
     out: str | None = None
     threads: int | None = None  # torch threads for every run; None: all cores (never load-dependent)
     report_only: bool = False  # train nothing: report (and copy the demo of) the runs already finished
+    false_negatives: float = 0.0  # core.corpus.false_negatives: every arm trains at this rate (0: the data as is)
 
     def cases(self) -> list[tuple[str, tuple[str, ...]]]:
         """(student, guides) of each case: the ladder, then the small-model case if any."""
@@ -111,7 +112,8 @@ class ExperimentConfig:
         guide = {} if arm.guide == MNRL else {"guide": arm.guide}  # MNRL loads no guide
         return {"data": self.data, "student": arm.student, **guide, "loss": arm.loss,
                 "batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "seed": arm.seed,
-                "homogeneous": self.homogeneous}
+                "homogeneous": self.homogeneous,
+                **({"false_negatives": self.false_negatives} if self.false_negatives else {})}  # rate 0: old names
 
     def run_name(self, arm: Arm) -> str:
         """``exp-<student>-<arm>-s<seed>-<steps>x<batch>-<hash of the settings>``: same settings, same folder."""
@@ -126,6 +128,7 @@ class ExperimentConfig:
                  f"--batch-size {self.batch_size}", f"--seeds {','.join(map(str, self.seeds))}",
                  f"--lr {self.lr:g}"]
         parts += [] if self.homogeneous else ["--mixed"]
+        parts += [f"--false-negatives {self.false_negatives:g}"] if self.false_negatives else []
         parts += [f"--student {self.student}"] if self.student != d.student else []
         if (self.small_student, self.small_guides) != (d.small_student, d.small_guides):
             parts += [f"--small-student {self.small_student or 'none'}",
