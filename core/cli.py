@@ -229,6 +229,7 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="default %(default)s")
     p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
+    p.add_argument("--false-negatives", type=float, default=d.false_negatives, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--student", default=d.student, help="default %(default)s")
     p.add_argument("--small-student", default=d.small_student,
                    help="second case, the paper's small model: this student with --small-guides "
@@ -271,7 +272,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
                               homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
                               student=args.student, guides=_arms(args.guides, "--guides"),
                               small_student=small, small_guides=_arms(args.small_guides, "--small-guides"),
-                              threads=args.threads, report_only=args.report_only)
+                              threads=args.threads, report_only=args.report_only,
+                              false_negatives=args.false_negatives)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,
