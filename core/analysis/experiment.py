@@ -19,9 +19,9 @@ is skipped with its one-line reason, which the report repeats.
 The report (a ``ladder`` section of a Markdown file, core.training.results.write_section) is rewritten after
 every run: per case, each arm's score ± std over seeds per task and mean, the paired difference of
 each guide against MNRL with its sign count, the mask's precision and recall of false negatives
-against the WordNet ground truth, weak-positive rows and the masked fraction per guide, the time, and a reading. Optionally the
-first seed's MNRL run and strongest-guide run are copied without weights into ``assets/demo/``
-with the experiment's tidy scores and masking figures (``ladder_scores.csv``,
+against the WordNet ground truth, weak-positive rows and the masked fraction per guide, the time,
+and a reading. Optionally the first seed's MNRL run and strongest-guide run are copied without
+weights into ``assets/demo/`` with the experiment's tidy scores and masking figures (``ladder_scores.csv``,
 ``ladder_masking.csv``) for the Demo page.
 """
 
