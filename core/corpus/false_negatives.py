@@ -109,7 +109,8 @@ class FalseNegativePlan:
         return self.epoch_plans[epoch % len(self.epoch_plans)]
 
 
-def add_false_negatives(ds: Dataset, batches: list[list[int]], rate: float, seed: int) -> tuple[Dataset, list[list[int]]]:
+def add_false_negatives(ds: Dataset, batches: list[list[int]], rate: float,
+                        seed: int) -> tuple[Dataset, list[list[int]]]:
     """``ds`` with added rows, and ``batches`` rebuilt as clusters of one meaning (module docstring).
 
     Each batch keeps as many of its first rows as it has clusters (:func:`cluster_sizes`); each
