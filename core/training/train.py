@@ -285,8 +285,9 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
     distributed.on_main(lambda: check_output_dir(out))  # before the data and models load
     ds = shared.pairs(config)
     _preflight(config, ds)
-    plan = (false_negative_plan(ds, config.batch_size, config.seed, config.false_negatives, homogeneous=config.homogeneous,
-                                steps=config.steps, epochs=config.epochs) if config.false_negatives else None)
+    plan = (false_negative_plan(ds, config.batch_size, config.seed, config.false_negatives,
+                                homogeneous=config.homogeneous, steps=config.steps, epochs=config.epochs)
+            if config.false_negatives else None)
     ds = plan.pairs if plan else ds  # every arm rebuilds the same rows and batches from the seed
     distributed.on_main(lambda: _claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
