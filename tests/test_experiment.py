@@ -90,7 +90,8 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     # a false-negative rate is part of every arm's settings (another folder), and of the command;
     # rate 0 keeps the names runs had before the option existed
     rated = ExperimentConfig(seeds=(0, 1), false_negatives=0.1)
-    assert rated.train_settings(plan[1])["false_negatives"] == 0.1 and "false_negatives" not in config.train_settings(plan[1])
+    assert rated.train_settings(plan[1])["false_negatives"] == 0.1
+    assert "false_negatives" not in config.train_settings(plan[1])
     assert rated.run_name(plan[1]) != config.run_name(plan[1]) and "--false-negatives 0.1" in rated.command(None, None)
 
 

@@ -285,7 +285,8 @@ def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tm
                 return "related"
             return "unrelated"
 
-        kinds = pd.Series([kind(r, b, j) for r, b, j in zip(cells["anchor_row"], cells["block"], cells["candidate_row"])])
+        kinds = pd.Series([kind(r, b, j)
+                           for r, b, j in zip(cells["anchor_row"], cells["block"], cells["candidate_row"])])
         assert metrics.loc[step, "fn_precision"] == pytest.approx((kinds == "fn").mean(), abs=1e-4)
         assert metrics.loc[step, "related_share"] == pytest.approx((kinds == "related").mean(), abs=1e-4)
         assert metrics.loc[step, "fn_caught"] == (kinds == "fn").sum()
