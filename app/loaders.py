@@ -99,11 +99,12 @@ def upload_columns(name: str, digest: str, _data: bytes) -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds):
-    """``Batch.draw`` once per (data, size, seed, task): a margin change then redraws nothing (~60 ms)."""
+def drawn_batch(data_key: str, size: int, seed: int, task: str | None, _ds, false_negatives: float = 0.0):
+    """``Batch.draw`` once per (data, size, seed, task, false-negative rate): a margin change then
+    redraws nothing (~60 ms)."""
     from core.analysis.inspect import Batch
 
-    return Batch.draw(_ds, size, seed, task)
+    return Batch.draw(_ds, size, seed, task, false_negatives)
 
 
 _RUN_BATCHES = Kept(16)

@@ -416,9 +416,15 @@ role `anchor`, `positive`, `negative`:
 - `<role>_lemmas`: that synset's lemmas (list of strings, WordNet spelling: `domestic_dog`);
 - `<role>_category`: its lexicographer category (`noun.animal`).
 
-An in-batch candidate is *same-meaning* for a row when its synset is the row's anchor's or
-positive's, *same-word* when it shares a lemma (another sense), *same-category* when it shares the
-category. `core.corpus.bundled.bundled_pairs()` keeps these columns; training drops them.
+An in-batch candidate is a *false negative* of a row when it is a right answer for the row by the
+row's task's relation (`core.corpus.bundled.TASK_RELATIONS`): the same synset for
+`example_definition` and `words_definition`, the same category for `category_triplet`. Otherwise it
+is a *related hard negative* when it shares a lemma (another sense) or the category (where that is
+not the task's relation), else *unrelated*. A mask's precision is false negatives masked / masked,
+its recall false negatives masked / false negatives present (`core/method/groundtruth.py`).
+`core.corpus.bundled.bundled_pairs()` keeps these columns; training drops them. Random batches of
+the definition tasks hold no false negative (one row per synset and task);
+`--false-negatives RATE` (`core/corpus/false_negatives.py`) adds them at a rate.
 
 | task | rows |
 |---|---|

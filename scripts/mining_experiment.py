@@ -112,10 +112,10 @@ def render(args, summary: dict, table, runs: dict, seconds: float) -> str:
         f"{summary['settings']['num_negatives']} negatives and dropped, so every arm trains on the same "
         f"{summary['rows_out']} rows, same batches per seed.",
     ]
-    shares = summary.get("same_meaning_share")
+    shares = summary.get("false_negative_share")
     if shares:
         fmt = lambda x: "n/a" if x is None else f"{x:.1%}"  # noqa: E731
-        lines += ["", f"Ground truth (WordNet synsets): same-meaning among the removed candidates "
+        lines += ["", f"Ground truth (WordNet, by each task's relation): false negatives among the removed candidates "
                       f"{fmt(shares['removed'])}, among the kept {fmt(shares['kept'])}."]
     lines += ["", f"Main score per task (mean over seeds {args.seeds}; {args.steps} steps of batch "
                   f"{args.batch_size}, lr 2e-5):", "",

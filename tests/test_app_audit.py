@@ -138,3 +138,22 @@ def test_the_audit_is_read_under_a_bar_counting_its_tables_once(finished_audit, 
     texts.clear()
     at.segmented_control[0].set_value("keep").run()
     assert texts == [] and [m.value for m in at.metric] == ["1", "1", "1"]  # kept: read once
+
+
+def test_ground_truth_labels_say_catch_or_cost(home, tmp_path):
+    """With a group column, a finding's relation is named with its share of the three-way split."""
+    from core.analysis.audit import dataset_relations
+
+    rows = {**ROWS, "group": ["cat", "cat", "dog", "dog", None, None]}
+    data = tmp_path / "grouped.csv"
+    pd.DataFrame(rows).to_csv(data, index=False)
+    ds = Dataset.from_dict(rows)
+    embed = lambda texts: torch.tensor([VECTORS[t] for t in texts], dtype=torch.float32)  # noqa: E731
+    report = audit(ds, embed, AuditSettings(max_above=2), relations=dataset_relations(ds),
+                   about={"data": str(data), "guide": "table"})
+    report.save(home / "audits" / "20250101-000001")
+    at = open_audit()
+    assert not at.exception and not at.error
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "ground truth: **false-negative** (false negative)" in markdown  # hound's row vs a dog: one group
+    assert any(m.delta == "precision 100%" for m in at.metric)

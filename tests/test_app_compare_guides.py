@@ -32,6 +32,16 @@ def test_without_mpnet_compares_self_and_names_the_install(tiny_models, no_mpnet
     assert at.dataframe[-1].value.empty and "exactly the same pairs" in " ".join(i.value for i in at.info)
 
 
+def test_a_false_negative_rate_gives_both_guides_something_to_catch(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compare_guide_b").set_value("bundled:minilm-l6")
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.2).run()
+    assert not errors(at)
+    summary = at.dataframe[0].value
+    assert (summary["false_negatives"] > 0).all() and summary["recall"].notna().all()
+    assert not any(c.value.startswith("No false negatives") for c in at.caption)
+
+
 def test_two_different_guides_on_bundled_data(tiny_models, no_mpnet):
     at = open_page(PAGE)
     at.sidebar.selectbox(key="compare_guide_b").set_value("bundled:minilm-l6").run()
@@ -42,7 +52,12 @@ def test_two_different_guides_on_bundled_data(tiny_models, no_mpnet):
     table = at.dataframe[-1].value
     assert len(table) > 0 and set(table["masked_by"]) <= {at.sidebar.selectbox(key="compare_guide_a").value,
                                                           "bundled:minilm-l6"}
-    assert set(table["relation"]) <= {"same-meaning", "same-word", "same-category", "unrelated"}
+    assert set(table["relation"]) <= {"false-negative", "same-word", "same-category", "unrelated"}
+    # the caption says what agreement means: a false negative only where the ground truth says so
+    assert "false negative only where the ground truth" in at.caption[0].value
+    assert "they agree it is a false negative" not in at.caption[0].value
+    split = next(c.value for c in at.caption if "related hard negatives" in c.value)
+    assert "false negatives in this batch" in split or "No false negatives in this batch" in split
     heading = next(h.value for h in at.subheader if h.value.startswith("Pairs one guide masks"))
     assert f"({len(table):,})" in heading
     assert len(at.get("plotly_chart")) == 2  # both masks' cells, and the disagreements by relation

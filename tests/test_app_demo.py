@@ -13,8 +13,12 @@ from streamlit.testing.v1 import AppTest
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
 
-def make_demo(root: Path, seeds: int = 3) -> Path:
-    """A demo folder in the documented layout: two run dirs, a sample batch, results, the ladder's scores."""
+def make_demo(root: Path, seeds: int = 3, recorded_before: bool = False) -> Path:
+    """A demo folder in the documented layout: two run dirs, a sample batch, results, the ladder's scores.
+
+    ``recorded_before``: the files an experiment wrote before the false-negative definition of issue 22
+    (relation ``same-meaning``, a masking ``precision`` that counted related hard negatives as backed)."""
+    right = "same-meaning" if recorded_before else "false-negative"
     demo = root / "demo"
     guide = "bundled:mpnet-base"
     for arm, masked in (("gist", 0.12), ("mnrl", 0.0)):
@@ -26,18 +30,20 @@ def make_demo(root: Path, seeds: int = 3) -> Path:
                  for s in range(1, 6)]
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     looks = [(f"usage {i}", f"its positive {i}", f"a look-alike {i}", 0.9 - i / 100, False, i % 2 == 0,
-              ["same-meaning", "same-word", "same-category"][i % 3], False) for i in range(7)]
+              [right, "same-word", "same-category"][i % 3], False) for i in range(7)]
     weak = [("a pair the guide doubts", "a far positive", "something else", 0.30, False, False, "unrelated", True)]
-    same = [("a bank of the river", "shore", "a bank of the river", 1.0, True, False, "same-meaning", False),
-            ("the same again", "again", "the same again", 1.0, True, False, "same-meaning", False)]
+    same = [("a bank of the river", "shore", "a bank of the river", 1.0, True, False, right, False),
+            ("the same again", "again", "the same again", 1.0, True, False, right, False)]
     pairs = pd.DataFrame([*looks, *weak, *same], columns=[
         "text", "positive", "candidate", "guide_score", "identical_text", "student_prefers", "relation", "weak_row"])
     pairs = pairs.assign(candidate_role="positive", positive_score=0.7, threshold=0.7,
                          beats_positive_by=pairs["guide_score"] - 0.7, step=3)
     pairs.loc[pairs["weak_row"], ["positive_score", "threshold"]] = 0.05
     pairs.to_parquet(demo / "sample_batch.parquet")
-    (demo / "sample_batch.json").write_text(json.dumps(
-        {"step": 3, "guide": guide, "rows": 16, "candidates": 496, "masked": 71, "weak_rows": 1, "precision": 0.8}))
+    sample = {"step": 3, "guide": guide, "rows": 16, "candidates": 496, "masked": 71, "weak_rows": 1, "precision": 0.8}
+    if not recorded_before:
+        sample |= {"false_negatives": 8, "caught": 5, "related": 4, "unrelated": 1}
+    (demo / "sample_batch.json").write_text(json.dumps(sample))
     pd.DataFrame({
         "model": ["gistlab/minilm-l3", "gistlab-run/g", "gistlab-run/m"] * 2,
         "loss": [None, "gist", "mnrl"] * 2, "seed": [None, 0, 0] * 2,
@@ -53,8 +59,9 @@ def make_demo(root: Path, seeds: int = 3) -> Path:
     scores = pd.DataFrame(rows, columns=["student", "arm", "seed", "task", "main_score"])
     scores.assign(metric=scores["task"].map({"WordNetSTS": "Spearman (cosine)", "WordNetRetrieval": "nDCG@10"}),
                   split="test").to_csv(demo / "ladder_scores.csv", index=False)
+    quality = {"precision": 0.8} if recorded_before else {"fn_precision": 0.8, "fn_recall": 0.5}
     pd.DataFrame([{"student": "bundled:minilm-l3", "arm": guide, "seed": seed, "steps": 5,
-                   "masked": 0.12 + seed / 100, "precision": 0.8, "weak_rows": 1.0} for seed in range(seeds)]
+                   "masked": 0.12 + seed / 100, **quality, "weak_rows": 1.0} for seed in range(seeds)]
                  ).to_csv(demo / "ladder_masking.csv", index=False)
     return demo
 
@@ -71,13 +78,19 @@ def test_demo_tells_the_story(tmp_path, monkeypatch):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["GIST · mpnet-base − MNRL, mean over tasks (3 seeds)"].startswith("+0.0300 ± 0.")
     assert metrics["Candidates masked per step (3 seeds)"] == "13% ± 1%"
-    assert metrics["Masks backed by the ground truth (3 seeds)"] == "80% ± 0%"
+    assert metrics["Masks that were false negatives (3 seeds)"] == "80% ± 0%"
     captions = [c.value for c in at.caption]
-    assert captions[0].startswith("71 of 496 in-batch candidates were masked in this batch (step 3, 16 rows, "
+    # the batch's masks in the three-way split: 5 false negatives (3 look-alikes, 2 identical texts),
+    # 4 related hard negatives, 1 unrelated (the weak row's)
+    assert captions[0] == ("Of the 10 masked candidates: 5 false negatives (right answers: catches), 4 related hard "
+                           "negatives and 1 unrelated (both costs); 5 of its 8 false negatives were caught.")
+    assert captions[1].startswith("71 of 496 in-batch candidates were masked in this batch (step 3, 16 rows, "
                                   "guide `bundled:mpnet-base`); 1 of 16 rows were weak positives")
-    explained = captions[1:7]
-    assert any(e.startswith("Another right answer") for e in explained)
-    assert any(e.startswith("Another sense of the same word") for e in explained)
+    explained = captions[2:8]
+    assert any(e.startswith("A false negative caught") for e in explained)
+    assert any(e.startswith("A cost: another sense of the same word") for e in explained)
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "(false negative: a catch)" in markdown and "(related hard negative: a cost)" in markdown
     assert any(e.startswith("Weak positive: the guide scores this row's own positive only 0.05") for e in explained)
     assert sum("the very same text" in e for e in explained) == 1  # one duplicate at most
     markdown = " ".join(m.value for m in at.markdown)
@@ -90,6 +103,18 @@ def test_demo_tells_the_story(tmp_path, monkeypatch):
     titles = [c["layout"]["title"]["text"] for c in charts[2:4]]
     assert titles == ["MNRL (no guide): training loss", "GIST · mpnet-base: training loss"]  # one axis each
     assert charts[2]["layout"]["xaxis"]["title"]["text"] == "training step"
+
+
+def test_files_recorded_before_the_definition_are_read_not_misread(tmp_path, monkeypatch):
+    """An older demo folder: its 'precision' counted related hard negatives as backed, so the headline
+    says it was not recorded; its 'same-meaning' pairs are false negatives by the current names."""
+    at = run_demo(make_demo(tmp_path, recorded_before=True), monkeypatch)
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Masks that were false negatives"] == "not recorded"
+    captions = [c.value for c in at.caption]
+    assert captions[0].startswith("Of the 10 masked candidates: 5 false negatives (right answers: catches), 4 related")
+    assert any(c.startswith("A false negative caught") for c in captions)
 
 
 def test_one_seed_says_so_and_draws_no_spread(tmp_path, monkeypatch):

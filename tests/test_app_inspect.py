@@ -150,7 +150,16 @@ def test_ground_truth_beside_the_fractions_and_weak_rows(tiny_models):
     at = open_page()
     assert errors(at) == ""
     lines = [c.value for c in at.caption]
-    assert any(line.startswith("precision ") for line in lines)  # the bundled data has ground truth
+    # the bundled data has ground truth: per block, false negatives caught (or none) with precision
+    assert any(line.startswith(("false negatives caught ", "no false negatives · precision")) for line in lines)
+    split = next(line for line in lines if line.startswith("Against the ground truth: "))
+    assert "related hard negatives" in split and "unrelated" in split
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.2).run()
+    assert errors(at) == ""
+    split = next(c.value for c in at.caption if c.value.startswith("Against the ground truth: "))
+    present = int(split.split("false negatives: ")[1].split(" present")[0])
+    assert present > 32 * 3  # about 6 right answers per row in each of a-p, a-a and p-p
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.0).run()
     at.sidebar.slider(key="margin").set_value(0.5).run()  # a wide margin: rows mask nearly everything
     weak = next(m for m in at.metric if m.label == "Weak positives")
     counts = table(at, "weak")

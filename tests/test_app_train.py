@@ -75,6 +75,9 @@ def test_start_launches_a_paired_job_with_the_form_settings(home, monkeypatch):
         "steps": 20, "lr": 2e-5, "seed": 0, "margin_strategy": "absolute", "margin": 0.0,
         "contrast_anchors": True, "contrast_positives": True, "homogeneous": True,
     }
+    next(n for n in at.number_input if n.label.startswith("False-negative rate")).set_value(0.1)
+    click(at, "Start training")
+    assert started["settings"]["false_negatives"] == 0.1  # becomes gistlab train --false-negatives 0.1
 
 
 @pytest.mark.parametrize("field,value,needle", [

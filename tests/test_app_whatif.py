@@ -62,11 +62,16 @@ def test_sweep_chart_separate_axes_and_current_setting(tiny_models, sweeps):
 def test_precision_per_task_and_the_positive_floor(tiny_models):
     at = open_page()
     quality = figure(at, 1)
-    assert quality["layout"]["title"]["text"].startswith("Precision of the mask per task")
+    assert quality["layout"]["title"]["text"].startswith("Precision: false negatives among the masked")
     tasks = {t["name"].split(",")[0] for t in quality["data"]}
     assert "all" in tasks and len(tasks) > 2  # the bundled data's tasks, each its own line
     at.radio(key="whatif_measure").set_value("recall").run()
     assert figure(at, 1)["layout"]["title"]["text"].startswith("Recall")
+    # random batches of the definition tasks hold no false negative: said, not drawn as empty lines
+    said = " ".join(i.value for i in at.info)
+    assert "No false negatives in these batches of" in said and "example_definition" in said
+    drawn = {t["name"].split(",")[0] for t in figure(at, 1)["data"]}
+    assert "example_definition" not in drawn and "category_triplet" in drawn
     at.sidebar.checkbox(key="floor_on").check().run()
     at.sidebar.slider(key="positive_floor").set_value(0.5).run()
     assert errors(at) == ""
@@ -74,6 +79,21 @@ def test_precision_per_task_and_the_positive_floor(tiny_models):
     assert any("floor +0.50" in t["name"] for t in figure(at, 1)["data"])
     line = at.caption[-1].value
     assert "no floor: masked" in line and "floor +0.50: masked" in line
+
+
+def test_a_false_negative_rate_gives_every_task_a_recall_curve(tiny_models):
+    at = open_page()
+    at.radio(key="whatif_measure").set_value("recall")
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.1).run()
+    assert errors(at) == ""
+    assert not any("No false negatives" in i.value for i in at.info)
+    present = next(c.value for c in at.caption if c.value.startswith("False-negative candidates"))
+    counts = dict(part.rsplit(" ", 1) for part in present.split(": ", 1)[1].split(", "))
+    assert set(counts) == {"all", "example_definition", "words_definition", "category_triplet"}
+    assert all(int(n.replace(",", "")) > 0 for n in counts.values())
+    curves = [t for t in figure(at, 1)["data"] if t.get("xaxis") in (None, "x")]
+    assert {t["name"].split(",")[0] for t in curves} == set(counts)
+    assert all(len(values(t["y"])) > 1 for t in curves)  # a curve over the margins, not a point
 
 
 def test_student_not_asked_and_no_anchor_block(tiny_models):

@@ -116,12 +116,12 @@ def test_ground_truth_relations_and_precision():
                             "group": ["g1", "g1", None]})
     relations = dataset_relations(ds)
     codes = relations(np.array([0, 0, 2]), np.array([1, 2, 2]))
-    assert codes.tolist() == ["same-meaning", "unrelated", "same-meaning"]
+    assert codes.tolist() == ["false-negative", "unrelated", "false-negative"]
     vec = {"cat": [1, 0, 0], "feline": [0.8, 0.6, 0], "kitty": [0.9, 0.1, 0], "a cat": [1, 0.05, 0],
            "car": [0, 0, 1], "vehicle": [0, 0.2, 1]}
     report = audit(ds, table_embed({k: np.array(v, float) for k, v in vec.items()}), relations=relations)
     fn = report.false_negatives
-    assert len(fn) >= 1 and set(fn.relation) == {"same-meaning"}
+    assert len(fn) >= 1 and set(fn.relation) == {"false-negative"}
     assert report.summary["precision"]["fn"] == 1.0 and report.summary["ground_truth"]
     assert dataset_relations(ds.remove_columns("group")) is None
 
@@ -133,7 +133,17 @@ def test_bundled_ground_truth_reads_wordnet_provenance():
     relations = dataset_relations(ds)
     # row 0's own pair is one synset; a row of another task is (almost surely) another meaning
     own, other = relations(np.array([0, 0]), np.array([0, 16000]))
-    assert own == "same-meaning" and other != "same-meaning"
+    assert own == "false-negative" and other != "false-negative"
+    # the task decides: two rows of one category are right answers for a category triplet, a related
+    # hard negative (same category, another synset) for a definition task
+    frame = ds.select_columns(["task", "positive_category", "positive_synset"]).to_pandas()
+    for task, expect in (("category_triplet", "false-negative"), ("example_definition", "same-category")):
+        rows = frame[frame.task == task]
+        first = rows.iloc[0]
+        same = rows[(rows.positive_category == first.positive_category)
+                    & (rows.positive_synset != first.positive_synset)].index[0]
+        [got] = relations(np.array([rows.index[0]]), np.array([same]))
+        assert got in ((expect,) if expect == "false-negative" else (expect, "same-word")), (task, got)
 
 
 def test_save_load_and_progress(random_data, tmp_path):

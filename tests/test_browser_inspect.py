@@ -159,7 +159,7 @@ def test_the_map_lists_a_clicked_texts_neighbours(served, page):
 def test_whatif_shows_precision_per_task(served, page):
     url, _ = served
     page.goto(f"{url}/whatif")
-    page.get_by_text("Precision of the mask per task").wait_for(timeout=300_000)
+    page.get_by_text("Precision: false negatives among the masked, per task").wait_for(timeout=300_000)
     wait_until_idle(page, 240_000)
     assert page.get_by_text("absolute margin m").first.is_visible()
     assert not page.locator('[data-testid="stException"]').count()

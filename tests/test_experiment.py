@@ -73,11 +73,11 @@ def test_verdicts_and_reading_name_help_hurt_and_noise():
 
 def test_masking_table_says_no_ground_truth_instead_of_zero():
     masking = pd.DataFrame({"student": "s", "arm": ["g", "g", "self"], "seed": [0, 1, 0], "steps": 10,
-                            "masked": [0.1, 0.2, 0.05], "precision": [0.5, 0.7, float("nan")],
-                            "weak_rows": [1.0, 2.0, 0.0]})
+                            "masked": [0.1, 0.2, 0.05], "fn_precision": [0.5, 0.7, float("nan")],
+                            "fn_recall": [0.25, float("nan"), float("nan")], "weak_rows": [1.0, 2.0, 0.0]})
     text = squeezed(masking_markdown(masking_summary(masking)))
-    assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 1.50 ± 0.71 | 2 |" in text
-    assert "| GIST · self-guide | 5.0% | no ground truth | 0.00 | 1 |" in text
+    assert "| GIST · g | 15.0% ± 7.1% | 60.0% ± 14.1% | 25.0% | 1.50 ± 0.71 | 2 |" in text
+    assert "| GIST · self-guide | 5.0% | no ground truth | n/a | 0.00 | 1 |" in text
 
 
 def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
@@ -92,6 +92,12 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     other = ExperimentConfig(seeds=(0, 1), lr=1e-5).run_name(Arm("bundled:minilm-l3", "bundled:mpnet-base", 1))
     assert other != name  # other settings, other folder: never reused by mistake
     assert "--guides none,self,bundled:minilm-l6,bundled:mpnet-base" in config.command(None, None)
+    # a false-negative rate is part of every arm's settings (another folder), and of the command;
+    # rate 0 keeps the names runs had before the option existed
+    rated = ExperimentConfig(seeds=(0, 1), false_negatives=0.1)
+    assert rated.train_settings(plan[1])["false_negatives"] == 0.1
+    assert "false_negatives" not in config.train_settings(plan[1])
+    assert rated.run_name(plan[1]) != config.run_name(plan[1]) and "--false-negatives 0.1" in rated.command(None, None)
 
 
 def test_help_lists_guides(capsys):

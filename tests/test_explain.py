@@ -12,10 +12,10 @@ def pairs_table() -> pd.DataFrame:
         # text, candidate, guide score, positive score, identical, relation, weak row
         ("shine the silver", "shine hard", 0.59, 0.53, False, "same-word", False),
         ("a firm rebuke", "cause to continue", 0.25, -0.13, False, "unrelated", True),  # a weak positive
-        ("make it shine", "polished", 0.68, 0.53, False, "same-meaning", False),
-        ("polished", "make it shine", 0.68, 0.13, False, "same-meaning", False),  # the same two texts, mirrored
-        ("a bank", "a bank", 1.0, 0.6, True, "same-meaning", False),
-        ("a shore", "a shore", 1.0, 0.6, True, "same-meaning", False),
+        ("make it shine", "polished", 0.68, 0.53, False, "false-negative", False),
+        ("polished", "make it shine", 0.68, 0.13, False, "false-negative", False),  # the same two texts, mirrored
+        ("a bank", "a bank", 1.0, 0.6, True, "false-negative", False),
+        ("a shore", "a shore", 1.0, 0.6, True, "same-meaning", False),  # a table recorded before issue 22
         ("a dog", "a cat", 0.70, 0.65, False, "same-category", False),
         ("a dog", "a wolf", 0.72, 0.65, False, "same-category", False),
     ]
@@ -44,15 +44,19 @@ def test_clearest_without_duplicates_fills_every_slot():
 def test_explain_varies_with_the_case():
     table = pairs_table()
     said = {case(row): explain(row) for _, row in table.iterrows()}
-    assert said["same-meaning"].startswith("Another right answer")
-    assert said["same-word"].startswith("Another sense of the same word, not the same meaning")
-    assert said["same-category"].startswith("Same category, different meaning")
+    assert said["false-negative"].startswith("A false negative caught: this positive is another right answer")
+    # the related hard negatives are costs, said as such
+    assert said["same-word"].startswith("A cost: another sense of the same word, not a right answer")
+    assert said["same-category"].startswith("A cost: same category, different meaning")
     assert said["weak positive"].startswith("Weak positive: the guide scores this row's own positive only -0.13")
     assert "not a second right answer" in said["weak positive"]
     assert "very same text" in said["identical text"]
     unrelated = table.iloc[1].copy()
     unrelated["weak_row"] = False
-    assert explain(unrelated).startswith("Unrelated in the ground truth, yet masked")
+    assert explain(unrelated).startswith("A cost: unrelated in the ground truth, yet masked")
+    legacy = table.iloc[5].copy()
+    legacy["identical_text"] = False
+    assert case(legacy) == "false-negative"  # "same-meaning" of an older table reads as a false negative
     plain = table.iloc[0].drop(["relation", "weak_row"])
     assert "reads as another right answer" in explain(plain)
 

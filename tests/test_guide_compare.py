@@ -34,7 +34,7 @@ def three_rows(with_truth: bool = True) -> Batch:
 
 
 # Row 0 of guide A finds p1 closer than its own positive (a wrong mask: unrelated); guide B finds
-# p2 closer (a right mask: same meaning). Rows 1 and 2 score their own positive 1.0: nothing masked.
+# p2 closer (a right mask: a false negative, same synset). Rows 1 and 2 score their own positive 1.0: nothing masked.
 GUIDE_A = Embedded(anchor=torch.stack([unit(1, 0, 0), unit(1, .2, 0), unit(0, 0, 1)]),
                    positive=torch.stack([unit(1, 1, 0), unit(1, .2, 0), unit(0, 0, 1)]), negatives=[])
 GUIDE_B = Embedded(anchor=torch.stack([unit(1, 0, 0), unit(0, 0, 1), unit(1, 0, .2)]),
@@ -47,14 +47,16 @@ def test_disagreements_carry_relation_and_both_scores():
     assert list(result.disagreements.columns) == list(DISAGREEMENT_COLUMNS) and len(table) == 2
     small, strong = table.loc["small"], table.loc["strong"]
     assert (small["row"], small["candidate"], small["relation"]) == (0, "p one", "unrelated")
-    assert (strong["row"], strong["candidate"], strong["relation"]) == (0, "p two", "same-meaning")
+    assert (strong["row"], strong["candidate"], strong["relation"]) == (0, "p two", "false-negative")
     assert small["score_a"] > small["threshold_a"] and small["score_b"] <= small["threshold_b"]
     assert strong["score_b"] > strong["threshold_b"] and strong["score_a"] <= strong["threshold_a"]
     assert result.agreement == {"a-p": 0.0, "all": 0.0}
     summary = result.summary.set_index("guide")
     assert summary.loc["small", "precision"] == 0.0 and summary.loc["strong", "precision"] == 1.0
     assert summary.loc["small", "recall"] == 0.0 and summary.loc["strong", "recall"] == 0.5  # p0 of row 2 kept
-    assert summary.loc["strong", "only_this_guide_related"] == 1.0
+    assert summary.loc["strong", "only_this_guide_false_negatives"] == 1.0
+    # the small guide's one mask is a cost (unrelated); two false negatives present (p2 for row 0, p0 for row 2)
+    assert summary.loc["small", "share_unrelated"] == 1.0 and list(summary["false_negatives"]) == [2, 2]
     assert list(summary["masked"]) == [1, 1] and list(summary["only_this_guide"]) == [1, 1]
     states = cell_states(result, "a-p")  # the page's map: 1 = A only, 2 = B only, NaN = own positive
     assert states[0, 1] == 1 and states[0, 2] == 2 and np.isnan(np.diag(states)).all()
@@ -64,7 +66,7 @@ def test_disagreements_carry_relation_and_both_scores():
 def test_without_ground_truth_precision_is_nan_not_zero():
     result = compare_embedded(three_rows(with_truth=False), GUIDE_A, GUIDE_B, AP_ONLY, ("a", "b"))
     assert not result.has_ground_truth and result.disagreements["relation"].isna().all()
-    assert result.summary[["precision", "recall", "only_this_guide_related"]].isna().all().all()
+    assert result.summary[["precision", "recall", "only_this_guide_false_negatives"]].isna().all().all()
 
 
 def test_jaccard_per_block_and_pooled():
@@ -111,7 +113,7 @@ def test_cli_compare_prints_precision_agreement_and_writes_csv(grouped_csv, tiny
     table = pd.read_csv(out)
     assert list(table.columns) == list(DISAGREEMENT_COLUMNS) and len(table) > 0
     assert set(table["masked_by"]) <= {"bundled:minilm-l6", "self"}
-    assert set(table["relation"]) <= {"same-meaning", "same-word", "same-category", "unrelated"}
+    assert set(table["relation"]) <= {"false-negative", "same-word", "same-category", "unrelated"}
     assert f"{len(table)} pairs masked by one guide only" in printed.out
 
 

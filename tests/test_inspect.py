@@ -203,11 +203,34 @@ def test_cli_inspect_prints_mask_quality_and_weak_rows(tiny_model_dir, pairs_csv
                            MarginSettings(margin=0.1))
     pooled = report.quality.set_index(["task", "block"]).loc[("all", "all")]
     line = next(x for x in printed.splitlines() if x.split()[:2] == ["all", "all"])
-    assert line.split()[2:4] == [str(int(pooled.masked)), f"{pooled.precision:.3f}"]
+    # masked, false negatives present, caught, missed, precision (caught / masked)
+    assert line.split()[2:7] == [str(int(pooled.masked)), str(int(pooled.false_negatives)), str(int(pooled.caught)),
+                                 str(int(pooled.missed)), f"{pooled.precision:.3f}"]
+    assert pooled.precision == pytest.approx(pooled.caught / pooled.masked)
     assert f"{report.mask.weak_row_count()} weak-positive rows" in printed
     assert "relation" in printed and "no ground truth" not in printed
     assert main(["inspect", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--batch-size", "6"]) == 0
     assert "no ground truth in this data" in capsys.readouterr().out
+
+
+def test_cli_inspect_counts_false_negatives_at_a_set_rate(tiny_model_dir, capsys):
+    """A definition task holds no false negative in a random batch (said so: recall undefined); at
+    --false-negatives 0.25 every row has about 4 of its 16 in-batch positives as right answers,
+    counted as present, caught and missed, with the precision, recall and cost shares beside them."""
+    base = ["inspect", "--data", "bundled", "--guide", str(tiny_model_dir), "--batch-size", "16",
+            "--task", "example_definition", "--show", "0"]
+    assert main(base) == 0
+    assert "no false negatives in this batch: recall undefined" in capsys.readouterr().out
+    assert main([*base, "--false-negatives", "0.25"]) == 0
+    printed = capsys.readouterr().out
+    assert "at false-negative rate 0.25" in printed
+    head = next(x for x in printed.splitlines() if x.startswith("false negatives: "))
+    present = int(head.split()[2])
+    caught, missed = int(head.split()[4]), int(head.split()[6])
+    assert present == caught + missed and present >= 16 * 3 * 3  # ~4 per row in a-p, a-a and p-p each
+    assert "precision" in head and "related hard negatives" in head and "unrelated" in head
+    # the identical texts of repeated pairs are always masked: some are caught whatever the guide
+    assert caught > 0
 
 
 def test_opening_a_run_batch_counts_its_stages(pairs_csv, tmp_path):

@@ -60,6 +60,11 @@ def test_data_is_read_as_training_reads_it(tmp_path):
     small_tasks.write_text("anchor,positive,task\n" + "".join(f"a{i},p{i},t{i % 5}\n" for i in range(10)))
     with pytest.raises(GistlabError, match="untick 'One task per batch'"):
         preflight.check_data(str(small_tasks), batch_size=4, homogeneous=True)
+    with pytest.raises(GistlabError, match="--false-negatives needs data with ground truth"):
+        preflight.check_data(str(no_task), batch_size=4, false_negatives=0.1)
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text("anchor,positive,group\n" + "".join(f"a{i},p{i},g{i % 3}\n" for i in range(10)))
+    preflight.check_data(str(grouped), batch_size=4, false_negatives=0.1)  # a group column is ground truth
 
 
 def test_launch_checks_models_then_data_and_skips_the_guide_of_mnrl():

@@ -260,8 +260,9 @@ def test_bundled_student_and_guide_smoke(tmp_path):
 
 
 def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tmp_path, arm_runs):
-    """With ground truth (WordNet-style provenance columns) every step logs the mask's precision and
-    recall, and the masks file gives the same precision; the loss honours the positive floor."""
+    """With ground truth (WordNet-style provenance columns) every step logs the mask's false negatives,
+    precision, recall and cost shares, and the masks file gives the same figures; the loss honours the
+    positive floor. The tasks here are not bundled ones, so a false negative is a shared synset."""
     data = pd.read_csv(pairs_csv)
     for role, shift in (("anchor", 0), ("positive", 0), ("negative", 1)):  # a negative: the next meaning's word
         data[f"{role}_synset"] = [f"n{i}" if shift else f"s{i % 12}" for i in range(ROWS)]
@@ -276,21 +277,29 @@ def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tm
     assert (masks["threshold"] >= 0.3 - 1e-6).all()  # the loss honours the floor
     role = {"a-p": "positive", "p-p": "positive", "a-a": "anchor", "a-n": "negative"}
     for step, cells in masks.groupby("step"):
-        def related(r: int, block: str, j: int) -> bool:
-            """The candidate (row j's text in ``block``'s column) shares a synset, word or category with row r."""
+        def kind(r: int, block: str, j: int) -> str:
+            """The candidate (row j's text in ``block``'s column) against row r: a false negative (same
+            synset), a related hard negative (same word or category), or unrelated."""
             c = role[block]
-            return (data.at[j, f"{c}_synset"] in {data.at[r, "anchor_synset"], data.at[r, "positive_synset"]}
-                    or bool(set(data.at[j, f"{c}_lemmas"]) & {*data.at[r, "anchor_lemmas"], *data.at[r, "positive_lemmas"]})
-                    or data.at[j, f"{c}_category"] in {data.at[r, "anchor_category"], data.at[r, "positive_category"]})
+            if data.at[j, f"{c}_synset"] in {data.at[r, "anchor_synset"], data.at[r, "positive_synset"]}:
+                return "fn"
+            if (set(data.at[j, f"{c}_lemmas"]) & {*data.at[r, "anchor_lemmas"], *data.at[r, "positive_lemmas"]}
+                    or data.at[j, f"{c}_category"] in {data.at[r, "anchor_category"], data.at[r, "positive_category"]}):
+                return "related"
+            return "unrelated"
 
-        hits = [related(r, b, j) for r, b, j in zip(cells["anchor_row"], cells["block"], cells["candidate_row"])]
-        assert metrics.loc[step, "mask_precision"] == pytest.approx(np.mean(hits), abs=1e-4)
+        kinds = pd.Series([kind(r, b, j)
+                           for r, b, j in zip(cells["anchor_row"], cells["block"], cells["candidate_row"])])
+        assert metrics.loc[step, "fn_precision"] == pytest.approx((kinds == "fn").mean(), abs=1e-4)
+        assert metrics.loc[step, "related_share"] == pytest.approx((kinds == "related").mean(), abs=1e-4)
+        assert metrics.loc[step, "fn_caught"] == (kinds == "fn").sum()
         row_share = cells.groupby("row").size() / (4 * 8 - 3)  # 4 blocks of 8, minus target and 2 diagonals
         assert metrics.loc[step, "weak_rows"] == int((row_share >= 0.9).sum())
-    recall = metrics["mask_recall"].dropna()
-    assert len(recall) and recall.between(0, 1).all() and "mask_precision_a-n" in metrics
+    recall = metrics["fn_recall"].dropna()
+    assert len(recall) and recall.between(0, 1).all() and "fn_precision_a-n" in metrics
+    assert (metrics["fn_present"] >= metrics["fn_caught"]).all()
     plain = runs.read_metrics(arm_runs["gist"])  # no ground truth: counted, but no precision keys
-    assert plain["weak_rows"].notna().all() and "mask_precision" not in plain
+    assert plain["weak_rows"].notna().all() and "fn_precision" not in plain
     assert TrainConfig.from_dict(TrainConfig.from_dict({"positive_floor": 0.3}).to_dict()).masking.positive_floor == 0.3
     with pytest.raises(GistlabError, match="positive-floor"):
         run_training(tiny_config(path, tiny_model_dir, tmp_path / "st", loss="gist-st", positive_floor=0.3))

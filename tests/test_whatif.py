@@ -76,8 +76,9 @@ def test_precision_recall_floor_and_tasks_equal_the_mask_quality_at_each_margin(
             settings = MarginSettings("relative", margin, positive_floor=floor)
             masks = [mask_batch(b, e, settings) for b, e in zip(batches, embedded)]
             quality = sum(mask_quality(m, b.relations(m.blocks), b.tasks).set_index(["task", "block"])
-                          [["masked", "candidates", "masked_same-meaning", "masked_unrelated",
-                            "same_meaning_candidates"]] for b, m in zip(batches, masks))
+                          [["masked", "candidates", "masked_false-negative", "masked_same-word",
+                            "masked_same-category", "masked_unrelated", "false_negatives"]]
+                          for b, m in zip(batches, masks))
             got = table[(table.strategy == "relative") & (table.margin == margin)
                         & (table.positive_floor.isna() if floor is None else table.positive_floor == floor)]
             got = got.set_index(["task", "block"])
@@ -85,9 +86,14 @@ def test_precision_recall_floor_and_tasks_equal_the_mask_quality_at_each_margin(
             for key, row in quality.dropna().iterrows():
                 for column in row.index:
                     assert got.loc[key, column] == row[column], (floor, margin, key, column)
-                masked, unrelated = row["masked"], row["masked_unrelated"]
-                expect = (masked - unrelated) / masked if masked else np.nan
+                masked, caught = row["masked"], row["masked_false-negative"]
+                expect = caught / masked if masked else np.nan  # false negatives masked / masked
                 assert got.loc[key, "precision"] == pytest.approx(expect, nan_ok=True)
+                related = (row["masked_same-word"] + row["masked_same-category"]) / masked if masked else np.nan
+                assert got.loc[key, "share_related"] == pytest.approx(related, nan_ok=True)
+                present = row["false_negatives"]
+                assert got.loc[key, "recall"] == pytest.approx(caught / present if present else np.nan,
+                                                               nan_ok=True)
 
 
 def test_without_ground_truth_the_quality_columns_are_empty(minilm_l6, batches):

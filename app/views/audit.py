@@ -18,8 +18,17 @@ from core.training.events import step_error
 from core.analysis.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
 from core.errors import GistlabError
+from core.method.groundtruth import SHARE_OF
 from core.method.masking import MarginSettings
 from core.guides.models import GUIDE_SPECS
+
+PRECISION_HELP = {  # core.analysis.audit.audit_precision, by the one false-negative definition
+    "fn": "Share of the suspected false negatives that are false negatives: a right answer for the row by its "
+          "task's relation (same synset; same category for category_triplet; same group). The rest are related "
+          "hard negatives (same word or category, not the task's relation) or unrelated.",
+    "dup": "Share of the duplicates that are right answers for their keeper by the task's relation.",
+    "pos": "Share of the suspect positives whose own pair is not a right answer by the task's relation.",
+}
 
 PAGE_SIZE = 10
 CHOICES = {  # what the buttons say -> the action core.analysis.cleaning applies
@@ -139,7 +148,8 @@ def show_findings(kind: str, table, decisions: dict, path: Path) -> None:
     for finding in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
         rows = table[table["finding"] == finding]
         first = rows.iloc[0]
-        relation = f" · ground truth: **{first['relation']}**" if "relation" in rows else ""
+        relation = (f" · ground truth: **{first['relation']}** ({SHARE_OF.get(first['relation'], 'unknown')})"
+                    if "relation" in rows else "")
         with st.container(border=True):
             if kind == "fn":
                 st.markdown(f"`{finding}` · the guide scores row {first['other_row']}'s positive "
@@ -210,7 +220,8 @@ st.caption(f"{summary['audited_rows']:,} of {summary['rows']:,} rows of {summary
 precision = summary.get("precision") or {}
 for column, (kind, name) in zip(st.columns(3), KINDS.items()):
     value = report.counts()[kind]
-    help_text = None if summary["ground_truth"] else "no ground truth in this data: precision is not defined"
+    help_text = (PRECISION_HELP[kind] if summary["ground_truth"] else
+                 "no ground truth in this data: precision is not defined")
     shown = f"precision {precision[kind]:.0%}" if precision.get(kind) is not None else "no ground truth"
     column.metric(name, f"{value:,}", shown if summary["ground_truth"] else None, delta_color="off", help=help_text)
 if not summary["ground_truth"]:

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import loaders, sidebar
+from app.false_negatives import DEFINITION, choose_rate
 from app.views import errors_shown
 from app.palette import FALLBACK, arm_color, guide_arm
 from core.method.groundtruth import RELATIONS
@@ -30,9 +31,10 @@ BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
 OTHER_B = "#ff7f0e"  # guide B's colour when both guides share a palette hue
 
 st.title("Compare guides")
-st.caption("Two guides judge the same batch at the same margin. Where both mask a candidate they agree "
-           "it is a false negative; where only one does, the ground truth (bundled WordNet data, or a "
-           "`group` column) says which of them was right.")
+st.caption("Two guides judge the same batch at the same margin. Where both mask a candidate they agree it "
+           "looks at least as close as the row's own positive; that makes it a false negative only where the "
+           "ground truth (bundled WordNet data, or a `group` column) says so, and each guide's precision says "
+           "how often that is. Where only one masks it, the ground truth says which of them was right.")
 
 
 def choose_guide(label: str, default: str, key: str) -> str:
@@ -56,8 +58,10 @@ with errors_shown():
     specs = (choose_guide("Guide A", loaders.default_guide(), "compare_guide_a"),
              choose_guide("Guide B", default_b, "compare_guide_b"))
     size, seed, task = sidebar.choose_batch(ds)
+    rate = choose_rate(ds)
+    data_key += f"|false-negatives={rate:g}" if rate else ""  # added rows: their ids mean other texts
     settings = sidebar.choose_settings()
-    batch = loaders.drawn_batch(data_key, size, seed, task, ds)
+    batch = loaders.drawn_batch(data_key, size, seed, task, ds, rate)
     models = [guide_model_spec(spec, loaders.default_student()) for spec in specs]
     reports = [loaders.batch_report(data_key, tuple(batch.rows), model, None, batch) for model in models]
     result = compare_embedded(batch, reports[0].guide, reports[1].guide, settings, specs)
@@ -79,16 +83,27 @@ for k, name in enumerate(names):
     precision = summary.loc[name, "precision"]
     cols[3 + k].metric(f"Precision of {'AB'[k]}", "no ground truth" if not result.has_ground_truth else
                        "nothing masked" if np.isnan(precision) else f"{precision:.1%}",
-                       help="Share of its masked pairs that the ground truth calls same-meaning, same-word "
-                            "or same-category")
+                       help="False negatives masked / masked: " + DEFINITION)
+if result.has_ground_truth:
+    present = int(summary["false_negatives"].iloc[0])
+    st.caption(("No false negatives in this batch: recall undefined, and every mask is a cost (raise the "
+                "false-negative rate in the sidebar to add some). " if not present else
+                f"{present:,} false negatives in this batch. ")
+               + " · ".join(f"{'AB'[k]} caught {int(summary.loc[n, 'caught']):,}, "
+                            f"related hard negatives {summary.loc[n, 'share_related']:.0%} and unrelated "
+                            f"{summary.loc[n, 'share_unrelated']:.0%} of its masks"
+                            for k, n in enumerate(names) if summary.loc[n, "masked"]), help=DEFINITION)
 
 shown = summary.rename(columns={"only_this_guide": "masked by this guide only",
-                                "only_this_guide_related": "of those, related (ground truth)"})
+                                "only_this_guide_false_negatives": "of those, false negatives"})
 st.dataframe(shown, key="compare_summary", column_config={
     "masked_fraction": st.column_config.NumberColumn("masked share", format="percent"),
+    "false_negatives": st.column_config.NumberColumn("false negatives present"),
     "precision": st.column_config.NumberColumn(format="percent"),
     "recall": st.column_config.NumberColumn(format="percent"),
-    "of those, related (ground truth)": st.column_config.NumberColumn(format="percent"),
+    "share_related": st.column_config.NumberColumn("related hard negatives", format="percent"),
+    "share_unrelated": st.column_config.NumberColumn("unrelated", format="percent"),
+    "of those, false negatives": st.column_config.NumberColumn(format="percent"),
 })
 
 left, right = st.columns([3, 2])

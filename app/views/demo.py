@@ -21,7 +21,7 @@ import streamlit as st
 
 from app.paired_charts import arm_hue, paired_delta_figure, seeds_text, task_scores_figure
 from app.views import curves_figure, page_link
-from core.method.explain import DEMO_PAIRS, case, clearest_pairs, explain
+from core.method.explain import DEFINITION, DEMO_PAIRS, KIND, case, clearest_pairs, explain, split_counts
 from core.training.results import MEAN_TASK, MNRL, arm_label, arm_summary, paired_deltas
 
 demo_dir = Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")
@@ -82,14 +82,29 @@ if masking is not None and guide is not None and (masking["arm"] == guide).any()
 
     headline[1].metric(f"Candidates masked per step ({seeds_text(n)})", spread_of("masked"),
                        help="Mean share of in-batch candidates the guide masked per training step.")
-    if mine["precision"].notna().any():
-        headline[2].metric(f"Masks backed by the ground truth ({seeds_text(n)})", spread_of("precision"),
-                           help="Share of masked candidates that WordNet says are related to the row: same "
-                                "meaning, same word (another sense) or same category.")
+    if "fn_precision" in mine and mine["fn_precision"].notna().any():
+        recall = (f" Recall (false negatives present that the mask caught): {spread_of('fn_recall')}."
+                  if "fn_recall" in mine and mine["fn_recall"].notna().any() else
+                  " Recall undefined: the batches held no false negatives.")
+        headline[2].metric(f"Masks that were false negatives ({seeds_text(n)})", spread_of("fn_precision"),
+                           help=DEFINITION + recall)
+    else:  # an experiment recorded before that definition counted related hard negatives as backed
+        headline[2].metric("Masks that were false negatives", "not recorded",
+                           help="This experiment was recorded before the lab counted only false negatives as "
+                                "catches; the batch below is counted by the current definition. " + DEFINITION)
 
 # ---------------------------------------------------------------- 1. one batch
 st.subheader("1. A training batch: what the guide masked")
 if pairs is not None:
+    split = split_counts(pairs)
+    if split is not None:
+        present = sample.get("false_negatives")
+        found = ("." if present is None else
+                 "; no false negatives in this batch (recall undefined), so every mask here is a cost." if not present
+                 else f"; {split['false negative']} of its {present} false negatives were caught.")
+        st.caption(f"Of the {len(pairs)} masked candidates: {split['false negative']} false negatives (right "
+                   f"answers: catches), {split['related hard negative']} related hard negatives and "
+                   f"{split['unrelated']} unrelated (both costs){found}", help=DEFINITION)
     if sample:
         st.caption(f"{sample['masked']} of {sample['candidates']} in-batch candidates were masked in this batch "
                    f"(step {sample['step']}, {sample['rows']} rows, guide `{sample['guide']}`); "
@@ -108,7 +123,8 @@ if pairs is not None:
                 if pd.notna(pair.get("positive")):
                     left.markdown(f"**Its own positive** · {pair['positive']}  \nguide score "
                                   f"**{pair['positive_score']:.2f}**")
-            right.markdown(f"**Masked {pair['candidate_role']}** ({case(pair)}) · {pair['candidate']}  \n"
+            right.markdown(f"**Masked {pair['candidate_role']}** ({KIND.get(case(pair), case(pair))}) · "
+                           f"{pair['candidate']}  \n"
                            f"guide score **{pair['guide_score']:.2f}**")
             st.caption(explain(pair))
 else:

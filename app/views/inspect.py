@@ -18,6 +18,7 @@ import streamlit as st
 from PIL import Image
 
 from app import loaders, sidebar
+from app.false_negatives import DEFINITION, choose_rate, split_caption
 from app.views import errors_shown
 from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
@@ -33,9 +34,8 @@ BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
 ORIGINS = ("Draw from data", "A training run's step")
 MASK_TINT = (214, 39, 40, 178)  # red at 70%: the masked cells
 SHOWN_PAIRS = 500  # rows sent to the browser per rerun (a batch of 128 can mask ~20,000 pairs)
-QUALITY_HELP = ("Checked against where each text came from (the bundled data's WordNet synsets, or a "
-                "'group' column): precision = share of masked candidates that are the same meaning, the same "
-                "word or the same category as the row; recall = share of same-meaning candidates masked.")
+QUALITY_HELP = ("Checked against where each text came from (the bundled data's WordNet provenance, or a "
+                "'group' column). " + DEFINITION)
 WEAK_HELP = (f"Rows whose guide masks at least {WEAK_SHARE:.0%} of their candidates: its positive score is so "
              "low that the row drops out of the loss (a suspect pair).")
 TICKS = 16  # index ticks per heatmap axis (the labels themselves are texts, shown on hover)
@@ -164,7 +164,9 @@ with errors_shown():
         ds, data_key = sidebar.choose_data()
         guide, student = sidebar.choose_models()
         size, seed, task = sidebar.choose_batch(ds)
-        batch = loaders.drawn_batch(data_key, size, seed, task, ds)
+        rate = choose_rate(ds)
+        data_key += f"|false-negatives={rate:g}" if rate else ""  # added rows: their ids mean other texts
+        batch = loaders.drawn_batch(data_key, size, seed, task, ds, rate)
         defaults, scope, student_label = MarginSettings(), "data", student
     else:
         run, step = choose_run_step()
@@ -181,11 +183,15 @@ with errors_shown():
 
 
 def checked(quality, block: str) -> str:
-    """Precision and recall of the mask of ``block`` (or ``all``) against the ground truth, in words."""
+    """The false negatives of ``block`` (or ``all``) caught out of those present, precision and recall, in words."""
     if quality is None:
         return NO_GROUND_TRUTH
-    pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: nothing masked / no same-meaning)
-    return f"precision {pct(quality.precision[block])} · recall {pct(quality.recall[block])}"
+    row = quality.loc[block]
+    pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: nothing masked)
+    if not row.false_negatives:
+        return f"no false negatives · precision {pct(row.precision)}"
+    return (f"false negatives caught {row.caught}/{row.false_negatives} · precision {pct(row.precision)} · "
+            f"recall {pct(row.recall)}")
 
 
 def numbers(report) -> None:
@@ -195,6 +201,8 @@ def numbers(report) -> None:
     cols = st.columns(2 + len(mask.blocks))
     cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
     cols[0].caption(checked(quality, ALL))
+    if quality is not None:
+        st.caption("Against the ground truth: " + split_caption(quality.loc[ALL]) + ".", help=QUALITY_HELP)
     for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
         col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
         col.caption(checked(quality, block))
@@ -212,12 +220,16 @@ def numbers(report) -> None:
                              "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
                              "threshold": st.column_config.NumberColumn("threshold t", format="%.3f")})
     if report.quality is not None and report.quality["task"].nunique() > 2:  # "all" and more than one task
-        with st.expander("Precision and recall per task"):
+        with st.expander("False negatives, precision and recall per task"):
             per_task = report.quality[(report.quality["task"] != ALL) & (report.quality["block"] == ALL)]
-            st.dataframe(per_task[["task", "candidates", "masked", "precision", "recall", "same_meaning_candidates"]],
+            st.dataframe(per_task[["task", "candidates", "masked", "false_negatives", "caught", "missed", "precision",
+                                   "recall", "share_related", "share_unrelated"]],
                          hide_index=True, key="quality_per_task", column_config={
+                             "false_negatives": st.column_config.NumberColumn("false negatives present"),
                              "precision": st.column_config.NumberColumn(format="percent"),
-                             "recall": st.column_config.NumberColumn(format="percent")})
+                             "recall": st.column_config.NumberColumn(format="percent"),
+                             "share_related": st.column_config.NumberColumn("related hard negatives", format="percent"),
+                             "share_unrelated": st.column_config.NumberColumn("unrelated", format="percent")})
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

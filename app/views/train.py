@@ -162,6 +162,12 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
         help="GradCache: the student embeds the batch this many texts at a time, so a big batch fits in "
              "the memory of a small one; same loss and gradients, about 1.5x the step time.")
     settings |= {"mini_batch_size": mini_batch} if mini_batch else {}
+    rate = masking.number_input(
+        "False-negative rate (0 = the data as is)", 0.0, 0.5, 0.0, 0.05,
+        help="Rebuild each batch so about this share of a row's in-batch candidates are right answers (rows of "
+             "its meaning added from the data; needs ground truth: bundled or a 'group' column). Every arm of a "
+             "paired run trains on the same batches; the run records the rate (gistlab train --false-negatives).")
+    settings |= {"false_negatives": rate} if rate else {}
     evaluate = schedule.checkbox("Evaluate when finished", False,
                                  help="Run the bundled benchmark (gistlab eval) on each finished run; "
                                       "the scores appear on the Results page.")

@@ -4,7 +4,9 @@ Reads the sidebar, asks core.analysis.whatif for the sweep over N seeded batches
 every margin from the same embeddings), with a progress bar that counts batches, and draws:
 the masked share per block against the margin, one panel per strategy with its own axis
 (absolute and relative margins are different units); precision (or recall) of the mask against
-the ground truth per task; both with and without the positive floor when one is set.
+the ground truth per task (core.method.groundtruth's false negatives; a task whose batches hold none
+is named, not drawn as an empty line); both with and without the positive floor when one is set.
+The sidebar's false-negative rate (core.corpus.false_negatives) rebuilds the drawn batches so they hold some.
 """
 
 import numpy as np
@@ -12,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import cache, loaders, sidebar
+from app.false_negatives import DEFINITION, choose_rate
 from app.views import errors_shown
 from core.method.groundtruth import NO_GROUND_TRUTH
 from core.analysis.inspect import sample_batches
@@ -34,14 +37,14 @@ def grid(low: float, high: float) -> list[float]:
     return np.round(np.arange(round(low * 100), round(high * 100) + 1) / 100, 2).tolist()
 
 
-def sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings):
+def sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings, rate=0.0):
     """The sweep for ``key``, computed once (progress bar: batches drawn, then batches swept)."""
     def sweep(bar: cache.Bar):
         drawing = bar.counting(lambda done, total: f"Drawing batch {done} of {total}…", share=0.5)
         batches = []
         for k in range(n_batches):
             drawing(k, n_batches)
-            batches.append(sample_batches(ds, 1, size, seed + k, task)[0])
+            batches.append(sample_batches(ds, 1, size, seed + k, task, rate)[0])
         swept = bar.counting(lambda done, total: f"Sweeping margins: batch {done} of {total} (the guide "
                                                  "encodes texts it has not cached)…", start=0.5, share=0.5)
         return margin_sweep(batches, loaders.guide_cache(guide).embed, margins, settings.contrast_anchors,
@@ -74,6 +77,7 @@ with errors_shown():
     guide, _ = sidebar.choose_models(student=False)
     loaders.ready_models(guide)  # a first visit loads the guide under a bar that counts, not in the sweep's
     size, seed, task = sidebar.choose_batch(ds)
+    rate = choose_rate(ds)
     n_batches = st.sidebar.slider("Batches sampled", 1, 50, 8, key="whatif_batches")
     settings = sidebar.choose_settings()
     low, high = st.sidebar.slider("Absolute margins swept", -0.5, 1.0, (-0.1, 0.5), 0.05, key="whatif_range")
@@ -81,8 +85,8 @@ with errors_shown():
                                           key="whatif_range_relative")
     margins = tuple(sorted(set(grid(low, high)) | set(grid(rel_low, rel_high))))
     key = (data_key, guide, n_batches, size, seed, task, margins, settings.contrast_anchors,
-           settings.contrast_positives, settings.positive_floor)
-    table = sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings)
+           settings.contrast_positives, settings.positive_floor, rate)
+    table = sweep_with_progress(key, ds, guide, n_batches, size, seed, task, margins, settings, rate)
 
 in_range = (((table.strategy == "absolute") & table.margin.between(low, high))
             | ((table.strategy == "relative") & table.margin.between(rel_low, rel_high)))
@@ -123,26 +127,38 @@ if not table.attrs.get("ground_truth", False):
     st.info(f"{NO_GROUND_TRUTH}: this data says nothing about which texts mean the same (the bundled data does, "
             "and a 'group' column in your own data would), so precision and recall cannot be computed.")
 else:
-    measure = st.radio("Measure", ["precision", "recall"], horizontal=True, key="whatif_measure",
-                       help="precision: share of masked candidates that are the same meaning, the same word or the "
-                            "same category as the row; recall: share of same-meaning candidates that are masked")
+    measure = st.radio("Measure", ["precision", "recall"], horizontal=True, key="whatif_measure", help=DEFINITION)
     quality = table[table.block == ALL].assign(
         floor=lambda f: np.where(f.positive_floor.isna(), "no floor", f"floor {settings.positive_floor or 0:+.2f}"))
+    present = quality[quality.strategy == "absolute"].groupby("task", sort=False)["false_negatives"].max()
+    st.caption("False-negative candidates in the swept batches (all blocks): "
+               + ", ".join(f"{t} {int(n):,}" for t, n in present.items())
+               + ("" if rate else " · raise the false-negative rate in the sidebar to add some"))
+    empty = [t for t, n in present.items() if n == 0]
+    if measure == "recall" and empty:
+        st.info(f"No false negatives in these batches of {', '.join(empty)}: recall undefined there, so not "
+                "drawn (the bundled definition tasks hold none in random batches: raise the false-negative "
+                "rate in the sidebar).")
+        quality = quality[~quality.task.isin(empty)]
     fig = px.line(quality, x="margin", y=measure, color="task", line_dash="floor", facet_col="strategy",
                   category_orders={"strategy": ["absolute", "relative"], "task": [ALL, *sorted(set(quality.task) - {ALL})],
                                    "floor": ["no floor", f"floor {settings.positive_floor or 0:+.2f}"]},
                   color_discrete_map={ALL: "#222222"}, hover_data={"masked": True, "candidates": True},
-                  title=f"{measure.capitalize()} of the mask per task (all blocks pooled)")
+                  title=(f"Precision: false negatives among the masked, per task (all blocks pooled)"
+                         if measure == "precision" else
+                         "Recall: false negatives present that the mask catches, per task (all blocks pooled)"))
     facets(fig, settings)
     fig.update_layout(legend_title_text="task · floor")
-    st.plotly_chart(fig, key="whatif_quality_chart")
+    if len(quality):
+        st.plotly_chart(fig, key="whatif_quality_chart")
     now = quality[(quality.strategy == settings.margin_strategy) & np.isclose(quality.margin, settings.margin)
                   & (quality.task == ALL)]
     if len(now):
         pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731 (NaN: nothing masked)
         st.caption("At the current setting, all tasks: " + "; ".join(
-            f"{row.floor}: masked {row.masked_fraction:.1%}, precision {pct(row.precision)}, recall {pct(row.recall)}"
-            for row in now.itertuples()))
+            f"{row.floor}: masked {row.masked_fraction:.1%}, precision {pct(row.precision)} (related hard "
+            f"negatives {pct(row.share_related)}, unrelated {pct(row.share_unrelated)}), recall {pct(row.recall)} "
+            f"of {int(row.false_negatives):,} false negatives" for row in now.itertuples()))
 
 st.download_button("Download the sweep as CSV", lambda: table.to_csv(index=False), "margin_sweep.csv",
                    "text/csv", key="sweep_csv", on_click="ignore")

@@ -30,8 +30,9 @@ and its 16 MB mask. Beyond ~100k rows switch to an index library: FAISS (``faiss
 ``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or ``IndexIVFFlat`` approximate), asking each
 anchor for its top ``max_above + 1`` positives and counting the rest from a sample.
 
-With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (same-meaning,
-same-word, same-category, unrelated) and the report a precision per kind.
+With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (false-negative:
+a right answer by the row's task's relation; same-word, same-category: related hard negatives;
+unrelated) and the report a precision per kind.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ PROGRESS = "progress.json"
 TABLES = {"fn": "false_negatives.parquet", "dup": "duplicates.parquet", "pos": "suspect_positives.parquet"}
 
 Relations = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""(row ids, other row ids) -> the relation of each pair ("same-meaning", ..., "unrelated")."""
+"""(row ids, other row ids) -> the relation of each pair ("false-negative", ..., "unrelated")."""
 
 
 @dataclass(frozen=True)
@@ -179,16 +180,18 @@ def dataset_relations(ds) -> Relations | None:
     ``relations(rows, others)[k]`` is the relation of row ``others[k]``'s positive to row ``rows[k]``
     (its anchor and positive), exactly as in a batch's a-p block; where ``rows[k] == others[k]``
     it is the relation of the row's positive to its own anchor (is the pair itself right? with a
-    ``group`` column only, always same-meaning: the data made the pair).
+    ``group`` column only, always a right answer: the data made the pair). The ``task`` column
+    decides the relation (core.method.groundtruth).
     Pairs go through :func:`core.method.groundtruth.relations` in small two-sided batches.
     """
-    from core.corpus.data import GROUP_COLUMN, PROVENANCE_KINDS
-    from core.method.groundtruth import RELATIONS, ground_truth, relations
+    from core.corpus.data import GROUP_COLUMN, PROVENANCE_KINDS, TASK_COLUMN
+    from core.method.groundtruth import FALSE_NEGATIVE, RELATIONS, ground_truth, relations
 
-    columns = [c for c in (GROUP_COLUMN, *(f"{t}_{k}" for t in ("anchor", "positive") for k in PROVENANCE_KINDS))
+    columns = [c for c in (GROUP_COLUMN, TASK_COLUMN,
+                           *(f"{t}_{k}" for t in ("anchor", "positive") for k in PROVENANCE_KINDS))
                if c in ds.column_names]
     truth_ds = ds.select_columns(columns)
-    if ground_truth(truth_ds[:1]) is None:
+    if ground_truth(truth_ds[:1]) is None:  # (a task column alone is no ground truth)
         return None
 
     def pair_relations(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -205,32 +208,33 @@ def dataset_relations(ds) -> Relations | None:
             k = torch.arange(len(r))
             pair = code[k, k + len(r)]
             if "anchor_synset" not in columns:  # a group alone cannot doubt a pair: the data made it
-                pair[torch.tensor(own)] = RELATIONS.index("same-meaning")
+                pair[torch.tensor(own)] = FALSE_NEGATIVE
             codes.append(pair.numpy())
         return np.array(RELATIONS, dtype=object)[np.concatenate(codes)] if codes else np.array([], dtype=object)
 
     return pair_relations
 
 
-RIGHT = ("same-meaning", "same-word", "same-category")
+RIGHT = "false-negative"  # core.method.groundtruth: a right answer by the row's task's relation
 
 
 def audit_precision(fn: pd.DataFrame, dup: pd.DataFrame, pos: pd.DataFrame) -> dict[str, float | None]:
     """Share of each kind's findings that the ground truth confirms (None where a kind is empty).
 
-    - false negatives: the other row's positive is related to the row (same meaning, word or
-      category), so masking it was right;
-    - duplicates: a member means the same as its keeper;
-    - suspect positives: the row's own pair is weaker than same-meaning (the guide was right to doubt).
+    - false negatives: the other row's positive is a false negative of the row (a right answer by its
+      task's relation), so masking it is right; a related hard negative (same word, or same category
+      where that is not the task's relation) or an unrelated one is not;
+    - duplicates: a member is a right answer for its keeper;
+    - suspect positives: the row's own pair is not a right answer (the guide was right to doubt).
     """
     def share(hits: pd.Series) -> float | None:
         return round(float(hits.mean()), 4) if len(hits) else None
 
     members = dup[~dup["keeper"]] if len(dup) else dup
     return {
-        "fn": share(fn["relation"].isin(RIGHT)) if len(fn) else None,
-        "dup": share(members["relation"] == "same-meaning") if len(members) else None,
-        "pos": share(pos["relation"] != "same-meaning") if len(pos) else None,
+        "fn": share(fn["relation"] == RIGHT) if len(fn) else None,
+        "dup": share(members["relation"] == RIGHT) if len(members) else None,
+        "pos": share(pos["relation"] != RIGHT) if len(pos) else None,
     }
 
 

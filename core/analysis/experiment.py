@@ -70,6 +70,7 @@ class ExperimentConfig:
     out: str | None = None
     threads: int | None = None  # torch threads for every run; None: all cores (never load-dependent)
     report_only: bool = False  # train nothing: report (and copy the demo of) the runs already finished
+    false_negatives: float = 0.0  # core.corpus.false_negatives: every arm trains at this rate (0: the data as is)
 
     def cases(self) -> list[tuple[str, tuple[str, ...]]]:
         """(student, guides) of each case: the ladder, then the small-model case if any."""
@@ -88,7 +89,8 @@ class ExperimentConfig:
         guide = {} if arm.guide == MNRL else {"guide": arm.guide}  # MNRL loads no guide
         return {"data": self.data, "student": arm.student, **guide, "loss": arm.loss,
                 "batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "seed": arm.seed,
-                "homogeneous": self.homogeneous}
+                "homogeneous": self.homogeneous,
+                **({"false_negatives": self.false_negatives} if self.false_negatives else {})}  # rate 0: old names
 
     def run_name(self, arm: Arm) -> str:
         """``exp-<student>-<arm>-s<seed>-<steps>x<batch>-<hash of the settings>``: same settings, same folder."""
@@ -104,6 +106,7 @@ class ExperimentConfig:
         small = (self.small_student, self.small_guides) != (d.small_student, d.small_guides)
         options = {"guides": ",".join(self.guides), "steps": self.steps, "batch_size": self.batch_size,
                    "seeds": ",".join(map(str, self.seeds)), "lr": f"{self.lr:g}", "mixed": not self.homogeneous or None,
+                   "false_negatives": f"{self.false_negatives:g}" if self.false_negatives else None,
                    "student": self.student if self.student != d.student else None,
                    "small_student": (self.small_student or "none") if small else None,
                    "small_guides": ",".join(self.small_guides) if small else None,

@@ -106,10 +106,15 @@ def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
     mask = report.mask
     weak = mask.weak_rows().numpy()
     quality = report.quality
-    precision = (float(quality[(quality["task"] == "all") & (quality["block"] == "all")]["precision"].iloc[0])
-                 if quality is not None and len(quality) else None)
+    pooled = (quality[(quality["task"] == "all") & (quality["block"] == "all")].iloc[0]
+              if quality is not None and len(quality) else None)
+    shares = {} if pooled is None else {  # the three-way split of the mask (core.method.groundtruth)
+        "false_negatives": int(pooled["false_negatives"]), "caught": int(pooled["caught"]),
+        "related": int(pooled["masked_same-word"] + pooled["masked_same-category"]),
+        "unrelated": int(pooled["masked_unrelated"])}
+    precision = None if pooled is None or pooled["precision"] != pooled["precision"] else float(pooled["precision"])
     stats = {"step": steps[best], "guide": config.guide, "rows": len(batches[best]),
              "candidates": sum(int(mask.candidates[b].sum()) for b in mask.blocks),
              "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
-             "weak_rows": int(weak.sum()), "precision": precision}
+             "weak_rows": int(weak.sum()), "precision": precision, **shares}
     return report.pairs.assign(step=steps[best], weak_row=weak[report.pairs["row"].to_numpy()]), stats

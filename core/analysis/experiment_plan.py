@@ -17,7 +17,7 @@ from core.training.results import MNRL
 LADDER = (MNRL, "self", "bundled:minilm-l6", "bundled:mpnet-base")
 SMALL_STUDENT = "bundled:minilm-l6"
 SMALL_GUIDES = (MNRL, "bundled:mpnet-base")
-MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "precision", "weak_rows"]
+MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "fn_precision", "fn_recall", "weak_rows"]
 
 
 @dataclass(frozen=True)

@@ -31,25 +31,26 @@ GUIDE_NOTES = {SELF: "a frozen copy of the student before training", L6: "all-Mi
 
 
 def run_masking(metrics: pd.DataFrame) -> dict:
-    """One guided run's masking over its steps: masked fraction, precision, weak-positive rows per step.
+    """One guided run's masking over its steps: masked fraction, precision, recall, weak-positive rows per step.
 
-    Precision (share of masked candidates that are same-meaning, same-word or same-category in the
-    WordNet ground truth) and weak rows (rows with most of their candidates masked) come from the
-    per-step metrics core.training.train records; NaN where the run has no such metric (no ground truth).
+    Precision (false negatives masked / masked) and recall (false negatives masked / present), by the
+    task's relation of core.method.groundtruth, and weak rows (rows with most of their candidates
+    masked) come from the per-step metrics core.training.train records; NaN where the run has no such
+    metric (no ground truth, no false negative present, or a run recorded before that definition).
     """
     def mean(column: str) -> float:
         if column not in metrics:
             return float("nan")
         return float(pd.to_numeric(metrics[column], errors="coerce").mean())
 
-    return {"steps": len(metrics), "masked": mean("masked_fraction"), "precision": mean("mask_precision"),
-            "weak_rows": mean("weak_rows")}
+    return {"steps": len(metrics), "masked": mean("masked_fraction"), "fn_precision": mean("fn_precision"),
+            "fn_recall": mean("fn_recall"), "weak_rows": mean("weak_rows")}
 
 
 def masking_summary(masking: pd.DataFrame) -> pd.DataFrame:
     """Per (student, arm): mean of each masking figure over seeds, its std and the seed count."""
     grouped = masking.groupby(["student", "arm"], sort=False)
-    out = grouped[["masked", "precision", "weak_rows"]].agg(["mean", "std"])
+    out = grouped[["masked", "fn_precision", "fn_recall", "weak_rows"]].agg(["mean", "std"])
     out.columns = [f"{figure}_{stat}" for figure, stat in out.columns]
     return out.assign(seeds=grouped["seed"].nunique()).reset_index()
 
@@ -96,20 +97,21 @@ def deltas_markdown(deltas: pd.DataFrame, arms: list[str]) -> str:
 
 
 def masking_markdown(summary: pd.DataFrame) -> str:
-    """Per guide: masked fraction, precision against the ground truth, weak-positive rows per step."""
+    """Per guide: masked fraction, precision and recall of false negatives, weak-positive rows per step."""
     def cell(row: pd.Series, figure: str, percent: bool) -> str:
         mean, std = row[f"{figure}_mean"], row[f"{figure}_std"]
         if pd.isna(mean):
-            return "no ground truth" if figure == "precision" else "n/a"
+            return "no ground truth" if figure == "fn_precision" else "n/a"
         text = f"{mean:.1%}" if percent else f"{mean:.2f}"
         if row["seeds"] > 1 and pd.notna(std):
             text += f" ± {std:.1%}" if percent else f" ± {std:.2f}"
         return text
 
-    rows = [[arm_label(row["arm"]), cell(row, "masked", True), cell(row, "precision", True),
-             cell(row, "weak_rows", False), str(int(row["seeds"]))] for _, row in summary.iterrows()]
-    return markdown_table(rows, ["guide", "candidates masked", "precision of the mask",
-                                 "weak-positive rows per step", "seeds"])
+    rows = [[arm_label(row["arm"]), cell(row, "masked", True), cell(row, "fn_precision", True),
+             cell(row, "fn_recall", True), cell(row, "weak_rows", False), str(int(row["seeds"]))]
+            for _, row in summary.iterrows()]
+    return markdown_table(rows, ["guide", "candidates masked", "precision (false negatives / masked)",
+                                 "recall (caught / present)", "weak-positive rows per step", "seeds"])
 
 
 def verdicts(deltas: pd.DataFrame) -> pd.DataFrame:
@@ -158,10 +160,11 @@ def reading(deltas: pd.DataFrame, summary: pd.DataFrame, masking: pd.DataFrame, 
         parts.append(f"- Fine-tuning with MNRL moved the mean over tasks from {base['mean'].iloc[0]:.4f} "
                      f"(base `{student}`) to {mnrl['mean'].iloc[0]:.4f}.")
     for _, row in masking.iterrows():
-        if pd.notna(row["precision_mean"]):
+        if pd.notna(row["fn_precision_mean"]):
             parts.append(f"- {arm_label(row['arm'])} masked {row['masked_mean']:.1%} of the in-batch candidates, "
-                         f"{row['precision_mean']:.0%} of them related in the ground truth (same meaning, word or "
-                         f"category); {row['weak_rows_mean']:.2f} rows per step were weak positives.")
+                         f"{row['fn_precision_mean']:.0%} of them false negatives by the task's relation (the "
+                         f"rest related hard negatives or unrelated: costs); {row['weak_rows_mean']:.2f} rows "
+                         f"per step were weak positives.")
     parts.append("- Rule: a guide *helps* (or *hurts*) on a task when it beats (or trails) MNRL in every "
                  "seed and the mean difference exceeds the std of the per-seed differences; anything "
                  "else is noise at this scale.")

@@ -6,8 +6,10 @@ dimensions (MiniLM 384-d, MPNet 768-d) compare cell for cell. Agreement is the J
 two sets of masked candidate cells (1.0 when neither masks anything). Every cell that one guide
 masks and the other keeps becomes a line of :attr:`GuideComparison.disagreements`, with both
 guides' scores and thresholds and the cell's ground-truth relation (:mod:`core.method.groundtruth`), so
-a reader sees which guide was right there; with ground truth, each mask's precision and recall
-come from :meth:`core.analysis.inspect.Batch.quality`.
+a reader sees which guide was right there; with ground truth, each mask's precision (false negatives
+masked / masked), recall (false negatives masked / present) and its two cost shares (related hard
+negatives, unrelated) come from :meth:`core.analysis.inspect.Batch.quality`. Two guides that both
+mask a cell agree on it; that makes it a false negative only where the ground truth says so.
 
     comparison = compare_guides(batch, cache_a.embed, cache_b.embed, MarginSettings(), ("minilm", "mpnet"))
     comparison.summary            # per guide: masked share, weak rows, precision, recall, only-here cells
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.method.groundtruth import ALL, RELATIONS, UNRELATED
+from core.method.groundtruth import ALL, FALSE_NEGATIVE, RELATIONS
 from core.analysis.inspect import Batch, Embed, Embedded, embed_batch, mask_batch
 from core.method.masking import BatchMask, MarginSettings
 
@@ -32,8 +34,8 @@ DISAGREEMENT_COLUMNS = (
     "score_b", "threshold_b", "candidate_role", "dataset_row", "candidate_row",
 )
 SUMMARY_COLUMNS = (
-    "guide", "masked", "masked_fraction", "weak_rows", "precision", "recall", "only_this_guide",
-    "only_this_guide_related",
+    "guide", "masked", "masked_fraction", "weak_rows", "false_negatives", "caught", "precision", "recall",
+    "share_related", "share_unrelated", "only_this_guide", "only_this_guide_false_negatives",
 )
 
 
@@ -42,8 +44,9 @@ class GuideComparison:
     """Two guides' masks of one batch and what sets them apart (see the module docstring).
 
     ``names`` are the guides as the user named them; ``disagreements.masked_by`` holds one of them.
-    ``summary`` has one row per guide (:data:`SUMMARY_COLUMNS`; precision, recall and
-    ``only_this_guide_related`` are NaN without ground truth). ``agreement`` maps each block and
+    ``summary`` has one row per guide (:data:`SUMMARY_COLUMNS`; the ground-truth columns and
+    ``only_this_guide_false_negatives``, the share of its only-here cells that are false negatives,
+    are NaN without ground truth). ``agreement`` maps each block and
     ``all`` to the Jaccard index of the masked cells.
     """
 
@@ -125,17 +128,18 @@ def _summary(batch: Batch, masks: tuple[BatchMask, BatchMask], names: tuple[str,
     records = []
     for name, mask in zip(names, masks):
         quality = batch.quality(mask)
+        truth_columns = ("false_negatives", "caught", "precision", "recall", "share_related", "share_unrelated")
         pooled = (quality[(quality["task"] == ALL) & (quality["block"] == ALL)].iloc[0]
-                  if quality is not None else {"precision": np.nan, "recall": np.nan})
+                  if quality is not None else dict.fromkeys(truth_columns, np.nan))
         only = disagreements[disagreements["masked_by"] == name]
-        related = ((only["relation"] != RELATIONS[UNRELATED]).mean() if len(only) else np.nan) \
+        caught = ((only["relation"] == RELATIONS[FALSE_NEGATIVE]).mean() if len(only) else np.nan) \
             if batch.truth is not None else np.nan
         records.append({
             "guide": name,
             "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
             "masked_fraction": mask.masked_fraction(), "weak_rows": mask.weak_row_count(),
-            "precision": pooled["precision"], "recall": pooled["recall"],
-            "only_this_guide": len(only), "only_this_guide_related": related,
+            **{column: pooled[column] for column in truth_columns},
+            "only_this_guide": len(only), "only_this_guide_false_negatives": caught,
         })
     return pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))
 

@@ -75,11 +75,17 @@ class Batch:
         )
 
     @classmethod
-    def draw(cls, ds, batch_size: int, seed: int, task: str | None = None) -> Batch:
-        """A seeded batch of ``ds`` (core.corpus.data.sample_batch), of ``task``'s rows if given."""
+    def draw(cls, ds, batch_size: int, seed: int, task: str | None = None, false_negatives: float = 0.0) -> Batch:
+        """A seeded batch of ``ds`` (core.corpus.data.sample_batch), of ``task``'s rows if given; with
+        ``false_negatives`` > 0, rebuilt at that false-negative rate (core.corpus.false_negatives:
+        added rows get ids after the data's)."""
         from core.corpus.data import sample_batch
+        from core.corpus.false_negatives import with_false_negatives
 
-        return cls.from_dataset(ds, sample_batch(ds, batch_size, seed, task))
+        rows = sample_batch(ds, batch_size, seed, task)
+        if false_negatives:
+            ds, rows = with_false_negatives(ds, rows, false_negatives, seed)
+        return cls.from_dataset(ds, rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -331,9 +337,11 @@ def row_counts(batch: Batch, mask: BatchMask) -> pd.DataFrame:
     return frame
 
 
-def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | None = None) -> list[Batch]:
-    """``n_batches`` seeded batches (seeds ``seed``, ``seed + 1``, ...) drawn as training draws them."""
-    return [Batch.draw(ds, batch_size, seed + k, task) for k in range(n_batches)]
+def sample_batches(ds, n_batches: int, batch_size: int, seed: int, task: str | None = None,
+                   false_negatives: float = 0.0) -> list[Batch]:
+    """``n_batches`` seeded batches (seeds ``seed``, ``seed + 1``, ...) drawn as training draws them,
+    at the false-negative rate ``false_negatives`` (:meth:`Batch.draw`)."""
+    return [Batch.draw(ds, batch_size, seed + k, task, false_negatives) for k in range(n_batches)]
 
 
 RUN_STAGES = ("reading its config", "loading its data", "finding the batch's rows")  # open_run_batches, in order
@@ -354,6 +362,11 @@ def open_run_batches(run, steps, progress: Callable[[int, int], None] | None = N
     config = TrainConfig.from_dict(read_config(run))
     report(1)
     ds = load_pairs(config.data, split=config.data_split, columns=config.data_columns)
+    if getattr(config, "false_negatives", 0.0):  # the run trained on rows added at its rate: rebuild them
+        from core.corpus.false_negatives import false_negative_plan
+
+        ds = false_negative_plan(ds, config.batch_size, config.seed, config.false_negatives,
+                                 homogeneous=config.homogeneous, steps=config.steps, epochs=config.epochs).pairs
     report(2)
     batches = [Batch.from_dataset(ds, read_batch(run, step)) for step in steps]
     report(3)

@@ -129,12 +129,13 @@ def mine(ds, retriever, guide_embed: Embed, settings: MiningSettings = MiningSet
     }
     relations = dataset_relations(ds)
     if relations is not None:
-        summary["same_meaning_share"] = _same_meaning_shares(positives, candidates, kept, relations)
+        summary["false_negative_share"] = _false_negative_shares(positives, candidates, kept, relations)
     return MiningResult(out, summary)
 
 
-def _same_meaning_shares(positives, candidates, kept, relations) -> dict[str, float | None]:
-    """Share of removed and of kept candidates that the ground truth calls same-meaning as the row."""
+def _false_negative_shares(positives, candidates, kept, relations) -> dict[str, float | None]:
+    """Share of removed and of kept candidates that the ground truth calls false negatives of the row
+    (right answers by its task's relation, core.method.groundtruth)."""
     row_of = {}
     for r, p in enumerate(positives):
         row_of.setdefault(p, r)
@@ -144,7 +145,7 @@ def _same_meaning_shares(positives, candidates, kept, relations) -> dict[str, fl
             rows.append(r)
             others.append(row_of[c])
             keeps.append(bool(keep))
-    same = relations(np.array(rows), np.array(others)) == "same-meaning"
+    same = relations(np.array(rows), np.array(others)) == "false-negative"
     keeps = np.array(keeps, dtype=bool)
     share = lambda hits: round(float(hits.mean()), 4) if len(hits) else None  # noqa: E731
     return {"removed": share(same[~keeps]), "kept": share(same[keeps])}

@@ -8,7 +8,9 @@ gives, the rule training applies. That is O(C log C + M log C) per row instead o
 candidates, margins] comparison. Cells :func:`guided_mask` masks whatever the margin (candidates
 whose text equals the row's anchor or positive) count as masked at every margin, and cells that
 are no candidate (target, self-similarity) never. With ground truth (:mod:`core.method.groundtruth`)
-the same counts are split by relation, giving precision and recall against the margin.
+the same counts are split by relation, giving precision (false negatives masked / masked), the two
+cost shares beside it (related hard negatives, unrelated) and recall (false negatives masked /
+present) against the margin.
 Fractions pool all batches: masked cells / candidate cells.
 
 A larger margin lowers every threshold, so each masked count is non-decreasing in the margin.
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.method.groundtruth import RELATIONS, SAME_MEANING, UNRELATED, relations, stack_truths
+from core.method.groundtruth import FALSE_NEGATIVE, RELATED, RELATIONS, UNRELATED, relations, stack_truths
 from core.analysis.inspect import Batch, Embed, embed_batch, one_thread
 from core.method.masking import STRATEGIES, MarginSettings, guided_mask, thresholds
 
@@ -53,10 +55,11 @@ def margin_sweep(
     rows per task, by each row's task.
 
     Columns: strategy, margin, positive_floor, task, block, masked, candidates, masked_fraction,
-    ``masked_<relation>`` (masked candidates of each ground-truth relation), same_meaning_candidates,
-    precision (share of masked that are same-meaning, same-word or same-category), recall (share
-    of same-meaning candidates masked). Without ground truth the relation columns are NaN and
-    ``table.attrs["ground_truth"]`` is False: say "no ground truth", never show zeros.
+    ``masked_<relation>`` (masked candidates of each ground-truth relation), false_negatives (present),
+    precision (false negatives masked / masked), share_related and share_unrelated (the costs: related
+    hard negatives, unrelated), recall (false negatives masked / present; NaN where none is present).
+    Without ground truth the relation columns are NaN and ``table.attrs["ground_truth"]`` is False:
+    say "no ground truth", never show zeros.
 
     ``progress(done, total)`` is called after each batch (e.g. for a progress bar).
     """
@@ -151,13 +154,16 @@ def _table(counts: dict, totals: dict, combos: list, margins: list[float], truth
                                        (ALL, pooled)]:
             for k, (strategy, floor) in enumerate(combos):
                 m = masked[:, k * n:(k + 1) * n].numpy().astype(np.int64)  # [L, M]
-                cand, meaning = int(total[-1]), int(total[SAME_MEANING]) if truth else 0
+                cand, present = int(total[-1]), int(total[FALSE_NEGATIVE]) if truth else 0
                 add(strategy=strategy, margin=margins, positive_floor=math.nan if floor is None else floor,
                     task=task, block=block, masked=m[-1], candidates=cand, masked_fraction=m[-1] / max(cand, 1))
                 nan = np.full(n, np.nan)
                 add(**{f"masked_{name}": m[r] if truth else nan for r, name in enumerate(RELATIONS)})
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    add(same_meaning_candidates=meaning if truth else np.nan,
-                        precision=(m[-1] - m[UNRELATED]) / np.where(m[-1] > 0, m[-1], np.nan) if truth else nan,
-                        recall=m[SAME_MEANING] / meaning if truth and meaning else nan)
+                    masked_any = np.where(m[-1] > 0, m[-1], np.nan)
+                    add(false_negatives=present if truth else np.nan,
+                        precision=m[FALSE_NEGATIVE] / masked_any if truth else nan,
+                        share_related=sum(m[r] for r in RELATED) / masked_any if truth else nan,
+                        share_unrelated=m[UNRELATED] / masked_any if truth else nan,
+                        recall=m[FALSE_NEGATIVE] / present if truth and present else nan)
     return pd.DataFrame({key: np.concatenate(parts) for key, parts in columns.items()})

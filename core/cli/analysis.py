@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import CONFIG_HELP, batch_options, data_options, guide_options, settings_from_args
+from core.cli.options import CONFIG_HELP, FALSE_NEGATIVES_HELP, batch_options, data_options, guide_options, settings_from_args
 from core.errors import GistlabError
 from core.paths import check_output_dir, check_output_file
 
@@ -16,6 +16,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_dir", default=None, help="open the batch this run trained on at --step (its data, "
                                                "guide, settings and trained student)")
     p.add_argument("--step", type=int, default=1, help="with --run: the step (from 1)")
+    p.add_argument("--false-negatives", type=float, default=0.0, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--csv", default=None, help="write all masked pairs (with --compare-guide: the pairs one "
                                                "guide masks and the other keeps) to this CSV file")
     p.add_argument("--show", type=int, default=20, help="masked pairs printed (default 20)")
@@ -40,11 +41,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
         where = f"run {args.run_dir} step {args.step}"
     else:
         ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns, batch_size=args.batch_size)
-        batch = Batch.draw(ds, args.batch_size, args.seed, args.task)
+        batch = Batch.draw(ds, args.batch_size, args.seed, args.task, args.false_negatives)
         guide, student = args.guide or DEFAULT_GUIDE, args.student
         before_training = student
         settings = settings_from_args(args)
-        where = f"{args.data} seed {args.seed}"
+        where = f"{args.data} seed {args.seed}" + (f" at false-negative rate {args.false_negatives:g}"
+                                                   if args.false_negatives else "")
     if args.compare_guide:
         return _print_comparison(batch, (guide, args.compare_guide), before_training, settings, where, args)
     report = inspect_batch(batch, GuideCache(load_guide(guide, before_training), guide).embed, settings,
@@ -68,8 +70,10 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _print_quality(report) -> None:
-    """The mask against the ground truth (precision, relation shares, recall per block; per task
-    when the batch mixes tasks) and the weak-positive rows, listed."""
+    """The mask against the ground truth (false negatives present, caught and missed; precision,
+    recall and the two cost shares, per block; per task when the batch mixes tasks) and the
+    weak-positive rows, listed."""
+    from core.method.groundtruth import in_words, quality_table
     from core.method.masking import WEAK_SHARE
 
     quality = report.quality
@@ -77,15 +81,11 @@ def _print_quality(report) -> None:
         print("no ground truth in this data: precision and recall are not defined "
               "(add a 'group' column, or use --data bundled)")
     else:
-        table = quality[(quality.task == "all") | (quality.block == "all")].copy()
-        table["meaning_masked"] = (table["masked_same-meaning"].astype(str) + "/"
-                                   + table["same_meaning_candidates"].astype(str))
-        columns = ["task", "block", "masked", "precision", *(f"share_{r}" for r in
-                   ("same-meaning", "same-word", "same-category", "unrelated")), "meaning_masked", "recall"]
-        print("mask against the ground truth (precision: share of masked candidates that are same-meaning, "
-              "same-word or same-category; recall: share of same-meaning candidates masked):")
-        print(table[columns].rename(columns=lambda c: c.replace("share_", ""))
-              .to_string(index=False, na_rep="n/a", float_format=lambda x: f"{x:.3f}"))
+        pooled = quality[(quality.task == "all") & (quality.block == "all")].iloc[0]
+        print(in_words(pooled))
+        print("per block and task (a false negative: a right answer for the row by its task's relation; "
+              "precision = caught / masked, recall = caught / present):")
+        print(quality_table(quality).to_string(index=False, na_rep="n/a", float_format=lambda x: f"{x:.3f}"))
     weak = report.counts[report.counts["weak"]]
     print(f"{len(weak)} weak-positive rows (>= {WEAK_SHARE:.0%} of their candidates masked: they drop out of "
           "the loss; the guide disbelieves their pair)")
@@ -244,9 +244,10 @@ def _run_mine(args: argparse.Namespace) -> int:
           f"{out}; the guide removed {summary['removed_by_guide']} of {summary['candidates_considered']} retrieved "
           f"candidates ({summary['removed_share']:.1%}); {summary['rows_without_enough_negatives']} rows left "
           "without enough negatives (dropped)")
-    shares = summary.get("same_meaning_share")
+    shares = summary.get("false_negative_share")
     if shares:
         removed = "n/a" if shares["removed"] is None else f"{shares['removed']:.1%}"
         kept = "n/a" if shares["kept"] is None else f"{shares['kept']:.1%}"
-        print(f"ground truth: same-meaning among removed candidates {removed}, among kept {kept}")
+        print(f"ground truth: false negatives (right answers by the task's relation) among removed candidates "
+              f"{removed}, among kept {kept}")
     return 0

@@ -14,6 +14,9 @@ from core.training.config import LOSSES, MARGIN_KEYS
 
 CONFIG_HELP = ("a JSON object of this command's settings by option name (batch_size for --batch-size), as a "
                "background job writes it; options given as well override it")
+FALSE_NEGATIVES_HELP = ("raise the false-negative rate: rebuild each batch so that about RATE x batch-size of "
+                        "a row's in-batch candidates are right answers (rows of its meaning added from the "
+                        "data; needs ground truth: bundled or a 'group' column; seeded; default 0: the data as is)")
 FLOOR_HELP = ("raise every row's mask threshold to at least this guide cosine, so a weak positive "
               "masks only candidates the guide finds genuinely close (default off: the library's rule)")
 

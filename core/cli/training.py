@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import CONFIG_HELP, data_options, guide_options, losses, margin_options
+from core.cli.options import CONFIG_HELP, FALSE_NEGATIVES_HELP, data_options, guide_options, losses, margin_options
 from core.errors import GistlabError, GistlabWarning
 from core.paths import check_output_dir, check_output_file
 
@@ -72,6 +72,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
     p.add_argument("--warmup-ratio", type=float, help="linear warmup share of the steps (default 0.1)")
     p.add_argument("--temperature", type=float, help="softmax temperature (default 0.01; mnrl scale = 1/T)")
+    p.add_argument("--false-negatives", type=float, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--homogeneous", action=argparse.BooleanOptionalAction,
                    help="draw each batch from one task (needs a task column; default mixed)")
     p.add_argument("--gather-across-devices", action=argparse.BooleanOptionalAction,
@@ -145,6 +146,7 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="default %(default)s")
     p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
+    p.add_argument("--false-negatives", type=float, default=d.false_negatives, help=FALSE_NEGATIVES_HELP)
     p.add_argument("--student", default=d.student, help="default %(default)s")
     p.add_argument("--small-student", default=d.small_student,
                    help="second case, the paper's small model: this student with --small-guides "
@@ -187,7 +189,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
                               homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
                               student=args.student, guides=_arms(args.guides, "--guides"),
                               small_student=small, small_guides=_arms(args.small_guides, "--small-guides"),
-                              threads=args.threads, report_only=args.report_only)
+                              threads=args.threads, report_only=args.report_only,
+                              false_negatives=args.false_negatives)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,

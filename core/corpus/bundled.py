@@ -5,7 +5,8 @@
 provenance, the ground truth of :mod:`core.method.groundtruth`: ``<role>_synset`` (WordNet synset id),
 ``<role>_lemmas`` (its words) and ``<role>_category`` (lexicographer category) for the roles
 anchor, positive and negative. Batches drawn from one ``task`` are the paper's task-homogeneous
-batches. ``task_counts()`` and
+batches. :data:`TASK_RELATIONS` says, per task, which relation makes another text a right answer
+for a row (the false negatives of core.method.groundtruth). ``task_counts()`` and
 :data:`TASK_DESCRIPTIONS` are what the app shows about it. The folder is found next to the
 ``core`` package (a checkout, or ``pip install -e .``), or wherever ``GISTLAB_ASSETS`` points.
 """
@@ -33,6 +34,11 @@ TASK_DESCRIPTIONS = {
     "words_definition": "a synset's words -> its definition (MEDI-style); negative: another sense's definition",
     "category_triplet": "definition -> another definition of the same WordNet category "
                         "(MTEB-classification-style); negative: another category",
+}
+TASK_RELATIONS = {  # what makes another in-batch text a right answer (a false negative) for a row
+    "example_definition": "synset",
+    "words_definition": "synset",
+    "category_triplet": "category",
 }
 
 

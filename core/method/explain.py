@@ -4,32 +4,63 @@ Works on core.analysis.inspect's masked-pairs table (``masked_pairs`` columns, p
 demo copy adds it) with pandas alone, so the Demo page can use it without importing torch;
 core.analysis.experiment_demo uses the same ranking to choose the batch it ships for that page.
 
-The sentence depends on the case, because the mask is not always right: a candidate with the row's
-meaning is another right answer; another sense of the same word or a text of the same category is a
-near miss the guide could not tell apart; a row whose own positive the guide scores low masks almost
-everything (a weak positive, a data-quality signal); an unrelated text masked is a mask the ground
-truth does not back.
+The sentence depends on the case, because the mask is not always right. By the one definition of
+core.method.groundtruth, a masked candidate is a *false negative* (a right answer for the row under
+its task's relation: the same synset for the definition tasks, the same category for
+``category_triplet``, the same group): a catch. Otherwise it is a cost: a *related hard negative*
+(another sense of the same word, or the same category where that is not the task's relation, a
+near miss the student would have learned from) or *unrelated*. A row whose own positive the guide
+scores low masks almost everything (a weak positive, a data-quality signal). Tables recorded before
+that definition call a false negative ``same-meaning``: read as ``false-negative``.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+DEFINITION = ("A false negative is a candidate that is a right answer for the row by its task's relation: the same "
+              "WordNet synset for the definition tasks, the same category for category_triplet, the same group "
+              "in your own data. precision = false negatives masked / masked (the rest are costs: related hard "
+              "negatives, i.e. the same word or category where that is not the task's relation, and unrelated); "
+              "recall = false negatives masked / false negatives present.")
+"""The one definition of core.method.groundtruth in words, for every page's help."""
+
 DEMO_PAIRS = 6
 """How many masked pairs the Demo page explains."""
 
-CASES = ("same-meaning", "same-word", "same-category", "weak positive", "unrelated")
+CASES = ("false-negative", "same-word", "same-category", "weak positive", "unrelated")
 """The cases the Demo tries to show one of each before filling up with the guide's closest pairs."""
+LEGACY = {"same-meaning": "false-negative"}  # relation names of tables recorded before issue 22
+KIND = {"false-negative": "false negative: a catch", "same-word": "related hard negative: a cost",
+        "same-category": "related hard negative: a cost", "unrelated": "unrelated: a cost",
+        "weak positive": "weak positive: a cost", "identical text": "identical text"}
+"""Each case in the three-way split of a mask (core.method.groundtruth.SHARES) for captions."""
+
+
+def relation(pair: pd.Series) -> str | None:
+    """The pair's ground-truth relation by the current names (None without ground truth)."""
+    value = pair.get("relation")
+    return LEGACY.get(value, value) if isinstance(value, str) else None
+
+
+def split_counts(pairs: pd.DataFrame) -> dict[str, int] | None:
+    """Masked pairs per share of the three-way split (false negative, related hard negative,
+    unrelated), None without ground truth."""
+    if "relation" not in pairs or pairs["relation"].isna().all():
+        return None
+    names = pairs.apply(relation, axis=1) if len(pairs) else pd.Series(dtype=object)
+    return {"false negative": int((names == "false-negative").sum()),
+            "related hard negative": int(names.isin(["same-word", "same-category"]).sum()),
+            "unrelated": int((names == "unrelated").sum())}
 
 
 def case(pair: pd.Series) -> str:
     """Which case a masked pair is: identical text, weak positive, its ground-truth relation, or unknown."""
     if bool(pair.get("identical_text", False)):
         return "identical text"
-    if bool(pair.get("weak_row", False)) and pair.get("relation") != "same-meaning":
+    if bool(pair.get("weak_row", False)) and relation(pair) != "false-negative":
         return "weak positive"
-    relation = pair.get("relation")
-    return str(relation) if isinstance(relation, str) else "no ground truth"
+    return relation(pair) or "no ground truth"
 
 
 def clearest_pairs(pairs: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -59,16 +90,19 @@ def explain(pair: pd.Series) -> str:
     scores = f"the guide scores it {g:.2f}, the row's own positive {p:.2f} (threshold {t:.2f})"
     sentence = {
         "identical text": "The candidate is the very same text as this row's own anchor or positive: always masked.",
-        "same-meaning": f"Another right answer: this {role} has the row's very meaning (same WordNet synset); "
-                        f"{scores}, so the loss no longer pushes it away.",
-        "same-word": f"Another sense of the same word, not the same meaning: {scores}. The guide cannot tell "
-                     "the senses apart, so this near miss is spared as if it were right.",
-        "same-category": f"Same category, different meaning: {scores}. Masking removes a hard negative of "
-                         "the same kind, which the student would have learned from.",
+        "false-negative": f"A false negative caught: this {role} is another right answer for the row by its "
+                          f"task's relation (same synset, or same category for a category task); {scores}, so "
+                          "the loss no longer pushes it away.",
+        "same-word": f"A cost: another sense of the same word, not a right answer (a related hard negative): "
+                     f"{scores}. The guide cannot tell the senses apart, so this near miss is spared as if it "
+                     "were right.",
+        "same-category": f"A cost: same category, different meaning, and the category is not this task's "
+                         f"relation (a related hard negative): {scores}. Masking removes a hard negative the "
+                         "student would have learned from.",
         "weak positive": f"Weak positive: the guide scores this row's own positive only {p:.2f}, so almost every "
                          f"candidate clears the threshold {t:.2f} (this one at {g:.2f}) and the row drops out of "
                          "the loss. A data-quality signal (the guide disbelieves the pair), not a second right answer.",
-        "unrelated": f"Unrelated in the ground truth, yet masked: {scores}. A mask the data does not back.",
+        "unrelated": f"A cost: unrelated in the ground truth, yet masked: {scores}. A mask the data does not back.",
         "no ground truth": f"The guide finds this {role} at least as close as the row's own positive: {scores}. "
                            "It reads as another right answer, so the loss leaves it alone.",
     }[case(pair)]

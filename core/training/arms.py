@@ -139,16 +139,22 @@ class LibraryMaskProbe(TrainerCallback):
 
 
 class PlannedBatchSampler(DefaultBatchSampler):
-    """Yields :func:`core.corpus.data.epoch_batches` of ``pairs``: the same batches for every loss arm."""
+    """Yields :func:`core.corpus.data.epoch_batches` of ``pairs`` (or a false-negative ``plan``'s
+    batches): the same batches for every loss arm."""
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None,
-                 generator=None, seed: int = 0, *, pairs, homogeneous: bool = False) -> None:
+                 generator=None, seed: int = 0, *, pairs, homogeneous: bool = False, plan=None) -> None:
         super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
-        self.pairs, self.homogeneous = pairs, homogeneous
-        self._count = len(epoch_batches(pairs, batch_size, seed, 0, homogeneous))
+        self.pairs, self.homogeneous, self.plan = pairs, homogeneous, plan
+        self._count = len(self._batches(0))
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        if self.plan is not None:
+            return self.plan.batches(epoch)
+        return epoch_batches(self.pairs, self.batch_size, self.seed, epoch, self.homogeneous)
 
     def __iter__(self):
-        yield from epoch_batches(self.pairs, self.batch_size, self.seed, self.epoch, self.homogeneous)
+        yield from self._batches(self.epoch)
 
     def __len__(self) -> int:
         return self._count

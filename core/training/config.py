@@ -61,8 +61,13 @@ class TrainConfig:
     fp16: bool = False
     data_columns: dict[str, str] | None = None
     data_split: str = "train"
+    false_negatives: float = 0.0  # core.corpus.false_negatives: ~rate x batch false-negative candidates per row
 
     def __post_init__(self) -> None:
+        # here, not at the top: importing this module stays light (no datasets), as the CLI and pages need
+        from core.corpus.data import check_seed
+        from core.corpus.false_negatives import MAX_RATE
+
         if self.steps is None and self.epochs is None:
             self.epochs = 1.0
         problems = [
@@ -77,14 +82,13 @@ class TrainConfig:
             (self.max_seq_length is not None and self.max_seq_length < 1, "max_seq_length must be positive"),
             (self.mini_batch_size is not None and self.mini_batch_size < 1, "mini-batch size must be at least 1"),
             (self.bf16 and self.fp16, "choose bf16 or fp16, not both"),
+            (not 0 <= self.false_negatives <= MAX_RATE, f"false_negatives must be a rate in [0, {MAX_RATE}]"),
             (self.loss != "mnrl" and margin_problem(self.masking.margin_strategy, self.masking.margin),
              margin_problem(self.masking.margin_strategy, self.masking.margin)),
         ]
         for bad, message in problems:
             if bad:
                 raise GistlabError(f"Bad training setting: {message}.")
-        from core.corpus.data import check_seed  # here, not at the top: this module stays light (no datasets)
-
         check_seed(self.seed)
 
     def to_dict(self) -> dict:

@@ -73,9 +73,11 @@ def check_model(spec: str, role: str) -> None:
 
 
 def check_data(spec: str, *, split: str = "train", columns: dict[str, str] | None = None,
-               batch_size: int | None = None, homogeneous: bool = False) -> None:
-    """Data training can read: local and bundled data are read and checked, a Hub id must exist."""
+               batch_size: int | None = None, homogeneous: bool = False, false_negatives: float = 0.0) -> None:
+    """Data training can read: local and bundled data are read and checked, a Hub id must exist; a
+    false-negative rate needs ground truth (core.corpus.false_negatives)."""
     from core.corpus.data import FILE_TYPES, epoch_batches, load_pairs
+    from core.corpus.false_negatives import meaning_keys
 
     spec = spec.strip()
     path = Path(spec).expanduser()
@@ -85,6 +87,8 @@ def check_data(spec: str, *, split: str = "train", columns: dict[str, str] | Non
     if homogeneous and not epoch_batches(ds, batch_size or 1, 0, 0, homogeneous=True):
         raise GistlabError(f"No task of the data has {batch_size} rows, so no one-task batch can be drawn: "
                            "lower the batch size or untick 'One task per batch'.")
+    if false_negatives:
+        meaning_keys(ds)  # one clear error where the data cannot say which texts mean the same
 
 
 def check_launch(configs: list, report: Callable[[int, str], None] = lambda k, what: None) -> None:
@@ -101,4 +105,4 @@ def check_launch(configs: list, report: Callable[[int, str], None] = lambda k, w
     report(2, CHECKS[1])
     first = configs[0]
     check_data(first.data, split=first.data_split, columns=first.data_columns, batch_size=first.batch_size,
-               homogeneous=first.homogeneous)
+               homogeneous=first.homogeneous, false_negatives=getattr(first, "false_negatives", 0.0))

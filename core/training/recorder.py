@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from sentence_transformers import SentenceTransformerTrainer
 from transformers import TrainerCallback
 
-from core.corpus.data import truth_columns
+from core.corpus.data import TASK_COLUMN, truth_columns
 from core.errors import GistlabWarning
 from core.method import distributed
 from core.method.groundtruth import ground_truth, relations, step_quality
@@ -90,6 +90,7 @@ class RunRecorder(TrainerCallback):
     def __init__(self, out: Path, negative_names: list[str], pairs=None) -> None:
         self.out, self.negative_names = out, negative_names
         truth = truth_columns(pairs) if pairs is not None else []
+        truth += [TASK_COLUMN] if truth and TASK_COLUMN in pairs.column_names else []  # the task picks the relation
         self.truth = pairs.select_columns(truth) if truth else None  # ground truth of the data, if any
         self.stop_requested = False
         self.trainer = None

@@ -62,6 +62,7 @@ import torch
 from sentence_transformers import SentenceTransformerTrainingArguments
 
 from core.corpus.data import negative_columns, text_columns
+from core.corpus.false_negatives import false_negative_plan
 from core.errors import GistlabError, first_line
 from core.guides.models import load_model
 from core.method import distributed
@@ -136,12 +137,16 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
     distributed.on_main(lambda: check_output_dir(out))  # before the data and models load
     ds = shared.pairs(config)
     check_settings(config, ds)
+    plan = (false_negative_plan(ds, config.batch_size, config.seed, config.false_negatives,
+                                homogeneous=config.homogeneous, steps=config.steps, epochs=config.epochs)
+            if config.false_negatives else None)
+    ds = plan.pairs if plan else ds  # every arm rebuilds the same rows and batches from the seed
     distributed.on_main(lambda: claim(out, overwrite, config))  # only rank 0 writes the run directory
     recorder = RunRecorder(out, negative_columns(ds), ds) if distributed.is_main() else distributed.SilentRecorder()
     trainer, state, error, signals = None, RunState.FAILED, None, SignalStop()
     with signals:
         try:
-            trainer = build_trainer(config, ds, recorder, signals, shared)
+            trainer = build_trainer(config, ds, recorder, signals, shared, plan)
             trainer.train()
             state = (RunState.INTERRUPTED if signals.received else
                      RunState.STOPPED if recorder.stop_requested else RunState.COMPLETED)
@@ -166,9 +171,10 @@ def run_training(config: TrainConfig, *, overwrite: bool = False, shared: Shared
 
 
 def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: SignalStop | None = None,
-                  shared: Shared | None = None):
+                  shared: Shared | None = None, plan=None):
     """The student (fresh from its spec), the loss arm (its guide from ``shared``) and a
-    ``SentenceTransformerTrainer`` that feeds it planned batches."""
+    ``SentenceTransformerTrainer`` that feeds it planned batches (``plan``: a
+    :class:`core.corpus.false_negatives.FalseNegativePlan` whose data is ``ds``)."""
     student = load_model(config.student)
     if config.max_seq_length:
         limit = position_limit(student)
@@ -189,7 +195,7 @@ def build_trainer(config: TrainConfig, ds, recorder: RunRecorder, signals: Signa
         warmup_steps=config.warmup_ratio,  # a value below 1 is a ratio of the total steps
         seed=config.seed,
         data_seed=config.seed,
-        batch_sampler=functools.partial(PlannedBatchSampler, pairs=ds, homogeneous=config.homogeneous),
+        batch_sampler=functools.partial(PlannedBatchSampler, pairs=ds, homogeneous=config.homogeneous, plan=plan),
         dataloader_drop_last=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         logging_strategy="steps",

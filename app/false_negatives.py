@@ -1,0 +1,38 @@
+"""The one definition of a false negative, as the analysis pages show it: the rate control and the words.
+
+A masked candidate is a false negative (a catch) when it is a right answer for its row by the row's
+task's relation, else a related hard negative or unrelated (costs): core.method.groundtruth. Each
+page that draws batches offers the false-negative rate (core.corpus.false_negatives) in the sidebar
+where the data has ground truth, and says "no false negatives in this batch" instead of drawing an
+empty recall chart.
+"""
+
+import streamlit as st
+
+from core.corpus.data import GROUP_COLUMN
+from core.corpus.false_negatives import MAX_RATE
+from core.method.explain import DEFINITION
+from core.method.groundtruth import in_words
+
+__all__ = ["DEFINITION", "choose_rate", "has_ground_truth", "split_caption"]
+RATE_HELP = ("Rebuild each drawn batch so that about this share of a row's in-batch candidates are right answers "
+             "(rows of its meaning added from the data; `gistlab train --false-negatives` trains at a rate). "
+             "0: the data as it is; random batches of the bundled definition tasks then hold none.")
+
+
+def has_ground_truth(ds) -> bool:
+    """Whether ``ds`` can say which texts mean the same (the bundled provenance, or a ``group`` column)."""
+    return GROUP_COLUMN in ds.column_names or "positive_synset" in ds.column_names
+
+
+def choose_rate(ds, key: str = "false_negative_rate") -> float:
+    """Sidebar: the false-negative rate of drawn batches (0 where the data has no ground truth)."""
+    if not has_ground_truth(ds):
+        return 0.0
+    return float(st.sidebar.number_input("False-negative rate", 0.0, MAX_RATE, 0.0, 0.05, key=key,
+                                         format="%.2f", help=RATE_HELP))
+
+
+def split_caption(record) -> str:
+    """A mask's false negatives present, caught and missed, and its three shares, in one sentence."""
+    return in_words(record)
