@@ -112,7 +112,7 @@ def test_training_at_a_rate_records_it_and_pairs_arms_on_identical_batches(bundl
     bundled.select(range(0, 24000, 200)).to_parquet(data)
     common = dict(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2, batch_size=8,
                   false_negatives=0.25, margin=0.1, margin_strategy="relative")
-    configs = [TrainConfig(loss=loss, out=str(tmp_path / "{loss}"), **common) for loss in ("gist", "mnrl")]
+    configs = [TrainConfig.from_dict({"loss": loss, "out": str(tmp_path / "{loss}"), **common}) for loss in ("gist", "mnrl")]
     runs = list(train_arms(configs))
     batches = [(run / "batches.jsonl").read_text() for run in runs]
     assert batches[0] == batches[1] and max(max(json.loads(x)["rows"]) for x in batches[0].splitlines()) >= 120
