@@ -35,11 +35,16 @@ st.caption("Two guides judge the same batch at the same margin. Where both mask 
            "`group` column) says which of them was right.")
 
 
-def choose_guide(label: str, default: str, key: str) -> str:
-    """A guide spec from the sidebar: the usual guides, or any spec typed in."""
+def choose_guide(label: str, default: str, key: str, shared: bool = False) -> str:
+    """A guide spec from the sidebar: the usual guides, or any spec typed in. Guide A (``shared``) is the
+    guide of the other analysis pages (app.sidebar's settings)."""
     options = list(dict.fromkeys([default, *CHOICES]))
-    choice = st.sidebar.selectbox(label, options, index=options.index(default), key=key,
-                                  accept_new_options=True, help=GUIDE_SPECS)
+    if shared:
+        choice = st.sidebar.selectbox(label, options, key=key, accept_new_options=True, help=GUIDE_SPECS,
+                                      on_change=sidebar.bind(key, "guide", convert=lambda g: (g or default).strip()))
+    else:
+        choice = st.sidebar.selectbox(label, options, index=options.index(default), key=key,
+                                      accept_new_options=True, help=GUIDE_SPECS)
     return (choice or default).strip()
 
 
@@ -50,13 +55,15 @@ def guide_colors(names: tuple[str, str]) -> tuple[str, str]:
 
 
 with errors_shown():
+    sidebar.start()
     ds, data_key = sidebar.choose_data()
     strong = installed(MPNET_BASE)
     default_b = os.environ.get("GISTLAB_APP_COMPARE_GUIDE") or (MPNET if strong else SELF)
-    specs = (choose_guide("Guide A", loaders.default_guide(), "compare_guide_a"),
+    specs = (choose_guide("Guide A", sidebar.lab().guide, "compare_guide_a", shared=True),
              choose_guide("Guide B", default_b, "compare_guide_b"))
     size, seed, task = sidebar.choose_batch(ds)
     settings = sidebar.choose_settings()
+    sidebar.show_current(size, student=False)
     batch = loaders.drawn_batch(data_key, size, seed, task, ds)
     models = [guide_model_spec(spec, loaders.default_student()) for spec in specs]
     reports = [loaders.batch_report(data_key, tuple(batch.rows), model, None, batch) for model in models]

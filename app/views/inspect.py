@@ -23,7 +23,7 @@ from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
 from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
 from core.method.groundtruth import ALL, NO_GROUND_TRUTH
-from core.method.masking import BLOCK_HELP, WEAK_SHARE, MarginSettings
+from core.method.masking import BLOCK_HELP, WEAK_SHARE
 from core.guides.models import guide_model_spec
 from core.training.runs import list_runs, recorded_steps, resolve
 
@@ -155,16 +155,20 @@ st.caption("The guide masks a candidate when it scores it above the row's thresh
 
 with errors_shown():
     follow_link()
+    sidebar.start()
     origin = st.sidebar.radio("Batch", ORIGINS, key="batch_origin")
     if origin == ORIGINS[0]:
         if "run" in st.query_params:  # the URL names what is shown: no run now
-            st.query_params.clear()
+            del st.query_params["run"]
+            st.query_params.pop("step", None)
             st.session_state.pop("inspect_link", None)
         ds, data_key = sidebar.choose_data()
         guide, student = sidebar.choose_models()
         size, seed, task = sidebar.choose_batch(ds)
         batch = loaders.drawn_batch(data_key, size, seed, task, ds)
-        defaults, scope, student_label = MarginSettings(), "data", student
+        student_label = student
+        settings = sidebar.choose_settings()
+        sidebar.show_current(size)
     else:
         run, step = choose_run_step()
         batch, config = loaders.run_batch(run, step)
@@ -172,9 +176,10 @@ with errors_shown():
         guide = guide_model_spec(config.guide, config.student)  # "self": the student before training
         name = Path(run).name
         student_label = f"final model of run {name}" if student != config.student else f"untrained {student}: no saved model"
-        scope = data_key
         st.sidebar.caption(f"Step {step} of run {name} · guide {guide} · student: {student_label}")
-    settings = sidebar.choose_settings(defaults, scope)
+        settings = sidebar.choose_settings(defaults, data_key)
+        sidebar.update(sidebar.RUN_LAB, guide=guide, student=student or "", seed=config.seed, task=None)
+        sidebar.show_current(len(batch), data=f"step {step} of run {name}", store=sidebar.RUN_LAB)
     batch_key = (data_key, tuple(batch.rows), guide, student)
     report = remask(loaders.batch_report(*batch_key, batch), settings)
 
