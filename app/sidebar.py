@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 import streamlit as st
 
-from app.loaders import dataset, default_guide, default_student, served, upload_columns, uploaded_dataset
+from app.loaders import (dataset, default_guide, default_student, saved_upload, served, upload_columns,
+                         uploaded_dataset)
 from app.settings import PARAMS, LabSettings, clamped, describe, from_params, to_params
 from core.errors import GistlabError
 from core.method.masking import BLOCK_HELP, STRATEGIES, MarginSettings
@@ -100,8 +101,8 @@ def _take_upload() -> None:
         st.session_state.pop(UPLOAD, None)
 
 
-def upload_input(container=st.sidebar) -> Upload | None:
-    """The file uploader; the session's upload (this one, or one made earlier on any page), checked."""
+def upload_input(container=st.sidebar, keep: bool = True) -> Upload | None:
+    """The file uploader; the session's upload (this one, or, with ``keep``, one made earlier on any page), checked."""
     file = container.file_uploader(
         f"Pairs file ({', '.join(UPLOAD_TYPES)}; up to {MAX_UPLOAD_MB} MB)", type=UPLOAD_TYPES,
         key="data_upload", on_change=_take_upload,
@@ -115,6 +116,9 @@ def upload_input(container=st.sidebar) -> Upload | None:
         kept = st.session_state.get(UPLOAD)
         if kept is None or kept.data != data:
             st.session_state[UPLOAD] = Upload(file.name, hashlib.sha1(data).hexdigest(), data)
+        update(source="upload")
+    elif not keep:
+        return None
     kept = st.session_state.get(UPLOAD)
     if kept is not None and file is None:
         container.caption(f"Using {kept.name}, uploaded earlier in this session; upload another file to replace it.")
@@ -160,6 +164,26 @@ def uploaded(upload: Upload, container=st.sidebar, stop: bool = True):
         return None, None, None
     key = f"upload:{upload.digest}" + (f":{dict(mapping)}" if mapping else "")
     return uploaded_dataset(upload.name, upload.digest, upload.data, mapping), key, mapping
+
+
+def job_data(container) -> str | None:
+    """For pages that start a background job on a data path (Train, Audit): the uploader and its column
+    mapping in ``container``, with the analysis pages' checks, and the data the job's form starts at: the
+    upload (saved as a file the job reads), else the shared data ("bundled", a Hub id). None while an
+    upload's columns are not mapped yet, or when it cannot be read (said in ``container``)."""
+    try:
+        upload = upload_input(container, keep=lab().source == "upload")
+        if upload is None:
+            s = lab()
+            return s.hub_id if s.source == "hub" and s.hub_id else "bundled"
+        ds, _, mapping = uploaded(upload, container, stop=False)
+    except GistlabError as exc:
+        container.error(str(exc), icon=":material/error:")
+        return None
+    if ds is None:
+        container.info("Pick the file's anchor and positive columns to use it.")
+        return None
+    return saved_upload(upload.name, upload.digest, upload.data, mapping)
 
 
 def choose_data() -> tuple[object, str]:

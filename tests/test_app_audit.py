@@ -71,6 +71,8 @@ def test_findings_decisions_persist_across_a_reload_and_export(finished_audit):
     again.selectbox(key="export_format").set_value("CSV").run()
     next(b for b in again.button if b.label == "Export").click().run()
     assert not again.error and again.success
+    download = again.get("download_button")[0]
+    assert download.proto.label == "Download cleaned.csv"  # a real download, beside the server path
     cleaned = pd.read_csv(finished_audit / "cleaned.csv")
     assert len(cleaned) == 5 and "group" in cleaned and "tree" not in set(cleaned.anchor)
     groups = dict(zip(cleaned.anchor, cleaned.group))
@@ -138,3 +140,14 @@ def test_the_audit_is_read_under_a_bar_counting_its_tables_once(finished_audit, 
     texts.clear()
     at.segmented_control[0].set_value("keep").run()
     assert texts == [] and [m.value for m in at.metric] == ["1", "1", "1"]  # kept: read once
+
+
+
+def test_an_upload_fills_the_data_field(home):
+    at = open_audit()
+    at.get("file_uploader")[0].set_value(("pairs.csv", b"anchor,positive\ncat,a cat\ndog,a dog\n", "text/plain")).run()
+    assert not at.exception and not at.error
+    data = at.text_input[0].value
+    assert data.endswith(".parquet") and pd.read_parquet(data)["anchor"].tolist() == ["cat", "dog"]
+    at.get("file_uploader")[0].set_value(("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "text/plain")).run()
+    assert "not UTF-8" in at.error[0].value  # the analysis pages' checks

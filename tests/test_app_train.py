@@ -263,3 +263,34 @@ def test_a_run_that_learns_nothing_is_flagged_on_the_page(home):
     at = open_train()
     assert not at.exception
     assert [w.value for w in at.warning] == [f"idle-gist: {warning}"]
+
+
+def test_an_upload_is_mapped_and_trained_on(home, monkeypatch):
+    import core.training.train  # noqa: F401 (imported before the page's warm-up thread: transformers' lazy
+    from core.corpus.data import load_pairs  # imports race with the upload's reading in another thread)
+
+    started = {}
+    monkeypatch.setattr(jobs, "start_training", lambda settings, arms, **options: started.update(settings=settings))
+    at = open_train()
+    qa = "question,answer\n" + "".join(f"question {i},answer {i}\n" for i in range(6))
+    at.get("file_uploader")[0].set_value(("qa.csv", qa.encode(), "text/plain")).run()
+    assert not at.exception and "pick which column is which" in at.warning[0].value
+    at.selectbox(key="map_anchor").set_value("question").run()
+    at.selectbox(key="map_positive").set_value("answer").run()
+    data = next(t for t in at.text_input if t.label == "Data").value
+    assert data.endswith(".parquet") and "uploads" in data
+    next(n for n in at.number_input if n.label == "Batch size").set_value(4)
+    next(c for c in at.checkbox if c.label.startswith("One task per batch")).uncheck()
+    click(at, "Start training")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert started["settings"]["data"] == data
+    assert load_pairs(data)["anchor"] == [f"question {i}" for i in range(6)]
+
+
+def test_the_analysis_pages_settings_start_the_form(home):
+    at = open_train()
+    at.session_state["lab_settings"] = at.session_state["lab_settings"].__class__(
+        guide="bundled:mpnet-base", student="bundled:minilm-l3", margin=0.1, seed=3, batch_size=64)
+    at.run()
+    fields = {w.label: w.value for w in [*at.text_input, *at.number_input]}
+    assert (fields["Guide"], fields["Margin"], fields["Seed"], fields["Batch size"]) == ("bundled:mpnet-base", 0.1, 3, 64)

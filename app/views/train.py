@@ -12,6 +12,7 @@ import threading
 import pandas as pd
 import streamlit as st
 
+from app import sidebar
 from app.palette import arm_of, run_colors
 from app.loaders import served
 from app.views import curves_figure, page_link
@@ -148,26 +149,34 @@ def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
 
 live_job()
 
-with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("train_form"):
+with st.expander("Start a run", expanded=jobs.current_job() is None):
+    data = sidebar.job_data(st.container())  # an upload, mapped like the analysis pages' (Inspect's code path)
+    shared = sidebar.lab()  # the analysis pages' settings are the form's starting values
+    form = st.form("train_form")
+with form:
     top = st.columns([2, 1])
     arm_label = top[0].selectbox("What to run", list(ARMS))
     run_name = top[1].text_input("Name (optional)", placeholder="e.g. margin 0.1 on my data",
                                  help="Shown in Past runs; the arm is added for a paired run.")
     models, schedule, masking = st.columns(3)
     settings = {
-        "student": models.text_input("Student", DEFAULT_STUDENT).strip(),
-        "guide": models.text_input("Guide", DEFAULT_GUIDE, help="bundled:minilm-l6, bundled:mpnet-base, "
-                                   "self (the student before training), a model folder, or a Hub id").strip(),
-        "data": models.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
-                                  "or a Hugging Face dataset id when online").strip(),
-        "batch_size": schedule.number_input("Batch size", 2, 1024, 32),
+        "student": models.text_input("Student", shared.student or DEFAULT_STUDENT).strip(),
+        "guide": models.text_input("Guide", shared.guide or DEFAULT_GUIDE, help="bundled:minilm-l6, "
+                                   "bundled:mpnet-base, self (the student before training), a model folder, "
+                                   "or a Hub id").strip(),
+        "data": models.text_input("Data", data or "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
+                                  "or a Hugging Face dataset id when online; an upload above fills it in").strip(),
+        "batch_size": schedule.number_input("Batch size", 2, 1024, shared.batch_size),
         "steps": schedule.number_input("Steps", 1, 100_000, 20),
         "lr": schedule.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e"),
-        "seed": schedule.number_input("Seed", 0, 2**31 - 1, 0),
-        "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES),
-        "margin": masking.number_input("Margin", -1.0, 1.0, 0.0, 0.01),
-        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True, help=BLOCK_HELP["a-a"]),
-        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True, help=BLOCK_HELP["p-p"]),
+        "seed": schedule.number_input("Seed", 0, 2**31 - 1, shared.seed),
+        "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES,
+                                             index=STRATEGIES.index(shared.margin_strategy)),
+        "margin": masking.number_input("Margin", -1.0, 1.0, shared.margin, 0.01),
+        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", shared.contrast_anchors,
+                                             help=BLOCK_HELP["a-a"]),
+        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", shared.contrast_positives,
+                                               help=BLOCK_HELP["p-p"]),
         "homogeneous": schedule.checkbox("One task per batch (as in the paper)", True,
                                          help="Every batch drawn from one task of the data's 'task' column, so "
                                               "its in-batch negatives are hard; needs a task column."),
@@ -176,7 +185,12 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
         "Mini-batch size (0 = off)", 0, 1024, 0,
         help="GradCache: the student embeds the batch this many texts at a time, so a big batch fits in "
              "the memory of a small one; same loss and gradients, about 1.5x the step time.")
+    floor = masking.number_input("Positive floor (blank: off)", -1.0, 1.0,
+                                 shared.positive_floor if shared.floor_on else None, 0.05,
+                                 help="A weak positive's threshold is raised to the floor, t = max(t, floor); "
+                                      "blank: the library's rule")
     settings |= {"mini_batch_size": mini_batch} if mini_batch else {}
+    settings |= {"positive_floor": floor} if floor is not None else {}
     evaluate = schedule.checkbox("Evaluate when finished", False,
                                  help="Run the bundled benchmark (gistlab eval) on each finished run; "
                                       "the scores appear on the Results page.")
@@ -188,6 +202,11 @@ if start:
     except GistlabError as exc:
         st.error(str(exc), icon=":material/error:")
     else:
+        sidebar.update(guide=settings["guide"], student=settings["student"], batch_size=settings["batch_size"],
+                       seed=settings["seed"], margin_strategy=settings["margin_strategy"], margin=settings["margin"],
+                       contrast_anchors=settings["contrast_anchors"],
+                       contrast_positives=settings["contrast_positives"], floor_on=floor is not None,
+                       **({"positive_floor": floor} if floor is not None else {}))
         st.rerun()  # redraw with the new job's progress on top
 
 
