@@ -211,7 +211,7 @@ def test_past_runs_list_the_running_run_with_the_columns_that_matter(home):
     assert list(frame.index) == [run.name, done.name]
     assert frame.loc[run.name, "state"] == "running"
     row = frame.loc[done.name]
-    assert (row["name"], row["margin"], row["batch"], row["lr"], row["steps"], row["final loss"]) == (
+    assert (row["name"], row["margin"], row["batch"], row["lr"], row["steps"], row["final loss (own scale)"]) == (
         "baseline", 0.1, 16, 3e-5, "3 of 20", 1.7)
     assert row["duration"].endswith(" s")
 
@@ -249,6 +249,11 @@ def test_two_runs_are_compared_in_their_arm_colours(home):
     colors = {trace["name"]: trace["line"]["color"] for trace in loss["data"]}
     assert colors["b-mnrl"] == ARM_COLORS["mnrl"]
     assert ARM_COLORS["gist"] in {colors["a-gist"], colors["c-gist"]} and colors["a-gist"] != colors["c-gist"]
+    axes = {trace["name"]: trace["yaxis"] for trace in loss["data"]}  # no shared loss axis: a panel per loss
+    assert axes["a-gist"] == axes["c-gist"] != axes["b-mnrl"]
+    assert {a["text"] for a in loss["layout"]["annotations"]} == {"gist loss", "mnrl loss"}
+    assert loss["layout"]["yaxis2"].get("matches") is None
+    assert "step %{x}" in loss["data"][0]["hovertemplate"]  # not "step=3<br>loss=14.15767"
     settings = at.dataframe[1].value
     assert list(settings.columns) == ["a-gist", "b-mnrl", "c-gist"] or set(settings.columns) == set(colors)
     assert settings.loc["loss"].tolist().count("gist") == 2

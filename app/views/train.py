@@ -62,23 +62,36 @@ def duration(seconds) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], key: str) -> None:
-    """Loss and masked fraction side by side; markers make a single step visible."""
+def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], kinds: dict[str, str], key: str) -> None:
+    """Loss (a panel per kind of loss: their values are not on one scale) and masked fraction side by
+    side; markers make a single step visible."""
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(metrics, "loss", "Loss", colors), width="stretch", key=f"{key}_loss")
+    left.plotly_chart(curves_figure(metrics, "loss", "Loss", colors, kinds), width="stretch", key=f"{key}_loss")
+    if len(set(kinds.values())) > 1:
+        left.caption("Each loss on its own axis: compare each curve with itself over the steps, and runs by "
+                     "their evaluation (Results page), not by the level of their losses.")
     right.plotly_chart(curves_figure(metrics, "masked_fraction", "Masked fraction", colors), width="stretch",
                        key=f"{key}_masked")
     right.caption("Masked fraction: candidates the guide removed (0 for mnrl, which has no guide).",
                   help=MASK_HELP)
 
 
-def run_arm(path) -> str:
-    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss)."""
+def run_config(path) -> dict:
     try:
-        config = runs.read_config(path)
+        return runs.read_config(path)
     except GistlabError:
-        return "base"
-    return arm_of(config.get("loss"), config.get("guide"))
+        return {}
+
+
+def run_arm(path) -> str:
+    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss); base without one."""
+    config = run_config(path)
+    return arm_of(config.get("loss"), config.get("guide")) if config else "base"
+
+
+def run_loss(path) -> str:
+    """The loss a run trains with (gist, mnrl, gist-st), from its config."""
+    return str(run_config(path).get("loss") or "?")
 
 
 def job_signature(job: jobs.Job, states: list[str]) -> tuple:
@@ -120,7 +133,8 @@ def live_job() -> None:
             st.warning(f"{step.run}: {step.warning}", icon=":material/warning:")
     drawn = {name: m for name, m in metrics.items() if len(m)}
     if drawn:
-        curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}), "live")
+        curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}),
+               {d.name: run_loss(d) for d in shown.run_dirs if d.name in drawn}, "live")
     elif job is not None:
         st.caption("The curves appear after the first training step.")
     stopping = job is not None and jobs.stop_requested()
@@ -244,10 +258,35 @@ def compare(picked: pd.DataFrame) -> None:
     metrics = {lab: runs.read_metrics(path) for lab, path in zip(label, picked["path"])}
     colors = run_colors(dict(zip(label, map(run_arm, picked["path"]))))
     if any(len(m) for m in metrics.values()):
-        curves({k: m for k, m in metrics.items() if len(m)}, colors, "compare")
+        curves({k: m for k, m in metrics.items() if len(m)}, colors,
+               dict(zip(label, map(run_loss, picked["path"]))), "compare")
     settings = ["state", "loss", "guide", "student", "data", "margin", "margin_strategy", "batch_size", "lr",
                 "seed", "steps_done", "final_loss", "duration"]
     st.dataframe(picked.assign(label=label).set_index("label")[settings].T.astype(str), width="stretch")
+    evaluated(picked, label)
+
+
+def evaluated(picked: pd.DataFrame, label: pd.Series) -> None:
+    """The picked runs compared by their evaluation (mean score over the tasks each was evaluated on, and
+    its difference from the first picked run): their losses are not comparable across kinds."""
+    from core.training.results import results_table
+
+    scores = results_table(list(picked["path"]))
+    if scores.empty:
+        st.caption("Evaluate these runs (Results page) to compare them by score: the final losses of different "
+                   "losses are not on one scale.")
+        return
+    means = scores.groupby("run")["main_score"].mean()
+    names = dict(zip(picked["run"], label))
+    frame = pd.DataFrame({"run": [names.get(r, r) for r in means.index], "mean score": means.values,
+                          "tasks": scores.groupby("run")["task"].nunique().values})
+    first = frame["mean score"].iloc[0]
+    st.dataframe(frame.assign(**{f"− {frame['run'].iloc[0]}": frame["mean score"] - first}), hide_index=True,
+                 key="compare_scores", column_config={"mean score": st.column_config.NumberColumn(format="%.4f"),
+                                                      f"− {frame['run'].iloc[0]}": st.column_config.NumberColumn(
+                                                          format="%+.4f")})
+    st.caption("Mean evaluation score over the tasks each run was evaluated on (the same tasks for a fair "
+               "comparison; the Results page pairs arms by seed).")
 
 
 st.subheader("Past runs")
@@ -257,15 +296,17 @@ if table.empty:
     st.stop()
 table = table.assign(duration=table["duration_s"].map(duration), steps=[
     f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
-shown_columns = {"name": "name", "run": "run", "state": "state", "loss": "loss", "margin": "margin",
-                 "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration",
-                 "final_loss": "final loss", "seed": "seed", "guide": "guide", "student": "student",
+shown_columns = {"name": "name", "run": "run", "state": "state", "loss": "loss",
+                 "final_loss": "final loss (own scale)", "margin": "margin",
+                 "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration", "seed": "seed", "guide": "guide", "student": "student",
                  "data": "data", "started": "started", "error": "error"}
 picked_rows = st.dataframe(
     table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
     selection_mode="multi-row", key="past_runs",
     column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
-                   "final loss": st.column_config.NumberColumn(format="%.4f"),
+                   "final loss (own scale)": st.column_config.NumberColumn(
+                       format="%.4f", help="Each loss on its own scale (see the loss column): not comparable across "
+                                           "losses; compare runs by their evaluation instead (select several)"),
                    "margin": st.column_config.NumberColumn(format="%.2f")},
 ).selection.rows
 if not picked_rows:
