@@ -90,7 +90,8 @@ for k, name in enumerate(names):
                             "or same-category")
 
 shown = summary.rename(columns={"only_this_guide": "masked by this guide only",
-                                "only_this_guide_related": "of those, related (ground truth)"})
+                                "only_this_guide_related": "of those, related (ground truth)",
+                                "weak_rows": "weak-positive rows"})
 st.dataframe(shown, key="compare_summary", column_config={
     "masked_fraction": st.column_config.NumberColumn("masked share", format="percent"),
     "precision": st.column_config.NumberColumn(format="percent"),
@@ -98,9 +99,9 @@ st.dataframe(shown, key="compare_summary", column_config={
     "of those, related (ground truth)": st.column_config.NumberColumn(format="percent"),
 })
 
-left, right = st.columns([3, 2])
-block = left.segmented_control("Block", list(result.a.blocks), default=result.a.blocks[0], key="compare_block",
-                               format_func=lambda b: f"{b} ({BLOCK_TITLES[b]})") or result.a.blocks[0]
+block = st.segmented_control("Block", list(result.a.blocks), default=result.a.blocks[0], key="compare_block",
+                             format_func=lambda b: f"{b} ({BLOCK_TITLES[b]})") or result.a.blocks[0]  # full width:
+left, right = st.columns([3, 2])  # in the left column its labels were cut off ("a-n (a...")
 states = cell_states(result, block)
 scale = [(edge / 4, c) for i, c in enumerate(["#eeeeee", *colors, "#222222"]) for edge in (i, i + 1)]
 scores = np.stack([result.a.guide_scores[block].numpy(), result.b.guide_scores[block].numpy()], axis=-1)
@@ -131,6 +132,14 @@ else:
 
 st.subheader(f"Pairs one guide masks and the other keeps ({len(table):,})")
 st.dataframe(table, key="compare_table", hide_index=True, column_config={
+    "masked_by": st.column_config.TextColumn("masked only by"),
+    "row": st.column_config.NumberColumn("batch row"),
+    "text": st.column_config.TextColumn("row text", width="medium"),
+    "candidate": st.column_config.TextColumn("candidate", width="medium"),
+    "candidate_row": st.column_config.NumberColumn("candidate's row"),
+    "candidate_role": st.column_config.TextColumn("candidate is a"),
+    "dataset_row": st.column_config.NumberColumn("data row"),
+    "relation": st.column_config.TextColumn("ground truth"),
     "score_a": st.column_config.NumberColumn(f"score {names[0]}", format="%.3f"),
     "threshold_a": st.column_config.NumberColumn(f"threshold {names[0]}", format="%.3f"),
     "score_b": st.column_config.NumberColumn(f"score {names[1]}", format="%.3f"),

@@ -85,7 +85,7 @@ def heatmap(scores, other, side, labels, title: str, names: tuple[str, str], sid
                          layer="above")],
             xaxis=dict(domain=[0, 0.92], title=dict(text="candidate (batch column)", standoff=8),
                        **ticks(n_cols)),
-            xaxis2=dict(domain=[0.94, 1], showticklabels=False, ticks="", side="top",
+            xaxis2=dict(domain=[0.94, 1], showticklabels=False, ticks="",  # titled below: above, it hit the subtitle
                         title=dict(text="g" if side_name.startswith("guide") else "pos.", font=dict(size=11))),
             yaxis=dict(autorange="reversed", title=dict(text="batch row", standoff=8), **ticks(n_rows)),
             coloraxis=dict(colorscale="Viridis", colorbar=dict(title="cosine")),
@@ -200,7 +200,8 @@ def numbers(report) -> None:
     cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
     cols[0].caption(checked(quality, ALL))
     for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
-        col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
+        col.metric(block, f"{fraction:.1%}", help=f"{BLOCK_TITLES[block]}: {BLOCK_HELP[block]}")  # a full title
+        # in the label was cut off ("a-p (anchor vs posi...") in six columns
         col.caption(checked(quality, block))
     weak = report.counts[report.counts["weak"]]
     cols[-1].metric("Weak positives", f"{len(weak)} of {len(report.counts)}", help=WEAK_HELP)
@@ -290,9 +291,16 @@ def pairs_table(report) -> None:
         st.download_button("Download these pairs as CSV", lambda: pairs.to_csv(index=False), "masked_pairs.csv",
                            "text/csv", key="pairs_csv", on_click="ignore")
     st.subheader("Per row")
-    st.dataframe(report.counts, hide_index=True, key="row_counts",
-                 column_config={"anchor": st.column_config.TextColumn("anchor", width="large")}
-                 | {b: st.column_config.NumberColumn(b, help=BLOCK_HELP[b]) for b in mask.blocks})
+    st.dataframe(report.counts, hide_index=True, key="row_counts", column_config={
+        "row": st.column_config.NumberColumn("batch row"),
+        "dataset_row": st.column_config.NumberColumn("data row", help="The row's index in the data set"),
+        "anchor": st.column_config.TextColumn("anchor", width="large"),
+        "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
+        "threshold": st.column_config.NumberColumn("threshold t", format="%.3f"),
+        "total": st.column_config.NumberColumn("masked, all blocks"),
+        "fraction": st.column_config.NumberColumn("masked share", format="percent"),
+        "weak": st.column_config.CheckboxColumn("weak positive", help=WEAK_HELP),
+    } | {b: st.column_config.NumberColumn(f"masked in {b}", help=BLOCK_HELP[b]) for b in mask.blocks})
 
 
 with st.container():  # one slot whether or not the weak-rows expander shows: the maps' frame keeps its place
