@@ -151,3 +151,13 @@ def test_an_upload_fills_the_data_field(home):
     assert data.endswith(".parquet") and pd.read_parquet(data)["anchor"].tolist() == ["cat", "dog"]
     at.get("file_uploader")[0].set_value(("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "text/plain")).run()
     assert "not UTF-8" in at.error[0].value  # the analysis pages' checks
+
+
+def test_a_running_audit_shows_its_bar_without_no_audit_yet(home, tmp_path):
+    import sys
+
+    jobs.start_job("audit", [jobs.Step([sys.executable, "-c", "import time; time.sleep(30)"], str(tmp_path / "a.log"))])
+    at = open_audit()
+    assert not at.exception and not at.error
+    assert "loading the guide and the data" in at.get("progress")[0].proto.text
+    assert not any("No audit yet" in i.value for i in at.info)
