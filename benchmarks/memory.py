@@ -82,7 +82,7 @@ def train(batch: int, mini: int | None, steps: int, heap: str = "bounded") -> di
     imports = peak_mib()
     out = run_training(config(batch, mini, steps, out=tempfile.mkdtemp(prefix="bench-memory-")))
     metrics = runs.read_metrics(out)
-    assert runs.read_status(out)["state"] == "completed"
+    assert runs.read_status(out).state == "completed"
     return {"batch": batch, "mini": mini, "heap": heap, "peak_mib": peak_mib(), "imports_mib": imports,
             "step_s": statistics.median(metrics["step_seconds"].iloc[1:] if steps > 1 else metrics["step_seconds"]),
             "threads": torch.get_num_threads()}

@@ -36,7 +36,8 @@ def timed_method(method, into: list[float]):
 
 def run(args) -> None:
     from core.training import runs
-    from core.training.train import FLUSH_SECONDS, RunRecorder, TrainConfig, run_training
+    from core.training.recorder import FLUSH_SECONDS, RunRecorder
+    from core.training.train import TrainConfig, run_training
 
     record, flush = [], []
     RunRecorder.record_step = timed_method(RunRecorder.record_step, record)

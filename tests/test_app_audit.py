@@ -99,7 +99,7 @@ def test_start_runs_a_real_audit_job(home, tmp_path, tiny_model_dir):
     at.form_submit_button[0].click().run()
     assert not at.error and not at.exception
     job = jobs.last_job()
-    assert job is not None and job.kind == "audit" and "--data" in job.steps[0].command
+    assert job is not None and job.kind == "audit" and "--config" in job.steps[0].command
     deadline = time.monotonic() + 180
     while jobs.current_job() is not None and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -248,8 +248,8 @@ def two_runs(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GISTLAB_HOME", str(tmp_path))
     data = tmp_path / "pairs.csv"
     data.write_text(GOOD_CSV)
-    run_training(TrainConfig(data=str(data), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=3,
-                             batch_size=4, margin=-0.1, out=str(tmp_path / "runs" / "demo")))
+    run_training(TrainConfig.from_dict({"data": str(data), "student": str(tiny_model_dir), "guide": str(tiny_model_dir),
+                                        "steps": 3, "batch_size": 4, "margin": -0.1, "out": str(tmp_path / "runs" / "demo")}))
     broken = tmp_path / "runs" / "broken"
     shutil.copytree(tmp_path / "runs" / "demo", broken, ignore=shutil.ignore_patterns("model"))
     status = json_module.loads((broken / "status.json").read_text())

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.training import jobs
+from core.training.events import Event, Kind, events_file, write_event
 
 from core.training import results
 
@@ -115,10 +116,10 @@ def test_one_seed_draws_no_spread_two_seeds_do(home):
 
 
 def test_progress_bar_names_model_and_task(home, tmp_path):
-    script = ("import sys, time; print('evaluating 6 tasks of x, 2 already evaluated'); print('reused A'); "
-              "print('reused B'); print('evaluated C in 1.0 s', flush=True); time.sleep(60)")
-    steps = [jobs.Step([sys.executable, "-c", script, "--model", str(home / "runs" / "g0")], str(tmp_path / "1.log")),
-             jobs.Step([sys.executable, "-c", script, "--model", "bundled:minilm-l3"], str(tmp_path / "2.log"))]
+    script = ("import sys, time; from core.training.events import emit; emit('tasks', total=6); emit('reused', 'A'); "
+              "emit('reused', 'B'); emit('evaluated', 'C'); print('evaluated C in 1.0 s', flush=True); time.sleep(60)")
+    steps = [jobs.Step([sys.executable, "-c", script], str(tmp_path / "1.log"), settings={"model": str(home / "runs" / "g0")}),
+             jobs.Step([sys.executable, "-c", script], str(tmp_path / "2.log"), settings={"model": "bundled:minilm-l3"})]
     jobs.start_job("eval", steps)
     deadline = time.monotonic() + 30
     while "evaluated C" not in (tmp_path / "1.log").read_text() if (tmp_path / "1.log").is_file() else True:
@@ -139,7 +140,7 @@ def test_evaluate_starts_one_background_eval_per_model(home, monkeypatch):
     at.button[0].click().run()
     assert not at.exception and not at.error
     assert started["kind"] == "eval"
-    models = [step.command[step.command.index("--model") + 1] for step in started["steps"]]
+    models = [step.settings["model"] for step in started["steps"]]
     assert models == [str(home / "runs" / "g0"), "bundled:minilm-l3"]
 
 
@@ -207,6 +208,9 @@ def test_a_deleted_run_and_a_failed_evaluation_are_reported(home):
     log = home / "jobs" / "eval-x.log"
     log.write_text("evaluated WordNetSTS in 1.0 s\nskipped SciFact: its data is not in the local cache\n"
                    "gistlab: error: Model 'org/nope' is not in the local Hugging Face cache: use bundled:minilm-l3.\n")
+    for event in (Event(Kind.EVALUATED, "WordNetSTS"), Event(Kind.SKIPPED, "SciFact", "its data is not in the local cache"),
+                  Event(Kind.ERROR, message="Model 'org/nope' is not in the local Hugging Face cache: use bundled:minilm-l3.")):
+        write_event(events_file(log), event)
     jobs._write(jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(log))], pid=0))
     at = open_results()
     assert not at.exception

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.palette import ARM_COLORS
 from core.training import jobs
+from core.training.events import Event, Kind, events_file, write_event
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
@@ -149,6 +150,7 @@ def test_failed_run_shows_its_error_without_the_cli_prefix_and_no_empty_charts(h
     run = home / "runs" / "bad"
     run.mkdir(parents=True)
     (run / "train.log").write_text("loading\ngistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    write_event(events_file(run / "train.log"), Event(Kind.ERROR, message="Data file 'x.csv' does not exist: check the path."))
     finished_job(run)
     at = open_train()
     assert not at.exception

@@ -3,7 +3,7 @@ import ast
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / "core"
-BASE = {"errors", "paths", "workspace", "hub"}  # top-level modules at the bottom: they may import each other
+BASE = {"errors", "paths", "workspace", "hub", "fsio"}  # top-level modules at the bottom: they may import each other
 LAYER = {"base": 0, "corpus": 1, "guides": 1, "method": 2, "training": 3, "analysis": 4, "cli": 5}
 
 

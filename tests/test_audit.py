@@ -211,3 +211,22 @@ def test_cli_audit_one_row_and_empty_data(tiny_model_dir, tmp_path, capsys):
     empty.write_text("anchor,positive\n")
     assert main(["audit", "--data", str(empty), "--out", str(tmp_path / "r")]) == 2
     assert "no rows" in capsys.readouterr().err
+
+
+def test_audit_command_hands_its_settings_over_as_a_config_file(tmp_path, monkeypatch):
+    """The audit job's argv holds only --config; the CLI reads the file back into equal AuditSettings."""
+    import json
+
+    from core.analysis.audit import audit_command
+    from core.cli import build_parser, read_config
+    from core.cli.options import settings_from_args
+
+    monkeypatch.setenv("GISTLAB_HOME", str(tmp_path / "home"))
+    settings = AuditSettings(MarginSettings("relative", 0.1, positive_floor=0.3), 0.9, 2, 0.4, 50, 7, "nouns")
+    argv = audit_command("bundled", "bundled:minilm-l6", settings, tmp_path / "out")
+    assert argv[3:5] == ["audit", "--config"] and len(argv) == 6
+    assert json.loads(open(argv[5]).read())["out"] == str(tmp_path / "out")
+    args = build_parser(read_config(argv[3:])).parse_args(argv[3:])
+    back = AuditSettings(settings_from_args(args), args.duplicate_threshold, args.max_above, args.weak_share, args.limit, args.seed,
+                         args.task)
+    assert back == settings and (args.data, args.guide, args.show) == ("bundled", "bundled:minilm-l6", 0)

@@ -8,6 +8,7 @@ corpus needs an entry in BAD_FILES (checked), so the corpus and its expectations
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ BAD_FILES = {  # file -> what its one line must say
     "numbers.jsonl": "column 'positive' holds int64 values, not text",
     "not_parquet.parquet": "is not a readable Parquet file",
     "notes.txt": "unknown file type '.txt'",
+    "repeated_key.jsonl": "line 1 repeats the key 'positive'",
+    "cr_only.csv": "has a carriage return (\\r) outside quotes",
+    "repeated_column.parquet": "repeats a column name (anchor)",
+    "saved_missing_arrow": "data files are missing or damaged",  # save_to_disk folders
+    "saved_damaged_arrow": "data files are missing or damaged",
 }
 FINE_FOR = {("cache", "one_row.csv")}  # one row is a batch for nobody, but a valid cache fill
 BAD_MODELS = {  # folder under bad_inputs/models -> what eval's one line must say
@@ -67,7 +73,7 @@ def one_line_error(argv: list[str], capsys) -> str:
 
 
 def test_every_corpus_file_has_an_expectation():
-    assert sorted(p.name for p in CORPUS.iterdir() if p.is_file()) == sorted(BAD_FILES)
+    assert sorted(p.name for p in CORPUS.iterdir() if p.name != "models") == sorted(BAD_FILES)
     assert sorted(p.name for p in (CORPUS / "models").iterdir()) == sorted(BAD_MODELS)
 
 
@@ -99,6 +105,20 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
     def never(*args, **kwargs):
         raise AssertionError("a model was loaded before the arguments were checked")
 
+    from datasets import Dataset
+
+    saved = tmp_path / "saved"
+    Dataset.from_dict({"anchor": [f"a {i}" for i in range(8)], "positive": [f"p {i}" for i in range(8)]}).save_to_disk(saved)
+    (tmp_path / "a_dir.parquet").mkdir()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    decisions = {}
+    for name, content in {"ok": {"dup:1": "drop"}, "malformed": {"fn:3": "drop"}, "past": {"pos:99": "drop"}}.items():
+        decisions[name] = tmp_path / f"{name}.json"
+        decisions[name].write_text(json.dumps({"decisions": content}))
+    export = ("--export", str(tmp_path / "clean.parquet"))
+    capsys.readouterr()  # save_to_disk's progress bar
+
     cases = {
         ("train", "--out", str(a_file)): "is a file, not a folder",
         ("inspect", "--batch-size", "0"): "Batch size 0: give at least 2",
@@ -108,6 +128,25 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
         ("cache", "--batch-size", "0"): "--batch-size must be at least 1",
         ("eval", "--batch-size", "0"): "--batch-size must be at least 1",
         ("eval", "--csv", str(tmp_path)): "is a folder: give a file name",
+        ("inspect", "--margin", "nan", "--batch-size", "4"): "--margin nan: give a finite number",
+        ("audit", "--margin", "nan"): "--margin nan: give a finite number",
+        ("inspect", "--margin", "inf", "--batch-size", "4"): "--margin inf: give a finite number",
+        ("train", "--seed", "-1", "--out", str(tmp_path / "seeded")): "--seed -1: give a whole number from 0",
+        ("inspect", "--seed", "-1", "--batch-size", "4"): "--seed -1: give a whole number from 0",
+        ("audit", "--seed", "-1"): "--seed -1: give a whole number from 0",
+        ("train", "--seed", str(2**32), "--out", str(tmp_path / "seeded")): f"--seed {2**32}: give",
+        ("mine", "--limit", "0"): "--limit 0: give at least 1 row",
+        ("mine", "--limit", "-5"): "--limit -5: give at least 1 row",
+        ("mine", "--out", str(tmp_path / "a_dir.parquet")): "is a folder: give a file name",
+        ("mine", "--out", str(tmp_path / "busy")): "is a folder of other files",
+        ("mine", "--data", str(saved), "--out", str(saved)): "is the data being read",
+        ("mine", "--out", str(good)): "is the data being read",
+        ("audit", "--apply", str(tmp_path / "no_such.json"), *export): "no_such.json: no such file",
+        ("audit", "--apply", str(decisions["malformed"]), *export): "finding id 'fn:3' is malformed",
+        ("audit", "--apply", str(decisions["past"]), *export): "names a row past the data's 8 rows",
+        ("audit", "--apply", str(decisions["ok"]), "--export", str(tmp_path / "a_dir.parquet")): "is a folder: give",
+        ("audit", "--apply", str(decisions["ok"]), "--export", str(tmp_path / "busy")): "is a folder of other files",
+        ("audit", "--batch-size", "0"): "--batch-size must be at least 1",
     }
     with monkeypatch.context() as patched:
         patched.setattr("core.guides.models.load_model", never)
@@ -117,9 +156,13 @@ def test_bad_arguments_and_outputs_are_refused_before_the_work(tiny_model_dir, t
                     "inspect": ["inspect", "--data", str(good), "--guide", model],
                     "audit": ["audit", "--data", str(good), "--guide", model, "--out", str(tmp_path / "a")],
                     "cache": ["cache", "--data", str(good), "--guide", model],
+                    "mine": ["mine", "--data", str(good), "--retriever", model, "--guide", model,
+                             "--out", str(tmp_path / "mined.parquet")],
                     "eval": ["eval", "--model", model]}[command]
             assert needle in one_line_error(argv + extra, capsys), (command, extra)
     assert a_file.read_text() == "x"  # nothing was written over
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine" and len(list((tmp_path / "busy").iterdir())) == 1
+    assert not (tmp_path / "seeded").exists()  # a refused seed left no failed run folder
 
 
 def test_max_seq_length_above_the_models_positions_is_one_line(tiny_model_dir, tmp_path, capsys):
@@ -130,3 +173,48 @@ def test_max_seq_length_above_the_models_positions_is_one_line(tiny_model_dir, t
                            "--steps", "1", "--batch-size", "2", "--max-seq-length", "1000",
                            "--out", str(tmp_path / "run")], capsys)
     assert "--max-seq-length 1000" in line and "end at 128 tokens" in line
+
+
+def pairs_file(tmp_path: Path, rows: int = 8) -> Path:
+    path = tmp_path / "pairs.csv"
+    path.write_text("anchor,positive\n" + "".join(f"anchor {i},positive {i}\n" for i in range(rows)))
+    return path
+
+
+def test_audit_batch_size_is_the_guides_encoding_batch(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """audit --batch-size was accepted and ignored; it is now the guide's encoding batch, as for cache."""
+    from core.guides.guide_cache import GuideCache
+
+    used = []
+    real_encode = GuideCache.encode
+    monkeypatch.setattr(GuideCache, "encode", lambda self, texts: used.append(self.batch_size) or real_encode(self, texts))
+    argv = ["audit", "--data", str(pairs_file(tmp_path)), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "a"),
+            "--batch-size", "3"]
+    assert main(argv) == 0
+    assert used and set(used) == {3}
+
+
+def test_a_guide_that_mnrl_ignores_is_said(tiny_model_dir, tmp_path):
+    import warnings
+
+    from core.errors import GistlabWarning
+
+    argv = ["train", "--data", str(pairs_file(tmp_path)), "--student", str(tiny_model_dir), "--guide", "self",
+            "--loss", "mnrl", "--steps", "1", "--batch-size", "2", "--out", str(tmp_path / "run")]
+    with pytest.warns(GistlabWarning) as caught:
+        assert main(argv) == 0
+    said = [warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
+            if issubclass(w.category, GistlabWarning)]
+    assert said == ["gistlab: warning: --guide self is not used: mnrl trains without a guide (give --loss "
+                    "gist,mnrl to compare with one).\n"]
+
+
+def test_report_only_on_a_folder_without_runs_evaluates_nothing(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    """Its help says it trains and evaluates nothing; on an empty folder it evaluated both base models (97 s)."""
+    def never(*args, **kwargs):
+        raise AssertionError("--report-only evaluated a model")
+
+    monkeypatch.setattr("core.training.evaluate.evaluate", never)
+    line = one_line_error(["experiment", "--report-only", "--out", str(tmp_path / "empty"), "--student",
+                           str(tiny_model_dir), "--small-student", "none", "--guides", "none,self"], capsys)
+    assert "no finished run of this experiment" in line and "without --report-only" in line

@@ -204,7 +204,7 @@ def test_bf16_cached_run_on_cpu_and_fp16_refused(pairs_csv, tiny_model_dir, tmp_
     assert precision_options(True, False) == {"bf16": True, "fp16": False, "use_cpu": True}
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "bf16", steps=2, bf16=True,
                                    mini_batch_size=3))
-    assert runs.read_status(out)["state"] == "completed" and runs.read_config(out)["bf16"] is True
+    assert runs.read_status(out).state == "completed" and runs.read_config(out)["bf16"] is True
     assert runs.read_metrics(out)["loss"].notna().all()
 
     capsys.readouterr()

@@ -72,3 +72,53 @@ def test_several_losses_need_loss_in_out_and_each_loss_once(qa_csv, tmp_path, ca
         with pytest.raises(SystemExit):
             main(["train", "--loss", bad])
         assert needle in capsys.readouterr().err
+
+
+def test_settings_come_from_a_config_file_and_flags_override_it(qa_csv, tiny_model_dir, tmp_path, capsys):
+    """What a background job does: the settings cross as a JSON file, checked like typed options."""
+    import json
+
+    out = tmp_path / "from-config"
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"data": str(qa_csv), "data_columns": {"anchor": "question", "positive": "answer"},
+                                  "student": str(tiny_model_dir), "loss": ["mnrl"], "steps": 3, "batch_size": 4,
+                                  "seed": 5, "out": str(out)}))
+    assert main(["train", "--config", str(config), "--steps", "1"]) == 0
+    saved = runs.read_config(out)
+    assert (saved["loss"], saved["steps"], saved["seed"], saved["batch_size"]) == ("mnrl", 1, 5, 4)  # --steps won
+    capsys.readouterr()
+    config.write_text(json.dumps({"steps": 2, "batch_sise": 4}))
+    assert main(["train", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == f"gistlab: error: Unknown train settings in {config}: batch_sise; remove them.\n"
+    config.write_text(json.dumps({"steps": 0, "loss": "mnrl"}))  # a string is parsed as typed: --loss mnrl
+    assert main(["train", "--config", str(config)]) == 2
+    assert "steps must be at least 1" in capsys.readouterr().err
+    config.write_text("{")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_an_eval_config_supplies_the_required_model(tmp_path, capsys):
+    import json
+
+    config = tmp_path / "eval.json"
+    config.write_text(json.dumps({"model": str(tmp_path / "missing"), "tasks": "bundled"}))
+    assert main(["eval", "--config", str(config)]) == 2  # --model came from the file: the model is checked
+    assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arm", ["gist", "mnrl"])
+def test_a_shipped_run_config_is_a_train_config_file(arm, tmp_path):
+    """assets/demo's config.json (flat margin keys) loads as before and reads back as `--config`."""
+    from pathlib import Path
+
+    from core.cli import build_parser, read_config
+    from core.training.config import TrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "demo" / arm / "config.json"
+    argv = ["train", "--config", str(path), "--out", str(tmp_path / "again")]
+    args = build_parser(read_config(argv)).parse_args(argv)
+    shipped = TrainConfig.load(path)
+    assert args.loss == [shipped.loss] and args.out == str(tmp_path / "again")
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "loss", "config")}
+    assert TrainConfig.from_dict({**settings, "loss": shipped.loss, "out": shipped.out}) == shipped

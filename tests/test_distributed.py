@@ -261,8 +261,8 @@ def test_torchrun_training_writes_one_run_and_stops_every_rank(still_student_dir
     assert output.count("stopped after") == 1  # rank 0 reports; rank 1 stays quiet
 
     status = read_status(run)
-    assert status["state"] == "stopped" and status["processes"] == WORLD
-    done = status["steps_done"]
+    assert status.state == "stopped" and status.processes == WORLD
+    done = status.steps_done
     assert 3 <= done < 5000  # past the end of the first epoch (2 steps)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == list(range(1, done + 1))  # one writer: rank 0

@@ -11,6 +11,7 @@ import pytest
 
 from core.errors import GistlabError
 from core.training.evaluate import EncodeMemo, evaluate, resolve_tasks, run_dir_of
+from core.training.events import EVENTS_ENV, Kind, read_events
 
 
 def toy_sts_task(name: str = "ToySTS"):
@@ -55,15 +56,18 @@ def test_eval_writes_result_cache_json(tiny_model_dir, tmp_path):
     assert meta["name"] == report.model_name == "local/st"
 
 
-def test_second_eval_reuses_and_overwrite_recomputes(tiny_model_dir, tmp_path):
+def test_second_eval_reuses_and_overwrite_recomputes(tiny_model_dir, tmp_path, monkeypatch):
     first = evaluate_toy(tiny_model_dir, tmp_path)
     [file] = first.result_files
     before = file.stat().st_mtime_ns, file.read_bytes()
 
     lines: list[str] = []
+    monkeypatch.setenv(EVENTS_ENV, str(tmp_path / "eval.events.jsonl"))
     again = evaluate(str(tiny_model_dir), [toy_sts_task()], out=tmp_path, log=lines.append)
     assert again.reused == ["ToySTS"] and again.computed == [] and again.texts_encoded == 0
-    assert lines == ["evaluating 1 tasks of local/st, 1 already evaluated", "reused ToySTS"]  # job progress reads these
+    assert lines == ["evaluating 1 tasks of local/st, 1 already evaluated", "reused ToySTS"]  # for people
+    events = read_events(tmp_path / "eval.events.jsonl")  # for a job's progress
+    assert [(e.kind, e.task, e.total) for e in events] == [(Kind.TASKS, None, 1), (Kind.REUSED, "ToySTS", None)]
     assert (file.stat().st_mtime_ns, file.read_bytes()) == before
 
     forced = evaluate_toy(tiny_model_dir, tmp_path, overwrite=True)

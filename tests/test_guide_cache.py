@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
+from core.errors import GistlabError
 from core.guides.guide_cache import GuideCache, guide_fingerprint
 from core.method.loss import GISTLoss
 from core.method.masking import MarginSettings
@@ -132,11 +134,6 @@ def _drop_last_row(folder):
     path.write_bytes(path.read_bytes()[: -32 * 4])
 
 
-def _extra_row(folder):
-    with open(folder / "embeddings.f32", "ab") as f:
-        f.write(np.zeros(32, dtype="<f4").tobytes())
-
-
 def _flip_index_byte(folder):
     path = folder / "index.bin"
     data = bytearray(path.read_bytes())
@@ -171,7 +168,7 @@ def _duplicated_row(folder):
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
-CORRUPTIONS = [_truncate_array, _drop_last_row, _extra_row, _flip_index_byte, _truncate_index,
+CORRUPTIONS = [_truncate_array, _drop_last_row, _flip_index_byte, _truncate_index,
                _garbage_meta, _missing_meta, _wrong_dim, _duplicated_row]
 
 
@@ -190,6 +187,130 @@ def test_broken_cache_is_detected_and_rebuilt(guide, tmp_path, corrupt):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(GuideCache(guide, "tiny", root=tmp_path)) == len(TEXTS)  # rebuilt one is sound
+
+
+def _torn_append(folder):
+    """What a disk that fills mid-append leaves: 1.67 rows of floats, a whole digest, no checksums, no meta."""
+    with open(folder / "embeddings.f32", "ab") as f:
+        f.write(np.ones(32 + 21, dtype="<f4").tobytes())
+    with open(folder / "index.bin", "ab") as f:
+        f.write(b"\x01" * 16)
+
+
+def test_a_torn_append_keeps_the_rows_meta_vouches_for(guide, tmp_path):
+    want = GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS[:6])
+    folder = next(tmp_path.iterdir())
+    _torn_append(folder)
+
+    with pytest.warns(UserWarning) as caught:
+        cache = GuideCache(guide, "tiny", root=tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "an append did not finish" in messages[0] and "cut back to those 6 rows" in messages[0]
+    assert len(cache) == 6 and (folder / "embeddings.f32").stat().st_size == 6 * 32 * 4
+    torch.testing.assert_close(cache.embed(TEXTS[:6]), want)
+    assert cache.forward_passes == 0  # the intact rows are kept, not re-encoded
+    torch.testing.assert_close(cache.embed(TEXTS), guide.encode(TEXTS, convert_to_tensor=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(GuideCache(guide, "tiny", root=tmp_path)) == len(TEXTS)
+
+
+def _failing_writes(monkeypatch, error: int, after: int | None = None):
+    """The cache's files cannot be opened for writing (``error``, a read-only workspace), or with
+    ``after`` the first write to a data file lands that many bytes, then fails (a disk that fills)."""
+    import builtins
+
+    real_open = builtins.open
+
+    class Filling:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def write(self, data):
+            self.handle.write(bytes(data)[:after])
+            self.handle.flush()
+            raise OSError(error, os.strerror(error))
+
+    def guarded_open(path, mode="r", *args, **kwargs):
+        if not any(c in mode for c in "wax+"):
+            return real_open(path, mode, *args, **kwargs)
+        if after is None:
+            raise OSError(error, os.strerror(error), str(path))
+        handle = real_open(path, mode, *args, **kwargs)
+        return handle if str(path).endswith("lock") else Filling(handle)
+
+    monkeypatch.setattr("core.guides.guide_cache.open", guarded_open, raising=False)
+
+
+def test_a_full_disk_during_an_append_is_one_line_and_keeps_the_stored_rows(guide, tmp_path, monkeypatch):
+    import errno
+
+    want = GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS[:6])
+    with monkeypatch.context() as patched:
+        _failing_writes(patched, errno.ENOSPC, after=100)
+        cache = GuideCache(guide, "tiny", root=tmp_path)
+        with pytest.raises(GistlabError) as caught:
+            cache.embed(TEXTS)
+    line = str(caught.value)
+    assert "\n" not in line and "No space left on device" in line and "rows stored before are kept" in line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the failed append was cut back at once
+        reopened = GuideCache(guide, "tiny", root=tmp_path)
+    assert len(reopened) == 6
+    torch.testing.assert_close(reopened.embed(TEXTS[:6]), want)
+    assert reopened.forward_passes == 0
+
+
+def test_a_read_only_cache_is_read_and_only_a_needed_write_is_one_line(guide, tmp_path, monkeypatch):
+    """A read-only workspace: the lock file cannot be opened for writing; a full cache still serves."""
+    import errno
+
+    want = GuideCache(guide, "tiny", root=tmp_path).embed(TEXTS[:6])
+    _failing_writes(monkeypatch, errno.EROFS)
+    cache = GuideCache(guide, "tiny", root=tmp_path)
+    torch.testing.assert_close(cache.embed(TEXTS[:6]), want)
+    assert cache.forward_passes == 0
+    with pytest.raises(GistlabError, match="Read-only file system.*make the workspace writable"):
+        cache.embed(TEXTS)
+
+
+def test_two_fills_of_the_same_texts_encode_them_once(guide, tmp_path, monkeypatch):
+    """Two `gistlab cache` fills at once: the second waits for the first's chunk, then finds it stored."""
+    import threading
+    import time
+
+    started = threading.Event()
+    real_encode = GuideCache.encode
+
+    def slow_encode(self, texts):
+        started.set()
+        time.sleep(0.5)  # the other fill starts while this one encodes
+        return real_encode(self, texts)
+
+    monkeypatch.setattr(GuideCache, "encode", slow_encode)
+    caches = [GuideCache(guide, "tiny", root=tmp_path) for _ in range(2)]
+    counts = [None, None]
+
+    def fill(k):
+        counts[k] = caches[k].fill(TEXTS)
+
+    first = threading.Thread(target=fill, args=(0,))
+    first.start()
+    started.wait(5)
+    fill(1)
+    first.join()
+    assert counts == [len(TEXTS), 0]
+    assert caches[0].texts_encoded + caches[1].texts_encoded == len(TEXTS)
+    torch.testing.assert_close(caches[1].embed(TEXTS), guide.encode(TEXTS, convert_to_tensor=True))
 
 
 def test_two_writers_on_one_folder_stay_consistent(guide, tmp_path):

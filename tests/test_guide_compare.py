@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from core.cli import main
-from core.training.jobs import ERROR_PREFIX
 from core.method.groundtruth import ground_truth
 from core.analysis.guide_compare import (
     CELL_STATES, DISAGREEMENT_COLUMNS, cell_states, compare_embedded, compare_guides, jaccard,
@@ -118,7 +117,7 @@ def test_cli_compare_prints_precision_agreement_and_writes_csv(grouped_csv, tiny
 
 def test_cli_compare_bad_guide_is_one_line(grouped_csv, capsys):
     code = main(["inspect", "--data", str(grouped_csv), "--batch-size", "8", "--compare-guide", "bundled:nope"])
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith(ERROR_PREFIX)]
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gistlab: error: ")]
     assert code == 2 and len(errors) == 1 and "Unknown bundled model 'bundled:nope'" in errors[0]
 
 

@@ -143,8 +143,8 @@ def test_run_batch_matches_the_masks_training_recorded(tiny_model_dir, pairs_csv
     from core.training.runs import read_masks
     from core.training.train import TrainConfig, run_training
 
-    config = TrainConfig(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
-                         steps=2, batch_size=4, margin=0.1, margin_strategy="relative", out=str(tmp_path / "run"))
+    config = TrainConfig(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir), steps=2,
+                         batch_size=4, masking=MarginSettings("relative", 0.1), out=str(tmp_path / "run"))
     run = run_training(config)
     batch, opened = open_run_batch(run, 2)
     assert opened.margin_settings() == config.margin_settings() and opened.guide == str(tiny_model_dir)

@@ -6,8 +6,10 @@ import os
 
 import pandas as pd
 
+from core.fsio import write_json_atomic
 from core.training import runs
 from core.training.job_progress import job_progress
+from core.training.events import Event, Kind, events_file, write_event
 from core.training.jobs import Job, Step
 
 NOW = 1_000_000.0
@@ -17,10 +19,18 @@ def run_dir(root, name, steps_done=0, total=20, state="running", seconds=1.0):
     """A run folder mid-training: status, and metrics with ``steps_done`` steps of ``seconds`` each."""
     path = root / name
     path.mkdir(parents=True)
-    runs.write_json(path / runs.CONFIG, {"loss": name, "steps": total})
-    runs.write_json(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
+    write_json_atomic(path / runs.CONFIG, {"loss": name, "steps": total})
+    write_json_atomic(path / runs.STATUS, {"state": state, "steps_done": steps_done, "total_steps": total, "pid": os.getpid()})
     metrics = pd.DataFrame({"step": range(1, steps_done + 1), "loss": 1.0, "step_seconds": seconds})
     return path, metrics
+
+
+def events(log, *found, fresh=False):
+    """The events a step's command wrote beside its log (``fresh``: replacing earlier ones)."""
+    if fresh:
+        events_file(log).unlink(missing_ok=True)
+    for event in found:
+        write_event(events_file(log), event)
 
 
 def train_step(path, started=None, ended=None, code=None, continues=False):
@@ -50,7 +60,7 @@ def test_a_later_arm_of_the_same_process_counts_no_second_start_up(tmp_path):
     assert [s.state for s in progress.steps] == ["running", "waiting", "waiting"]
 
     _, mnrl_metrics = run_dir(tmp_path, "mnrl", steps_done=20, state="completed")
-    runs.write_json(gist / runs.STATUS, {"state": "completed", "steps_done": 20, "total_steps": 20})
+    write_json_atomic(gist / runs.STATUS, {"state": "completed", "steps_done": 20, "total_steps": 20})
     steps = [train_step(gist, started=NOW - 60, ended=NOW - 40, code=0),
              train_step(mnrl, started=NOW - 40, ended=NOW - 16, code=0, continues=True),  # 4 s of start-up
              train_step(gist_st, started=NOW - 16, continues=True)]
@@ -66,7 +76,7 @@ def test_a_later_arm_of_the_same_process_counts_no_second_start_up(tmp_path):
 def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path):
     gist = tmp_path / "gist"
     gist.mkdir()
-    evaluation = Step(["gistlab", "eval", "--model", str(gist), "--tasks", "bundled"], str(gist / "eval.log"))
+    evaluation = Step(["gistlab", "eval"], str(gist / "eval.log"), settings={"model": str(gist), "tasks": "bundled"})
     job = Job("train", [train_step(gist, started=NOW - 3), evaluation], started=NOW - 3)
     early = job_progress(job, {}, now=NOW)
     assert early.eta_s is None and early.eta_text() == "" and early.fraction == 0
@@ -74,7 +84,7 @@ def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path
 
     run_dir(tmp_path, "g2", steps_done=10, total=20)
     g2, metrics = tmp_path / "g2", pd.DataFrame({"step": range(1, 11), "step_seconds": 2.0})
-    evaluation.command[3] = str(g2)
+    evaluation.settings["model"] = str(g2)
     job.steps[0] = train_step(g2, started=NOW - 30)
     later = job_progress(job, {"g2": metrics}, now=NOW)
     assert later.eta_s == 20 and later.eta_excludes_eval
@@ -84,11 +94,12 @@ def test_no_eta_before_the_first_step_and_evaluation_named_when_unknown(tmp_path
 
 def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_path):
     a, a_metrics = run_dir(tmp_path, "a", steps_done=20, state="completed")
-    (a / "eval.log").write_text("evaluated T1 in 3.0 s\nskipped T2: offline\nevaluated T3 in 4.0 s\n")
-    (a / "eval2.log").write_text("evaluated T1 in 3.0 s\n")
+    events(a / "eval.log", Event(Kind.EVALUATED, "T1"), Event(Kind.SKIPPED, "T2", "offline"), Event(Kind.EVALUATED, "T3"))
+    events(a / "eval2.log", Event(Kind.EVALUATED, "T1"))
     steps = [train_step(a, started=NOW - 100, ended=NOW - 60, code=0),
-             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval.log"), started=NOW - 60, ended=NOW - 20, code=0),
-             Step(["gistlab", "eval", "--model", str(a)], str(a / "eval2.log"), started=NOW - 10)]
+             Step(["gistlab", "eval"], str(a / "eval.log"), settings={"model": str(a)}, started=NOW - 60, ended=NOW - 20,
+                  code=0),
+             Step(["gistlab", "eval"], str(a / "eval2.log"), settings={"model": str(a)}, started=NOW - 10)]
     progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
     assert [(s.kind, s.state, s.done) for s in progress.steps] == [
         ("train", "completed", 20), ("eval", "evaluated", 3), ("eval", "running", 1)]
@@ -96,8 +107,8 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     overrun = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW + 60)
     assert overrun.eta_s == 0 and overrun.eta_text() == "almost done"  # slower than the last: no "0 s left"
     assert progress.phase == "evaluating a · model 2 of 2 · 1 task(s) done"
-    (a / "eval2.log").write_text("evaluating 6 tasks of gistlab-run/a, 2 already evaluated\nreused T1\nreused T2\n"
-                                 "evaluated T3 in 3.0 s\n")
+    events(a / "eval2.log", Event(Kind.TASKS, total=6), Event(Kind.REUSED, "T1"), Event(Kind.REUSED, "T2"),
+           Event(Kind.EVALUATED, "T3"), fresh=True)
     progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
     assert (progress.steps[2].done, progress.steps[2].total) == (3, 6)
     assert progress.phase == "evaluating a · model 2 of 2 · task 4 of 6"
@@ -107,6 +118,7 @@ def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tm
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "train.log").write_text("loading\ngistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    events(bad / "train.log", Event(Kind.ERROR, message="Data file 'x.csv' does not exist: check the path."))
     gone = tmp_path / "gone"
     steps = [train_step(bad, started=NOW - 5, ended=NOW - 1, code=2), train_step(gone, started=NOW - 1)]
     failed, deleted = job_progress(Job("paired", steps, started=NOW - 5), {}, now=NOW).steps

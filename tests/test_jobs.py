@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.training import jobs
+from core.training.events import EVENTS_ENV, Event, Kind, events_file, read_events, step_error, write_event
 from core.errors import GistlabError
 
 
@@ -119,7 +120,8 @@ def test_paired_job_runs_its_steps_in_order(tmp_path):
 
 def test_an_arm_that_fails_on_its_data_is_recorded_and_the_next_arm_leaves_no_folder(tmp_path):
     gist, mnrl = tmp_path / "runs" / "gist", tmp_path / "runs" / "mnrl"
-    fails = "import sys; print('gistlab: error: No such file: x.csv. Check the path.', file=sys.stderr); sys.exit(2)"
+    fails = ("import sys; from core.training.events import emit; message = 'No such file: x.csv. Check the path.'; "
+             "print('gistlab: error: ' + message, file=sys.stderr); emit('error', message=message); sys.exit(2)")
     settings = {"data": "x.csv", "steps": 5, "loss": "gist"}
     steps = [jobs.Step([sys.executable, "-c", fails], str(gist / "train.log"), str(gist), settings, "try (gist)"),
              jobs.Step([sys.executable, "-c", "pass"], str(mnrl / "train.log"), str(mnrl), settings)]
@@ -134,13 +136,14 @@ def test_an_arm_that_fails_on_its_data_is_recorded_and_the_next_arm_leaves_no_fo
     assert first.started <= first.ended and first.code == 2 and second.started is None
 
 
-def test_log_error_is_the_last_cli_error_else_the_last_line(tmp_path):
+def test_step_error_is_the_last_error_event_else_the_last_log_line(tmp_path):
     log = tmp_path / "train.log"
-    log.write_text("gistlab: error: first\nmore output\ngistlab: error: second\n\n")
-    assert jobs.log_error(log) == "second"
-    log.write_text("Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n")
-    assert jobs.log_error(log) == "MemoryError: out of memory"
-    assert jobs.log_error(tmp_path / "missing.log") is None
+    log.write_text("Traceback (most recent call last):\n  ...\nMemoryError: out of memory\n\n")
+    assert step_error(log) == "MemoryError: out of memory"  # crashed before it could write an event
+    for message in ("first", "second"):
+        write_event(events_file(log), Event(Kind.ERROR, message=message))
+    assert step_error(log) == "second"
+    assert step_error(tmp_path / "missing.log") is None
 
 
 def test_dead_pid_is_detected(tmp_path):
@@ -197,10 +200,11 @@ def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatc
     jobs.start_training({"steps": 2, "seed": 7, "contrast_anchors": False}, ["gist", "mnrl"])
     assert started["kind"] == "paired"
     gist, mnrl = started["steps"]
-    assert gist.command[1:4] == ["-m", "core.cli", "train"]
+    assert gist.command[1:5] == ["-m", "core.cli", "train", "--config"] and gist.command[6:] == ["--log", "train.log"]
     template = gist.run_dir.replace("-pair-gist-", "-pair-{loss}-")
-    assert gist.command[4:] == ["--steps", "2", "--seed", "7", "--no-contrast-anchors", "--loss", "gist,mnrl",
-                                "--out", template, "--log", "train.log"]
+    config = json.loads(Path(gist.command[5]).read_text())  # the settings cross as a file in the jobs folder
+    assert Path(gist.command[5]).parent == jobs.jobs_dir()
+    assert config == {"steps": 2, "seed": 7, "contrast_anchors": False, "loss": ["gist", "mnrl"], "out": template}
     assert mnrl.command == [] and mnrl.continues and not gist.continues  # trained by gist's process
     assert Path(gist.run_dir).name.endswith("-pair-gist-s7") and Path(mnrl.run_dir).name.endswith("-pair-mnrl-s7")
     assert template.replace("{loss}", "mnrl") == mnrl.run_dir
@@ -211,11 +215,13 @@ def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatc
     names = [s.name for s in started["steps"]]
     assert names == ["first try (gist)", "first try (mnrl)", "", ""]
     evals = started["steps"][2:]
-    assert [e.command[3:] for e in evals] == [["eval", "--model", s.run_dir, "--tasks", "bundled"] for s in (gist, mnrl)]
+    assert [json.loads(Path(e.command[5]).read_text()) for e in evals] == [
+        {"model": s.run_dir, "tasks": "bundled"} for s in (gist, mnrl)]
+    assert [e.command[3:5] for e in evals] == [["eval", "--config"]] * 2
     assert all(e.run_dir is None and Path(e.log).name == "eval.log" and not e.continues for e in evals)
     jobs.start_training({"steps": 2, "seed": 7}, ["mnrl"])
     [alone] = started["steps"]
-    assert alone.command[-5:] == ["mnrl", "--out", alone.run_dir, "--log", "train.log"]
+    assert json.loads(Path(alone.command[5]).read_text())["out"] == alone.run_dir
     assert Path(alone.run_dir).name.endswith("-mnrl-s7") and "pair" not in alone.run_dir
 
 
@@ -224,15 +230,18 @@ def test_start_training_builds_one_cli_process_for_all_arms(tmp_path, monkeypatc
 # argv: mode (complete | hold | fail-second | fail-first), then the arms' run folders.
 ARMS_IN_ONE_PROCESS = """
 import json, pathlib, sys, time
+from core.training.events import emit, follow_log
 mode, dirs = sys.argv[1], sys.argv[2:]
 for k, d in enumerate(dirs):
     run = pathlib.Path(d); run.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush(); sys.stdout = sys.stderr = open(run / "train.log", "a")
+    follow_log(run / "train.log")
     if mode == "fail-first":
-        print("gistlab: error: No such file: x.csv. Check the path.", flush=True); sys.exit(2)
+        print("gistlab: error: No such file: x.csv. Check the path.", flush=True)
+        emit("error", message="No such file: x.csv. Check the path."); sys.exit(2)
     if mode == "fail-second" and k == 1:
         (run / "status.json").write_text(json.dumps({"state": "failed", "error": "nan loss"}))
-        print("gistlab: error: nan loss", flush=True); sys.exit(2)
+        print("gistlab: error: nan loss", flush=True); emit("error", message="nan loss"); sys.exit(2)
     (run / "status.json").write_text(json.dumps({"state": "running"}))
     until = time.monotonic() + (60 if mode == "hold" else 0.6)
     while not (run / "STOP").exists() and time.monotonic() < until:
@@ -292,7 +301,7 @@ def test_a_failing_later_arm_is_recorded_and_the_first_keeps_its_run(tmp_path):
     assert (gist.code, mnrl.code) == (0, 2) and all(e.started is None for e in evals)
     assert json.loads((Path(gist.run_dir) / "status.json").read_text())["state"] == "completed"
     assert json.loads((Path(mnrl.run_dir) / "status.json").read_text()) == {"state": "failed", "error": "nan loss"}
-    assert jobs.log_error(mnrl.log) == "nan loss" and "error" not in Path(gist.log).read_text()
+    assert step_error(mnrl.log) == "nan loss" and "error" not in Path(gist.log).read_text()
     assert jobs.last_job().problems() == (["nan loss"], [])
 
 
@@ -326,19 +335,21 @@ def tiny_settings(model: Path, data: Path, steps: int) -> dict:
 
 
 def test_an_eval_job_is_described_by_its_models(tmp_path):
-    steps = [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", "bundled"), str(tmp_path / "eval.log"))
+    steps = [jobs.eval_step({"model": m, "tasks": "bundled"}, tmp_path / "eval.log")
              for m in ("bundled:minilm-l3", str(tmp_path / "runs" / "g0"))]
     assert jobs.Job(kind="eval", steps=steps, pid=7).describe().startswith(
         "eval job (bundled:minilm-l3, g0; pid 7, started ")
 
 
-def test_problems_read_back_what_the_cli_printed(tmp_path, capsys):
+def test_problems_read_back_what_the_cli_reported(tmp_path, capsys, monkeypatch):
     from core.cli import main
 
+    log = tmp_path / "eval.log"
+    write_event(events_file(log), Event(Kind.EVALUATED, "WordNetSTS", "1.0 s"))
+    write_event(events_file(log), Event(Kind.SKIPPED, "SciFact", "offline"))
+    monkeypatch.setenv(EVENTS_ENV, str(events_file(log)))
     assert main(["eval", "--model", str(tmp_path / "missing"), "--tasks", "bundled"]) == 2
     printed = capsys.readouterr().err
-    log = tmp_path / "eval.log"
-    log.write_text(f"evaluated WordNetSTS in 1.0 s\nskipped SciFact: offline\n{printed}")
     errors, skipped = jobs.Job(kind="eval", steps=[jobs.Step(["x"], str(log))], pid=0).problems()
     assert errors == [printed.strip().removeprefix("gistlab: error: ")] and "missing" in errors[0]
     assert skipped == ["skipped SciFact: offline"]
@@ -353,7 +364,7 @@ def test_real_paired_job_trains_both_arms_in_one_process(tiny_model_dir, tiny_pa
     wait_until_done(timeout=240)
     gist, mnrl = job.run_dirs
     for run, arm in ((gist, "gist"), (mnrl, "mnrl")):
-        assert read_status(run)["state"] == "completed", (run / "train.log").read_text()[-2000:]
+        assert read_status(run).state == "completed", (run / "train.log").read_text()[-2000:]
         assert list(read_metrics(run)["step"]) == [1, 2] and (run / "model").is_dir()
         assert (run / "name.txt").read_text() == f"pair ({arm})\n"
         assert f"{arm}: completed after 2 of 2 steps" in (run / "train.log").read_text()
@@ -368,11 +379,44 @@ def test_real_paired_job_stopped_in_its_first_arm_never_starts_the_second(tiny_m
 
     job = jobs.start_training(tiny_settings(tiny_model_dir, tiny_pairs, 10_000), ["gist", "mnrl"])
     gist, mnrl = job.run_dirs
-    wait_for(lambda: (gist / "status.json").is_file() and read_status(gist).get("steps_done", 0) >= 1, 180,
+    wait_for(lambda: (gist / "status.json").is_file() and read_status(gist).steps_done >= 1, 180,
              "the first step")
     jobs.request_stop()
     wait_until_done(timeout=60)
     status = read_status(gist)
-    assert status["state"] == "stopped" and status["steps_done"] < 10_000
+    assert status.state == "stopped" and status.steps_done < 10_000
     assert (gist / "model").is_dir() and not (gist / "STOP").exists()  # saved, and the stop request consumed
     assert not mnrl.exists() and "not run: mnrl" in (gist / "train.log").read_text()
+
+
+def test_a_real_eval_job_counts_a_skipped_task_once(tmp_path):
+    """`gistlab eval` as a background job: a bundled task evaluated, an official one skipped offline
+    (HF_HUB_OFFLINE, set for the tests), each reported once in its events, so the page counts two tasks."""
+    from core.training.job_progress import job_progress
+
+    log = tmp_path / "eval.log"
+    jobs.start_job("eval", [jobs.eval_step({"model": "bundled:minilm-l3", "tasks": "WordNetSTS,STSBenchmark",
+                                            "out": str(tmp_path / "results")}, log)])
+    wait_until_done(300)
+    job = jobs.last_job()
+    assert job.steps[0].code == 0, log.read_text()[-2000:]
+    kinds = [(e.kind, e.task) for e in read_events(events_file(log))]
+    assert kinds == [(Kind.STARTED, None), (Kind.TASKS, None), (Kind.EVALUATED, "WordNetSTS"),
+                     (Kind.SKIPPED, "STSBenchmark")]
+    errors, skipped = job.problems()
+    assert errors == [] and len(skipped) == 1 and skipped[0].startswith("skipped STSBenchmark: ")
+    assert log.read_text().count("skipped STSBenchmark") == 1  # the human log says it once too
+    [step] = job_progress(job, {}).steps
+    assert (step.state, step.done) == ("evaluated", 2)
+
+
+def test_no_progress_or_error_is_read_from_log_text():
+    """Pages and the engine read events, not log wording: no prefix constants, no prefix matching."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    gone = re.compile(r"ERROR_PREFIX|SKIPPED_PREFIX|REUSED_PREFIX|TASKS_PREFIX|EVAL_DONE_PREFIXES|"
+                      r"startswith\(\s*[\"'](gistlab: error|skipped|evaluated|reused|failed|evaluating)")
+    found = [f"{path.relative_to(root)}:{k}" for folder in ("core", "app") for path in (root / folder).rglob("*.py")
+             for k, line in enumerate(path.read_text().splitlines(), 1) if gone.search(line)]
+    assert found == []

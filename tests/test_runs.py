@@ -9,7 +9,10 @@ import sys
 
 import pytest
 
+from core.fsio import write_json_atomic
 from core.training import runs
+from core.training.events import Event, Kind, events_file, write_event
+from core.training.status import RunState
 from core.errors import GistlabError
 
 
@@ -17,8 +20,8 @@ def make_run(root, name, state="completed", pid=None, started="2026-01-01T10:00:
     """A run folder as core.training.train writes it, without training."""
     path = root / name
     path.mkdir(parents=True)
-    runs.write_json(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
-    runs.write_json(path / runs.STATUS, {"state": state, "pid": pid or os.getpid(), "started": started,
+    write_json_atomic(path / runs.CONFIG, {"loss": "gist", "student": "s", "guide": "g", "data": "d", "seed": 0})
+    write_json_atomic(path / runs.STATUS, {"state": state, "pid": pid or os.getpid(), "started": started,
                                          "steps_done": 2, "total_steps": 2, "error": None})
     return path
 
@@ -51,9 +54,9 @@ def test_running_status_with_a_dead_pid_reads_died(tmp_path):
     dead.wait()
     run = make_run(tmp_path, "d", state="running", pid=dead.pid)
     status = runs.read_status(run)
-    assert status["state"] == runs.DIED and "without saying how" in status["error"]
+    assert status.state == RunState.DIED and "without saying how" in status.error
     alive = make_run(tmp_path, "a", state="running")  # this test's own pid
-    assert runs.read_status(alive)["state"] == "running"
+    assert runs.read_status(alive).state == "running"
 
 
 def test_missing_and_foreign_folders_are_clear_errors(tmp_path):
@@ -95,8 +98,8 @@ def test_request_stop_writes_stop(tmp_path):
 def test_list_runs_columns_name_duration_and_final_loss(tmp_path):
     path = make_run(tmp_path, "r1", started="2026-01-01T10:00:00+00:00")
     status = json.loads((path / runs.STATUS).read_text())
-    runs.write_json(path / runs.STATUS, {**status, "ended": "2026-01-01T10:01:35+00:00"})
-    runs.write_json(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "margin_strategy": "relative",
+    write_json_atomic(path / runs.STATUS, {**status, "ended": "2026-01-01T10:01:35+00:00"})
+    write_json_atomic(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "margin_strategy": "relative",
                                          "batch_size": 16, "lr": 3e-5, "seed": 2})
     (path / runs.METRICS).write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "loss": 2.25}\n{"step": 3, "lo')
     runs.set_name(path, "  my   first run ")
@@ -114,6 +117,7 @@ def test_list_runs_shows_runs_that_failed_or_start_before_writing_their_files(tm
     failed = tmp_path / "failed"
     failed.mkdir()
     (failed / runs.LOG).write_text("gistlab: error: Data file 'x.csv' does not exist: check the path.\n")
+    write_event(events_file(failed / runs.LOG), Event(Kind.ERROR, message="Data file 'x.csv' does not exist: check the path."))
     starting = tmp_path / "starting"
     starting.mkdir()
     (starting / runs.LOG).write_text("")
@@ -140,3 +144,51 @@ def test_delete_run_frees_its_space_but_never_a_running_run(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(GistlabError, match="not a training run"):
         runs.delete_run(tmp_path / "photos")
+
+
+def test_names_are_data_never_paths(tmp_path):
+    """A linked name.txt is replaced, not written through; a run "name" with .. never leaves runs/."""
+    run = make_run(tmp_path, "r")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    (run / runs.NAME).symlink_to(outside)
+    assert runs.run_name(run) == ""  # a link is not read either
+    runs.set_name(run, "mine")
+    assert outside.read_text() == "keep me\n" and not (run / runs.NAME).is_symlink()
+    assert runs.run_name(run) == "mine"
+
+    make_run(runs.runs_root().parent, "escaped")  # <workspace>/escaped: ../escaped from runs/
+    for name in ("../escaped", "..", "."):
+        with pytest.raises(runs.RunNotFound):
+            runs.resolve(name)
+    with pytest.raises(runs.RunNotFound):
+        runs.set_name("../escaped", "x")
+    assert not (runs.runs_root().parent / "escaped" / runs.NAME).exists()
+
+
+def test_linked_run_folders_are_neither_listed_renamed_nor_deleted(tmp_path):
+    """A link in the runs folder leads elsewhere: listing skips it, rename and delete refuse in one line."""
+    elsewhere = make_run(tmp_path / "elsewhere", "real")
+    root = tmp_path / "runs"
+    make_run(root, "own")
+    (root / "linked").symlink_to(elsewhere)
+    assert list(runs.list_runs(root)["run"]) == ["own"]
+    for act in (lambda: runs.set_name(root / "linked", "x"), lambda: runs.delete_run(root / "linked")):
+        with pytest.raises(GistlabError, match="is a link to .*remove the link itself") as caught:
+            act()
+        assert "\n" not in str(caught.value)
+    assert (elsewhere / runs.CONFIG).is_file() and not (elsewhere / runs.NAME).exists()
+
+
+def test_gistlab_runs_lists_the_past_runs_columns(tmp_path, capsys):
+    from core.cli import main
+
+    path = make_run(tmp_path, "r1")
+    write_json_atomic(path / runs.CONFIG, {"loss": "mnrl", "margin": 0.1, "batch_size": 16, "lr": 3e-5, "seed": 2})
+    runs.set_name(path, "first")
+    assert main(["runs", "--root", str(tmp_path)]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:9] == ["name", "run", "state", "loss", "margin", "batch", "lr", "steps", "duration"]
+    assert row.split()[:8] == ["first", "r1", "completed", "mnrl", "0.10", "16", "3.0e-05", "2"]
+    assert main(["runs", "--root", str(tmp_path / "none")]) == 0
+    assert "No runs in" in capsys.readouterr().out

@@ -14,7 +14,8 @@ from core.training import runs
 from core.corpus.data import epoch_batches, load_pairs
 from core.errors import GistlabError
 from core.method.masking import MarginSettings, guided_mask
-from core.training.train import LOSSES, LibraryMaskProbe, RunRecorder, TrainConfig, build_loss, run_training
+from core.training.config import LOSSES
+from core.training.train import LibraryMaskProbe, RunRecorder, TrainConfig, build_loss, run_training
 
 ROWS = 48
 
@@ -35,7 +36,7 @@ def pairs_csv(tmp_path_factory):
 def tiny_config(pairs_csv, tiny_model_dir, out, **overrides) -> TrainConfig:
     settings = dict(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
                     batch_size=8, steps=3, out=str(out))
-    return TrainConfig(**{**settings, **overrides})
+    return TrainConfig.from_dict({**settings, **overrides})  # flat margin keys, as config.json has them
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +47,17 @@ def arm_runs(pairs_csv, tiny_model_dir, tmp_path_factory):
 
 
 def test_config_round_trip_and_bad_settings(tmp_path):
-    config = TrainConfig(data="x.csv", loss="mnrl", steps=7, margin=0.05, data_columns={"anchor": "q"},
-                         contrast_positives=False, max_seq_length=64, out=str(tmp_path))
+    config = TrainConfig(data="x.csv", loss="mnrl", steps=7, masking=MarginSettings(margin=0.05, contrast_positives=False),
+                         data_columns={"anchor": "q"}, max_seq_length=64, out=str(tmp_path))
     config.save(tmp_path / "config.json")
     assert TrainConfig.load(tmp_path / "config.json") == config
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["margin"], saved["contrast_positives"], "masking" in saved) == (0.05, False, False)  # flat keys
     assert TrainConfig().epochs == 1.0 and TrainConfig(steps=5).epochs is None
     for bad in ({"loss": "triplet"}, {"steps": 3, "epochs": 1}, {"batch_size": 1},
                 {"margin_strategy": "sideways"}, {"warmup_ratio": 1.0}, {"temperature": 0}):
         with pytest.raises(GistlabError) as err:
-            TrainConfig(**bad)
+            TrainConfig.from_dict(bad)
         assert "\n" not in str(err.value)
     with pytest.raises(GistlabError, match="Unknown training settings colour"):
         TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
@@ -63,8 +66,8 @@ def test_config_round_trip_and_bad_settings(tmp_path):
 def test_gist_run_writes_a_consistent_run_directory(arm_runs, pairs_csv):
     out = arm_runs["gist"]
     status = runs.read_status(out)
-    assert status["state"] == "completed" and status["steps_done"] == status["total_steps"] == 3
-    assert status["error"] is None and status["ended"] >= status["started"]
+    assert status.state == "completed" and status.steps_done == status.total_steps == 3
+    assert status.error is None and status.ended >= status.started
     assert runs.read_config(out)["loss"] == "gist"
 
     metrics = runs.read_metrics(out)
@@ -147,7 +150,7 @@ def test_mnrl_arm_is_gist_without_the_mask(tiny_model_dir, pairs_csv):
     labels = torch.arange(len(ds))
     values, masks = {}, {}
     for arm in ("gist", "mnrl"):
-        config = TrainConfig(loss=arm, guide=str(tiny_model_dir), margin=-10.0, temperature=0.05)
+        config = TrainConfig(loss=arm, guide=str(tiny_model_dir), masking=MarginSettings(margin=-10.0), temperature=0.05)
         loss, step_mask = build_loss(config, student, ds)
         values[arm] = loss([dict(f) for f in features], labels).item()
         masks[arm] = step_mask()
@@ -171,7 +174,7 @@ def test_homogeneous_batches_follow_the_plan_across_epochs(pairs_csv, tiny_model
 def test_epochs_instead_of_steps(pairs_csv, tiny_model_dir, tmp_path):
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "epoch", loss="mnrl",
                                    steps=None, epochs=1, batch_size=16))
-    assert runs.read_status(out)["total_steps"] == 3 and len(runs.read_metrics(out)) == 3  # 48 rows / 16
+    assert runs.read_status(out).total_steps == 3 and len(runs.read_metrics(out)) == 3  # 48 rows / 16
 
 
 def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
@@ -181,7 +184,7 @@ def test_stop_file_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path):
     (out / "STOP").touch()  # written before the first step: honoured after step 1
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="gist", steps=5))
     status = runs.read_status(out)
-    assert status["state"] == "stopped" and status["steps_done"] == 1
+    assert status.state == "stopped" and status.steps_done == 1
     assert len(runs.read_metrics(out)) == 1 and not runs.read_masks(out).empty
     assert (out / "model" / "modules.json").is_file() and not (out / "STOP").exists()
     assert (out / "train.log").read_text() == "the job's log\n"  # others' files are kept
@@ -198,7 +201,7 @@ def test_ctrl_c_ends_the_run_cleanly(pairs_csv, tiny_model_dir, tmp_path, monkey
     monkeypatch.setattr(RunRecorder, "on_step_end", interrupt_at_step_2)
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "ctrl-c", loss="gist", steps=5))
     status = runs.read_status(out)
-    assert status["state"] == "interrupted" and status["steps_done"] == 1
+    assert status.state == "interrupted" and status.steps_done == 1
     assert (out / "model" / "modules.json").is_file()
     assert set(runs.read_masks(out)["step"]) == {1}
 
@@ -208,19 +211,19 @@ def test_failure_is_recorded_in_one_line(pairs_csv, tmp_path):
         run_training(TrainConfig(data=str(pairs_csv), student="bundled:nope", loss="mnrl",
                                  batch_size=8, steps=2, out=str(tmp_path / "bad")))
     status = runs.read_status(tmp_path / "bad")
-    assert status["state"] == "failed" and "Unknown bundled model" in status["error"]
-    assert "\n" not in status["error"]
+    assert status.state == "failed" and "Unknown bundled model" in status.error
+    assert "\n" not in status.error
 
 
 def test_finished_runs_are_never_overwritten_by_accident(arm_runs, pairs_csv, tiny_model_dir, tmp_path):
     with pytest.raises(GistlabError, match="already holds a completed run.*--overwrite"):
         run_training(tiny_config(pairs_csv, tiny_model_dir, arm_runs["mnrl"], loss="mnrl"))
-    assert runs.read_status(arm_runs["mnrl"])["steps_done"] == 3  # untouched
+    assert runs.read_status(arm_runs["mnrl"]).steps_done == 3  # untouched
     out = tmp_path / "again"
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=2))
     run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=1), overwrite=True)
-    assert runs.read_status(out)["steps_done"] == 1 and len(runs.read_metrics(out)) == 1
-    (out / "status.json").write_text(json.dumps({**runs.read_status(out), "state": "running",
+    assert runs.read_status(out).steps_done == 1 and len(runs.read_metrics(out)) == 1
+    (out / "status.json").write_text(json.dumps({**runs.read_status(out).to_dict(), "state": "running",
                                                  "pid": os.getpid()}))
     with pytest.raises(GistlabError, match="still training"):
         run_training(tiny_config(pairs_csv, tiny_model_dir, out, loss="mnrl"), overwrite=True)
@@ -251,7 +254,7 @@ def test_bundled_student_and_guide_smoke(tmp_path):
     out = run_training(TrainConfig(data="bundled", loss="gist", steps=2, batch_size=8,
                                    max_seq_length=32, out=str(tmp_path / "real")))
     status, metrics = runs.read_status(out), runs.read_metrics(out)
-    assert status["state"] == "completed" and list(metrics["step"]) == [1, 2]
+    assert status.state == "completed" and list(metrics["step"]) == [1, 2]
     assert np.isfinite(metrics["loss"]).all() and (metrics["masked_fraction"] < 0.9).all()
     assert (out / "model" / "README.md").is_file()
 
@@ -288,7 +291,7 @@ def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tm
     assert len(recall) and recall.between(0, 1).all() and "mask_precision_a-n" in metrics
     plain = runs.read_metrics(arm_runs["gist"])  # no ground truth: counted, but no precision keys
     assert plain["weak_rows"].notna().all() and "mask_precision" not in plain
-    assert TrainConfig.from_dict(TrainConfig(positive_floor=0.3).to_dict()).margin_settings().positive_floor == 0.3
+    assert TrainConfig.from_dict(TrainConfig.from_dict({"positive_floor": 0.3}).to_dict()).masking.positive_floor == 0.3
     with pytest.raises(GistlabError, match="positive-floor"):
         run_training(tiny_config(path, tiny_model_dir, tmp_path / "st", loss="gist-st", positive_floor=0.3))
 
@@ -297,7 +300,7 @@ def test_masks_are_flushed_in_parts_and_memory_keeps_only_the_unflushed(pairs_cs
                                                                          monkeypatch):
     """Each flush appends one part (not a rewrite of every step so far) and empties the recorder;
     the reader sees the union, one step at a time when asked, and a part being written stays hidden."""
-    import core.training.train as train_module
+    import core.training.recorder as recorder_module
 
     kept = []
     original = RunRecorder.flush
@@ -307,7 +310,7 @@ def test_masks_are_flushed_in_parts_and_memory_keeps_only_the_unflushed(pairs_cs
         original(self)
         assert self.masks == []
 
-    monkeypatch.setattr(train_module, "FLUSH_SECONDS", -1.0)  # a flush after every step
+    monkeypatch.setattr(recorder_module, "FLUSH_SECONDS", -1.0)  # a flush after every step
     monkeypatch.setattr(RunRecorder, "flush", flush_every_step)
     out = run_training(tiny_config(pairs_csv, tiny_model_dir, tmp_path / "parts", loss="gist", steps=3))
     parts = sorted(p.name for p in (out / "masks.parquet").iterdir())
@@ -343,7 +346,7 @@ def test_arms_trained_in_one_process_match_arms_trained_alone(arm_runs, pairs_cs
     timing = ["step_seconds", "elapsed"]
     for arm, out in zip(arms, outs):
         alone = arm_runs[arm]
-        assert runs.read_status(out)["state"] == "completed"
+        assert runs.read_status(out).state == "completed"
         pd.testing.assert_frame_equal(runs.read_metrics(out).drop(columns=timing),
                                       runs.read_metrics(alone).drop(columns=timing))
         assert (out / runs.BATCHES).read_text() == (alone / runs.BATCHES).read_text()

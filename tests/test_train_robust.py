@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 
 from core.training import runs
+from core.training.status import RunState
 from core.cli import main
 from core.errors import GistlabError, GistlabWarning
-from core.training.train import TrainConfig, _claim, run_training
+from core.training.lifecycle import claim
+from core.training.train import TrainConfig, run_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,16 +37,16 @@ def pairs_csv(tmp_path_factory):
 def tiny(pairs_csv, tiny_model_dir, out, **overrides) -> TrainConfig:
     settings = dict(data=str(pairs_csv), student=str(tiny_model_dir), guide=str(tiny_model_dir),
                     batch_size=4, steps=2, out=str(out))
-    return TrainConfig(**{**settings, **overrides})
+    return TrainConfig.from_dict({**settings, **overrides})
 
 
 @pytest.mark.parametrize("strategy,margin", [("absolute", 5.0), ("absolute", 1.5), ("relative", 1.0),
                                              ("relative", float("nan"))])
 def test_a_margin_that_masks_everything_is_refused_per_strategy(strategy, margin):
     with pytest.raises(GistlabError, match="margin"):
-        TrainConfig(margin_strategy=strategy, margin=margin)
-    TrainConfig(margin_strategy=strategy, margin=0.1)
-    TrainConfig(loss="mnrl", margin_strategy=strategy, margin=5.0)  # no mask in mnrl: irrelevant
+        TrainConfig.from_dict({"margin_strategy": strategy, "margin": margin})
+    TrainConfig.from_dict({"margin_strategy": strategy, "margin": 0.1})
+    TrainConfig.from_dict({"loss": "mnrl", "margin_strategy": strategy, "margin": 5.0})  # no mask in mnrl: irrelevant
 
 
 def test_margin_5_on_the_command_line_is_one_line(pairs_csv, tmp_path, capsys):
@@ -63,16 +65,16 @@ def test_a_run_that_learns_nothing_says_so(tiny_model_dir, tmp_path, capsys):
                      str(tiny_model_dir), "--steps", "2", "--batch-size", "4", "--out", str(out)])
     assert code == 0
     status = runs.read_status(out)
-    assert status["state"] == "completed" and status["warning"].startswith("learns nothing: steps 1-2")
+    assert status.state == "completed" and status.warning.startswith("learns nothing: steps 1-2")
     assert "warning: learns nothing" in capsys.readouterr().out.splitlines()[-1]  # the final line
     warning = next(w for w in caught if "learns nothing" in str(w.message))
     logged = warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno)
-    assert logged == f"gistlab: warning: {status['warning']}\n"  # one line in the log
+    assert logged == f"gistlab: warning: {status.warning}\n"  # one line in the log
 
 
 def test_a_run_that_learns_has_no_warning(pairs_csv, tiny_model_dir, tmp_path):
     out = run_training(tiny(pairs_csv, tiny_model_dir, tmp_path / "fine", loss="mnrl"))
-    assert runs.read_status(out)["warning"] is None
+    assert runs.read_status(out).warning is None
 
 
 def test_ctrl_c_while_models_load_says_what_is_true(pairs_csv, tmp_path, capsys, monkeypatch):
@@ -104,7 +106,40 @@ def test_an_interrupted_save_leaves_no_half_model(pairs_csv, tiny_model_dir, tmp
     assert not (out / "model").exists() and runs.trained_model(out) is None
     assert not [p for p in out.iterdir() if "saving" in p.name]  # the temporary folder is gone
     status = runs.read_status(out)
-    assert status["state"] == "interrupted" and "no model saved" in status["error"]
+    assert status.state == "interrupted" and "no model saved" in status.error
+
+
+def test_a_save_on_a_full_disk_is_a_failed_run_not_a_completed_one(pairs_csv, tiny_model_dir, tmp_path,
+                                                                    monkeypatch, capsys):
+    """The weights writer fails as a full disk makes it (ENOSPC): the run is failed, one line says why, no model."""
+    import errno
+
+    def disk_full(tensors, filename, *args, **kwargs):
+        with open(filename, "wb") as handle:
+            handle.write(b"\0" * 64)  # a few bytes land, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("transformers.modeling_utils.safe_save_file", disk_full)
+    out = tmp_path / "full"
+    code = main(["train", "--data", str(pairs_csv), "--student", str(tiny_model_dir), "--loss", "mnrl",
+                 "--steps", "1", "--batch-size", "4", "--out", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("gistlab:")]
+    assert code == 2 and len(err) == 1 and "No space left on device" in err[0] and "no model saved" in err[0]
+    status = runs.read_status(out)
+    assert status["state"] == "failed" and "No space left on device" in status["error"]
+    assert "\n" not in status["error"] and status["steps_done"] == 1  # the step is kept, not the claim
+    assert runs.trained_model(out) is None and not [p for p in out.iterdir() if "saving" in p.name]
+
+
+def test_a_one_step_run_trains(pairs_csv, tiny_model_dir, tmp_path):
+    """The default warmup (10% of 1 step, rounded up) gave the only step learning rate 0: weights unchanged."""
+    from sentence_transformers import SentenceTransformer
+
+    out = run_training(tiny(pairs_csv, tiny_model_dir, tmp_path / "one", loss="mnrl", steps=1))
+    assert runs.read_status(out)["state"] == "completed"
+    base = SentenceTransformer(str(tiny_model_dir), device="cpu").state_dict()
+    trained = SentenceTransformer(str(out / "model"), device="cpu").state_dict()
+    assert any(not (base[name] == trained[name]).all() for name in base)
 
 
 def test_the_claim_of_a_run_directory_is_locked(pairs_csv, tiny_model_dir, tmp_path):
@@ -114,14 +149,14 @@ def test_the_claim_of_a_run_directory_is_locked(pairs_csv, tiny_model_dir, tmp_p
     done = threading.Event()
     with open(out / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another start is between its check and its claim
-        thread = threading.Thread(target=lambda: (_claim(out, False, config), done.set()))
+        thread = threading.Thread(target=lambda: (claim(out, False, config), done.set()))
         thread.start()
         time.sleep(0.5)
         assert not done.is_set()  # waits for the other start instead of racing it
     thread.join(10)
-    assert done.is_set() and runs.read_status(out)["state"] == "running"
+    assert done.is_set() and runs.read_status(out).state == "running"
     with pytest.raises(GistlabError, match="still training"):  # the second start sees the first
-        _claim(out, False, config)
+        claim(out, False, config)
 
 
 def test_a_reused_pid_is_not_taken_for_the_run(pairs_csv, tiny_model_dir, tmp_path):
@@ -131,9 +166,9 @@ def test_a_reused_pid_is_not_taken_for_the_run(pairs_csv, tiny_model_dir, tmp_pa
     # The run "died" long ago and its pid now belongs to another live process (this one).
     (out / "status.json").write_text(json.dumps({**status, "state": "running", "pid": os.getpid(),
                                                  "pid_start": "1"}))
-    assert runs.read_status(out)["state"] == runs.DIED
+    assert runs.read_status(out).state == RunState.DIED
     run_training(tiny(pairs_csv, tiny_model_dir, out, loss="mnrl", steps=1), overwrite=True)
-    assert runs.read_status(out)["state"] == "completed"
+    assert runs.read_status(out).state == "completed"
 
 
 def test_sigterm_stops_at_a_step_boundary_and_saves(pairs_csv, tiny_model_dir, tmp_path):
@@ -153,6 +188,6 @@ def test_sigterm_stops_at_a_step_boundary_and_saves(pairs_csv, tiny_model_dir, t
     finally:
         proc.kill()
     status = runs.read_status(out)
-    assert proc.returncode == 130 and status["state"] == "interrupted"
-    assert runs.trained_model(out) is not None and status["steps_done"] >= 1
+    assert proc.returncode == 130 and status.state == "interrupted"
+    assert runs.trained_model(out) is not None and status.steps_done >= 1
     assert f"model in {out / 'model'}" in stdout

@@ -16,6 +16,7 @@ import streamlit as st
 from app import cache, loaders, sidebar
 from app.views import errors_shown
 from core.training import jobs
+from core.training.events import step_error
 from core.analysis.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
 from core.errors import GistlabError
@@ -207,7 +208,7 @@ def export_section(folder: Path, report, decisions: dict) -> None:
 folders = list_audits()
 finished = {f.name: f for f in folders if (f / SUMMARY).is_file()}
 if folders and folders[0].name not in finished and audit_job() is None:
-    error = jobs.log_error(folders[0] / "audit.log")  # the newest audit ended without a report
+    error = step_error(folders[0] / "audit.log")  # the newest audit ended without a report
     st.error(f"The last audit failed: {error or 'it was stopped before it finished'}")
 if not finished:
     if audit_job() is None:  # a running audit's bar says enough

@@ -26,6 +26,7 @@ from core.method.groundtruth import ALL, NO_GROUND_TRUTH
 from core.method.masking import BLOCK_HELP, WEAK_SHARE
 from core.guides.models import guide_model_spec
 from core.training.runs import list_runs, recorded_steps, resolve
+from core.training.status import RunState
 
 BLOCK_TITLES = {"a-p": "anchor vs positives", "a-a": "anchor vs anchors",
                 "p-p": "positive vs positives", "a-n": "anchor vs negatives"}
@@ -126,7 +127,7 @@ def choose_run_step():
         st.stop()
     paths = list(runs["path"])
     if st.session_state.get("inspect_run") not in paths:  # first visit, or the run was deleted
-        done = runs[runs["state"] == "completed"]
+        done = runs[runs["state"] == RunState.COMPLETED]
         st.session_state["inspect_run"] = (done if len(done) else runs)["path"].iloc[0]
     states = dict(zip(runs["path"], runs["state"]))
     run = st.sidebar.selectbox("Run", paths, key="inspect_run",

@@ -51,8 +51,7 @@ if evaluate:
         for model in models:
             served(model)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        jobs.start_job("eval", [jobs.Step(jobs.cli("eval", "--model", m, "--tasks", tasks),
-                                          str(jobs.jobs_dir() / f"eval-{stamp}-{k}.log"))
+        jobs.start_job("eval", [jobs.eval_step({"model": m, "tasks": tasks}, jobs.jobs_dir() / f"eval-{stamp}-{k}.log")
                                 for k, m in enumerate(models, 1)])
     except GistlabError as exc:
         st.error(str(exc))

@@ -6,8 +6,6 @@ neither kills nor duplicates it. Settings, models and data are checked (core.tra
 job starts. Past runs can be named, compared, deleted and opened in the other pages.
 """
 
-import importlib
-import threading
 
 import pandas as pd
 import streamlit as st
@@ -19,8 +17,11 @@ from app.views import curves_figure, page_link
 from core.training import jobs
 from core.training import runs
 from core.errors import GistlabError
-from core.training.job_progress import job_progress
-from core.method.masking import BLOCK_HELP, STRATEGIES
+from core.training.config import TrainConfig
+from core.training.job_progress import StepState, job_progress
+from core.training.status import RunState
+from core.method.margin import MARGIN_RANGE, STRATEGIES
+from core.method.masking import BLOCK_HELP
 from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT
 
 ARMS = {
@@ -30,11 +31,13 @@ ARMS = {
     "gist-st: sentence-transformers' GISTEmbedLoss as it is": ["gist-st"],
 }
 EVAL_TASKS = "bundled"
-STATE_ICONS = {"waiting": ":material/hourglass_empty:", "starting": ":material/hourglass_top:",
-               "running": ":material/play_circle:", "completed": ":material/check_circle:",
-               "evaluated": ":material/check_circle:", "stopped": ":material/stop_circle:",
-               "interrupted": ":material/stop_circle:", "failed": ":material/error:", "died": ":material/error:",
-               "deleted": ":material/folder_off:", "not run": ":material/remove:"}
+NOT_RUN = "not run"  # a waiting step of a job that ended
+STATE_ICONS = {StepState.WAITING: ":material/hourglass_empty:", RunState.STARTING: ":material/hourglass_top:",
+               RunState.RUNNING: ":material/play_circle:", RunState.COMPLETED: ":material/check_circle:",
+               StepState.EVALUATED: ":material/check_circle:", RunState.STOPPED: ":material/stop_circle:",
+               RunState.INTERRUPTED: ":material/stop_circle:", RunState.FAILED: ":material/error:",
+               RunState.DIED: ":material/error:", StepState.DELETED: ":material/folder_off:",
+               NOT_RUN: ":material/remove:"}
 MASK_HELP = "Share of in-batch candidates the guide masked per step, over the blocks: " + " ".join(
     f"{block}: {text}" for block, text in BLOCK_HELP.items())
 
@@ -42,24 +45,6 @@ st.title("Train")
 st.caption("Short fine-tunes run in the background: you may switch pages or close the tab meanwhile.")
 
 
-@st.cache_resource(show_spinner=False)
-def warm_training_imports() -> threading.Thread:
-    """Import core.training.train (torch, sentence-transformers: 10 s, a minute on a busy machine) in a background
-    thread, once per server, while the form is filled in: Start then checks the settings without that wait."""
-    thread = threading.Thread(target=importlib.import_module, args=("core.training.train",), daemon=True)
-    thread.start()
-    return thread
-
-
-warm_training_imports()
-
-
-def duration(seconds) -> str:
-    """``95.0`` -> ``1 min 35 s``; blank when unknown."""
-    if seconds is None or pd.isna(seconds):
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
 def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], kinds: dict[str, str], key: str) -> None:
@@ -118,12 +103,12 @@ def live_job() -> None:
         text = " · ".join(part for part in (progress.phase or "starting", progress.eta_text()) if part)
         st.progress(progress.fraction, text=f"{progress.fraction:.0%} · {text}")
     for step in progress.steps:
-        state = "not run" if job is None and step.state == "waiting" else step.state
+        state = NOT_RUN if job is None and step.state == StepState.WAITING else step.state
         what = "evaluation of" if step.kind == "eval" else step.arm
-        count = ("" if not (step.done or state == "running") else f" · step {step.done} of {step.total or '?'}"
+        count = ("" if not (step.done or state == RunState.RUNNING) else f" · step {step.done} of {step.total or '?'}"
                  if step.kind == "train" else f" · {step.done} task(s) done")
         line = f"{STATE_ICONS.get(state, '')} {what} **{step.run}** · {state}{count}"
-        if state == "deleted":
+        if state == StepState.DELETED:
             st.warning(f"{line}: {step.error}", icon=":material/folder_off:")
         elif step.error:
             st.error(f"{line}: {step.error}", icon=":material/error:")
@@ -148,14 +133,13 @@ def live_job() -> None:
 def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
     """Check everything a run needs (with a counted progress line), then start the job."""
     with st.status("Checking the settings (1 of 3)…", expanded=False) as checking:
-        from core.training.train import TrainConfig  # loads torch: only when a run is really asked for
         from core.training.preflight import CHECKS, check_launch
 
         if not all(settings[key] for key in ("student", "guide", "data")):
             raise GistlabError("Student, guide and data must all be named: the defaults work offline.")
         for key in ("student", "guide", "data"):
             served(settings[key])
-        configs = [TrainConfig(**settings, loss=arm) for arm in arms]  # bad settings fail here
+        configs = [TrainConfig.from_dict({**settings, "loss": arm}) for arm in arms]  # bad settings fail here
         check_launch(configs, lambda k, what: checking.update(label=f"Checking the {what} ({k + 1} of 3)…"))
         checking.update(label="Settings, models and data are fine: starting.", state="complete")
     jobs.start_training(settings, arms, name=name, evaluate_on=EVAL_TASKS if evaluate else None)
@@ -186,7 +170,8 @@ with form:
         "seed": schedule.number_input("Seed", 0, 2**31 - 1, shared.seed),
         "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES,
                                              index=STRATEGIES.index(shared.margin_strategy)),
-        "margin": masking.number_input("Margin", -1.0, 1.0, shared.margin, 0.01),
+        "margin": masking.number_input("Margin", MARGIN_RANGE[0], MARGIN_RANGE[1], shared.margin, MARGIN_RANGE[2],
+                                       help="A candidate is masked when the guide scores it above t (g: its positive's score)"),
         "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", shared.contrast_anchors,
                                              help=BLOCK_HELP["a-a"]),
         "contrast_positives": masking.checkbox("Contrast positives (p-p block)", shared.contrast_positives,
@@ -294,12 +279,8 @@ table = runs.list_runs()
 if table.empty:
     st.info("No runs yet: start one above.")
     st.stop()
-table = table.assign(duration=table["duration_s"].map(duration), steps=[
-    f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
-shown_columns = {"name": "name", "run": "run", "state": "state", "loss": "loss",
-                 "final_loss": "final loss (own scale)", "margin": "margin",
-                 "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration", "seed": "seed", "guide": "guide", "student": "student",
-                 "data": "data", "started": "started", "error": "error"}
+table = runs.with_display_columns(table)
+shown_columns = runs.PAST_RUNS | {"final_loss": "final loss (own scale)"}  # each loss on its own scale
 picked_rows = st.dataframe(
     table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
     selection_mode="multi-row", key="past_runs",

@@ -48,6 +48,7 @@ import torch
 
 from core.analysis.audit_search import Embed, Progress, search
 from core.errors import GistlabError
+from core.fsio import write_json_atomic
 from core.method.masking import MarginSettings
 
 KINDS = {"fn": "suspected false negatives", "dup": "duplicate groups", "pos": "suspect positives"}
@@ -73,6 +74,8 @@ class AuditSettings:
     task: str | None = None
 
     def __post_init__(self) -> None:
+        from core.corpus.data import check_seed
+
         if not -1.0 <= self.duplicate_threshold <= 1.0:
             raise GistlabError(f"The duplicate threshold is a cosine: give a value in [-1, 1], not {self.duplicate_threshold}.")
         if self.max_above < 1:
@@ -81,6 +84,7 @@ class AuditSettings:
             raise GistlabError(f"--weak-share is a share of the rows: give a value in (0, 1], not {self.weak_share}.")
         if self.limit is not None and self.limit < 2:
             raise GistlabError(f"--limit must be at least 2 rows (an audit compares rows), not {self.limit}.")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -246,18 +250,13 @@ def list_audits() -> list[Path]:
 
 
 def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> list[str]:
-    """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out``."""
-    from core.training.jobs import cli
+    """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out`` (the settings in its
+    config file, by option name)."""
+    from core.training.jobs import config_command
 
-    m = settings.margin
-    argv = ["audit", "--data", data, "--guide", guide, "--out", str(out), "--margin-strategy", m.margin_strategy,
-            "--margin", str(m.margin), "--duplicate-threshold", str(settings.duplicate_threshold),
-            "--max-above", str(settings.max_above), "--weak-share", str(settings.weak_share),
-            "--seed", str(settings.seed), "--show", "0"]
-    argv += ["--limit", str(settings.limit)] if settings.limit else []
-    argv += ["--task", settings.task] if settings.task else []
-    argv += ["--positive-floor", str(m.positive_floor)] if getattr(m, "positive_floor", None) is not None else []
-    return cli(*argv)
+    options = {"data": data, "guide": guide, "out": str(out), "show": 0, **settings.margin.to_dict(),
+               **{k: v for k, v in asdict(settings).items() if k != "margin"}}
+    return config_command("audit", options, "audit")
 
 
 def start_audit(data: str, guide: str, settings: AuditSettings):
@@ -303,6 +302,4 @@ def read_progress(folder: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    write_json_atomic(path, data, default=str)

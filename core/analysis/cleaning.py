@@ -23,9 +23,7 @@ every click, so a reload or a second tab sees the same decisions.
 
 from __future__ import annotations
 
-import fcntl
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,8 @@ import numpy as np
 from core.analysis.audit import KINDS, AuditReport
 from core.analysis.audit_search import UnionFind
 from core.errors import GistlabError
+from core.fsio import locked, write_json_atomic
+from core.paths import check_output_dir, check_output_file
 
 ACTIONS = ("keep", "drop", "merge")
 DECISIONS = "decisions.json"
@@ -61,6 +61,28 @@ def read_decisions(path: Path) -> dict[str, str]:
     return {str(k): v for k, v in decisions.items()}
 
 
+FINDING_ROWS = {"fn": 2, "dup": 1, "pos": 1}  # row numbers in a finding id: fn:i:j, dup:k, pos:i
+
+
+def decisions_to_apply(path: Path, n_rows: int) -> dict[str, str]:
+    """The decisions file an export applies, checked before the audit runs: it must exist (a missing
+    file is not "no decisions" here), each id must be well-formed with rows inside the data's
+    ``n_rows``. Whether an id is one of the audit's findings is known only after it (:func:`plan`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GistlabError(f"--apply {path}: no such file: give the decisions JSON the Audit page saved "
+                           "(decisions.json in the audit folder) or one you wrote.")
+    decisions = read_decisions(path)
+    for finding in decisions:
+        kind, *rows = finding.split(":")
+        if len(rows) != FINDING_ROWS[kind] or not all(r.isdigit() for r in rows):
+            raise GistlabError(f"{path.name}: finding id {finding!r} is malformed: ids look like fn:12:40, dup:7 or pos:3.")
+        if max(int(r) for r in rows) >= n_rows:
+            raise GistlabError(f"{path.name}: finding {finding} names a row past the data's {n_rows} rows: apply the "
+                               "decisions to the data they were made on.")
+    return decisions
+
+
 def check_decision(finding: str, action: str) -> None:
     """One line naming a finding id or action that cannot be applied."""
     kind = finding.split(":", 1)[0]
@@ -75,26 +97,14 @@ def decide(path: Path, finding: str, action: str | None) -> dict[str, str]:
     if action is not None:
         check_decision(finding, action)
     path = Path(path)
-    with _locked(path):
+    with locked(path.with_suffix(".lock")):
         decisions = read_decisions(path)
         if action is None:
             decisions.pop(finding, None)
         else:
             decisions[finding] = action
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"decisions": decisions}, indent=1, sort_keys=True))
-        tmp.replace(path)
+        write_json_atomic(path, {"decisions": decisions}, indent=1, sort_keys=True)
     return decisions
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path.with_suffix(".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---- applying them --------------------------------------------------------------------------------
@@ -194,11 +204,25 @@ def export(ds, report: AuditReport, decisions: dict[str, str], out: Path) -> Exp
     return Exported(out, report_path, summary)
 
 
-def check_output(out: Path) -> None:
-    """One line unless ``out`` names a format :func:`write_dataset` writes."""
-    if Path(out).suffix.lower() not in ("", ".parquet", ".csv", ".jsonl"):
-        raise GistlabError(f"Cannot write {Path(out).name}: use .parquet, .csv, .jsonl, or a folder name "
+def check_output(out: Path, source: str | None = None, flag: str = "--out") -> None:
+    """One line, before any work, unless :func:`write_dataset` can write ``out``: a format it writes, a
+    file name that is not a folder, a folder that is new, empty or an earlier save_to_disk (not a
+    folder of other files), and never the data being read (``source``, the data spec)."""
+    out = Path(out).expanduser()
+    suffix = out.suffix.lower()
+    if suffix not in ("", ".parquet", ".csv", ".jsonl"):
+        raise GistlabError(f"Cannot write {out.name}: use .parquet, .csv, .jsonl, or a folder name "
                            "(datasets' save_to_disk).")
+    if source and out.exists() and out.resolve() == Path(source).expanduser().resolve():
+        raise GistlabError(f"{flag} {out} is the data being read: write the result to another path.")
+    if suffix:
+        check_output_file(out, flag)
+        return
+    check_output_dir(out, flag)
+    saved = (out / "state.json").is_file() and (out / "dataset_info.json").is_file()
+    if out.is_dir() and not saved and any(out.iterdir()):
+        raise GistlabError(f"{flag} {out} is a folder of other files: name a new folder (datasets' save_to_disk) "
+                           "or a .parquet, .csv or .jsonl file.")
 
 
 def write_dataset(ds, out: Path) -> None:

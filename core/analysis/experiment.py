@@ -98,20 +98,18 @@ class ExperimentConfig:
 
     def command(self, report: Path | None, demo_dir: Path | None) -> str:
         """The ``gistlab experiment`` command line that reruns (or resumes) exactly this."""
+        from core.training.jobs import cli
+
         d = ExperimentConfig()
-        parts = ["gistlab experiment", f"--guides {','.join(self.guides)}", f"--steps {self.steps}",
-                 f"--batch-size {self.batch_size}", f"--seeds {','.join(map(str, self.seeds))}",
-                 f"--lr {self.lr:g}"]
-        parts += [] if self.homogeneous else ["--mixed"]
-        parts += [f"--student {self.student}"] if self.student != d.student else []
-        if (self.small_student, self.small_guides) != (d.small_student, d.small_guides):
-            parts += [f"--small-student {self.small_student or 'none'}",
-                      f"--small-guides {','.join(self.small_guides)}"]
-        parts += [f"--data {self.data}"] if self.data != d.data else []
-        parts += [f"--tasks {self.tasks}"] if self.tasks != d.tasks else []
-        parts += [f"--report {report}"] if report else []
-        parts += [f"--demo-dir {demo_dir}"] if demo_dir else []
-        return " ".join(parts)
+        small = (self.small_student, self.small_guides) != (d.small_student, d.small_guides)
+        options = {"guides": ",".join(self.guides), "steps": self.steps, "batch_size": self.batch_size,
+                   "seeds": ",".join(map(str, self.seeds)), "lr": f"{self.lr:g}", "mixed": not self.homogeneous or None,
+                   "student": self.student if self.student != d.student else None,
+                   "small_student": (self.small_student or "none") if small else None,
+                   "small_guides": ",".join(self.small_guides) if small else None,
+                   "data": self.data if self.data != d.data else None,
+                   "tasks": self.tasks if self.tasks != d.tasks else None, "report": report, "demo_dir": demo_dir}
+        return " ".join(cli("experiment", options, program=("gistlab",)))
 
 
 def _finished(run: Path) -> bool:
@@ -134,6 +132,11 @@ def _train_seconds(run: Path) -> float:
     return (ended - started).total_seconds()
 
 
+def _reusable(run: Path) -> bool:
+    """Whether ``run`` is finished and evaluated (its ledger written): reused as it is."""
+    return _finished(run) and (run / LEDGER).is_file()
+
+
 def run_threads(config_threads: int | None) -> int:
     """Torch threads for every run: the experiment's ``threads`` if given, else all cores.
 
@@ -153,7 +156,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
     import torch
 
     ledger_file = run / LEDGER
-    if _finished(run) and ledger_file.is_file():
+    if _reusable(run):
         log(f"reusing {run.name}")
         return json.loads(ledger_file.read_text())
     if config.report_only:
@@ -209,8 +212,11 @@ def run_experiment(
     start = time.perf_counter()
     root = Path(config.out) if config.out else None
     run_root = root / "runs" if root else runs_root()
-    base_files = {student: evaluate(student, config.tasks, out=root, log=log).result_files
-                  for student, _ in config.cases()}
+    if config.report_only and not any(_reusable(run_root / config.run_name(arm)) for arm in config.plan()):
+        raise GistlabError(f"--report-only: no finished run of this experiment in {run_root} to report: run it "
+                           "without --report-only first, or give the --out it used.")
+    base_files = {student: evaluate(student, config.tasks, out=root, log=log, reuse_only=config.report_only
+                                    ).result_files for student, _ in config.cases()}
     result = ExperimentResult({}, pd.DataFrame(), pd.DataFrame(columns=MASKING_COLUMNS), base_files)
 
     def refresh() -> None:

@@ -48,6 +48,18 @@ class MiningSettings:
             raise GistlabError(f"--guide-share is a share of the positive's score: give (0, 1], not {self.guide_share}.")
 
 
+def select_rows(ds, task: str | None = None, limit: int | None = None):
+    """The rows to mine: ``task``'s (all when None), the first ``limit`` of them (all when None).
+    A limit below 1 is an error, never "everything" (0) or "all but the last few" (negative)."""
+    from core.corpus.data import task_pool
+
+    if limit is not None and limit < 1:
+        raise GistlabError(f"--limit {limit}: give at least 1 row, or leave --limit out to mine every row.")
+    if task is None and limit is None:
+        return ds
+    return ds.select(task_pool(ds, task)[:limit].tolist())
+
+
 @dataclass
 class MiningResult:
     dataset: object  # datasets.Dataset: the kept rows with negative_1..k

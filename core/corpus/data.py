@@ -21,6 +21,7 @@ row), which is also the row id training records in ``masks.parquet``.
 
 from __future__ import annotations
 
+import numbers
 import re
 
 import numpy as np
@@ -128,12 +129,23 @@ def task_pool(ds: Dataset, task: str | None = None) -> np.ndarray:
     return by_task[task]
 
 
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (transformers' set_seed) takes no more
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if every seeded draw here (numpy, torch, transformers' set_seed) takes it, else one line."""
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise GistlabError(f"--seed {seed}: give a whole number from 0 to {MAX_SEED}.")
+    return seed
+
+
 def sample_batch(ds: Dataset, batch_size: int, seed: int, task: str | None = None) -> list[int]:
     """A seeded draw of ``batch_size`` distinct row ids, optionally all from one task.
 
     The same (dataset, batch_size, seed, task) always gives the same rows in the same order;
     row ids are global (positions in ``ds``), also when restricted to a task.
     """
+    check_seed(seed)
     pool, where = task_pool(ds, task), "the data" if task is None else f"task {task!r}"
     if len(pool) < batch_size:
         raise GistlabError(

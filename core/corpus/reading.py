@@ -27,7 +27,7 @@ def read_source(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
         raw, lines = _read_file(path)
         return raw, path.name, lines
     if (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
-        return Dataset.load_from_disk(str(path)), path.name, None  # written by Dataset.save_to_disk
+        return _load_saved(path), path.name, None
     if path.is_dir():
         return _load_with_datasets(str(path), split, hub=False), f"{spec} ({split})", None
     if path.suffix.lower() in FILE_TYPES:
@@ -40,6 +40,17 @@ def read_source(spec: str, split: str) -> tuple[Dataset, str, list[int] | None]:
             f"give a {'/'.join(FILE_TYPES)} file, an id like 'org/name', or 'bundled'."
         )
     return _load_with_datasets(spec, split, hub=True), f"{spec} ({split})", None
+
+
+def _load_saved(path: Path) -> Dataset:
+    """A folder written by ``Dataset.save_to_disk``; a missing or damaged data file is one line."""
+    try:
+        return Dataset.load_from_disk(str(path))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise GistlabError(
+            f"{path.name} is a saved dataset whose data files are missing or damaged ({first_line(exc)}): "
+            "save it again, or point at another copy."
+        ) from None
 
 
 def _read_file(path: Path) -> tuple[Dataset, list[int] | None]:
@@ -55,9 +66,13 @@ def _read_file(path: Path) -> tuple[Dataset, list[int] | None]:
         import pyarrow.parquet as pq
 
         try:
+            names = pq.read_schema(path).names
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise GistlabError(f"{path.name} repeats a column name ({', '.join(repeated)}): rename one.")
             return Dataset(pq.read_table(path)), None
         except pa.ArrowException as exc:
-            raise GistlabError(f"{path.name} is not a readable Parquet file ({exc}).") from None
+            raise GistlabError(f"{path.name} is not a readable Parquet file ({first_line(exc)}).") from None
     text = _utf8_text(path)
     table, lines = (_jsonl_table(text, path.name) if suffix == ".jsonl"
                     else _delimited_table(text, path.name, "\t" if suffix == ".tsv" else ","))
@@ -107,6 +122,9 @@ def _delimited_table(text: str, name: str, sep: str) -> tuple[pa.Table, list[int
                 lines.append(start)
     except csv.Error as exc:
         kind = "TSV" if sep == "\t" else "CSV"
+        if "new-line character" in str(exc):  # the csv module's words for a bare carriage return
+            raise GistlabError(f"{name} line {read + 1} has a carriage return (\\r) outside quotes, as files with "
+                               "old Mac line ends do: re-save it with \\n or \\r\\n line ends.") from None
         raise GistlabError(f"{name} line {read + 1} is not valid {kind} ({exc}): fix that line (or the "
                            "quote opened there).") from None
     if header is None:
@@ -127,9 +145,11 @@ def _jsonl_table(text: str, name: str) -> tuple[pa.Table, list[int]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise GistlabError(f"{name} line {number} is not valid JSON ({exc.msg}): fix that line.") from None
+        except _RepeatedKey as exc:
+            raise GistlabError(f"{name} line {number} repeats the key {exc.args[0]!r}: keep one.") from None
         if not isinstance(record, dict):
             raise GistlabError(f"{name} line {number} is not a JSON object: write one {{...}} per line.")
         records.append(record)
@@ -141,6 +161,20 @@ def _jsonl_table(text: str, name: str) -> tuple[pa.Table, list[int]]:
         return pa.table({key: [record.get(key) for record in records] for key in columns}), lines
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise GistlabError(_mixed_types(records, name)) from None
+
+
+class _RepeatedKey(Exception):
+    """A JSON object that names one key twice (json keeps the last value without a word)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.loads``' object hook: the object as a dict, or _RepeatedKey naming a key given twice."""
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise _RepeatedKey(key)
+        record[key] = value
+    return record
 
 
 def _mixed_types(records: list[dict], name: str) -> str:

@@ -16,8 +16,10 @@ vocabulary). A cache written by another guide therefore lives in another folder 
 - ``meta.json``: format, guide spec, fingerprint, dim, dtype, count and the digest of index.bin;
   rewritten atomically after every append, so it only ever vouches for complete rows.
 
-On open, a cache whose files disagree (array, index or checksum length vs count, wrong dim, index
-digest, duplicate rows, unreadable meta) is rebuilt from empty with a warning, never used. Then
+On open, files longer than meta.json's count hold an append that did not finish (disk full, a
+killed writer): they are cut back to the rows meta vouches for, with one warning, and those rows
+kept. A cache whose files disagree otherwise (a file shorter than count, wrong dim, index digest,
+duplicate rows, unreadable meta) is rebuilt from empty with a warning, never used. Then
 every row's checksum is verified, and so are the rows of every lookup (a vectorised multiply-add,
 microseconds per batch): rows that fail (junk or zeros written over the array) are dropped with
 one warning line and re-encoded when next asked for, the rest is kept. The checksum is per row,
@@ -29,13 +31,16 @@ WordNet example->definition pairs with all-MiniLM-L6-v2 as guide (margins 0/0.05
 strategies; scripts/bench_loss.py, docs/PERFORMANCE.md).
 
 Writers take a thread lock and an exclusive ``flock`` on ``lock``, and reload first if another
-process appended, so several threads and processes can fill one cache. Shards built elsewhere
-merge with :meth:`GuideCache.add`.
+process appended, so several threads and processes can fill one cache. Filling (encoding missing
+texts) also holds ``fill.lock``, one chunk at a time: a second fill of the same texts waits for the
+first's chunk and then finds it stored, so each text is encoded once. Shards built elsewhere
+merge with :meth:`GuideCache.add`. A cache that cannot be written (a read-only workspace) is read
+as it is; only a write it would need (new texts, a repair) is an error, of one line, as is a
+write that fails (disk full), which leaves the rows stored before it intact.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import hashlib
 import json
@@ -51,7 +56,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from core.errors import GistlabError, GistlabWarning
-from core.workspace import subdir
+from core.fsio import locked, write_json_atomic
+from core.workspace import workspace
 
 FORMAT = 2  # 2: checksums.u64 added (a format-1 cache is rebuilt once)
 DTYPE = np.dtype("<f4")
@@ -164,11 +170,13 @@ class GuideCache:
         self.batch_size = batch_size
         self.dim = int(dim)
         self.fingerprint = guide_fingerprint(guide)
-        self.path = Path(root or subdir("guide_cache")) / self.fingerprint
+        self.path = Path(root or workspace() / "guide_cache") / self.fingerprint
         self.texts_encoded = 0
         self.forward_passes = 0
         self._thread_lock = threading.Lock()
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._fill_thread_lock = threading.Lock()
+        with self._writing("create"):
+            self.path.mkdir(parents=True, exist_ok=True)
         with self._locked():
             self._open(progress)
 
@@ -220,13 +228,22 @@ class GuideCache:
     # --- filling ------------------------------------------------------------------------------
 
     def _fill(self, texts: Sequence[str], digests: list[bytes]) -> int:
-        missing = {d: t for t, d in zip(texts, digests) if d not in self._rows}
-        pending = list(missing.items())
-        added = 0
-        for start in range(0, len(pending), FILL_CHUNK):
-            chunk = pending[start : start + FILL_CHUNK]
-            embeddings = self.encode([t for _, t in chunk])
-            added += self._append([d for d, _ in chunk], embeddings)
+        """Encode and append the texts not stored, a chunk at a time under ``fill.lock``: after
+        waiting for another filler, catch up with its rows and encode only what is still missing."""
+        pending = list({d: t for t, d in zip(texts, digests) if d not in self._rows}.items())
+        added, cursor = 0, 0
+        while cursor < len(pending):
+            with self._filling():
+                if not self._meta_is_current():
+                    with self._locked():
+                        self._open()  # another filler appended meanwhile
+                chunk = []
+                while cursor < len(pending) and len(chunk) < FILL_CHUNK:
+                    if pending[cursor][0] not in self._rows:
+                        chunk.append(pending[cursor])
+                    cursor += 1
+                if chunk:
+                    added += self._append([d for d, _ in chunk], self.encode([t for _, t in chunk]))
         return added
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -260,16 +277,24 @@ class GuideCache:
                 return 0
             new_index = b"".join(digests[i] for i in keep)
             new_values = np.ascontiguousarray(values[keep], dtype=DTYPE)
-            with open(self._file("embeddings.f32"), "ab") as f:
-                f.write(new_values.tobytes())
-            with open(self._file("index.bin"), "ab") as f:
-                f.write(new_index)
-            with open(self._file("checksums.u64"), "ab") as f:
-                f.write(row_checksums(new_values, _digest_array(new_index)).astype(SUM_DTYPE).tobytes())
             start = len(self._rows)
+            data = {"embeddings.f32": new_values.tobytes(), "index.bin": new_index,
+                    "checksums.u64": row_checksums(new_values, _digest_array(new_index)).astype(SUM_DTYPE).tobytes()}
+            try:
+                with self._writing("add to"):
+                    for name, chunk in data.items():  # after the vouched rows, over any torn tail
+                        with open(self._file(name), "r+b") as f:
+                            f.truncate(start * self._row_bytes(name))
+                            f.seek(0, os.SEEK_END)
+                            f.write(chunk)
+                    hash_after = self._index_hash.copy()
+                    hash_after.update(new_index)
+                    self._write_meta(count=start + len(keep), index_hash=hash_after)
+            except GistlabError:
+                self._cut_torn_tail()  # best effort: meta still vouches for the rows before
+                raise
             self._rows.update((digests[i], start + n) for n, i in enumerate(keep))
-            self._index_hash.update(new_index)
-            self._write_meta()
+            self._index_hash = hash_after
             self._map_array()
             return len(keep)
 
@@ -278,16 +303,41 @@ class GuideCache:
     def _file(self, name: str) -> Path:
         return self.path / name
 
+    def _row_bytes(self, name: str) -> int:
+        return {"embeddings.f32": self.dim * DTYPE.itemsize, "index.bin": DIGEST_BYTES,
+                "checksums.u64": SUM_DTYPE.itemsize}[name]
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Exclusive access to the folder: against other threads (the app shares one cache) and
         other processes (a training job)."""
-        with self._thread_lock, open(self._file("lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with self._thread_lock, locked(self._file("lock")):
+            yield
+
+    @contextmanager
+    def _filling(self) -> Iterator[None]:
+        """One filler at a time (``fill.lock``), so two fills of the same texts do not both encode them."""
+        with self._fill_thread_lock, locked(self._file("fill.lock")):
+            yield
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A failed write (disk full, read-only workspace) as one line; the rows stored before stay."""
+        try:
+            yield
+        except OSError as exc:
+            raise GistlabError(
+                f"Could not {what} the guide cache {self.path} ({exc.strerror or exc}): free disk space or "
+                "make the workspace writable (GISTLAB_HOME), then run again; the rows stored before are kept."
+            ) from None
+
+    def _cut_torn_tail(self) -> None:
+        """Cut each file back to the rows meta.json vouches for (a write that stopped part-way)."""
+        for name in FILES:
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                os.truncate(self._file(name), len(self._rows) * self._row_bytes(name))
+            except OSError:
+                pass  # the next open cuts it
 
     def _open(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Load the cache, or start it empty; an inconsistent one is rebuilt with a warning, and
@@ -338,16 +388,17 @@ class GuideCache:
         count = len(self._rows)
         keep = np.setdiff1d(np.arange(count), bad)
         index = np.fromfile(self._file("index.bin"), dtype=np.uint8).reshape(-1, DIGEST_BYTES)[keep]
-        with open(self._file("embeddings.f32.tmp"), "wb") as f:
-            for lo in range(0, len(keep), VERIFY_CHUNK):
-                f.write(np.ascontiguousarray(self._array[keep[lo : lo + VERIFY_CHUNK]]).tobytes())
-        self._file("index.bin.tmp").write_bytes(index.tobytes())
-        self._file("checksums.u64.tmp").write_bytes(np.asarray(self._sums[keep], dtype=SUM_DTYPE).tobytes())
-        for name in FILES:
-            os.replace(self._file(name + ".tmp"), self._file(name))
-        self._rows = {bytes(d): n for n, d in enumerate(index)}
-        self._index_hash = hashlib.blake2b(index.tobytes(), digest_size=16)
-        self._write_meta()
+        with self._writing("repair"):
+            with open(self._file("embeddings.f32.tmp"), "wb") as f:
+                for lo in range(0, len(keep), VERIFY_CHUNK):
+                    f.write(np.ascontiguousarray(self._array[keep[lo : lo + VERIFY_CHUNK]]).tobytes())
+            self._file("index.bin.tmp").write_bytes(index.tobytes())
+            self._file("checksums.u64.tmp").write_bytes(np.asarray(self._sums[keep], dtype=SUM_DTYPE).tobytes())
+            for name in FILES:
+                os.replace(self._file(name + ".tmp"), self._file(name))
+            self._rows = {bytes(d): n for n, d in enumerate(index)}
+            self._index_hash = hashlib.blake2b(index.tobytes(), digest_size=16)
+            self._write_meta()
         self._map_array()
         warnings.warn(
             f"Guide cache {self.path}: {len(bad)} of {count} stored embeddings failed their checksum "
@@ -376,13 +427,11 @@ class GuideCache:
         for key, value in expected.items():
             if meta.get(key) != value:
                 raise CacheCorrupt(f"meta.json has {key}={meta.get(key)!r}, expected {value!r}")
-        if len(index) != count * DIGEST_BYTES:
-            raise CacheCorrupt(f"index.bin holds {len(index) / DIGEST_BYTES:g} rows, meta says {count}")
-        if array_bytes != count * self.dim * DTYPE.itemsize:
-            rows = array_bytes / (self.dim * DTYPE.itemsize)
-            raise CacheCorrupt(f"embeddings.f32 holds {rows:g} rows of dim {self.dim}, meta says {count}")
-        if sums_bytes != count * SUM_DTYPE.itemsize:
-            raise CacheCorrupt(f"checksums.u64 holds {sums_bytes / SUM_DTYPE.itemsize:g} rows, meta says {count}")
+        sizes = {"index.bin": len(index), "embeddings.f32": array_bytes, "checksums.u64": sums_bytes}
+        for name, size in sizes.items():  # shorter than meta says: rows it vouches for are gone
+            if size < count * self._row_bytes(name):
+                raise CacheCorrupt(f"{name} holds {size / self._row_bytes(name):g} rows, meta says {count}")
+        index = index[: count * DIGEST_BYTES]  # longer: an append that did not finish, cut below
         index_hash = hashlib.blake2b(index, digest_size=16)
         if index_hash.hexdigest() != meta.get("index_hash"):
             raise CacheCorrupt("index.bin does not match the digest recorded in meta.json")
@@ -390,6 +439,14 @@ class GuideCache:
         if len(rows) != count:
             raise CacheCorrupt("index.bin lists a text twice")
         self._rows, self._index_hash = rows, index_hash
+        torn = {n: size / self._row_bytes(n) for n, size in sizes.items() if size > count * self._row_bytes(n)}
+        if torn:
+            self._cut_torn_tail()
+            warnings.warn(
+                f"Guide cache {self.path}: an append did not finish ({', '.join(f'{n} holds {r:g} rows' for n, r in torn.items())}, "
+                f"meta vouches for {count}); cut back to those {count} rows, the rest is re-encoded when needed.",
+                GistlabWarning, stacklevel=4,
+            )
         self._map_array()
 
     def _reset(self) -> None:
@@ -398,13 +455,14 @@ class GuideCache:
         New files replace the old ones rather than truncating them, so another process that still
         maps the old array keeps reading valid memory until it notices and reloads.
         """
-        for name in FILES:
-            tmp = self._file(name + ".tmp")
-            tmp.write_bytes(b"")
-            os.replace(tmp, self._file(name))
-        self._rows = {}
-        self._index_hash = hashlib.blake2b(digest_size=16)
-        self._write_meta()
+        with self._writing("start"):
+            for name in FILES:
+                tmp = self._file(name + ".tmp")
+                tmp.write_bytes(b"")
+                os.replace(tmp, self._file(name))
+            self._rows = {}
+            self._index_hash = hashlib.blake2b(digest_size=16)
+            self._write_meta()
         self._map_array()
 
     def _meta(self) -> dict:
@@ -427,10 +485,10 @@ class GuideCache:
         mine = self._meta()
         return all(meta.get(k) == mine[k] for k in ("count", "index_hash"))
 
-    def _write_meta(self) -> None:
-        tmp = self._file("meta.json.tmp")
-        tmp.write_text(json.dumps(self._meta(), indent=1))
-        os.replace(tmp, self._file("meta.json"))
+    def _write_meta(self, **vouched) -> None:
+        """Replace meta.json atomically; ``count`` / ``index_hash`` given: rows just written, not yet held."""
+        meta = self._meta() | {k: v.hexdigest() if k == "index_hash" else v for k, v in vouched.items()}
+        write_json_atomic(self._file("meta.json"), meta, indent=1)
 
     def _map_array(self) -> None:
         count = len(self._rows)

@@ -16,7 +16,6 @@ The parts declare a heavy, unrelated dependency (an Orange add-on), so they are 
 from __future__ import annotations
 
 import bisect
-import fcntl
 import hashlib
 import io
 import json
@@ -28,6 +27,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 
 from core.errors import GistlabError
+from core.fsio import locked
 from core.workspace import subdir
 
 VERIFIED = ".gistlab-verified.json"  # written last into the folder, before the rename
@@ -159,8 +159,7 @@ def unpacked(archive: SplitArchive, spec: str, models_dir: Path | None = None) -
     if (target / VERIFIED).is_file():
         return target
     parts = find_parts(archive, spec)
-    with open(models_dir / f".{archive.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one unpacker at a time (the app and a training job)
+    with locked(models_dir / f".{archive.name}.lock"):  # one unpacker at a time (the app and a training job)
         if (target / VERIFIED).is_file():
             return target
         staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}-", dir=models_dir))

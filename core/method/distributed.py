@@ -139,7 +139,7 @@ class StopSync(TrainerCallback):
     """Ends every process after the same step: a stop any process decided (rank 0 reads the STOP
     file) is all-reduced after each step, so no process is left waiting in the next collective.
 
-    Must come after the callback that decides the stop (``core.training.train.RunRecorder``).
+    Must come after the callback that decides the stop (``core.training.recorder.RunRecorder``).
     """
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -150,7 +150,7 @@ class StopSync(TrainerCallback):
 
 
 class SilentRecorder(TrainerCallback):
-    """Stands in for ``core.training.train.RunRecorder`` on ranks other than 0: same calls, writes nothing."""
+    """Stands in for ``core.training.recorder.RunRecorder`` on ranks other than 0: same calls, writes nothing."""
 
     stop_requested = False
 

@@ -31,10 +31,12 @@ them), but still keeps a copy of the same text in another row: that is where the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from core.method.margin import STRATEGIES, MarginSettings  # noqa: F401 (also imported from here)
 
 BLOCKS = ("a-p", "a-a", "p-p", "a-n")
 BLOCK_HELP = {
@@ -48,62 +50,7 @@ BLOCK_HELP = {
            "(only when the data has negative columns).",
 }
 """One short sentence per block name, for help tooltips wherever a page shows a-p / a-a / p-p / a-n."""
-STRATEGIES = ("absolute", "relative")
 WEAK_SHARE = 0.9  # a row masking at least this share of its candidates is a weak positive
-
-
-MARGIN_LIMITS = {"absolute": 1.0, "relative": 1.0}  # above (relative: at) it nearly every candidate is masked
-
-
-def margin_problem(strategy: str, margin: float) -> str | None:
-    """Why ``margin`` makes a run learn nothing under ``strategy``, in one sentence, or None.
-
-    Cosines lie in [-1, 1]. Absolute: the threshold g - margin with margin > 1 sits below nearly
-    every candidate's cosine, so all are masked and the loss is 0. Relative: g - |g| * margin with
-    margin >= 1 is <= 0 for every positive g, so every candidate the guide scores above 0 (nearly
-    all) is masked. A very negative margin masks nothing but identical texts: that is MNRL, allowed.
-    """
-    limit = MARGIN_LIMITS[strategy]
-    if margin != margin or abs(margin) == float("inf"):
-        return f"the margin must be a finite number, not {margin}"
-    too_high = margin > limit if strategy == "absolute" else margin >= limit
-    if not too_high:
-        return None
-    rule, bound = (("g - margin", f"at most {limit:g}") if strategy == "absolute"
-                   else ("g - |g| x margin", f"below {limit:g}"))
-    article = "an" if strategy == "absolute" else "a"
-    return (f"{article} {strategy} margin of {margin:g} puts every row's threshold ({rule}) below nearly every "
-            f"cosine, so the guide masks all candidates and the run learns nothing: use a margin {bound} "
-            "(the paper's are 0 to 0.1)")
-
-
-@dataclass(frozen=True)
-class MarginSettings:
-    """How the guide's positive score becomes a per-row threshold, and which blocks exist."""
-
-    margin_strategy: str = "absolute"
-    margin: float = 0.0
-    contrast_anchors: bool = True
-    contrast_positives: bool = True
-    positive_floor: float | None = None  # t_i = max(t_i, floor); None = off (library parity)
-
-    def __post_init__(self) -> None:
-        if self.margin_strategy not in STRATEGIES:
-            raise ValueError(
-                f"margin_strategy must be one of {STRATEGIES}, got {self.margin_strategy!r}"
-            )
-        if self.positive_floor is not None and not -1.0 <= self.positive_floor <= 1.0:
-            raise ValueError(f"positive_floor must be a cosine in [-1, 1] or None, got {self.positive_floor!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def library_options(self) -> dict:
-        """The settings as keyword arguments of sentence-transformers' ``GISTEmbedLoss`` (which has
-        no positive floor: asking for one there is an error)."""
-        if self.positive_floor is not None:
-            raise ValueError("sentence-transformers' GISTEmbedLoss has no positive floor")
-        return {k: v for k, v in self.to_dict().items() if k != "positive_floor"}
 
 
 @dataclass

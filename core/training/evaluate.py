@@ -20,6 +20,8 @@ What it guarantees:
 - Offline: when the Hub cannot be reached, each task's data is loaded in forced offline mode
   (seconds, not a minute of retries); a task whose data is not in the local Hugging Face cache is
   skipped with its reason and the others still run.
+- Progress: each task evaluated, reused, skipped or failed is one event (:mod:`core.training.events`)
+  and one line of ``log``, so a job's page counts tasks without reading the log.
 - Safety: every file mteb writes lands by rename, so an interrupted run never truncates an earlier
   result; a corrupt result JSON stops the run with one line (with ``overwrite`` it is moved aside,
   never deleted); a read-only results folder is reported before any work starts.
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable
 from core.guides.models import load_model
+from core.training.events import Kind, emit
 from core.training.runs import CONFIG, MODEL, trained_model
 from core.workspace import workspace
 
@@ -55,11 +58,6 @@ if TYPE_CHECKING:
 
 ENCODE_BATCH_SIZE = 64
 LANGUAGES = ["eng"]
-TASKS_PREFIX = "evaluating "
-"""The log line that starts an evaluation: ``evaluating 6 tasks of <model>, 2 already evaluated``;
-then one line per task (``reused``, ``evaluated``, ``skipped``, ``failed``), which is how a job's
-progress (core.training.job_progress) counts tasks done of the total."""
-REUSED_PREFIX = "reused "
 
 
 @dataclass(frozen=True)
@@ -373,9 +371,11 @@ def evaluate(
     overwrite: bool = False,
     batch_size: int = ENCODE_BATCH_SIZE,
     log: Callable[[str], None] = lambda message: None,
+    reuse_only: bool = False,
 ) -> EvalReport:
     """Evaluate ``model_spec`` on ``tasks``; results go to ``out`` (a ResultCache root), else the
-    model's run directory, else the workspace.
+    model's run directory, else the workspace. ``reuse_only``: compute nothing, report the stored
+    results and skip the tasks that have none (a report that must not start evaluations).
 
     Raises GistlabError, before any result is touched, for an unknown task, a missing model, an
     unwritable results folder or a corrupt stored result.
@@ -403,16 +403,21 @@ def evaluate(
         else:
             pending.append(task)
 
-    log(f"{TASKS_PREFIX}{len(task_list)} tasks of {name}, {len(report.reused)} already evaluated")
+    emit(Kind.TASKS, total=len(task_list))  # a job's progress counts task events against it
+    log(f"evaluating {len(task_list)} tasks of {name}, {len(report.reused)} already evaluated")
     for task_name in report.reused:
-        log(f"{REUSED_PREFIX}{task_name}")
+        log(emit(Kind.REUSED, task_name).text())
+    if reuse_only:
+        report.skipped += [SkippedTask(task.metadata.name, "not evaluated yet (reusing stored results only)")
+                           for task in pending]
+        pending = []
     offline = hub_unreachable() if pending else None
     for task in pending:
         task_name = task.metadata.name
         reason = load_task_data(task, offline)
         if reason:
             report.skipped.append(SkippedTask(task_name, reason))
-            log(f"skipped {task_name}: {reason}")
+            log(emit(Kind.SKIPPED, task_name, reason).text())
             continue
         tick = time.perf_counter()
         try:
@@ -431,9 +436,10 @@ def evaluate(
         if result.exceptions:
             error = first_line(RuntimeError(result.exceptions[0].exception))
             report.skipped.append(SkippedTask(task_name, f"failed: {error}"))
-            log(f"failed {task_name}: {report.skipped[-1].reason}")
+            log(emit(Kind.FAILED, task_name, error).text())
             continue
         report.computed.append(task_name)
+        emit(Kind.EVALUATED, task_name)
         log(f"evaluated {task_name} in {time.perf_counter() - tick:.1f} s")
     report.seconds = time.perf_counter() - start
     report.texts_encoded = memo.encoded

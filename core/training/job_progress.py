@@ -15,16 +15,25 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 
 from core.training import runs
 from core.errors import GistlabError
-from core.training.evaluate import REUSED_PREFIX, TASKS_PREFIX
-from core.training.jobs import Job, Step, log_error
+from core.training.events import TASK_DONE, Kind, events_file, read_events, step_error
+from core.training.jobs import Job, Step
+from core.training.status import RunState
 
-EVAL_DONE_PREFIXES = ("evaluated ", "skipped ", "failed ", REUSED_PREFIX)  # one line per task in `gistlab eval`'s log
+
+
+class StepState(StrEnum):
+    """The states of a job's step that are not a run's (:class:`core.training.status.RunState`)."""
+
+    WAITING = "waiting"  # not started yet
+    DELETED = "deleted"  # its run folder was deleted while the job ran
+    EVALUATED = "evaluated"  # an evaluation step that ended well
 
 
 @dataclass
@@ -34,7 +43,7 @@ class StepProgress:
     kind: str  # "train" or "eval"
     run: str  # the run folder's name
     arm: str  # the loss arm trained (gist, mnrl, ...)
-    state: str  # waiting, starting, running, completed, stopped, failed, interrupted, died, deleted, evaluated
+    state: RunState | StepState
     done: int = 0  # steps trained, or tasks evaluated
     total: int | None = None  # steps to train (None for an evaluation: its task count is not known ahead)
     error: str | None = None
@@ -74,33 +83,32 @@ def _train_step(step: Step, metrics: pd.DataFrame | None) -> StepProgress:
     except GistlabError:
         arm = settings.get("loss", "")
         if step.started is None:
-            return StepProgress("train", run_dir.name, arm, "waiting", 0, total)
+            return StepProgress("train", run_dir.name, arm, StepState.WAITING, 0, total)
         if not run_dir.is_dir():
-            return StepProgress("train", run_dir.name, arm, "deleted", 0, total,
+            return StepProgress("train", run_dir.name, arm, StepState.DELETED, 0, total,
                                 "the run folder is gone (deleted?): start a new run")
         if step.ended is None:
-            return StepProgress("train", run_dir.name, arm, "starting", 0, total)
-        return StepProgress("train", run_dir.name, arm, "failed", 0, total, log_error(step.log))
-    done = int(status.get("steps_done") or 0)
+            return StepProgress("train", run_dir.name, arm, RunState.STARTING, 0, total)
+        return StepProgress("train", run_dir.name, arm, RunState.FAILED, 0, total, step_error(step.log))
+    done = status.steps_done
     if metrics is not None and len(metrics):
         done = max(done, int(metrics["step"].max()))
-    return StepProgress("train", run_dir.name, str(arm), str(status.get("state")), done,
-                        status.get("total_steps") or total, status.get("error"), status.get("warning"))
+    return StepProgress("train", run_dir.name, str(arm), status.state, done, status.total_steps or total,
+                        status.error, status.warning)
 
 
 def _eval_step(step: Step, model: str) -> StepProgress:
     name = Path(model).name
     if step.started is None:
-        return StepProgress("eval", name, "", "waiting")
-    lines = Path(step.log).read_text(errors="replace").splitlines() if Path(step.log).is_file() else []
-    done = sum(line.startswith(EVAL_DONE_PREFIXES) for line in lines)
-    totals = [line.removeprefix(TASKS_PREFIX).split()[0] for line in lines if line.startswith(TASKS_PREFIX)]
-    total = int(totals[-1]) if totals and totals[-1].isdigit() else None
+        return StepProgress("eval", name, "", StepState.WAITING)
+    found = read_events(events_file(step.log))
+    done = sum(e.kind in TASK_DONE for e in found)
+    total = next((e.total for e in reversed(found) if e.kind == Kind.TASKS), None)
     if step.ended is None:
-        return StepProgress("eval", name, "", "running", done, total)
+        return StepProgress("eval", name, "", RunState.RUNNING, done, total)
     if step.code:
-        return StepProgress("eval", name, "", "failed", done, error=log_error(step.log))
-    return StepProgress("eval", name, "", "evaluated", done)
+        return StepProgress("eval", name, "", RunState.FAILED, done, error=step_error(step.log))
+    return StepProgress("eval", name, "", StepState.EVALUATED, done)
 
 
 def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None = None) -> JobProgress:
@@ -114,7 +122,7 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
     startups: dict[bool, list[float]] = {False: [], True: []}  # by Step.continues
     eval_times = []
     for record, progress in zip(records, shown):
-        if record.started is None or progress.state == "failed":
+        if record.started is None or progress.state == RunState.FAILED:
             continue
         spent = (record.ended or now) - record.started
         if progress.kind == "train" and progress.done:
@@ -146,7 +154,7 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
         left += steps_left * per_step + (max(startup - elapsed, 0.0) if progress.done == 0 else 0.0)
 
     # Without a time estimate, each step of the job weighs the same: a share of its steps or tasks done.
-    shares = [min(p.done / p.total, 1.0) if p.total else float(p.state in ("evaluated", "failed")) for p in shown]
+    shares = [min(p.done / p.total, 1.0) if p.total else float(p.state in (StepState.EVALUATED, RunState.FAILED)) for p in shown]
     by_steps = sum(shares) / len(shares) if shares else 0.0
     spent = now - job.started
     eta = left if known else None
@@ -160,12 +168,12 @@ def _phase(shown: list[StepProgress]) -> str:
     evals = [p for p in shown if p.kind == "eval"]
     for k, p in enumerate(trains, 1):
         what = (p.arm or p.run) + (f" (arm {k} of {len(trains)})" if len(trains) > 1 else "")
-        if p.state == "starting":
+        if p.state == RunState.STARTING:
             return f"loading models and data for {what}"
-        if p.state == "running":
+        if p.state == RunState.RUNNING:
             return f"training {what} · step {p.done} of {p.total or '?'}"
     for k, p in enumerate(evals, 1):
-        if p.state == "running":
+        if p.state == RunState.RUNNING:
             tasks = f"task {min(p.done + 1, p.total)} of {p.total}" if p.total else f"{p.done} task(s) done"
             return f"evaluating {p.run} · model {k} of {len(evals)} · {tasks}"
     return ""

@@ -3,7 +3,8 @@
 Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
 supervisor process (``python -m core.training.jobs <record>``, in its own session, so a rerun or a closed tab
 never kills it) that runs one or more ``gistlab`` commands one after the other, each writing its
-output to a log file (a training run's ``train.log`` sits in its run directory). The record ``<workspace>/jobs/current.json`` (pid, kind,
+output to a log file (a training run's ``train.log`` sits in its run directory) and its events
+(:mod:`core.training.events`: tasks done, errors) beside it, in the file the supervisor names. The record ``<workspace>/jobs/current.json`` (pid, kind,
 run dirs, started) is what every browser tab reads: a second start is refused and told what runs.
 
 A paired job trains all its arms in one ``gistlab train --loss gist,mnrl`` process, so the later arms
@@ -18,18 +19,20 @@ period, SIGKILL, and then marks a run left in state ``running`` as ``interrupted
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from core.errors import GistlabError
+from core.fsio import locked, write_json_atomic
+from core.training.events import EVENTS_ENV, Kind, events_file, read_events, step_error
+from core.training.status import STATUS, RunState, RunStatus, mark_interrupted, now
 from core.workspace import subdir
 
 KINDS = ("train", "paired", "eval", "audit")
@@ -45,8 +48,9 @@ _children: dict[int, subprocess.Popen] = {}
 class Step:
     """One command of a job, the log its output goes to, and the run directory a stop writes STOP into.
 
-    A training step also keeps its ``settings`` (written as the run's config.json if it fails before
-    writing its own) and the ``name`` the user gave the run; the supervisor fills in when it
+    A step also keeps its ``settings``: a training step's (written as the run's config.json if it
+    fails before writing its own), an evaluation's (``model``, ``tasks``); a training step the
+    ``name`` the user gave the run. The supervisor fills in when it
     ``started`` and ``ended`` (epoch seconds) and its exit ``code``. A step that ``continues`` has no
     command: it is a later arm trained by the process of the step before it (its code is 0 once the
     process moved past it, else the process's).
@@ -81,7 +85,7 @@ class Job:
     def describe(self) -> str:
         """One line naming the job: kind, pid, start time and its run directories."""
         when = time.strftime("%H:%M:%S", time.localtime(self.started))
-        models = [s.command[s.command.index("--model") + 1] for s in self.steps if "--model" in s.command[:-1]]
+        models = [model for s in self.steps if (model := self.evaluated_model(s))]
         where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models])
         return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
 
@@ -90,39 +94,43 @@ class Job:
         return cls(**{**data, "steps": [Step(**s) for s in data["steps"]]})
 
     def problems(self) -> tuple[list[str], list[str]]:
-        """What the CLI reported in its steps' logs: its one-line errors, and the tasks it skipped."""
-        logs = [Path(log) for log in dict.fromkeys(step.log for step in self.steps)]
-        lines = [line for log in logs if log.is_file() for line in log.read_text(errors="replace").splitlines()]
-        return ([line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)],
-                [line for line in lines if line.startswith(SKIPPED_PREFIX)])
+        """What its steps' commands reported (their events): the one-line errors, and each task that
+        was skipped or failed, as a line (``skipped SciFact: ...``)."""
+        found = [e for log in dict.fromkeys(step.log for step in self.steps) for e in read_events(events_file(log))]
+        return ([e.message for e in found if e.kind == Kind.ERROR],
+                [e.text() for e in found if e.kind in (Kind.SKIPPED, Kind.FAILED)])
 
     def evaluated_model(self, step: Step) -> str | None:
-        """The model an evaluation step evaluates (its ``--model``), or None for a training step."""
-        return step.command[step.command.index("--model") + 1] if "--model" in step.command[:-1] else None
+        """The model an evaluation step evaluates (its settings' ``model``), or None for a training step."""
+        return None if step.run_dir else (step.settings or {}).get("model")
 
 
 LOG = "train.log"
-"""A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas, and
-``gistlab --help`` imports this module)."""
-ERROR_PREFIX = "gistlab: error: "
-"""How ``gistlab`` prints a GistlabError on stderr (core.cli), so a job's log can be read back."""
-SKIPPED_PREFIX = "skipped "
-"""How ``gistlab eval`` prints a task it could not run."""
+"""A training step's log in its run directory: core.training.runs.LOG, not imported (runs loads pandas)."""
 
 
-def log_error(log: str | Path) -> str | None:
-    """Why a command failed, from its log: its last ``gistlab: error:`` line without the prefix, else
-    its last line (a traceback's exception line); None for an empty or missing log."""
-    path = Path(log)
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines()] if path.is_file() else []
-    errors = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
-    rest = [line for line in lines if line]
-    return (errors or rest or [None])[-1]
+def cli(command: str, options: dict | None = None, *, program: tuple[str, ...] | None = None) -> list[str]:
+    """The one place a ``gistlab`` argv is built: ``command`` with ``options`` as flags, in order
+    (``{"batch_size": 32, "fp16": False, "limit": None}`` -> ``--batch-size 32 --no-fp16``; None is
+    left out), run by this interpreter (no reliance on PATH) unless ``program`` names it
+    (``("gistlab",)`` for a command line shown to people)."""
+    argv = [*(program or (sys.executable, "-m", "core.cli")), command]
+    for key, value in (options or {}).items():
+        name = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(name if value else f"--no-{name[2:]}")
+        elif value is not None:
+            argv += [name, str(value)]
+    return argv
 
 
-def cli(*args: str) -> list[str]:
-    """The argv that runs ``gistlab <args>`` with this interpreter (no reliance on PATH)."""
-    return [sys.executable, "-m", "core.cli", *args]
+def config_command(command: str, settings: dict, kind: str, **options) -> list[str]:
+    """The argv of ``gistlab <command> --config <file>``, ``settings`` (the command's options by
+    name) written to a new JSON file in the jobs folder: settings cross to the process as a file,
+    validated there by the dataclass the CLI builds. ``options`` (plumbing such as ``--log``) stay flags."""
+    path = jobs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}-{kind}.json"
+    write_json_atomic(path, settings)
+    return cli(command, {"config": str(path), **options})
 
 
 def jobs_dir() -> Path:
@@ -137,15 +145,9 @@ def _stop_marker() -> Path:
     return jobs_dir() / "STOP"
 
 
-@contextmanager
 def _locked():
     """An exclusive lock on the job record, so two tabs clicking Start at once start one job."""
-    with open(jobs_dir() / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locked(jobs_dir() / "lock")
 
 
 def process_start(pid: int) -> str:
@@ -218,27 +220,13 @@ def start_job(kind: str, steps: list[Step], *, grace_s: float = GRACE_SECONDS) -
 
 
 def _write(job: Job) -> None:
-    tmp = _record().with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(job), indent=2))
-    tmp.replace(_record())
+    write_json_atomic(_record(), asdict(job))
 
 
 def _update(job: Job) -> None:
     """The supervisor's write of its record: after start_job's own (which holds the lock until done)."""
     with _locked():
         _write(job)
-
-
-def flags(settings: dict) -> list[str]:
-    """CLI flags from settings: ``{"batch_size": 32, "fp16": False}`` -> ``--batch-size 32 --no-fp16``."""
-    argv: list[str] = []
-    for key, value in settings.items():
-        name = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(name if value else f"--no-{name[2:]}")
-        else:
-            argv += [name, str(value)]
-    return argv
 
 
 def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_on: str | None = None,
@@ -256,7 +244,7 @@ def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_
     pair = "pair-" if len(arms) > 1 else ""
     template = str(subdir("runs") / f"{stamp}-{pair}{{loss}}-s{settings.get('seed', 0)}")
     out = template if len(arms) > 1 else template.replace("{loss}", arms[0])
-    command = cli("train", *flags(settings), "--loss", ",".join(arms), "--out", out, "--log", LOG)
+    command = config_command("train", {**settings, "loss": arms, "out": out}, "train", log=LOG)
     steps, evals = [], []
     for k, arm in enumerate(arms):
         run_dir = Path(template.replace("{loss}", arm))
@@ -264,8 +252,13 @@ def start_training(settings: dict, arms: list[str], *, name: str = "", evaluate_
         steps.append(Step([] if k else command, str(run_dir / LOG), str(run_dir), {**settings, "loss": arm}, label,
                           continues=k > 0))
         if evaluate_on:
-            evals.append(Step(cli("eval", "--model", str(run_dir), "--tasks", evaluate_on), str(run_dir / "eval.log")))
+            evals.append(eval_step({"model": str(run_dir), "tasks": evaluate_on}, run_dir / "eval.log"))
     return start_job("paired" if len(arms) > 1 else "train", steps + evals, grace_s=grace_s)
+
+
+def eval_step(settings: dict, log: str | Path) -> Step:
+    """A ``gistlab eval`` step with ``settings`` (``model``, ``tasks``, ...) in its config file."""
+    return Step(config_command("eval", settings, "eval"), str(log), settings=settings)
 
 
 def request_stop() -> Job | None:
@@ -298,18 +291,6 @@ def progress(steps_done: int, total_steps: int, step_seconds: list[float]) -> tu
 
 
 # ----------------------------------------------------------------------------- supervisor
-
-
-def _mark_interrupted(run_dir: Path) -> None:
-    """A run killed mid-step cannot say how it ended: set its status from running to interrupted."""
-    status = run_dir / "status.json"
-    try:
-        data = json.loads(status.read_text())
-    except (OSError, ValueError):
-        return
-    if data.get("state") == "running":
-        data.update(state="interrupted", reason="killed after a stop request went unanswered")
-        status.write_text(json.dumps(data, indent=2))
 
 
 def _supervise(child: subprocess.Popen, group: list[Step], job: Job) -> int:
@@ -361,16 +342,13 @@ def _mark_failed(step: Step) -> None:
     load): write ``failed`` with the log's error and its settings as config, so it is listed and
     says why, like a run that failed while training."""
     run_dir = Path(step.run_dir)
-    if (run_dir / "status.json").is_file():
+    if (run_dir / STATUS).is_file():
         return
-    when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    status = {"state": "failed", "error": log_error(step.log) or f"exit code {step.code}", "started": when,
-              "ended": when, "steps_done": 0, "total_steps": (step.settings or {}).get("steps"), "pid": 0}
-    for name, data in (("config.json", {**(step.settings or {}), "out": str(run_dir)}), ("status.json", status)):
-        if not (run_dir / name).is_file():
-            tmp = run_dir / f".{name}.tmp"
-            tmp.write_text(json.dumps(data, indent=2))
-            tmp.replace(run_dir / name)
+    if not (run_dir / "config.json").is_file():
+        write_json_atomic(run_dir / "config.json", {**(step.settings or {}), "out": str(run_dir)})
+    when = now()
+    RunStatus(RunState.FAILED, step_error(step.log) or f"exit code {step.code}", started=when, ended=when,
+              total_steps=(step.settings or {}).get("steps")).write(run_dir)
 
 
 def run_steps(job: Job) -> int:
@@ -396,7 +374,7 @@ def run_steps(job: Job) -> int:
         with open(first.log, "ab") as log:
             child = subprocess.Popen(
                 first.command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT, env={**os.environ, EVENTS_ENV: str(events_file(first.log))},
             )
             code = _supervise(child, group, job)
         last = [step for step in group if step.started is not None][-1]  # the arm the process ended in
@@ -404,7 +382,7 @@ def run_steps(job: Job) -> int:
         _update(job)
         if code != 0:
             if last.run_dir:
-                _mark_interrupted(Path(last.run_dir))
+                mark_interrupted(Path(last.run_dir), "killed after a stop request went unanswered")
                 _mark_failed(last)
             return code
         if last is not group[-1]:

@@ -88,7 +88,7 @@ def check_data(spec: str, *, split: str = "train", columns: dict[str, str] | Non
 
 
 def check_launch(configs: list, report: Callable[[int, str], None] = lambda k, what: None) -> None:
-    """Check the models and data of the runs a job will train (``core.training.train.TrainConfig`` objects).
+    """Check the models and data of the runs a job will train (``core.training.config.TrainConfig`` objects).
 
     ``report(k, what)`` is called before check k of :data:`CHECKS` (1-based), for a progress line.
     """

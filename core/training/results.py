@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
+
+from core.fsio import locked, write_text_atomic
 
 COLUMNS = [
     "model", "run", "loss", "seed", "task", "task_type", "split", "main_score",
@@ -278,22 +279,14 @@ def write_section(path: Path | str, name: str, markdown: str) -> None:
     that several writers (the experiment's "ladder", the mining report's "mining") share one
     Markdown file without overwriting each other. The file is replaced atomically.
     """
-    import fcntl
-
     path = Path(path)
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     block = f"{begin}\n{markdown.strip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)  # two writers at once: each sees the other's section
+    with locked(path.parent):  # two writers at once: each sees the other's section
         text = path.read_text() if path.is_file() else ""
         if pattern.search(text):
             text = pattern.sub(lambda _: block, text, count=1)
         else:
             text = f"{text.rstrip()}\n\n{block}\n" if text.strip() else f"{block}\n"
-        staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        staging.write_text(text)
-        staging.replace(path)
-    finally:
-        os.close(folder)  # releases the lock
+        write_text_atomic(path, text)

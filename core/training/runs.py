@@ -2,11 +2,8 @@
 
 Layout (written by :mod:`core.training.train`):
 
-- ``config.json``: the :class:`core.training.train.TrainConfig` of the run.
-- ``status.json``: ``state`` (running / completed / stopped / interrupted / failed), ``error``,
-  ``started`` / ``ended`` (ISO times), ``steps_done``, ``total_steps``, ``pid`` and ``pid_start``
-  (the process's start time, so a pid reused by another process is not taken for the run),
-  ``warning`` (e.g. the run learns nothing) or None.
+- ``config.json``: the :class:`core.training.config.TrainConfig` of the run.
+- ``status.json``: a :class:`core.training.status.RunStatus` (state, error, times, steps, pid).
 - ``metrics.jsonl``: one JSON line per optimizer step (step, loss, masked_fraction, ...).
 - ``batches.jsonl``: one JSON line per step with the dataset row ids of the batch it trained on.
 - ``masks.parquet``: every masked (row, candidate) cell of every step (a folder of parts, one per flush).
@@ -32,10 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import GistlabError
-from core.workspace import subdir
+from core.training.status import STATUS, RunNotFound, RunState, RunStatus, read_json
+from core.workspace import subdir, workspace
 
 CONFIG = "config.json"
-STATUS = "status.json"
 METRICS = "metrics.jsonl"
 BATCHES = "batches.jsonl"
 MASKS = "masks.parquet"
@@ -56,14 +53,6 @@ MASK_SCHEMA = pa.schema([
     ("candidate_row", pa.int64()),    # dataset row id the candidate text comes from
     ("candidate_column", pa.string()),  # which text column it is: anchor, positive, negative...
 ])
-STATES = ("running", "completed", "stopped", "interrupted", "failed")
-DIED = "died"  # read-side only: status says running but its process is gone
-
-
-class RunNotFound(GistlabError, FileNotFoundError):
-    """A run directory that was deleted, or a folder that holds no run."""
-
-
 def runs_root() -> Path:
     """Where runs go unless ``--out`` says otherwise: ``<workspace>/runs``."""
     return subdir("runs")
@@ -76,9 +65,11 @@ def trained_model(run: str | Path) -> Path | None:
 
 
 def resolve(run: str | Path) -> Path:
-    """A run's folder from a path or from a name under :func:`runs_root`; RunNotFound if none."""
+    """A run's folder from a path or from a name under :func:`runs_root`; RunNotFound if none.
+    A name is one folder name (never ``..`` or a path), so it cannot lead out of the runs folder."""
     path = Path(run).expanduser()
-    if not path.is_dir() and not path.is_absolute() and (runs_root() / path).is_dir():
+    named = len(path.parts) == 1 and path.name not in ("", ".", "..")
+    if not path.is_dir() and named and (runs_root() / path).is_dir():
         path = runs_root() / path
     if not path.is_dir():
         raise RunNotFound(f"Run {str(run)!r} does not exist (deleted?): pick a run from `gistlab runs` or the Train page.")
@@ -87,38 +78,22 @@ def resolve(run: str | Path) -> Path:
     return path
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temp file + rename), so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def _read_json(run: str | Path, name: str) -> dict:
-    path = resolve(run) / name
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunNotFound(f"{path} is missing: the run has not started writing yet, or was deleted.") from None
-    except ValueError:
-        raise GistlabError(f"{path} is not valid JSON: the run folder is damaged.") from None
+def _own_folder(path: Path) -> Path:
+    """``path`` if it is a real folder, not a link to one elsewhere (whose files a rename or delete would touch)."""
+    if path.is_symlink():
+        raise GistlabError(f"{path} is a link to {os.readlink(path)}, not a run folder: remove the link itself "
+                           f"(rm {path}); nothing was changed.")
+    return path
 
 
 def read_config(run: str | Path) -> dict:
     """The run's config as saved (``TrainConfig.from_dict`` turns it back into a config)."""
-    return _read_json(run, CONFIG)
+    return read_json(resolve(run) / CONFIG)
 
 
-def read_status(run: str | Path) -> dict:
+def read_status(run: str | Path) -> RunStatus:
     """The run's status; a ``running`` run whose process is gone reads as ``died``."""
-    from core.training.jobs import is_alive
-
-    status = _read_json(run, STATUS)
-    alive = is_alive(int(status.get("pid") or 0), str(status.get("pid_start") or ""))  # a reused pid is not the run
-    if status.get("state") == "running" and not alive:
-        status = {**status, "state": DIED,
-                  "error": "the training process ended without saying how (killed or crashed)"}
-    return status
+    return RunStatus.read(resolve(run))
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -174,19 +149,25 @@ def request_stop(run: str | Path) -> Path:
 
 
 def run_name(run: str | Path) -> str:
-    """The name a user gave the run, or '' (the folder name is then its only name)."""
+    """The name a user gave the run, or '' (the folder name is then its only name; a linked
+    ``name.txt`` is not followed)."""
     path = Path(run) / NAME
-    return path.read_text().strip() if path.is_file() else ""
+    return path.read_text().strip() if path.is_file() and not path.is_symlink() else ""
 
 
 def set_name(run: str | Path, name: str) -> None:
-    """Name a run (one line, at most 80 characters); a blank name removes it."""
-    path = resolve(run) / NAME
+    """Name a run (one line, at most 80 characters); a blank name removes it. The name is data: it
+    goes into a new ``name.txt`` that replaces the old one (a link there is replaced, never followed)."""
+    path = _own_folder(resolve(run)) / NAME
     name = " ".join(name.split())[:80]
-    if name:
-        path.write_text(name + "\n")
-    else:
+    if not name:
         path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{NAME}.tmp")
+    tmp.unlink(missing_ok=True)
+    with open(tmp, "x") as handle:  # exclusive create: never through a link planted there
+        handle.write(name + "\n")
+    os.replace(tmp, path)
 
 
 def run_bytes(run: str | Path) -> int:
@@ -199,10 +180,11 @@ def delete_run(run: str | Path) -> int:
     path = Path(run).expanduser()
     if not path.is_dir():
         path = resolve(run)
+    _own_folder(path)
     from core.training.jobs import current_job
 
     job = current_job()
-    training = (path / STATUS).is_file() and read_status(path).get("state") == "running"
+    training = (path / STATUS).is_file() and read_status(path).state == RunState.RUNNING
     if training or (job is not None and path.resolve() in {d.resolve() for d in job.run_dirs}):
         raise GistlabError(f"{path.name} belongs to the job that is running: stop it first, then delete the run.")
     if not ((path / CONFIG).is_file() or (path / STATUS).is_file() or (path / LOG).is_file()):
@@ -228,27 +210,17 @@ def final_loss(run: str | Path) -> float | None:
     return None
 
 
-def duration_seconds(status: dict) -> float | None:
-    """Seconds from ``started`` to ``ended`` (to now while it runs), or None without a start time."""
-    try:
-        started = datetime.fromisoformat(status["started"])
-        ended = datetime.fromisoformat(status["ended"]) if status.get("ended") else datetime.now(started.tzinfo)
-    except (KeyError, TypeError, ValueError):
-        return None
-    return max((ended - started).total_seconds(), 0.0)
-
-
-def _not_started(path: Path, job_dirs: set[Path]) -> tuple[dict, dict] | None:
+def _not_started(path: Path, job_dirs: set[Path]) -> tuple[dict, RunStatus] | None:
     """(config, status) of a folder a job made for a run that has not written its files: starting, or
     failed before them (bad data, a model that would not load: the reason is the log's error line)."""
     if not (path / LOG).is_file():
         return None
     if path.resolve() in job_dirs:
-        return {}, {"state": "starting", "steps_done": 0}
-    from core.training.jobs import log_error
+        return {}, RunStatus(RunState.STARTING)
+    from core.training.events import step_error
 
     mtime = datetime.fromtimestamp((path / LOG).stat().st_mtime).astimezone().isoformat(timespec="seconds")
-    return {}, {"state": "failed", "error": log_error(path / LOG), "steps_done": 0, "started": mtime, "ended": mtime}
+    return {}, RunStatus(RunState.FAILED, step_error(path / LOG), started=mtime, ended=mtime)
 
 
 COLUMNS = ["run", "name", "state", "loss", "margin", "margin_strategy", "batch_size", "lr", "steps_done",
@@ -260,15 +232,16 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
     """Every run under ``root`` (default: the workspace's runs), newest first, one row each.
 
     Includes the running job's runs while they start and runs that failed before writing their
-    files (the error from their ``train.log``); folders that hold no run are left out.
+    files (the error from their ``train.log``); folders that hold no run, and links to folders
+    elsewhere, are left out.
     """
     from core.training.jobs import current_job
 
-    root = Path(root) if root is not None else runs_root()
+    root = Path(root) if root is not None else workspace() / "runs"  # only read: not made (a read-only workspace)
     job = current_job()
     job_dirs = {d.resolve() for d in job.run_dirs} if job is not None else set()
     rows = []
-    for path in sorted(p for p in root.glob("*") if p.is_dir()):
+    for path in sorted(p for p in root.glob("*") if p.is_dir() and not p.is_symlink()):  # a link leads elsewhere
         try:
             config, status = read_config(path), read_status(path)
         except GistlabError:
@@ -277,14 +250,51 @@ def list_runs(root: str | Path | None = None) -> pd.DataFrame:
                 continue
             config, status = found
         rows.append({
-            "run": path.name, "name": run_name(path), "state": status.get("state"), "loss": config.get("loss"),
+            "run": path.name, "name": run_name(path), "state": str(status.state), "loss": config.get("loss"),
             "margin": config.get("margin"), "margin_strategy": config.get("margin_strategy"),
             "batch_size": config.get("batch_size"), "lr": config.get("lr"),
-            "steps_done": status.get("steps_done", 0), "total_steps": status.get("total_steps") or config.get("steps"),
-            "duration_s": duration_seconds(status), "final_loss": final_loss(path),
+            "steps_done": status.steps_done, "total_steps": status.total_steps or config.get("steps"),
+            "duration_s": status.duration_seconds(), "final_loss": final_loss(path),
             "seed": config.get("seed"), "student": config.get("student"), "guide": config.get("guide"),
-            "data": config.get("data"), "started": status.get("started"), "ended": status.get("ended"),
-            "error": status.get("error"), "path": str(path),
+            "data": config.get("data"), "started": status.started, "ended": status.ended,
+            "error": status.error, "path": str(path),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.sort_values("started", ascending=False, ignore_index=True, na_position="first")
+
+
+PAST_RUNS = {"name": "name", "run": "run", "state": "state", "loss": "loss", "margin": "margin",
+             "batch_size": "batch", "lr": "lr", "steps": "steps", "duration": "duration",
+             "final_loss": "final loss", "seed": "seed", "guide": "guide", "student": "student",
+             "data": "data", "started": "started", "error": "error"}
+"""The columns of the Train page's Past runs and of ``gistlab runs`` (list_runs column -> shown name)."""
+
+
+def duration_text(seconds) -> str:
+    """``95.0`` -> ``1 min 35 s``; blank when unknown."""
+    if seconds is None or pd.isna(seconds):
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def with_display_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`list_runs` plus ``steps`` ("3 of 10") and ``duration`` ("1 min 35 s") as people read them."""
+    return table.assign(duration=table["duration_s"].map(duration_text), steps=[
+        f"{done} of {total}" if pd.notna(total) else f"{done}" for done, total in zip(table["steps_done"], table["total_steps"])])
+
+
+def past_runs(root: str | Path | None = None) -> pd.DataFrame:
+    """Every run under ``root`` (default: the workspace's), newest first, with the Past runs columns renamed."""
+    return with_display_columns(list_runs(root))[list(PAST_RUNS)].rename(columns=PAST_RUNS)
+
+
+def runs_text(root: str | Path | None = None) -> str:
+    """``gistlab runs``: :func:`past_runs` as a text table (numbers formatted as the Train page shows
+    them), or one line saying where no run was found."""
+    table = past_runs(root)
+    if table.empty:
+        return f"No runs in {Path(root) if root is not None else workspace() / 'runs'} yet: start one with gistlab train."
+    formats = {"lr": "{:.1e}", "final loss": "{:.4f}", "margin": "{:.2f}"}
+    return table.to_string(index=False, max_colwidth=40, na_rep="", formatters={
+        column: (lambda x, f=f: "" if pd.isna(x) else f.format(x)) for column, f in formats.items()})
