@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from core.method.masking import STRATEGIES, MarginSettings
+from core.method.margin import MARGIN_RANGE, STRATEGIES, MarginSettings
 
 SOURCES = ("bundled", "upload", "hub")
-MARGIN_RANGE = (-0.2, 0.5)  # the sidebar slider's range, step 0.01
-FLOOR_RANGE = (-0.2, 1.0)  # the floor slider's range, step 0.05
+FLOOR_RANGE = (-0.2, 1.0, 0.05)  # (lowest, highest, step) of the floor slider; the margin's: MARGIN_RANGE
 BATCH_RANGE = (2, 1024)
 SEED_RANGE = (0, 2**31 - 1)
 PARAMS = ("data", "split", "cols", "guide", "student", "strategy", "margin", "aa", "pp", "floor", "seed", "batch",
@@ -69,6 +68,12 @@ def _clip(value, low, high):
     return min(max(value, low), high)
 
 
+def _stepped(value: float, bounds: tuple[float, float, float]) -> float:
+    """``value`` within (lowest, highest) and on the slider's steps."""
+    low, high, step = bounds
+    return round(round(_clip(float(value), low, high) / step) * step, 2)
+
+
 def clamped(s: LabSettings) -> LabSettings:
     """``s`` within the widgets' ranges and steps (margin to 0.01, floor to 0.05); unknown names to defaults."""
     default = LabSettings(s.guide, s.student)
@@ -76,8 +81,8 @@ def clamped(s: LabSettings) -> LabSettings:
         s,
         source=s.source if s.source in SOURCES else default.source,
         margin_strategy=s.margin_strategy if s.margin_strategy in STRATEGIES else default.margin_strategy,
-        margin=round(_clip(float(s.margin), *MARGIN_RANGE), 2),
-        positive_floor=round(round(_clip(float(s.positive_floor), *FLOOR_RANGE) * 20) / 20, 2),
+        margin=_stepped(s.margin, MARGIN_RANGE),
+        positive_floor=_stepped(s.positive_floor, FLOOR_RANGE),
         seed=int(_clip(int(s.seed), *SEED_RANGE)),
         batch_size=int(_clip(int(s.batch_size), *BATCH_RANGE)),
         contrast_anchors=bool(s.contrast_anchors), contrast_positives=bool(s.contrast_positives),
@@ -154,7 +159,7 @@ def from_params(params: dict[str, str], base: LabSettings) -> tuple[LabSettings,
     settings = clamped(replace(base, **{k: v for k, v in changes.items() if k in valid}))
     ranges = {"margin": MARGIN_RANGE, "positive_floor": FLOOR_RANGE, "seed": SEED_RANGE, "batch_size": BATCH_RANGE}
     for name, field in (("margin", "margin"), ("floor", "positive_floor"), ("seed", "seed"), ("batch", "batch_size")):
-        if field in changes and not ranges[field][0] <= changes[field] <= ranges[field][1]:
+        if field in changes and not ranges[field][0] <= changes[field] <= ranges[field][1]:  # steps are no problem
             problems.append(f"{name}={params[name]} is outside what the page allows: using {getattr(settings, field)}")
     return settings, problems
 

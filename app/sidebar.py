@@ -19,7 +19,7 @@ import streamlit as st
 
 from app.loaders import (dataset, default_guide, default_student, saved_upload, served, upload_columns,
                          uploaded_dataset)
-from app.settings import PARAMS, LabSettings, clamped, describe, from_params, to_params
+from app.settings import FLOOR_RANGE, MARGIN_RANGE, PARAMS, LabSettings, clamped, describe, from_params, to_params
 from core.errors import GistlabError
 from core.method.masking import BLOCK_HELP, STRATEGIES, MarginSettings
 
@@ -260,7 +260,7 @@ def choose_settings(run_defaults: MarginSettings | None = None, scope: str = "")
     st.sidebar.radio("Margin strategy", STRATEGIES, horizontal=True, key="margin_strategy",
                      help="absolute: t = g - margin; relative: t = g - |g| * margin",
                      on_change=bind("margin_strategy", "margin_strategy", store=store))
-    st.sidebar.slider("Margin", -0.2, 0.5, step=0.01, key="margin",
+    st.sidebar.slider("Margin", MARGIN_RANGE[0], MARGIN_RANGE[1], step=MARGIN_RANGE[2], key="margin",
                       help="A candidate is masked when the guide scores it above t (g: its positive's score)",
                       on_change=bind("margin", "margin", store=store))
     st.sidebar.checkbox("Contrast anchors (a-a block)", key="contrast_anchors", help=BLOCK_HELP["a-a"],
@@ -271,6 +271,7 @@ def choose_settings(run_defaults: MarginSettings | None = None, scope: str = "")
                         help="A weak positive (the guide scores the row's own pair low) masks nearly every "
                              "candidate; with a floor its threshold is raised to the floor, t = max(t, floor), "
                              "so only candidates the guide finds genuinely close are masked. Off = the library's rule.")
-    st.sidebar.slider("Floor (cosine)", -0.2, 1.0, step=0.05, key="positive_floor", disabled=not s.floor_on,
+    st.sidebar.slider("Floor (cosine)", FLOOR_RANGE[0], FLOOR_RANGE[1], step=FLOOR_RANGE[2], key="positive_floor",
+                      disabled=not s.floor_on,
                       on_change=bind("positive_floor", "positive_floor", store=store))
     return s.margin_settings()

@@ -45,7 +45,8 @@ def test_a_link_and_a_setting_carry_across_pages_and_into_the_url(tmp_path, brow
         settled(page, "Masked pairs (")
         assert slider_value(page, "Margin") == pytest.approx(0.10) and seed(page) == "3"
         assert not page.get_by_role("checkbox", name="Contrast anchors (a-a block)").is_checked()
-        assert "absolute margin +0.10" in page.locator("[data-testid=stCaptionContainer]").filter(has_text="Current settings").first.inner_text()
+        line = page.locator("[data-testid=stCaptionContainer]").filter(has_text="Current settings").first
+        assert "absolute margin +0.10" in line.inner_text()
 
         page.get_by_role("link", name="Margin what-if").click()
         settled(page, "Masked share per block")

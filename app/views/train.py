@@ -69,7 +69,8 @@ def run_config(path) -> dict:
 
 
 def run_arm(path) -> str:
-    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss); base without one."""
+    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss); base
+    without a config."""
     config = run_config(path)
     return arm_of(config.get("loss"), config.get("guide")) if config else "base"
 
