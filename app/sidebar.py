@@ -58,20 +58,30 @@ def bind(key: str, field: str, shown=None, convert=lambda value: value, store: s
     return lambda: update(store, **{field: convert(st.session_state[key])})
 
 
+MARGIN_PARAMS = ("strategy", "margin", "aa", "pp", "floor")
+
+
 def start() -> None:
-    """Apply a link's settings (a URL this session did not write) and write the settings into the URL."""
+    """Apply a link's settings (a URL this session did not write) and write the settings into the URL.
+    A link to a run's step (Inspect) with margin settings opens the run at those, not at the run's own."""
     asked = {name: st.query_params[name] for name in PARAMS if name in st.query_params}
     if asked and asked != st.session_state.get(URL_SEEN):
         settings, problems = from_params(asked, lab())
         st.session_state[LAB] = settings
+        if "run" in st.query_params and set(asked) & set(MARGIN_PARAMS):
+            st.session_state[RUN_LAB] = settings
+            st.session_state["run_scope"] = "link"  # kept when the run named by the link opens
         for problem in problems:
             st.warning(f"This link's {problem}.", icon=":material/link:")
     publish()
 
 
-def publish() -> None:
-    """Write the settings into the URL (other parameters, such as Inspect's run and step, kept)."""
+def publish(store: str = LAB) -> None:
+    """Write the settings into the URL (other parameters, such as Inspect's run and step, kept); the margin
+    settings from ``store`` (RUN_LAB: those Inspect uses on a run's step)."""
     wanted = to_params(lab())
+    margins = to_params(lab(store))
+    wanted |= {name: margins[name] for name in MARGIN_PARAMS}
     for name in PARAMS:
         if name not in wanted:
             if name in st.query_params:
@@ -253,7 +263,9 @@ def choose_settings(run_defaults: MarginSettings | None = None, scope: str = "")
     store = LAB
     if run_defaults is not None:
         store = RUN_LAB
-        if st.session_state.get("run_scope") != scope or RUN_LAB not in st.session_state:
+        if st.session_state.get("run_scope") == "link" and RUN_LAB in st.session_state:
+            st.session_state["run_scope"] = scope  # a link's margin settings for this run (see start)
+        elif st.session_state.get("run_scope") != scope or RUN_LAB not in st.session_state:
             st.session_state["run_scope"] = scope
             st.session_state[RUN_LAB] = lab().with_margin(run_defaults)
     s = lab(store)

@@ -269,6 +269,7 @@ def test_open_a_runs_step(tiny_models, two_runs):
     step.set_value(3).run()
     assert errors(at) == "" and at.query_params["step"] == "3" and at.query_params["run"] == "demo"
     assert at.sidebar.slider(key="margin").value == -0.1  # the run's own settings (a random model masks all at >= 0)
+    assert at.query_params["margin"] == "-0.10"  # the URL names what is in use
     assert maps(at)[1]["layout"]["title"]["text"].startswith("Student (final model of run demo)")
     assert len(table(at, "weak")) == 4
     at.sidebar.selectbox(key="inspect_run").set_value(str(two_runs / "broken")).run()
@@ -298,6 +299,16 @@ def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
     at.query_params.update(run="nobody", step="1")
     at.run()
     assert errors(at) == "" and "nobody" in at.warning[0].value
+
+
+def test_a_copied_run_step_url_reproduces_its_margin(tiny_models, two_runs):
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.query_params.update(run="demo", step="2", margin="0.05", aa="0")
+    at.switch_page("views/inspect.py").run()
+    assert errors(at) == "" and at.sidebar.radio(key="batch_origin").value == "A training run's step"
+    assert at.sidebar.slider(key="margin").value == 0.05 and not at.sidebar.checkbox(key="contrast_anchors").value
+    assert at.query_params["margin"] == "0.05" and at.query_params["run"] == "demo"
 
 
 def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch, tmp_path):

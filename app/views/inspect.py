@@ -181,6 +181,7 @@ with errors_shown():
         settings = sidebar.choose_settings(defaults, data_key)
         sidebar.update(sidebar.RUN_LAB, guide=guide, student=student or "", seed=config.seed, task=None)
         sidebar.show_current(len(batch), data=f"step {step} of run {name}", store=sidebar.RUN_LAB)
+        sidebar.publish(sidebar.RUN_LAB)  # the URL names the run's margin settings in use
     batch_key = (data_key, tuple(batch.rows), guide, student)
     report = remask(loaders.batch_report(*batch_key, batch), settings)
 
