@@ -4,12 +4,14 @@ Work that can take seconds (opening a guide cache, a run's batch, a UMAP fit, a 
 embeddings, a what-if sweep, an audit's tables) is kept in :class:`Kept` stores rather than
 ``st.cache_*`` functions, so it runs under a :class:`Bar` that counts it: inside an ``st.cache_*``
 function it could only show a spinner. Every count reaches the bar through :meth:`Bar.counting`,
-the ``progress(done, total)`` callback the engine's staged work already takes.
+the ``progress(done, total)`` callback the engine's staged work already takes, which adds the time
+left (from the rate so far) to any counted wait that looks longer than :data:`ETA_AFTER_S`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,6 +19,13 @@ from typing import TypeVar
 import streamlit as st
 
 T = TypeVar("T")
+ETA_AFTER_S = 10  # a counted wait expected to take longer says how long it has left
+clock = time.monotonic  # tests replace it
+
+
+def time_left(seconds: float) -> str:
+    """``42.0`` -> ``about 42 s left``, ``130`` -> ``about 2 min left``."""
+    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
 
 
 class Bar:
@@ -42,11 +51,22 @@ class Bar:
 
         ``start`` and ``share`` place this work on the bar when it is one stage of a longer wait (the
         second of two models: start 0.5, share 0.5); totals of at most ``more_than`` draw nothing
-        (work done in a blink).
+        (work done in a blink). Once some work is done, a wait whose elapsed plus estimated remaining
+        time passes :data:`ETA_AFTER_S` gets " · about N s left" (the rate so far, counted from the first call).
         """
+        began: list[float] = []
+
         def report(done: int, total: int) -> None:
+            now = clock()
+            began[:] = began or [now]
             if done < total and total > more_than:
-                self(start + share * done / total, describe(done, total))
+                text = describe(done, total)
+                elapsed = now - began[0]
+                if done > 0 and elapsed > 0:
+                    left = elapsed / done * (total - done)
+                    if elapsed + left >= ETA_AFTER_S:
+                        text = f"{text} · {time_left(left)}"
+                self(start + share * done / total, text)
 
         return report
 

@@ -228,3 +228,17 @@ def projected(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
 
     digest = hashlib.blake2b(np.ascontiguousarray(vectors).tobytes(), digest_size=16).hexdigest()
     return _PROJECTIONS.get((digest, vectors.shape, method, seed), fitted)
+
+
+def saved_upload(name: str, digest: str, data: bytes, mapping: tuple[tuple[str, str], ...] = ()) -> str:
+    """The upload (mapped) as a Parquet file in the workspace's ``uploads`` folder, for background jobs
+    (training, audits) that read their data from a path; written once per content and mapping."""
+    from core.workspace import subdir
+
+    tag = hashlib.sha1(repr(mapping).encode()).hexdigest()[:8]
+    path = subdir("uploads") / f"{Path(name).stem}-{digest[:12]}-{tag}.parquet"
+    if not path.is_file():
+        partial = path.with_suffix(".partial")
+        uploaded_dataset(name, digest, data, mapping).to_parquet(str(partial))
+        partial.replace(path)
+    return str(path)

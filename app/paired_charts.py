@@ -2,8 +2,9 @@
 
 Results and Demo draw the same figures from core.training.results' tidy tables, so a number reads the same on
 both pages. Rules kept here, once: a spread is drawn only where there are two seeds or more (one
-seed says "1 seed" instead); every axis is zoomed to its data; a task is named with the metric
-behind its main score; arms are coloured by app.palette.
+seed says "1 seed" instead); the per-task panels share one labelled score axis (a panel zoomed to its
+own data made 0.8650-0.8654 fill it); a task is named with the metric behind its main score; arms are
+coloured by app.palette.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: st
 
 
 def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure:
-    """One small panel per task (its metric in the title), one dot per model or run, y zoomed per panel.
+    """One small panel per task (its metric in the title), one dot per model or run, on one shared score axis.
 
     ``table``: core.training.results rows with ``label`` (core.training.results.labelled); splits are averaged. The
     legend names the models and runs (in ``colors``' order), one colour each, on every panel alike.
@@ -82,7 +83,7 @@ def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure
     rows = -(-len(tasks) // columns) or 1
     metric = means.drop_duplicates("task").set_index("task")["metric"]
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=[task_title(t, metric.get(t)) for t in tasks],
-                        vertical_spacing=0.3 / rows, horizontal_spacing=0.08)
+                        vertical_spacing=0.3 / rows, horizontal_spacing=0.08, shared_yaxes="all")
     labels = [label for label in [*colors, *sorted(means["label"].unique())] if label in set(means["label"])]
     in_legend: set[str] = set()
     for k, task in enumerate(tasks):
@@ -94,12 +95,14 @@ def task_scores_figure(table: pd.DataFrame, colors: dict[str, str]) -> go.Figure
                     x=[label], y=[part[label]], mode="markers", name=label, legendgroup=label,
                     showlegend=label not in in_legend,
                     marker=dict(size=12, color=colors.get(label, "#999")),
-                    hovertemplate=f"{label}: %{{y:.4f}}<extra></extra>",
+                    hovertemplate=f"<b>{label}</b><br>{task_title(task, metric.get(task))}: %{{y:.4f}}<extra></extra>",
                 ), row=row + 1, col=col + 1)
                 in_legend.add(label)
-        if len(part):
-            fig.update_yaxes(range=_padded(part.min(), part.max()), title_text="score" if col == 0 else "",
-                             row=row + 1, col=col + 1)
+        fig.update_yaxes(title_text="score" if col == 0 else "", row=row + 1, col=col + 1)
+        fig.update_xaxes(title_text="model or run (see legend)" if row == rows - 1 else "", row=row + 1, col=col + 1)
+    scores = means["main_score"].dropna()
+    if len(scores):
+        fig.update_yaxes(range=_padded(scores.min(), scores.max(), 0.08), showticklabels=True)
     fig.update_xaxes(showticklabels=False)
     fig.update_layout(height=260 * rows + 60, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="")
     return fig

@@ -71,6 +71,8 @@ def test_findings_decisions_persist_across_a_reload_and_export(finished_audit):
     again.selectbox(key="export_format").set_value("CSV").run()
     next(b for b in again.button if b.label == "Export").click().run()
     assert not again.error and again.success
+    download = again.get("download_button")[0]
+    assert download.proto.label == "Download cleaned.csv"  # a real download, beside the server path
     cleaned = pd.read_csv(finished_audit / "cleaned.csv")
     assert len(cleaned) == 5 and "group" in cleaned and "tree" not in set(cleaned.anchor)
     groups = dict(zip(cleaned.anchor, cleaned.group))
@@ -157,3 +159,22 @@ def test_ground_truth_labels_say_catch_or_cost(home, tmp_path):
     markdown = " ".join(m.value for m in at.markdown)
     assert "ground truth: **false-negative** (false negative)" in markdown  # hound's row vs a dog: one group
     assert any(m.delta == "precision 100%" for m in at.metric)
+
+def test_an_upload_fills_the_data_field(home):
+    at = open_audit()
+    at.get("file_uploader")[0].set_value(("pairs.csv", b"anchor,positive\ncat,a cat\ndog,a dog\n", "text/plain")).run()
+    assert not at.exception and not at.error
+    data = at.text_input[0].value
+    assert data.endswith(".parquet") and pd.read_parquet(data)["anchor"].tolist() == ["cat", "dog"]
+    at.get("file_uploader")[0].set_value(("bad.csv", b"anchor,positive\n\xff\xfe,x\n", "text/plain")).run()
+    assert "not UTF-8" in at.error[0].value  # the analysis pages' checks
+
+
+def test_a_running_audit_shows_its_bar_without_no_audit_yet(home, tmp_path):
+    import sys
+
+    jobs.start_job("audit", [jobs.Step([sys.executable, "-c", "import time; time.sleep(30)"], str(tmp_path / "a.log"))])
+    at = open_audit()
+    assert not at.exception and not at.error
+    assert "loading the guide and the data" in at.get("progress")[0].proto.text
+    assert not any("No audit yet" in i.value for i in at.info)

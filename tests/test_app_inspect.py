@@ -142,8 +142,8 @@ def test_pairs_lead_with_the_rows_own_positive_and_hover_names_both_texts(tiny_m
     assert len(cells["x"]) == 32 and len(set(cells["x"])) == 32  # one label per column, unique
     assert "%{customdata" in cells["hovertemplate"] and "%{x}" in cells["hovertemplate"]
     assert plotted(cells["customdata"]).shape == (32, 32)  # the student's score of each cell
-    assert "g" == guide_map["layout"]["xaxis2"]["title"]["text"]  # the strip's short title, on top
-    assert guide_map["layout"]["xaxis2"]["side"] == "top"
+    assert "g" == guide_map["layout"]["xaxis2"]["title"]["text"]  # the strip's short title, below it:
+    assert "side" not in guide_map["layout"]["xaxis2"]  # on top it overlapped the subtitle
 
 
 def test_ground_truth_beside_the_fractions_and_weak_rows(tiny_models):
@@ -278,6 +278,7 @@ def test_open_a_runs_step(tiny_models, two_runs):
     step.set_value(3).run()
     assert errors(at) == "" and at.query_params["step"] == "3" and at.query_params["run"] == "demo"
     assert at.sidebar.slider(key="margin").value == -0.1  # the run's own settings (a random model masks all at >= 0)
+    assert at.query_params["margin"] == "-0.10"  # the URL names what is in use
     assert maps(at)[1]["layout"]["title"]["text"].startswith("Student (final model of run demo)")
     assert len(table(at, "weak")) == 4
     at.sidebar.selectbox(key="inspect_run").set_value(str(two_runs / "broken")).run()
@@ -307,6 +308,16 @@ def test_the_train_pages_link_lands_on_the_runs_step(tiny_models, two_runs):
     at.query_params.update(run="nobody", step="1")
     at.run()
     assert errors(at) == "" and "nobody" in at.warning[0].value
+
+
+def test_a_copied_run_step_url_reproduces_its_margin(tiny_models, two_runs):
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.run()
+    at.query_params.update(run="demo", step="2", margin="0.05", aa="0")
+    at.switch_page("views/inspect.py").run()
+    assert errors(at) == "" and at.sidebar.radio(key="batch_origin").value == "A training run's step"
+    assert at.sidebar.slider(key="margin").value == 0.05 and not at.sidebar.checkbox(key="contrast_anchors").value
+    assert at.query_params["margin"] == "0.05" and at.query_params["run"] == "demo"
 
 
 def test_a_new_batchs_guide_encode_is_counted(tiny_models, monkeypatch, tmp_path):

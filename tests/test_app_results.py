@@ -227,3 +227,19 @@ def test_colours_follow_the_arm(home):
     assert list(colors) == ["bundled:minilm-l3", "m0", "g0", "g1"]  # base, mnrl, then the guide arms
     assert colors["m0"] == ARM_COLORS["mnrl"] and colors["bundled:minilm-l3"] == ARM_COLORS["base"]
     assert colors["g0"] == ARM_COLORS["mpnet-base"] and colors["g1"] != colors["g0"]
+
+
+def test_runs_are_named_as_the_user_named_them_on_one_labelled_scale(home):
+    from core.training.runs import set_name
+
+    set_name(home / "runs" / "g0", "first gist")
+    at = open_results()
+    assert not at.exception and not at.error
+    scores = chart_specs(at)[-1]
+    names = {trace["name"] for trace in scores["data"]}
+    assert "first gist" in names and "g0" not in names and "g1" in names
+    assert "first gist" in set(at.dataframe[0].value["Model or run"])
+    axes = [key for key in scores["layout"] if key.startswith("yaxis")]
+    assert len(axes) >= 3 and all(scores["layout"][a]["range"] == scores["layout"]["yaxis"]["range"] for a in axes)
+    assert scores["layout"]["yaxis"]["title"]["text"] == "score"
+    assert "Banking77Classification * · accuracy: %{y:.4f}" in scores["data"][0]["hovertemplate"]

@@ -216,7 +216,7 @@ def test_past_runs_list_the_running_run_with_the_columns_that_matter(home):
     assert list(frame.index) == [run.name, done.name]
     assert frame.loc[run.name, "state"] == "running"
     row = frame.loc[done.name]
-    assert (row["name"], row["margin"], row["batch"], row["lr"], row["steps"], row["final loss"]) == (
+    assert (row["name"], row["margin"], row["batch"], row["lr"], row["steps"], row["final loss (own scale)"]) == (
         "baseline", 0.1, 16, 3e-5, "3 of 20", 1.7)
     assert row["duration"].endswith(" s")
 
@@ -254,6 +254,11 @@ def test_two_runs_are_compared_in_their_arm_colours(home):
     colors = {trace["name"]: trace["line"]["color"] for trace in loss["data"]}
     assert colors["b-mnrl"] == ARM_COLORS["mnrl"]
     assert ARM_COLORS["gist"] in {colors["a-gist"], colors["c-gist"]} and colors["a-gist"] != colors["c-gist"]
+    axes = {trace["name"]: trace["yaxis"] for trace in loss["data"]}  # no shared loss axis: a panel per loss
+    assert axes["a-gist"] == axes["c-gist"] != axes["b-mnrl"]
+    assert {a["text"] for a in loss["layout"]["annotations"]} == {"gist loss", "mnrl loss"}
+    assert loss["layout"]["yaxis2"].get("matches") is None
+    assert "step %{x}" in loss["data"][0]["hovertemplate"]  # not "step=3<br>loss=14.15767"
     settings = at.dataframe[1].value
     assert list(settings.columns) == ["a-gist", "b-mnrl", "c-gist"] or set(settings.columns) == set(colors)
     assert settings.loc["loss"].tolist().count("gist") == 2
@@ -268,3 +273,34 @@ def test_a_run_that_learns_nothing_is_flagged_on_the_page(home):
     at = open_train()
     assert not at.exception
     assert [w.value for w in at.warning] == [f"idle-gist: {warning}"]
+
+
+def test_an_upload_is_mapped_and_trained_on(home, monkeypatch):
+    import core.training.train  # noqa: F401 (imported before the page's warm-up thread: transformers' lazy
+    from core.corpus.data import load_pairs  # imports race with the upload's reading in another thread)
+
+    started = {}
+    monkeypatch.setattr(jobs, "start_training", lambda settings, arms, **options: started.update(settings=settings))
+    at = open_train()
+    qa = "question,answer\n" + "".join(f"question {i},answer {i}\n" for i in range(6))
+    at.get("file_uploader")[0].set_value(("qa.csv", qa.encode(), "text/plain")).run()
+    assert not at.exception and "pick which column is which" in at.warning[0].value
+    at.selectbox(key="map_anchor").set_value("question").run()
+    at.selectbox(key="map_positive").set_value("answer").run()
+    data = next(t for t in at.text_input if t.label == "Data").value
+    assert data.endswith(".parquet") and "uploads" in data
+    next(n for n in at.number_input if n.label == "Batch size").set_value(4)
+    next(c for c in at.checkbox if c.label.startswith("One task per batch")).uncheck()
+    click(at, "Start training")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert started["settings"]["data"] == data
+    assert load_pairs(data)["anchor"] == [f"question {i}" for i in range(6)]
+
+
+def test_the_analysis_pages_settings_start_the_form(home):
+    at = open_train()
+    at.session_state["lab_settings"] = at.session_state["lab_settings"].__class__(
+        guide="bundled:mpnet-base", student="bundled:minilm-l3", margin=0.1, seed=3, batch_size=64)
+    at.run()
+    fields = {w.label: w.value for w in [*at.text_input, *at.number_input]}
+    assert (fields["Guide"], fields["Margin"], fields["Seed"], fields["Batch size"]) == ("bundled:mpnet-base", 0.1, 3, 64)

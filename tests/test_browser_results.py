@@ -53,6 +53,6 @@ def test_demo_names_the_seed_count(tmp_path, browser, monkeypatch, seeds):  # no
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         open_page(page, url, "What the guide removes, and why it matters")
         label = "1 seed" if seeds == 1 else f"{seeds} seeds"
-        assert page.get_by_text(f"GIST · mpnet-base − MNRL, mean over tasks ({label})").is_visible()
+        assert page.get_by_text(f"Mean score difference over the tasks, {label}").is_visible()
         assert (page.locator(ERROR_BARS).count() > 0) == (seeds > 1)
         page.close()

@@ -6,12 +6,14 @@ listed with their texts side by side; each decision is written to the audit's de
 once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
 """
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import streamlit as st
 
-from app import cache, loaders
+from app import cache, loaders, sidebar
 from app.views import errors_shown
 from core.training import jobs
 from core.training.events import step_error
@@ -78,15 +80,20 @@ def live_audit() -> None:
 
 live_audit()
 
-with st.expander("Start an audit", expanded=not list_audits()), st.form("audit_form"):
+with st.expander("Start an audit", expanded=not list_audits()):
+    uploaded = sidebar.job_data(st.container())  # an upload, mapped like the analysis pages' (Inspect's code path)
+    shared = sidebar.lab()  # the analysis pages' guide and margin are the form's starting values
+    form = st.form("audit_form")
+with form:
     left, middle, right = st.columns(3)
-    data = left.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub dataset id")
-    guide = left.text_input("Guide", loaders.default_guide(), help=GUIDE_SPECS)
+    data = left.text_input("Data", uploaded or "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub "
+                           "dataset id; an upload above fills it in")
+    guide = left.text_input("Guide", shared.guide or loaders.default_guide(), help=GUIDE_SPECS)
     limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 2000, step=500,
                                 help="A seeded sample: 2,000 bundled rows take well under a minute on 2 cores "
                                      "once the guide has cached them; all 24,000 several minutes.")
     seed = middle.number_input("Sample seed", 0, 2**31 - 1, 0)
-    margin = middle.number_input("Margin", -0.2, 0.5, 0.0, 0.01, help="as in training: t = g - margin")
+    margin = middle.number_input("Margin", -0.2, 0.5, shared.margin, 0.01, help="as in training: t = g - margin")
     duplicate = right.slider("Near-duplicate cosine", 0.80, 1.0, 0.95, 0.01,
                              help="positives the guide scores at least this alike make their rows one group")
     max_above = right.number_input("False negatives from rows beaten by at most", 1, 100, 3,
@@ -172,6 +179,17 @@ def show_findings(kind: str, table, decisions: dict, path: Path) -> None:
             decision_widget(kind, finding, decisions, path)
 
 
+def download_of(path: Path) -> tuple[str, bytes, str]:
+    """What the browser downloads of an export: the file, or a folder (save_to_disk) as a zip."""
+    if path.is_file():
+        return path.name, path.read_bytes(), "application/octet-stream"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            archive.write(file, Path(path.name) / file.relative_to(path))
+    return f"{path.name}.zip", buffer.getvalue(), "application/zip"
+
+
 def export_section(folder: Path, report, decisions: dict) -> None:
     """Apply the decisions and write the cleaned data (and its JSON report) into the audit's folder."""
     st.subheader("Export the cleaned data")
@@ -179,7 +197,8 @@ def export_section(folder: Path, report, decisions: dict) -> None:
     st.caption(f"{len(decisions)} decisions: {marked['keep']} keep, {marked['drop']} drop, {marked['merge']} merge. "
                "Undecided duplicate groups become groups too (copies must not share a batch).")
     fmt = st.selectbox("Format", list(FORMATS), key="export_format")
-    if st.button("Export", type="primary", icon=":material/download:"):
+    if st.button("Export", icon=":material/save:", help="Writes the cleaned data into the audit's folder on the "
+                 "server; then download it below"):
         with errors_shown():
             summary = report.summary
             ds = loaders.dataset(summary["data"], summary.get("split", "train"))
@@ -190,6 +209,9 @@ def export_section(folder: Path, report, decisions: dict) -> None:
         st.success(f"Wrote {summary['rows_out']:,} of {summary['rows_in']:,} rows ({summary['dropped']} dropped, "
                    f"{summary['groups']} groups) to the file below: give it as Data on the Train page.")
         st.code(path, language=None)
+        name, data, mime = download_of(Path(path))
+        st.download_button(f"Download {name}", data, name, mime, key="export_download", type="primary",
+                           icon=":material/download:", on_click="ignore")
         st.json(summary, expanded=False)
 
 
@@ -199,7 +221,8 @@ if folders and folders[0].name not in finished and audit_job() is None:
     error = step_error(folders[0] / "audit.log")  # the newest audit ended without a report
     st.error(f"The last audit failed: {error or 'it was stopped before it finished'}")
 if not finished:
-    st.info("No audit yet: start one above.")
+    if audit_job() is None:  # a running audit's bar says enough
+        st.info("No audit yet: start one above.")
     st.stop()
 
 
@@ -223,7 +246,9 @@ for column, (kind, name) in zip(st.columns(3), KINDS.items()):
     help_text = (PRECISION_HELP[kind] if summary["ground_truth"] else
                  "no ground truth in this data: precision is not defined")
     shown = f"precision {precision[kind]:.0%}" if precision.get(kind) is not None else "no ground truth"
-    column.metric(name, f"{value:,}", shown if summary["ground_truth"] else None, delta_color="off", help=help_text)
+    column.metric(name, f"{value:,}", help=help_text)
+    if summary["ground_truth"]:  # a caption, not a delta: an arrow would read as an improvement
+        column.caption(shown)
 if not summary["ground_truth"]:
     st.caption("No ground truth in this data (no WordNet provenance, no `group` column): precision is not defined.")
 

@@ -37,11 +37,16 @@ st.caption("Two guides judge the same batch at the same margin. Where both mask 
            "how often that is. Where only one masks it, the ground truth says which of them was right.")
 
 
-def choose_guide(label: str, default: str, key: str) -> str:
-    """A guide spec from the sidebar: the usual guides, or any spec typed in."""
+def choose_guide(label: str, default: str, key: str, shared: bool = False) -> str:
+    """A guide spec from the sidebar: the usual guides, or any spec typed in. Guide A (``shared``) is the
+    guide of the other analysis pages (app.sidebar's settings)."""
     options = list(dict.fromkeys([default, *CHOICES]))
-    choice = st.sidebar.selectbox(label, options, index=options.index(default), key=key,
-                                  accept_new_options=True, help=GUIDE_SPECS)
+    if shared:
+        choice = st.sidebar.selectbox(label, options, key=key, accept_new_options=True, help=GUIDE_SPECS,
+                                      on_change=sidebar.bind(key, "guide", convert=lambda g: (g or default).strip()))
+    else:
+        choice = st.sidebar.selectbox(label, options, index=options.index(default), key=key,
+                                      accept_new_options=True, help=GUIDE_SPECS)
     return (choice or default).strip()
 
 
@@ -52,15 +57,17 @@ def guide_colors(names: tuple[str, str]) -> tuple[str, str]:
 
 
 with errors_shown():
+    sidebar.start()
     ds, data_key = sidebar.choose_data()
     strong = installed(MPNET_BASE)
     default_b = os.environ.get("GISTLAB_APP_COMPARE_GUIDE") or (MPNET if strong else SELF)
-    specs = (choose_guide("Guide A", loaders.default_guide(), "compare_guide_a"),
+    specs = (choose_guide("Guide A", sidebar.lab().guide, "compare_guide_a", shared=True),
              choose_guide("Guide B", default_b, "compare_guide_b"))
     size, seed, task = sidebar.choose_batch(ds)
     rate = choose_rate(ds)
     data_key += f"|false-negatives={rate:g}" if rate else ""  # added rows: their ids mean other texts
     settings = sidebar.choose_settings()
+    sidebar.show_current(size, student=False)
     batch = loaders.drawn_batch(data_key, size, seed, task, ds, rate)
     models = [guide_model_spec(spec, loaders.default_student()) for spec in specs]
     reports = [loaders.batch_report(data_key, tuple(batch.rows), model, None, batch) for model in models]
@@ -95,7 +102,8 @@ if result.has_ground_truth:
                             for k, n in enumerate(names) if summary.loc[n, "masked"]), help=DEFINITION)
 
 shown = summary.rename(columns={"only_this_guide": "masked by this guide only",
-                                "only_this_guide_false_negatives": "of those, false negatives"})
+                                "only_this_guide_false_negatives": "of those, false negatives",
+                                "weak_rows": "weak-positive rows"})
 st.dataframe(shown, key="compare_summary", column_config={
     "masked_fraction": st.column_config.NumberColumn("masked share", format="percent"),
     "false_negatives": st.column_config.NumberColumn("false negatives present"),
@@ -106,9 +114,9 @@ st.dataframe(shown, key="compare_summary", column_config={
     "of those, false negatives": st.column_config.NumberColumn(format="percent"),
 })
 
-left, right = st.columns([3, 2])
-block = left.segmented_control("Block", list(result.a.blocks), default=result.a.blocks[0], key="compare_block",
-                               format_func=lambda b: f"{b} ({BLOCK_TITLES[b]})") or result.a.blocks[0]
+block = st.segmented_control("Block", list(result.a.blocks), default=result.a.blocks[0], key="compare_block",
+                             format_func=lambda b: f"{b} ({BLOCK_TITLES[b]})") or result.a.blocks[0]  # full width:
+left, right = st.columns([3, 2])  # in the left column its labels were cut off ("a-n (a...")
 states = cell_states(result, block)
 scale = [(edge / 4, c) for i, c in enumerate(["#eeeeee", *colors, "#222222"]) for edge in (i, i + 1)]
 scores = np.stack([result.a.guide_scores[block].numpy(), result.b.guide_scores[block].numpy()], axis=-1)
@@ -139,6 +147,14 @@ else:
 
 st.subheader(f"Pairs one guide masks and the other keeps ({len(table):,})")
 st.dataframe(table, key="compare_table", hide_index=True, column_config={
+    "masked_by": st.column_config.TextColumn("masked only by"),
+    "row": st.column_config.NumberColumn("batch row"),
+    "text": st.column_config.TextColumn("row text", width="medium"),
+    "candidate": st.column_config.TextColumn("candidate", width="medium"),
+    "candidate_row": st.column_config.NumberColumn("candidate's row"),
+    "candidate_role": st.column_config.TextColumn("candidate is a"),
+    "dataset_row": st.column_config.NumberColumn("data row"),
+    "relation": st.column_config.TextColumn("ground truth"),
     "score_a": st.column_config.NumberColumn(f"score {names[0]}", format="%.3f"),
     "threshold_a": st.column_config.NumberColumn(f"threshold {names[0]}", format="%.3f"),
     "score_b": st.column_config.NumberColumn(f"score {names[1]}", format="%.3f"),

@@ -70,9 +70,10 @@ if deltas is not None and guide is not None and ((deltas["arm"] == guide) & (del
     row = deltas[(deltas["arm"] == guide) & (deltas["task"] == MEAN_TASK)].iloc[0]
     n = int(row["seeds"])
     spread = f" ± {row['spread']:.4f}" if n > 1 else ""
-    headline[0].metric(f"{arm_label(guide)} − MNRL, mean over tasks ({seeds_text(n)})", f"{row['delta']:+.4f}{spread}",
+    headline[0].metric(f"{arm_label(guide)} − MNRL", f"{row['delta']:+.4f}{spread}",  # a longer label was cut off
                        help=f"Paired over {seeds_text(n)}: same batches, with and without the mask; higher in "
                             f"{int(row['wins'])} of {n} seeds. ± is the std of the per-seed differences.")
+    headline[0].caption(f"Mean score difference over the tasks, {seeds_text(n)}")
 if masking is not None and guide is not None and (masking["arm"] == guide).any():
     mine = masking[(masking["arm"] == guide) & (masking["student"] == student)]
     n = mine["seed"].nunique()

@@ -56,10 +56,12 @@ st.caption("Each text of the batch as a point: colour = task (or role), shape = 
            "original embedding space; box- or lasso-select points to list them.")
 
 with errors_shown():
+    sidebar.start()
     ds, data_key = sidebar.choose_data()
     guide, student = sidebar.choose_models()
-    size, seed, task = sidebar.choose_batch(ds, max_size=1024, default_size=64)
+    size, seed, task = sidebar.choose_batch(ds, max_size=1024)
     settings = sidebar.choose_settings()
+    sidebar.show_current(size)
     batch = loaders.drawn_batch(data_key, size, seed, task, ds)
     report = loaders.batch_report(data_key, tuple(batch.rows), guide, student, batch)
     with one_thread():  # the map needs the mask only, not the inspector's tables

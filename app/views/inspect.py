@@ -24,7 +24,7 @@ from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
 from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
 from core.method.groundtruth import ALL, NO_GROUND_TRUTH
-from core.method.masking import BLOCK_HELP, WEAK_SHARE, MarginSettings
+from core.method.masking import BLOCK_HELP, WEAK_SHARE
 from core.guides.models import guide_model_spec
 from core.training.runs import list_runs, recorded_steps, resolve
 from core.training.status import RunState
@@ -86,7 +86,7 @@ def heatmap(scores, other, side, labels, title: str, names: tuple[str, str], sid
                          layer="above")],
             xaxis=dict(domain=[0, 0.92], title=dict(text="candidate (batch column)", standoff=8),
                        **ticks(n_cols)),
-            xaxis2=dict(domain=[0.94, 1], showticklabels=False, ticks="", side="top",
+            xaxis2=dict(domain=[0.94, 1], showticklabels=False, ticks="",  # titled below: above, it hit the subtitle
                         title=dict(text="g" if side_name.startswith("guide") else "pos.", font=dict(size=11))),
             yaxis=dict(autorange="reversed", title=dict(text="batch row", standoff=8), **ticks(n_rows)),
             coloraxis=dict(colorscale="Viridis", colorbar=dict(title="cosine")),
@@ -156,10 +156,12 @@ st.caption("The guide masks a candidate when it scores it above the row's thresh
 
 with errors_shown():
     follow_link()
+    sidebar.start()
     origin = st.sidebar.radio("Batch", ORIGINS, key="batch_origin")
     if origin == ORIGINS[0]:
         if "run" in st.query_params:  # the URL names what is shown: no run now
-            st.query_params.clear()
+            del st.query_params["run"]
+            st.query_params.pop("step", None)
             st.session_state.pop("inspect_link", None)
         ds, data_key = sidebar.choose_data()
         guide, student = sidebar.choose_models()
@@ -167,7 +169,9 @@ with errors_shown():
         rate = choose_rate(ds)
         data_key += f"|false-negatives={rate:g}" if rate else ""  # added rows: their ids mean other texts
         batch = loaders.drawn_batch(data_key, size, seed, task, ds, rate)
-        defaults, scope, student_label = MarginSettings(), "data", student
+        student_label = student
+        settings = sidebar.choose_settings()
+        sidebar.show_current(size)
     else:
         run, step = choose_run_step()
         batch, config = loaders.run_batch(run, step)
@@ -175,9 +179,11 @@ with errors_shown():
         guide = guide_model_spec(config.guide, config.student)  # "self": the student before training
         name = Path(run).name
         student_label = f"final model of run {name}" if student != config.student else f"untrained {student}: no saved model"
-        scope = data_key
         st.sidebar.caption(f"Step {step} of run {name} · guide {guide} · student: {student_label}")
-    settings = sidebar.choose_settings(defaults, scope)
+        settings = sidebar.choose_settings(defaults, data_key)
+        sidebar.update(sidebar.RUN_LAB, guide=guide, student=student or "", seed=config.seed, task=None)
+        sidebar.show_current(len(batch), data=f"step {step} of run {name}", store=sidebar.RUN_LAB)
+        sidebar.publish(sidebar.RUN_LAB)  # the URL names the run's margin settings in use
     batch_key = (data_key, tuple(batch.rows), guide, student)
     report = remask(loaders.batch_report(*batch_key, batch), settings)
 
@@ -204,7 +210,8 @@ def numbers(report) -> None:
     if quality is not None:
         st.caption("Against the ground truth: " + split_caption(quality.loc[ALL]) + ".", help=QUALITY_HELP)
     for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
-        col.metric(f"{block} ({BLOCK_TITLES[block]})", f"{fraction:.1%}", help=BLOCK_HELP[block])
+        col.metric(block, f"{fraction:.1%}", help=f"{BLOCK_TITLES[block]}: {BLOCK_HELP[block]}")  # a full title
+        # in the label was cut off ("a-p (anchor vs posi...") in six columns
         col.caption(checked(quality, block))
     weak = report.counts[report.counts["weak"]]
     cols[-1].metric("Weak positives", f"{len(weak)} of {len(report.counts)}", help=WEAK_HELP)
@@ -298,9 +305,16 @@ def pairs_table(report) -> None:
         st.download_button("Download these pairs as CSV", lambda: pairs.to_csv(index=False), "masked_pairs.csv",
                            "text/csv", key="pairs_csv", on_click="ignore")
     st.subheader("Per row")
-    st.dataframe(report.counts, hide_index=True, key="row_counts",
-                 column_config={"anchor": st.column_config.TextColumn("anchor", width="large")}
-                 | {b: st.column_config.NumberColumn(b, help=BLOCK_HELP[b]) for b in mask.blocks})
+    st.dataframe(report.counts, hide_index=True, key="row_counts", column_config={
+        "row": st.column_config.NumberColumn("batch row"),
+        "dataset_row": st.column_config.NumberColumn("data row", help="The row's index in the data set"),
+        "anchor": st.column_config.TextColumn("anchor", width="large"),
+        "positive_score": st.column_config.NumberColumn("guide: positive", format="%.3f"),
+        "threshold": st.column_config.NumberColumn("threshold t", format="%.3f"),
+        "total": st.column_config.NumberColumn("masked, all blocks"),
+        "fraction": st.column_config.NumberColumn("masked share", format="percent"),
+        "weak": st.column_config.CheckboxColumn("weak positive", help=WEAK_HELP),
+    } | {b: st.column_config.NumberColumn(f"masked in {b}", help=BLOCK_HELP[b]) for b in mask.blocks})
 
 
 with st.container():  # one slot whether or not the weak-rows expander shows: the maps' frame keeps its place

@@ -5,7 +5,9 @@ the page stays responsive; a progress bar says "model 2 of 3 · task 4 of 6" (co
 and the page redraws as each model finishes. The charts read whatever results are on disk
 (core.training.results): for runs that trained on the same batches (one pairing key), each arm minus MNRL
 seed by seed, with its spread only where there are two seeds or more; then every model's score per
-task, each task's panel zoomed to its data and titled with its metric.
+task, the panels on one score axis, each titled with its metric. Runs are named as the user named them.
+While a job runs, and every few seconds otherwise, the page checks the workspace's job: when one ends
+(an evaluation from here, a Train run with "Evaluate when finished", a CLI job) it redraws with its results.
 """
 
 import time
@@ -14,12 +16,12 @@ import streamlit as st
 
 from app.paired_charts import paired_delta_figure, seeds_text, task_scores_figure
 from app.loaders import served
-from app.views import OVERLAP_NOTE, label_colors
+from app.views import OVERLAP_NOTE, label_colors, run_labels
 from core.training import jobs
 from core.errors import GistlabError
 from core.training.job_progress import job_progress
 from core.guides.models import DEFAULT_STUDENT
-from core.training.results import MNRL, arm_label, arm_of, labelled, mark_overlaps, paired_deltas, results_table
+from core.training.results import MNRL, arm_label, arm_of, mark_overlaps, paired_deltas, results_table
 from core.training.runs import trained_model
 from core.workspace import subdir
 
@@ -66,13 +68,22 @@ def last_eval_problems(job: jobs.Job) -> None:
         st.warning(f"The last evaluation {line}")
 
 
-@st.fragment(run_every=2 if jobs.current_job() else None)
+def job_stamp() -> tuple | None:
+    """Changes whenever a step of the workspace's job ends or a job starts: then new results may be on disk."""
+    job = jobs.current_job() or jobs.last_job()
+    return None if job is None else (job.pid, tuple(step.ended for step in job.steps))
+
+
+@st.fragment(run_every=2 if jobs.current_job() else 10)
 def eval_progress() -> None:
-    """While an evaluation runs: a progress bar by model and task; the page redraws as each model ends."""
+    """While an evaluation runs: a progress bar by model and task. The page redraws as each model (or any
+    job's step) ends, whichever page or process started it."""
+    stamp = job_stamp()
+    if st.session_state.setdefault("results_stamp", stamp) != stamp:
+        st.session_state["results_stamp"] = stamp
+        st.rerun()  # a model finished (or a job started): its results join the charts, the polling rate follows
     job = jobs.current_job()
     if job is None:
-        if st.session_state.pop("watching_eval", None) is not None:
-            st.rerun()
         last = jobs.last_job()
         if last is not None and last.kind == "eval":
             last_eval_problems(last)
@@ -82,11 +93,6 @@ def eval_progress() -> None:
         return
     progress = job_progress(job, {})
     finished = sum(step.state in ("evaluated", "failed") for step in progress.steps)
-    if st.session_state.get("watching_eval", 0) != finished:
-        seen = st.session_state.get("watching_eval")
-        st.session_state["watching_eval"] = finished
-        if seen is not None:
-            st.rerun()  # a model finished: its results join the charts
     models = len(progress.steps) or 1
     running = next((s for s in progress.steps if s.state == "running"), None)
     within = running.done / running.total if running is not None and running.total else 0.0
@@ -105,7 +111,7 @@ if table.empty:
     st.info("No results yet: evaluate a base model and a run above.")
     st.stop()
 
-table = labelled(table)
+table = run_labels(table)
 shown = st.multiselect("Compare", sorted(table["label"].unique()), default=sorted(table["label"].unique()))
 table = table[table["label"].isin(shown)]
 if table.empty:

@@ -10,6 +10,7 @@ job starts. Past runs can be named, compared, deleted and opened in the other pa
 import pandas as pd
 import streamlit as st
 
+from app import sidebar
 from app.palette import arm_of, run_colors
 from app.loaders import served
 from app.views import curves_figure, page_link
@@ -46,23 +47,37 @@ st.caption("Short fine-tunes run in the background: you may switch pages or clos
 
 
 
-def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], key: str) -> None:
-    """Loss and masked fraction side by side; markers make a single step visible."""
+def curves(metrics: dict[str, pd.DataFrame], colors: dict[str, str], kinds: dict[str, str], key: str) -> None:
+    """Loss (a panel per kind of loss: their values are not on one scale) and masked fraction side by
+    side; markers make a single step visible."""
     left, right = st.columns(2)
-    left.plotly_chart(curves_figure(metrics, "loss", "Loss", colors), width="stretch", key=f"{key}_loss")
+    left.plotly_chart(curves_figure(metrics, "loss", "Loss", colors, kinds), width="stretch", key=f"{key}_loss")
+    if len(set(kinds.values())) > 1:
+        left.caption("Each loss on its own axis: compare each curve with itself over the steps, and runs by "
+                     "their evaluation (Results page), not by the level of their losses.")
     right.plotly_chart(curves_figure(metrics, "masked_fraction", "Masked fraction", colors), width="stretch",
                        key=f"{key}_masked")
     right.caption("Masked fraction: candidates the guide removed (0 for mnrl, which has no guide).",
                   help=MASK_HELP)
 
 
-def run_arm(path) -> str:
-    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss)."""
+def run_config(path) -> dict:
     try:
-        config = runs.read_config(path)
+        return runs.read_config(path)
     except GistlabError:
-        return "base"
-    return arm_of(config.get("loss"), config.get("guide"))
+        return {}
+
+
+def run_arm(path) -> str:
+    """The palette arm of a run folder, from its config (its loss, and its guide for a guided loss); base
+    without a config."""
+    config = run_config(path)
+    return arm_of(config.get("loss"), config.get("guide")) if config else "base"
+
+
+def run_loss(path) -> str:
+    """The loss a run trains with (gist, mnrl, gist-st), from its config."""
+    return str(run_config(path).get("loss") or "?")
 
 
 def job_signature(job: jobs.Job, states: list[str]) -> tuple:
@@ -104,7 +119,8 @@ def live_job() -> None:
             st.warning(f"{step.run}: {step.warning}", icon=":material/warning:")
     drawn = {name: m for name, m in metrics.items() if len(m)}
     if drawn:
-        curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}), "live")
+        curves(drawn, run_colors({d.name: run_arm(d) for d in shown.run_dirs if d.name in drawn}),
+               {d.name: run_loss(d) for d in shown.run_dirs if d.name in drawn}, "live")
     elif job is not None:
         st.caption("The curves appear after the first training step.")
     stopping = job is not None and jobs.stop_requested()
@@ -132,27 +148,35 @@ def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
 
 live_job()
 
-with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("train_form"):
+with st.expander("Start a run", expanded=jobs.current_job() is None):
+    data = sidebar.job_data(st.container())  # an upload, mapped like the analysis pages' (Inspect's code path)
+    shared = sidebar.lab()  # the analysis pages' settings are the form's starting values
+    form = st.form("train_form")
+with form:
     top = st.columns([2, 1])
     arm_label = top[0].selectbox("What to run", list(ARMS))
     run_name = top[1].text_input("Name (optional)", placeholder="e.g. margin 0.1 on my data",
                                  help="Shown in Past runs; the arm is added for a paired run.")
     models, schedule, masking = st.columns(3)
     settings = {
-        "student": models.text_input("Student", DEFAULT_STUDENT).strip(),
-        "guide": models.text_input("Guide", DEFAULT_GUIDE, help="bundled:minilm-l6, bundled:mpnet-base, "
-                                   "self (the student before training), a model folder, or a Hub id").strip(),
-        "data": models.text_input("Data", "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
-                                  "or a Hugging Face dataset id when online").strip(),
-        "batch_size": schedule.number_input("Batch size", 2, 1024, 32),
+        "student": models.text_input("Student", shared.student or DEFAULT_STUDENT).strip(),
+        "guide": models.text_input("Guide", shared.guide or DEFAULT_GUIDE, help="bundled:minilm-l6, "
+                                   "bundled:mpnet-base, self (the student before training), a model folder, "
+                                   "or a Hub id").strip(),
+        "data": models.text_input("Data", data or "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, "
+                                  "or a Hugging Face dataset id when online; an upload above fills it in").strip(),
+        "batch_size": schedule.number_input("Batch size", 2, 1024, shared.batch_size),
         "steps": schedule.number_input("Steps", 1, 100_000, 20),
         "lr": schedule.number_input("Learning rate", 1e-7, 1e-2, 2e-5, format="%.1e"),
-        "seed": schedule.number_input("Seed", 0, 2**31 - 1, 0),
-        "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES),
-        "margin": masking.number_input("Margin", MARGIN_RANGE[0], MARGIN_RANGE[1], 0.0, MARGIN_RANGE[2],
+        "seed": schedule.number_input("Seed", 0, 2**31 - 1, shared.seed),
+        "margin_strategy": masking.selectbox("Margin strategy", STRATEGIES,
+                                             index=STRATEGIES.index(shared.margin_strategy)),
+        "margin": masking.number_input("Margin", MARGIN_RANGE[0], MARGIN_RANGE[1], shared.margin, MARGIN_RANGE[2],
                                        help="A candidate is masked when the guide scores it above t (g: its positive's score)"),
-        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", True, help=BLOCK_HELP["a-a"]),
-        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", True, help=BLOCK_HELP["p-p"]),
+        "contrast_anchors": masking.checkbox("Contrast anchors (a-a block)", shared.contrast_anchors,
+                                             help=BLOCK_HELP["a-a"]),
+        "contrast_positives": masking.checkbox("Contrast positives (p-p block)", shared.contrast_positives,
+                                               help=BLOCK_HELP["p-p"]),
         "homogeneous": schedule.checkbox("One task per batch (as in the paper)", True,
                                          help="Every batch drawn from one task of the data's 'task' column, so "
                                               "its in-batch negatives are hard; needs a task column."),
@@ -161,7 +185,12 @@ with st.expander("Start a run", expanded=jobs.current_job() is None), st.form("t
         "Mini-batch size (0 = off)", 0, 1024, 0,
         help="GradCache: the student embeds the batch this many texts at a time, so a big batch fits in "
              "the memory of a small one; same loss and gradients, about 1.5x the step time.")
+    floor = masking.number_input("Positive floor (blank: off)", -1.0, 1.0,
+                                 shared.positive_floor if shared.floor_on else None, 0.05,
+                                 help="A weak positive's threshold is raised to the floor, t = max(t, floor); "
+                                      "blank: the library's rule")
     settings |= {"mini_batch_size": mini_batch} if mini_batch else {}
+    settings |= {"positive_floor": floor} if floor is not None else {}
     rate = masking.number_input(
         "False-negative rate (0 = the data as is)", 0.0, 0.5, 0.0, 0.05,
         help="Rebuild each batch so about this share of a row's in-batch candidates are right answers (rows of "
@@ -179,6 +208,11 @@ if start:
     except GistlabError as exc:
         st.error(str(exc), icon=":material/error:")
     else:
+        sidebar.update(guide=settings["guide"], student=settings["student"], batch_size=settings["batch_size"],
+                       seed=settings["seed"], margin_strategy=settings["margin_strategy"], margin=settings["margin"],
+                       contrast_anchors=settings["contrast_anchors"],
+                       contrast_positives=settings["contrast_positives"], floor_on=floor is not None,
+                       **({"positive_floor": floor} if floor is not None else {}))
         st.rerun()  # redraw with the new job's progress on top
 
 
@@ -216,10 +250,35 @@ def compare(picked: pd.DataFrame) -> None:
     metrics = {lab: runs.read_metrics(path) for lab, path in zip(label, picked["path"])}
     colors = run_colors(dict(zip(label, map(run_arm, picked["path"]))))
     if any(len(m) for m in metrics.values()):
-        curves({k: m for k, m in metrics.items() if len(m)}, colors, "compare")
+        curves({k: m for k, m in metrics.items() if len(m)}, colors,
+               dict(zip(label, map(run_loss, picked["path"]))), "compare")
     settings = ["state", "loss", "guide", "student", "data", "margin", "margin_strategy", "batch_size", "lr",
                 "seed", "steps_done", "final_loss", "duration"]
     st.dataframe(picked.assign(label=label).set_index("label")[settings].T.astype(str), width="stretch")
+    evaluated(picked, label)
+
+
+def evaluated(picked: pd.DataFrame, label: pd.Series) -> None:
+    """The picked runs compared by their evaluation (mean score over the tasks each was evaluated on, and
+    its difference from the first picked run): their losses are not comparable across kinds."""
+    from core.training.results import results_table
+
+    scores = results_table(list(picked["path"]))
+    if scores.empty:
+        st.caption("Evaluate these runs (Results page) to compare them by score: the final losses of different "
+                   "losses are not on one scale.")
+        return
+    means = scores.groupby("run")["main_score"].mean()
+    names = dict(zip(picked["run"], label))
+    frame = pd.DataFrame({"run": [names.get(r, r) for r in means.index], "mean score": means.values,
+                          "tasks": scores.groupby("run")["task"].nunique().values})
+    first = frame["mean score"].iloc[0]
+    st.dataframe(frame.assign(**{f"− {frame['run'].iloc[0]}": frame["mean score"] - first}), hide_index=True,
+                 key="compare_scores", column_config={"mean score": st.column_config.NumberColumn(format="%.4f"),
+                                                      f"− {frame['run'].iloc[0]}": st.column_config.NumberColumn(
+                                                          format="%+.4f")})
+    st.caption("Mean evaluation score over the tasks each run was evaluated on (the same tasks for a fair "
+               "comparison; the Results page pairs arms by seed).")
 
 
 st.subheader("Past runs")
@@ -228,11 +287,14 @@ if table.empty:
     st.info("No runs yet: start one above.")
     st.stop()
 table = runs.with_display_columns(table)
+shown_columns = runs.PAST_RUNS | {"final_loss": "final loss (own scale)"}  # each loss on its own scale
 picked_rows = st.dataframe(
-    table[list(runs.PAST_RUNS)].rename(columns=runs.PAST_RUNS), hide_index=True, on_select="rerun",
+    table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
     selection_mode="multi-row", key="past_runs",
     column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
-                   "final loss": st.column_config.NumberColumn(format="%.4f"),
+                   "final loss (own scale)": st.column_config.NumberColumn(
+                       format="%.4f", help="Each loss on its own scale (see the loss column): not comparable across "
+                                           "losses; compare runs by their evaluation instead (select several)"),
                    "margin": st.column_config.NumberColumn(format="%.2f")},
 ).selection.rows
 if not picked_rows:

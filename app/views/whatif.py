@@ -73,6 +73,7 @@ st.caption("How much of each block would the guide mask at each margin, and how 
            "(g: the guide's score of the row's positive). A larger margin masks more.")
 
 with errors_shown():
+    sidebar.start()
     ds, data_key = sidebar.choose_data()
     guide, _ = sidebar.choose_models(student=False)
     loaders.ready_models(guide)  # a first visit loads the guide under a bar that counts, not in the sweep's
@@ -83,6 +84,7 @@ with errors_shown():
     low, high = st.sidebar.slider("Absolute margins swept", -0.5, 1.0, (-0.1, 0.5), 0.05, key="whatif_range")
     rel_low, rel_high = st.sidebar.slider("Relative margins swept", -1.0, 2.0, (-0.2, 1.0), 0.05,
                                           key="whatif_range_relative")
+    sidebar.show_current(size, student=False)
     margins = tuple(sorted(set(grid(low, high)) | set(grid(rel_low, rel_high))))
     key = (data_key, guide, n_batches, size, seed, task, margins, settings.contrast_anchors,
            settings.contrast_positives, settings.positive_floor, rate)
