@@ -33,7 +33,8 @@ def run(args) -> None:
     import numpy as np
     import torch
 
-    from core.guides.guide_cache import GuideCache, _digest_array, row_checksums, text_digest
+    from core.guides.cache_rows import digest_array, row_checksums, text_digest
+    from core.guides.guide_cache import GuideCache
     from core.guides.models import load_model
 
     torch.set_num_threads(1)
@@ -54,7 +55,7 @@ def run(args) -> None:
         def check(batch=batches[0]):
             digests = [text_digest(t) for t in batch]
             rows = np.fromiter((cache._rows[d] for d in digests), dtype=np.int64, count=len(digests))
-            return (row_checksums(np.asarray(cache._array[rows]), _digest_array(digests)) != cache._sums[rows]).any()
+            return (row_checksums(np.asarray(cache._array[rows]), digest_array(digests)) != cache._sums[rows]).any()
 
         check_ms = median_ms(check, args.lookups)
     size_mb = args.rows * cache.dim * 4 / 1e6

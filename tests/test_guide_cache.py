@@ -14,7 +14,8 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from core.errors import GistlabError
-from core.guides.guide_cache import GuideCache, guide_fingerprint
+from core.guides.cache_rows import guide_fingerprint
+from core.guides.guide_cache import GuideCache
 from core.method.loss import GISTLoss
 from core.method.masking import MarginSettings
 

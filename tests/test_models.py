@@ -88,7 +88,7 @@ def test_mpnet_not_installed_says_how(monkeypatch):
 
 
 def test_self_guide_is_a_frozen_copy_of_the_student(tiny_model_dir):
-    from core.guides.guide_cache import guide_fingerprint
+    from core.guides.cache_rows import guide_fingerprint
     from core.guides.models import DEFAULT_STUDENT, guide_model_spec, load_guide
 
     student = load_model(str(tiny_model_dir), device="cpu")
@@ -109,7 +109,7 @@ def test_self_guide_in_training_stays_the_untrained_student(tiny_model_dir, tmp_
 
     import pandas as pd
 
-    from core.guides.guide_cache import guide_fingerprint
+    from core.guides.cache_rows import guide_fingerprint
     from core.training.train import TrainConfig, run_training
     from core.workspace import subdir
 

@@ -19,10 +19,11 @@ from app.loaders import served
 from app.views import OVERLAP_NOTE, label_colors, run_labels
 from core.training import jobs
 from core.errors import GistlabError
-from core.training.job_progress import job_progress
+from core.training.job_progress import StepState, job_progress
 from core.guides.models import DEFAULT_STUDENT
 from core.training.results import MNRL, arm_label, arm_of, mark_overlaps, paired_deltas, results_table
 from core.training.runs import trained_model
+from core.training.status import RunState
 from core.workspace import subdir
 
 st.title("Results")
@@ -92,9 +93,9 @@ def eval_progress() -> None:
         st.info(f"The {job.describe()} is running; evaluate when it ends.")
         return
     progress = job_progress(job, {})
-    finished = sum(step.state in ("evaluated", "failed") for step in progress.steps)
+    finished = sum(step.state in (StepState.EVALUATED, RunState.FAILED) for step in progress.steps)
     models = len(progress.steps) or 1
-    running = next((s for s in progress.steps if s.state == "running"), None)
+    running = next((s for s in progress.steps if s.state == RunState.RUNNING), None)
     within = running.done / running.total if running is not None and running.total else 0.0
     st.progress(min((finished + within) / models, 1.0),
                 text=f"Evaluating · {progress.phase or f'{finished} of {models} models done'}")

@@ -41,7 +41,6 @@ write that fails (disk full), which leaves the rows stored before it intact.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -56,14 +55,13 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from core.errors import GistlabError, GistlabWarning
+from core.guides.cache_rows import (
+    DIGEST_BYTES, DTYPE, FILES, FORMAT, SUM_DTYPE, digest_array, guide_fingerprint, prefix_hash, row_checksums,
+    text_digest,
+)
 from core.fsio import locked, write_json_atomic
 from core.workspace import workspace
 
-FORMAT = 2  # 2: checksums.u64 added (a format-1 cache is rebuilt once)
-DTYPE = np.dtype("<f4")
-SUM_DTYPE = np.dtype("<u8")
-DIGEST_BYTES = 16
-FILES = ("embeddings.f32", "index.bin", "checksums.u64")
 VERIFY_CHUNK = 16384  # rows checksummed at a time when a whole cache is verified (~30 ms at dim 384;
 # 65536 was no faster: 0.46 s against 0.17 s for 100k rows, the smaller chunk stays in the CPU cache)
 FILL_CHUNK = 8192  # texts encoded and appended per step of a large fill
@@ -71,69 +69,6 @@ FILL_CHUNK = 8192  # texts encoded and appended per step of a large fill
 
 class CacheCorrupt(Exception):
     """The files on disk disagree with each other or with the guide (internal: triggers a rebuild)."""
-
-
-def text_digest(text: str) -> bytes:
-    """The 16-byte key of a text in the index."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=DIGEST_BYTES).digest()
-
-
-def row_checksums(values: np.ndarray, digests: np.ndarray) -> np.ndarray:
-    """A uint64 checksum of each embedding row [N, D] float32, bound to its text digest [N, 16] uint8.
-
-    A sum of the row's 32-bit words times fixed odd constants (mod 2^64), so any change to one
-    word changes it for certain and random junk matches with odds 2^-64; the first 8 bytes of the
-    text digest are mixed in, so a row moved next to another text fails too.
-    """
-    words = np.ascontiguousarray(values, dtype=DTYPE).view("<u4").astype(np.uint64)
-    sums = (words * _checksum_weights(words.shape[1])).sum(axis=1, dtype=np.uint64)
-    sums ^= np.ascontiguousarray(digests[:, :8]).view("<u8").reshape(-1)
-    sums ^= sums >> np.uint64(31)
-    return sums * np.uint64(0x9E3779B97F4A7C15)
-
-
-@functools.cache
-def _checksum_weights(dim: int) -> np.ndarray:
-    """Fixed odd 64-bit multipliers, one per word of a row (the same in every process)."""
-    return np.random.default_rng(20240226).integers(1, 2**63, size=dim, dtype=np.uint64) | np.uint64(1)
-
-
-def guide_fingerprint(guide: SentenceTransformer) -> str:
-    """A hex id of the guide's weights and output-shaping settings (32 hex characters)."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in sorted(guide.state_dict().items()):
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
-        h.update(flat.view(torch.uint8).numpy().tobytes())
-    tokenizer = getattr(guide, "tokenizer", None)
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else None
-    settings = {
-        "modules": [[type(m).__name__, _module_settings(m)] for m in guide],
-        "max_seq_length": guide.max_seq_length,
-        "prompts": guide.prompts,
-        "default_prompt_name": guide.default_prompt_name,
-        "truncate_dim": guide.truncate_dim,
-        "tokenizer": [
-            type(tokenizer).__name__,
-            getattr(tokenizer, "do_lower_case", None),
-            sorted(vocab.items()) if vocab else None,
-        ],
-    }
-    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _module_settings(module) -> dict:
-    """A module's own config plus, for a transformer, its architecture config (minus paths and
-    version stamps, so the same weights loaded from another folder get the same fingerprint)."""
-    settings = {"config": module.get_config_dict() if hasattr(module, "get_config_dict") else None}
-    config = getattr(getattr(module, "auto_model", None), "config", None)
-    if config is not None:
-        settings["architecture"] = {
-            k: v for k, v in config.to_dict().items()
-            if not k.startswith("_") and k != "transformers_version"
-        }
-    return settings
 
 
 class GuideCache:
@@ -199,7 +134,7 @@ class GuideCache:
             self._fill(texts, digests)
             rows = np.fromiter((self._rows[d] for d in digests), dtype=np.int64, count=len(digests))
             values = np.asarray(self._array[rows])
-            bad = row_checksums(values, _digest_array(digests)) != self._sums[rows]
+            bad = row_checksums(values, digest_array(digests)) != self._sums[rows]
             if not bad.any():
                 return torch.from_numpy(values).to(device=device, dtype=dtype)
             self._discard(np.unique(rows[bad]))
@@ -279,7 +214,7 @@ class GuideCache:
             new_values = np.ascontiguousarray(values[keep], dtype=DTYPE)
             start = len(self._rows)
             data = {"embeddings.f32": new_values.tobytes(), "index.bin": new_index,
-                    "checksums.u64": row_checksums(new_values, _digest_array(new_index)).astype(SUM_DTYPE).tobytes()}
+                    "checksums.u64": row_checksums(new_values, digest_array(new_index)).astype(SUM_DTYPE).tobytes()}
             try:
                 with self._writing("add to"):
                     for name, chunk in data.items():  # after the vouched rows, over any torn tail
@@ -354,7 +289,7 @@ class GuideCache:
             )
             self._reset()
             return
-        if previous is None or verified > len(self._rows) or _prefix_hash(
+        if previous is None or verified > len(self._rows) or prefix_hash(
                 self._file("index.bin"), verified) != previous.hexdigest():
             verified = 0  # not a catch-up after another process's appends: check every row
         bad = self._failing_rows(verified, progress)
@@ -499,15 +434,3 @@ class GuideCache:
             self._array = np.memmap(self._file("embeddings.f32"), dtype=DTYPE, mode="r",
                                     shape=(count, self.dim))
             self._sums = np.memmap(self._file("checksums.u64"), dtype=SUM_DTYPE, mode="r", shape=(count,))
-
-
-def _digest_array(digests: Sequence[bytes] | bytes) -> np.ndarray:
-    """Text digests (a list, or index.bin bytes) as an [N, 16] uint8 array."""
-    data = digests if isinstance(digests, bytes) else b"".join(digests)
-    return np.frombuffer(data, dtype=np.uint8).reshape(-1, DIGEST_BYTES)
-
-
-def _prefix_hash(index_file: Path, rows: int) -> str:
-    """The index digest of the first ``rows`` rows (tells a catch-up from a rewrite)."""
-    with open(index_file, "rb") as f:
-        return hashlib.blake2b(f.read(rows * DIGEST_BYTES), digest_size=16).hexdigest()
