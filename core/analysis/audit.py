@@ -21,14 +21,15 @@ in a batch), that question becomes a data-quality report with three kinds of fin
    and drops out of the loss), ranked by g_i, lowest first.
 
 Every text is embedded once with the guide through its cache; the search (core.analysis.audit_search)
-is an exact matrix product in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N)
-with a D-dimensional guide: two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13
-for D = 384: measured 25 CPU-s for the search over 24,000 rows (D = 384, ``python -m benchmarks
-audit``, docs/PERFORMANCE.md), so ~435 CPU-s, ~4 min on 2 cores, per 100k rows (it grows with
-N^2); memory 2 * N * D * 4 bytes for the embeddings (307 MB at D = 384) plus one 64 MB score chunk
-and its 16 MB mask. Beyond ~100k rows switch to an index library: FAISS (``faiss-cpu``:
-``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or ``IndexIVFFlat`` approximate), asking each
-anchor for its top ``max_above + 1`` positives and counting the rest from a sample.
+is exact below ``NeighbourSettings.exact_below`` rows: a matrix product in row chunks of at most
+``CHUNK_CELLS`` scores, two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 per
+100k rows at D = 384 (measured 25 CPU-s over 24,000 rows, so ~435 CPU-s per 100k, growing with
+N^2). From there on it goes through a FAISS index on the positives (``faiss-cpu``, HNSW by
+default), which grows near-linearly: each anchor asks for its top ``max_above + 2`` positives,
+each positive for its nearest positives, and the share above a threshold is counted on a sample;
+the summary's ``search`` says how, with the index's recall@k against exact search on a seeded
+sample of queries (docs/PERFORMANCE.md, ``python -m benchmarks audit_scale``). Memory: 2 * N * D * 4
+bytes for the embeddings (307 MB per 100k rows at D = 384), plus the index's copy of the positives.
 
 With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (same-meaning,
 same-word, same-category, unrelated) and the report a precision per kind.
@@ -47,6 +48,7 @@ import pandas as pd
 import torch
 
 from core.analysis.audit_search import Embed, Progress, search
+from core.analysis.neighbours import NeighbourSettings
 from core.errors import GistlabError
 from core.method.masking import MarginSettings
 
@@ -62,7 +64,7 @@ Relations = Callable[[np.ndarray, np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class AuditSettings:
     """What counts as a finding; ``limit``: audit a seeded sample of that many rows (None: all),
-    ``task``: only that task's rows."""
+    ``task``: only that task's rows; ``neighbours``: exact search or an index (core.analysis.neighbours)."""
 
     margin: MarginSettings = field(default_factory=MarginSettings)
     duplicate_threshold: float = 0.95
@@ -71,6 +73,7 @@ class AuditSettings:
     limit: int | None = None
     seed: int = 0
     task: str | None = None
+    neighbours: NeighbourSettings = field(default_factory=NeighbourSettings)
 
     def __post_init__(self) -> None:
         from core.corpus.data import check_seed
@@ -161,7 +164,7 @@ def audit(
         **(about or {}), "rows": int(len(ds)), "audited_rows": int(len(rows)), "settings": settings.to_dict(),
         "counts": {"fn": len(fn), "dup": int(dup["finding"].nunique()), "dup_rows": len(dup), "pos": len(pos)},
         "ground_truth": relations is not None, "precision": precision,
-        "positive_score": {"median": float(g.median()), "min": float(g.min())},
+        "positive_score": {"median": float(g.median()), "min": float(g.min())}, "search": found.search,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return AuditReport(fn, dup, pos, summary)
@@ -259,6 +262,7 @@ def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> 
             "--seed", str(settings.seed), "--show", "0"]
     argv += ["--limit", str(settings.limit)] if settings.limit else []
     argv += ["--task", settings.task] if settings.task else []
+    argv += ["--search", settings.neighbours.method] if settings.neighbours.method != "auto" else []
     argv += ["--positive-floor", str(m.positive_floor)] if getattr(m, "positive_floor", None) is not None else []
     return cli(*argv)
 

@@ -1,0 +1,149 @@
+"""Top-k neighbours by inner product on L2-normalised embeddings: exactly, or through a FAISS index.
+
+The whole-data-set searches (the audit's, mining's candidate retrieval) ask each query row for its
+k best base rows. Exactly, that is a matrix product per row chunk (N^2 cost): the reference, and
+the way for small sets. Beyond ``exact_below`` rows an approximate index (``faiss-cpu``, any
+``faiss.index_factory`` string: ``HNSW32,Flat`` by default, ``IVF4096,Flat`` with ``nprobe=32``...)
+answers in near-linear time; the scores it returns are the exact inner products of the rows it
+found, only a true neighbour can be missed. :func:`measure_recall` says how often: recall@k of the
+index against exact search on a seeded sample of queries, which every approximate run reports.
+
+Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
+chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import GistlabError
+
+METHODS = ("auto", "exact", "index")
+CHUNK_CELLS = 1 << 24  # exact scores held at once: 16M float32 = 64 MB
+ADD_CHUNK = 65536  # rows added to (or searched in) the index per call, so progress moves
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class NeighbourSettings:
+    """``method``: "exact", "index" (approximate) or "auto" (exact below ``exact_below`` rows);
+    ``index`` and ``params``: the FAISS factory string and its search parameters;
+    ``recall_queries``: the seeded sample on which an approximate run measures its recall."""
+
+    method: str = "auto"
+    exact_below: int = 50_000
+    index: str = "HNSW32,Flat"
+    params: str = "efSearch=128"
+    recall_queries: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise GistlabError(f"--search {self.method!r}: give one of {', '.join(METHODS)}.")
+        if self.exact_below < 0 or self.recall_queries < 1:
+            raise GistlabError("exact_below must be at least 0 and recall_queries at least 1.")
+
+    def approximate(self, rows: int) -> bool:
+        """Whether a search over ``rows`` base rows goes through the index."""
+        return self.method == "index" or (self.method == "auto" and rows >= self.exact_below)
+
+
+def _float32(x) -> np.ndarray:
+    """``x`` as a C-contiguous float32 array, without a copy where it already is one (a memmap too)."""
+    if hasattr(x, "numpy"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def exact_top_k(queries, base, k: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best base rows per query by inner product, best first (ties: lower id first):
+    (scores, ids), each (queries, k). Chunked matrix products: the reference search."""
+    queries, base = _float32(queries), _float32(base)
+    k = min(k, len(base))
+    scores_out = np.empty((len(queries), k), dtype=np.float32)
+    ids_out = np.empty((len(queries), k), dtype=np.int64)
+    size = max(1, CHUNK_CELLS // max(len(base), 1))
+    for start in range(0, len(queries), size):
+        scores = queries[start:start + size] @ base.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < len(base) else \
+            np.broadcast_to(np.arange(len(base)), scores.shape)
+        picked = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -picked), axis=1)
+        ids_out[start:start + size] = np.take_along_axis(part, order, axis=1)
+        scores_out[start:start + size] = np.take_along_axis(picked, order, axis=1)
+        if progress is not None:
+            progress(min(start + size, len(queries)), len(queries))
+    return scores_out, ids_out
+
+
+class Neighbours:
+    """A base set to search: exactly (``approximate=False``) or through a FAISS index built on it."""
+
+    def __init__(self, base, settings: NeighbourSettings = NeighbourSettings(), approximate: bool | None = None,
+                 progress: Progress | None = None) -> None:
+        self.base = _float32(base)
+        self.settings = settings
+        self.approximate = settings.approximate(len(self.base)) if approximate is None else approximate
+        self.index = self._build(progress) if self.approximate else None
+
+    def _build(self, progress: Progress | None):
+        import faiss
+
+        n, d = self.base.shape
+        try:
+            index = faiss.index_factory(d, self.settings.index, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as e:
+            raise GistlabError(f"FAISS index {self.settings.index!r} cannot be built: {str(e).splitlines()[0]}") from None
+        if not index.is_trained:  # IVF, PQ: trained on a seeded sample
+            sample = np.random.default_rng(self.settings.seed).choice(n, size=min(n, 100_000), replace=False)
+            index.train(self.base[np.sort(sample)])
+        for start in range(0, n, ADD_CHUNK):
+            index.add(self.base[start:start + ADD_CHUNK])
+            if progress is not None:
+                progress(min(start + ADD_CHUNK, n), n)
+        if self.settings.params:
+            faiss.ParameterSpace().set_index_parameters(index, self.settings.params)
+        return index
+
+    def search(self, queries, k: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the ``k`` best base rows per query, best first; an id of -1 means none found."""
+        if not self.approximate:
+            return exact_top_k(queries, self.base, k, progress)
+        queries = _float32(queries)
+        k = min(k, len(self.base))
+        scores, ids = np.empty((len(queries), k), np.float32), np.empty((len(queries), k), np.int64)
+        for start in range(0, len(queries), ADD_CHUNK):
+            scores[start:start + ADD_CHUNK], ids[start:start + ADD_CHUNK] = \
+                self.index.search(queries[start:start + ADD_CHUNK], k)
+            if progress is not None:
+                progress(min(start + ADD_CHUNK, len(queries)), len(queries))
+        return scores, ids
+
+    def describe(self) -> str:
+        return f"FAISS {self.settings.index} ({self.settings.params})" if self.approximate else "exact"
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Share of the exact top-k ids (per row) that the approximate top-k also holds, over all rows."""
+    hits = sum(len(set(f[f >= 0].tolist()) & set(e.tolist())) for f, e in zip(found, exact))
+    return hits / max(exact.size, 1)
+
+
+def recall_sample(rows: int, settings: NeighbourSettings) -> np.ndarray:
+    """The seeded query rows (sorted) on which an approximate search measures its recall."""
+    size = min(rows, settings.recall_queries)
+    return np.sort(np.random.default_rng(settings.seed).choice(rows, size=size, replace=False))
+
+
+def measure_recall(neighbours: Neighbours, queries, k: int) -> dict:
+    """Recall@k of ``neighbours`` against exact search, on the seeded sample of ``queries``' rows."""
+    sample = recall_sample(len(queries), neighbours.settings)
+    picked = _float32(queries)[sample]
+    _, found = neighbours.search(picked, k)
+    _, exact = exact_top_k(picked, neighbours.base, k)
+    return {"k": int(min(k, len(neighbours.base))), "queries": int(len(sample)),
+            "recall": round(recall_at_k(found, exact), 4)}
