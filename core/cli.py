@@ -445,6 +445,7 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
                    "positives beat is a suspect positive (default 0.5)")
     p.add_argument("--show", type=int, default=5, help="findings of each kind printed (default 5)")
     p.add_argument("--apply", default=None, help="a decisions JSON (the Audit page's, or hand-written) to apply")
+    _add_search_option(p)
     p.add_argument("--export", default=None, help="with --apply: write the cleaned data here (.parquet, .csv, "
                    ".jsonl, or a folder for datasets' save_to_disk) and a .report.json beside it")
     p.set_defaults(run=_run_audit)
@@ -454,6 +455,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from core.analysis.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
+    from core.analysis.neighbours import NeighbourSettings, search_line
     from core.analysis.cleaning import check_output, decisions_to_apply, export
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
@@ -473,7 +475,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     margin = MarginSettings(args.margin_strategy, args.margin, args.contrast_anchors, args.contrast_positives,
                             args.positive_floor)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
-                             args.seed, args.task)
+                             args.seed, args.task, NeighbourSettings(args.search, seed=args.seed))
     report = audit(ds, GuideCache(load_guide(guide, args.student), guide, batch_size=args.batch_size).embed, settings,
                    dataset_relations(ds), progress_writer(out),
                    about={"data": args.data, "guide": guide, "split": args.hf_split})
@@ -481,6 +483,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     summary, precision = report.summary, report.summary["precision"]
     print(f"audited {summary['audited_rows']} of {summary['rows']} rows with guide {guide} "
           f"({margin.margin_strategy} margin {margin.margin:g}) in {summary['seconds']:.1f} s")
+    print(search_line(summary["search"]))
     if not summary["ground_truth"]:
         print("no ground truth in this data: precision is not defined")
     for kind, name in KINDS.items():
@@ -525,7 +528,14 @@ def _add_mine(sub: argparse._SubParsersAction) -> None:
                    help="keep a candidate only if the guide scores it below this share of the positive (default 0.95)")
     p.add_argument("--out", required=True, help="the mined data: .parquet, .csv, .jsonl or a folder; a "
                                                 ".summary.json lands beside it")
+    _add_search_option(p)
     p.set_defaults(run=_run_mine)
+
+
+def _add_search_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--search", choices=["auto", "exact", "index"], default="auto",
+                   help="neighbour search: exact, a FAISS index (approximate, its recall reported), or auto: "
+                        "exact below 50,000 rows (default auto; core/analysis/neighbours.py)")
 
 
 def _run_mine(args: argparse.Namespace) -> int:
@@ -536,11 +546,12 @@ def _run_mine(args: argparse.Namespace) -> int:
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
     from core.analysis.mining import MiningSettings, mine, select_rows
+    from core.analysis.neighbours import NeighbourSettings, search_line
     from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 
     out = Path(args.out)
     check_output(out, args.data)
-    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share)
+    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share, NeighbourSettings(args.search))
     ds = select_rows(load_pairs(args.data, split=args.hf_split, columns=args.data_columns), args.task, args.limit)
     retriever, guide = args.retriever or DEFAULT_STUDENT, args.guide or DEFAULT_GUIDE
     result = mine(ds, load_model(retriever), GuideCache(load_guide(guide, retriever), guide).embed, settings,
@@ -552,6 +563,7 @@ def _run_mine(args: argparse.Namespace) -> int:
           f"{out}; the guide removed {summary['removed_by_guide']} of {summary['candidates_considered']} retrieved "
           f"candidates ({summary['removed_share']:.1%}); {summary['rows_without_enough_negatives']} rows left "
           "without enough negatives (dropped)")
+    print(search_line(summary["search"]))
     shares = summary.get("same_meaning_share")
     if shares:
         removed = "n/a" if shares["removed"] is None else f"{shares['removed']:.1%}"
