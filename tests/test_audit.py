@@ -97,8 +97,8 @@ def test_the_index_gives_the_exact_findings_and_reports_a_recall_that_recomputes
 
     unit = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
     sample = recall_sample(len(unit), settings)
-    found = Neighbours(unit, settings, approximate=True).search(unit[sample], DUPLICATE_K + 1)[1]
-    recomputed = recall_at_k(found, exact_top_k(unit[sample], unit, DUPLICATE_K + 1)[1])
+    found_scores, found = Neighbours(unit, settings, approximate=True).search(unit[sample], DUPLICATE_K + 1)
+    recomputed = recall_at_k(found, found_scores, exact_top_k(unit[sample], unit, DUPLICATE_K + 1)[0])
     assert how["recall_at_k"]["p-p"] == {"k": DUPLICATE_K + 1, "queries": 500, "recall": round(recomputed, 4)}
 
 
@@ -216,7 +216,7 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
                  "--duplicate-threshold", "1"])  # a random guide finds everything alike: exact copies only
     printed = capsys.readouterr().out
     assert code == 0 and "audited 6 of 6 rows" in printed
-    assert "no ground truth in this data" in printed
+    assert "no ground truth in this data" in printed and "search: exact\n" in printed
     assert "duplicate groups: 1 (2 rows)" in printed  # the two rows whose positive is "a small feline"
     report = load_report(out)
     for name in ("suspected false negatives", "suspect positives"):
@@ -228,6 +228,12 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
                  "--duplicate-threshold", "1", "--apply", str(decisions), "--export", str(tmp_path / "clean.parquet")])
     assert code == 0 and "cleaned data: 5 of 6 rows" in capsys.readouterr().out
     assert json.loads((tmp_path / "clean.parquet.report.json").read_text())["dropped"] == 1
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
+                 "--duplicate-threshold", "1", "--search", "index"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "search: FAISS HNSW32,Flat (efSearch=128), recall@5 1.0000 (a-p); recall@6 1.0000 (p-p) " \
+        "against exact search on 6 seeded queries" in printed  # 6 rows: k is all of them
+    assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
 
 @pytest.mark.parametrize("argv, needle", [

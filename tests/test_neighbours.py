@@ -45,7 +45,8 @@ def test_the_index_finds_the_exact_neighbours_and_says_how_often():
     assert np.allclose(scores, np.einsum("qd,qkd->qk", base[:100], base[ids]), atol=1e-5)  # exact scores of what it found
     measured = measure_recall(index, base, 10)
     sample = recall_sample(len(base), index.settings)
-    recomputed = recall_at_k(index.search(base[sample], 10)[1], exact_top_k(base[sample], base, 10)[1])
+    found_scores, found = index.search(base[sample], 10)
+    recomputed = recall_at_k(found, found_scores, exact_top_k(base[sample], base, 10)[0])
     assert measured == {"k": 10, "queries": 500, "recall": round(recomputed, 4)} and measured["recall"] >= 0.95
 
 
@@ -64,5 +65,9 @@ def test_auto_is_exact_below_the_threshold_and_settings_are_checked():
         Neighbours(unit(10, 4, 0), NeighbourSettings(index="NoSuchIndex"), approximate=True)
 
 
-def test_recall_at_k_counts_shared_ids_and_ignores_misses():
-    assert recall_at_k(np.array([[1, 2, -1], [4, 5, 6]]), np.array([[1, 2, 3], [6, 5, 4]])) == 5 / 6
+def test_recall_at_k_counts_what_reaches_the_exact_kth_score_ties_included():
+    exact = np.array([[0.9, 0.8, 0.7], [0.9, 0.5, 0.5]])
+    found = np.array([[1, 2, -1], [4, 5, 6]])
+    scores = np.array([[0.9, 0.8, 0.9], [0.9, 0.5, 0.4]])  # row 0: a miss (-1); row 1: 0.4 below the 3rd
+    assert recall_at_k(found, scores, exact) == 4 / 6
+    assert recall_at_k(found[1:], np.array([[0.9, 0.5, 0.5]]), exact[1:]) == 1.0  # another of two equals: found

@@ -127,10 +127,12 @@ class Neighbours:
         return f"FAISS {self.settings.index} ({self.settings.params})" if self.approximate else "exact"
 
 
-def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
-    """Share of the exact top-k ids (per row) that the approximate top-k also holds, over all rows."""
-    hits = sum(len(set(f[f >= 0].tolist()) & set(e.tolist())) for f, e in zip(found, exact))
-    return hits / max(exact.size, 1)
+def recall_at_k(found: np.ndarray, found_scores: np.ndarray, exact_scores: np.ndarray, tol: float = 1e-5) -> float:
+    """Share of the exact top-k that the approximate top-k holds, over all rows, ties counted as
+    found: a found id (not -1) is right when its score reaches the exact k-th score (less ``tol``),
+    since an exact search could have picked it among equals."""
+    right = (found >= 0) & (found_scores >= exact_scores[:, -1:] - tol)
+    return float(np.minimum(right.sum(axis=1), exact_scores.shape[1]).sum() / max(exact_scores.size, 1))
 
 
 def recall_sample(rows: int, settings: NeighbourSettings) -> np.ndarray:
@@ -143,7 +145,19 @@ def measure_recall(neighbours: Neighbours, queries, k: int) -> dict:
     """Recall@k of ``neighbours`` against exact search, on the seeded sample of ``queries``' rows."""
     sample = recall_sample(len(queries), neighbours.settings)
     picked = _float32(queries)[sample]
-    _, found = neighbours.search(picked, k)
-    _, exact = exact_top_k(picked, neighbours.base, k)
+    found_scores, found = neighbours.search(picked, k)
+    exact_scores, _ = exact_top_k(picked, neighbours.base, k)
     return {"k": int(min(k, len(neighbours.base))), "queries": int(len(sample)),
-            "recall": round(recall_at_k(found, exact), 4)}
+            "recall": round(recall_at_k(found, found_scores, exact_scores), 4)}
+
+
+def search_line(how: dict) -> str:
+    """One line on how a search ran: exactly, or through which index at what measured recall@k."""
+    method = how.get("index", how.get("method", "exact"))
+    recalls = how.get("recall_at_k", {})
+    if "recall" in recalls:
+        recalls = {"": recalls}
+    measured = "; ".join(f"recall@{r['k']} {r['recall']:.4f}{f' ({side})' if side else ''}"
+                         for side, r in recalls.items())
+    queries = next(iter(recalls.values()), {}).get("queries")
+    return f"search: {method}" + (f", {measured} against exact search on {queries} seeded queries" if measured else "")
