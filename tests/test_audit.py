@@ -231,7 +231,7 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
                  "--duplicate-threshold", "1", "--search", "index"])
     printed = capsys.readouterr().out
-    assert code == 0 and "search: FAISS HNSW32,Flat (efSearch=128), recall@5 1.0000 (a-p); recall@6 1.0000 (p-p) " \
+    assert code == 0 and "search: FAISS HNSW64,Flat (efSearch=256), recall@5 1.0000 (a-p); recall@6 1.0000 (p-p) " \
         "against exact search on 6 seeded queries" in printed  # 6 rows: k is all of them
     assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 

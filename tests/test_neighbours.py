@@ -39,7 +39,7 @@ def test_exact_top_k_reads_a_memory_map(tmp_path):
 def test_the_index_finds_the_exact_neighbours_and_says_how_often():
     base = unit(4000, 32, 3)
     index = Neighbours(base, NeighbourSettings(method="index", recall_queries=500, seed=4))
-    assert index.approximate and index.describe().startswith("FAISS HNSW32")
+    assert index.approximate and index.describe().startswith("FAISS HNSW64")
     scores, ids = index.search(base[:100], 10)
     assert (ids[:, 0] == np.arange(100)).all()  # every row is its own nearest
     assert np.allclose(scores, np.einsum("qd,qkd->qk", base[:100], base[ids]), atol=1e-5)  # exact scores of what it found

@@ -3,13 +3,16 @@
 The whole-data-set searches (the audit's, mining's candidate retrieval) ask each query row for its
 k best base rows. Exactly, that is a matrix product per row chunk (N^2 cost): the reference, and
 the way for small sets. Beyond ``exact_below`` rows an approximate index (``faiss-cpu``, any
-``faiss.index_factory`` string: ``HNSW32,Flat`` by default, ``IVF4096,Flat`` with ``nprobe=32``...)
-answers in near-linear time; the scores it returns are the exact inner products of the rows it
+``faiss.index_factory`` string: ``HNSW64,Flat`` with ``efSearch=256`` by default, which on 10k
+random 384-d unit vectors, the hardest case, measured recall@5 0.98, where ``HNSW32`` with
+``efSearch=128`` had 0.87) answers in near-linear time; the scores it returns are the exact inner products of the rows it
 found, only a true neighbour can be missed. :func:`measure_recall` says how often: recall@k of the
 index against exact search on a seeded sample of queries, which every approximate run reports.
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
-chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes).
+chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes) and
+HNSW64 its links (~0.5 KB per row). FAISS builds an HNSW graph on all cores; its search results
+were the same across runs here, but a parallel build is not promised to be bit-identical.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ class NeighbourSettings:
 
     method: str = "auto"
     exact_below: int = 50_000
-    index: str = "HNSW32,Flat"
-    params: str = "efSearch=128"
+    index: str = "HNSW64,Flat"
+    params: str = "efSearch=256"
     recall_queries: int = 1000
     seed: int = 0
 
