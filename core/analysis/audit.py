@@ -251,6 +251,20 @@ def list_audits() -> list[Path]:
     return sorted((p for p in audits_root().iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
 
 
+def audited_whole(data: str, guide: str) -> bool:
+    """Whether a finished audit in the workspace covered every row of ``data`` with ``guide``: its
+    texts are then all in the guide cache, and a whole-set audit costs only the search."""
+    for folder in list_audits():
+        try:
+            summary = json.loads((folder / SUMMARY).read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("data") == data and summary.get("guide") == guide and summary["audited_rows"] == summary["rows"] \
+                and not (summary.get("settings") or {}).get("task"):
+            return True
+    return False
+
+
 def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> list[str]:
     """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out``."""
     from core.training.jobs import cli
