@@ -32,7 +32,8 @@ CHOICES = {  # what the buttons say -> the action core.analysis.cleaning applies
 }
 FORMATS = {"Parquet": "cleaned.parquet", "CSV": "cleaned.csv", "JSONL": "cleaned.jsonl",
            "datasets folder (save_to_disk)": "cleaned"}
-STAGES = {"embedding": "embedding texts with the guide", "searching": "comparing every row with every other"}
+STAGES = {"embedding": "embedding texts with the guide", "indexing": "building the neighbour index",
+          "searching": "comparing every row with every other"}
 
 st.title("Audit the data")
 st.caption("The guide compares every row with every other: pairs it would mask as false negatives, duplicate "
@@ -61,7 +62,7 @@ def live_audit() -> None:
     if progress is None:
         st.progress(0.0, text="Audit starting: loading the guide and the data…")
     else:
-        unit = "texts" if progress["stage"] == "embedding" else "steps"
+        unit = {"embedding": "texts", "indexing": "rows"}.get(progress["stage"], "steps")
         eta = f" · about {progress['eta_s']:.0f} s left" if progress.get("eta_s") is not None else ""
         st.progress(progress["done"] / max(progress["total"], 1),
                     text=f"{STAGES.get(progress['stage'], progress['stage'])}: {progress['done']:,} of "
