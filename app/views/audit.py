@@ -3,8 +3,8 @@
 The audit runs as the workspace's background job (core.analysis.audit.start_audit, the same machinery as
 Train), so it survives reruns and closed tabs; this page polls its progress file. Findings are
 listed with their texts side by side, a page at a time, filtered and read from the stored report
-(core.analysis.audit_pages: a whole-data-set audit is never loaded whole); each decision is written to the audit's decisions.json at
-once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
+(core.analysis.audit_pages: a whole-data-set audit is never loaded whole); each decision is written
+to the audit's decisions.json at once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
 """
 
 import json

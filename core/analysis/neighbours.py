@@ -5,8 +5,8 @@ k best base rows. Exactly, that is a matrix product per row chunk (N^2 cost): th
 the way for small sets. Beyond ``exact_below`` rows an approximate index (``faiss-cpu``, any
 ``faiss.index_factory`` string: ``HNSW64,Flat`` with ``efSearch=256`` by default, which on 10k
 random 384-d unit vectors, the hardest case, measured recall@5 0.98, where ``HNSW32`` with
-``efSearch=128`` had 0.87) answers in near-linear time; the scores it returns are the exact inner products of the rows it
-found, only a true neighbour can be missed. :func:`measure_recall` says how often: recall@k of the
+``efSearch=128`` had 0.87) answers in near-linear time; the scores it returns are the exact inner
+products of the rows it found, only a true neighbour can be missed. :func:`measure_recall` says how often: recall@k of the
 index against exact search on a seeded sample of queries, which every approximate run reports.
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
@@ -100,7 +100,8 @@ class Neighbours:
         try:
             index = faiss.index_factory(d, self.settings.index, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
-            raise GistlabError(f"FAISS index {self.settings.index!r} cannot be built: {str(e).splitlines()[0]}") from None
+            reason = str(e).splitlines()[0]
+            raise GistlabError(f"FAISS index {self.settings.index!r} cannot be built: {reason}") from None
         if not index.is_trained:  # IVF, PQ: trained on a seeded sample
             sample = np.random.default_rng(self.settings.seed).choice(n, size=min(n, 100_000), replace=False)
             index.train(self.base[np.sort(sample)])
