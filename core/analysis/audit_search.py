@@ -154,7 +154,8 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
     index = Neighbours(p_np, settings.neighbours, approximate=True,
                        progress=lambda done, total: progress("indexing", done, total))
-    scores, ids = index.search(a_np, keep_below + 1, lambda done, total: progress("searching", done, 3 * n))
+    _, ids = index.search(a_np, keep_below + 1, lambda done, total: progress("searching", done, 3 * n))
+    scores = _rescored(a, p, ids)
     own = ids == np.arange(n)[:, None]
     scores, ids = _first_others(scores, ids, own, keep_below)
     hit = (scores > t_np[:, None]) & (ids >= 0)
@@ -175,6 +176,19 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
                            "p-p": measure_recall(index, p_np, DUPLICATE_K + 1)},
            "above_counted_on": int(min(COUNT_SAMPLE, n))}
     return above, hits, groups, how
+
+
+def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 16384) -> np.ndarray:
+    """The scores of the found (row, id) pairs computed as g is, element by element (FAISS rounds
+    its own differently): a copy of a row's positive then scores exactly g, never above its
+    threshold, as in the exact path. Missing ids (-1) score -inf."""
+    out = np.full(ids.shape, -np.inf, dtype=np.float32)
+    for start in range(0, len(ids), rows):
+        block = torch.from_numpy(ids[start:start + rows])
+        found = block >= 0
+        scores = (a[start:start + rows, None, :] * p[block.clamp(min=0)]).sum(dim=-1)
+        out[start:start + rows] = torch.where(found, scores, torch.tensor(float("-inf"))).numpy()
+    return out
 
 
 def _first_others(scores: np.ndarray, ids: np.ndarray, own: np.ndarray, k: int):
