@@ -260,3 +260,20 @@ def test_cli_audit_one_row_and_empty_data(tiny_model_dir, tmp_path, capsys):
     empty.write_text("anchor,positive\n")
     assert main(["audit", "--data", str(empty), "--out", str(tmp_path / "r")]) == 2
     assert "no rows" in capsys.readouterr().err
+
+
+def test_the_index_path_scores_a_copy_of_the_own_positive_as_its_own(large_data, monkeypatch):
+    """Rows whose positives are copies: the copy scores exactly g (not above the threshold) in both
+    paths, whatever rounding the index's own scores carry (here: all nudged up by 1e-6)."""
+    from core.analysis.neighbours import Neighbours
+
+    search = Neighbours.search
+    monkeypatch.setattr(Neighbours, "search", lambda self, q, k, progress=None: (
+        lambda found: (found[0] + 1e-6, found[1]))(search(self, q, k, progress)))
+    ds, embed, _ = large_data
+    copies = ds.select(list(range(400)) + list(range(0, 400, 3)))  # every third row twice
+    reports = [audit(copies, embed, AuditSettings(max_above=2, neighbours=NeighbourSettings(method=m)))
+               for m in ("exact", "index")]
+    exact, indexed = (r.false_negatives.set_index("finding") for r in reports)
+    assert set(exact.index) == set(indexed.index) and len(exact) > 10
+    assert np.allclose(exact.loc[indexed.index, "above_by"], indexed["above_by"], atol=1e-6)
