@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -129,17 +130,63 @@ def test_load_report_counts_its_tables(finished_audit):
     assert heard == [(0, 3), (1, 3), (2, 3), (3, 3)] and report.counts() == {"fn": 1, "dup": 1, "pos": 1}
 
 
-def test_the_audit_is_read_under_a_bar_counting_its_tables_once(finished_audit, monkeypatch):
+def test_the_audit_is_read_whole_only_to_export_under_a_bar_counting_its_tables(finished_audit, monkeypatch):
     from test_app_cache import Recorder
 
     texts = []
     monkeypatch.setattr("streamlit.progress", lambda value, text=None: Recorder(texts, text))
     at = open_audit()
     assert not at.exception and [m.value for m in at.metric] == ["1", "1", "1"]
-    assert texts == [f"Reading the audit: table {k} of 3…" for k in (1, 2, 3)]
-    texts.clear()
-    at.segmented_control[0].set_value("keep").run()
-    assert texts == [] and [m.value for m in at.metric] == ["1", "1", "1"]  # kept: read once
+    assert texts == []  # findings are paged from the stored tables: nothing is loaded whole
+    next(b for b in at.button if b.label == "Export").click().run()
+    assert texts == [f"Reading the audit: table {k} of 3…" for k in (1, 2, 3)] and at.success
+
+
+@pytest.fixture
+def large_audit(home):
+    """An audit of 120 random rows in the workspace: dozens of false negatives, more than one page."""
+    rng = np.random.default_rng(0)
+    n, d = 120, 6
+    a = rng.normal(size=(n, d))
+    p = a + rng.normal(scale=0.8, size=(n, d))
+    anchors, positives = [f"anchor {k}" for k in range(n)], [f"positive {k}" for k in range(n)]
+    vectors = dict(zip(anchors, a)) | dict(zip(positives, p))
+    embed = lambda texts: torch.tensor(np.stack([vectors[t] for t in texts]), dtype=torch.float32)  # noqa: E731
+    report = audit(Dataset.from_dict({"anchor": anchors, "positive": positives}), embed, AuditSettings(),
+                   about={"data": "bundled", "guide": "table"})
+    return report, report.save(home / "audits" / "20250101-000000")
+
+
+def test_findings_are_paged_and_filtered_from_the_stored_report(large_audit):
+    report, _ = large_audit
+    fn = report.false_negatives
+    assert len(fn) > 20
+    at = open_audit()
+    page = at.number_input(key="page_fn")
+    assert f"of {-(-len(fn) // 10)}," in page.label and f"{len(fn)} findings" in page.label
+    first = [m.value for m in at.markdown if m.value.startswith("`fn:")]
+    assert first == [m for m in first if any(f"`{x}`" in m for x in fn["finding"].head(10))] and len(first) == 10
+    at.number_input(key="page_fn").set_value(2).run()
+    second = [m.value for m in at.markdown if m.value.startswith("`fn:")]
+    assert all(any(f"`{x}`" in m for x in fn["finding"].iloc[10:20]) for m in second) and len(second) == 10
+    wanted = fn[(fn["anchor"] == "anchor 7") | (fn["other_anchor"] == "anchor 7")]
+    at.text_input(key="find_fn").set_value("ANCHOR 7").run()
+    shown = [m.value for m in at.markdown if m.value.startswith("`fn:")]
+    matching = fn[fn[["anchor", "positive", "other_positive", "other_anchor"]].apply(
+        lambda r: any("anchor 7" in t for t in r), axis=1)]
+    assert len(shown) == min(10, len(matching)) and len(wanted) <= len(matching)
+    assert all(any(f"`{x}`" in m for x in matching["finding"]) for m in shown)
+    at.text_input(key="find_fn").set_value("no such text").run()
+    assert any("pass these filters" in i.value for i in at.info)
+
+
+def test_the_whole_set_is_the_default_once_an_audit_covered_it(large_audit, monkeypatch):
+    from app import loaders
+    from core.analysis.audit import audited_whole
+
+    assert audited_whole("bundled", "table") and not audited_whole("bundled", "another guide")
+    monkeypatch.setattr(loaders, "default_guide", lambda: "table")
+    assert open_audit().number_input[0].value == 0  # all rows
 
 
 def test_ground_truth_labels_say_catch_or_cost(home, tmp_path):

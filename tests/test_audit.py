@@ -9,7 +9,8 @@ from datasets import Dataset
 
 import core.analysis.audit_search as audit_search
 from core.analysis.audit import AuditSettings, audit, dataset_relations, load_report, progress_writer, read_progress
-from core.analysis.audit_search import audit_rows, duplicate_groups, normalise
+from core.analysis.audit_search import DUPLICATE_K, audit_rows, duplicate_groups, normalise
+from core.analysis.neighbours import NeighbourSettings, exact_top_k, recall_at_k, recall_sample
 from core.errors import GistlabError
 from core.method.masking import MarginSettings
 
@@ -57,6 +58,48 @@ def test_findings_match_a_brute_force_reference(random_data, monkeypatch, margin
     assert set(report.suspects.row) == weak and len(weak) > 0
     assert report.suspects.positive_score.is_monotonic_increasing
     assert report.summary["counts"]["fn"] == len(found) and report.counts()["pos"] == len(weak)
+
+
+@pytest.fixture(scope="module")
+def large_data():
+    """3,000 rows with every kind of finding: positives near their anchors, near-duplicate positives
+    (every 50th row copies the one before), wrong positives (every 97th points away from its anchor)."""
+    rng = np.random.default_rng(0)
+    n, d = 3000, 32
+    a = rng.normal(size=(n, d))
+    p = a + rng.normal(scale=0.9, size=(n, d))
+    p[1::50] = p[0::50] + rng.normal(scale=0.05, size=p[0::50].shape)
+    p[7::97] = -a[7::97] + rng.normal(scale=0.1, size=p[7::97].shape)
+    anchors, positives = [f"a{k}" for k in range(n)], [f"p{k}" for k in range(n)]
+    vectors = dict(zip(anchors, a)) | dict(zip(positives, p))
+    return Dataset.from_dict({"anchor": anchors, "positive": positives}), table_embed(vectors), p
+
+
+def test_the_index_gives_the_exact_findings_and_reports_a_recall_that_recomputes(large_data, monkeypatch):
+    ds, embed, p = large_data
+    exact = audit(ds, embed, AuditSettings(weak_share=0.3, neighbours=NeighbourSettings(method="exact")))
+    assert exact.summary["search"] == {"method": "exact"}
+    assert audit(ds, embed, AuditSettings(weak_share=0.3)).summary["search"] == {"method": "exact"}  # auto: small
+    monkeypatch.setattr(audit_search, "COUNT_SAMPLE", 2000)  # suspects counted on a sample of the positives
+    settings = NeighbourSettings(method="index", recall_queries=500, seed=3)
+    indexed = audit(ds, embed, AuditSettings(weak_share=0.3, neighbours=settings))
+    how = indexed.summary["search"]
+    assert how["method"] == "index" and how["above_counted_on"] == 2000
+    assert all(how["recall_at_k"][side]["recall"] >= 0.95 for side in ("a-p", "p-p"))
+    for kind, top in (("fn", 20), ("dup", 20), ("pos", 10)):
+        ours, reference = indexed.table(kind)["finding"], exact.table(kind)["finding"]
+        assert len(reference) >= top
+        assert ours.head(top).tolist() == reference.head(top).tolist(), kind
+        shared = len(set(ours) & set(reference)) / len(set(reference))
+        assert shared >= (0.95 if kind != "pos" else 0.9), kind  # pos: counted on a sample
+    # the p-p recall in the summary is the recall of the same search on the same seeded sample
+    from core.analysis.neighbours import Neighbours
+
+    unit = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
+    sample = recall_sample(len(unit), settings)
+    found_scores, found = Neighbours(unit, settings, approximate=True).search(unit[sample], DUPLICATE_K + 1)
+    recomputed = recall_at_k(found, found_scores, exact_top_k(unit[sample], unit, DUPLICATE_K + 1)[0])
+    assert how["recall_at_k"]["p-p"] == {"k": DUPLICATE_K + 1, "queries": 500, "recall": round(recomputed, 4)}
 
 
 def test_duplicates_group_copies_and_near_copies_and_suggest_the_most_believed_keeper():
@@ -183,7 +226,7 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
                  "--duplicate-threshold", "1"])  # a random guide finds everything alike: exact copies only
     printed = capsys.readouterr().out
     assert code == 0 and "audited 6 of 6 rows" in printed
-    assert "no ground truth in this data" in printed
+    assert "no ground truth in this data" in printed and "search: exact\n" in printed
     assert "duplicate groups: 1 (2 rows)" in printed  # the two rows whose positive is "a small feline"
     report = load_report(out)
     for name in ("suspected false negatives", "suspect positives"):
@@ -195,6 +238,12 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
                  "--duplicate-threshold", "1", "--apply", str(decisions), "--export", str(tmp_path / "clean.parquet")])
     assert code == 0 and "cleaned data: 5 of 6 rows" in capsys.readouterr().out
     assert json.loads((tmp_path / "clean.parquet.report.json").read_text())["dropped"] == 1
+    code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
+                 "--duplicate-threshold", "1", "--search", "index"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "search: FAISS HNSW64,Flat (efSearch=256), recall@5 1.0000 (a-p); recall@6 1.0000 (p-p) " \
+        "against exact search on 6 seeded queries" in printed  # 6 rows: k is all of them
+    assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -240,3 +289,20 @@ def test_audit_command_hands_its_settings_over_as_a_config_file(tmp_path, monkey
     back = AuditSettings(settings_from_args(args), args.duplicate_threshold, args.max_above, args.weak_share, args.limit, args.seed,
                          args.task)
     assert back == settings and (args.data, args.guide, args.show) == ("bundled", "bundled:minilm-l6", 0)
+
+
+def test_the_index_path_scores_a_copy_of_the_own_positive_as_its_own(large_data, monkeypatch):
+    """Rows whose positives are copies: the copy scores exactly g (not above the threshold) in both
+    paths, whatever rounding the index's own scores carry (here: all nudged up by 1e-6)."""
+    from core.analysis.neighbours import Neighbours
+
+    search = Neighbours.search
+    monkeypatch.setattr(Neighbours, "search", lambda self, q, k, progress=None: (
+        lambda found: (found[0] + 1e-6, found[1]))(search(self, q, k, progress)))
+    ds, embed, _ = large_data
+    copies = ds.select(list(range(400)) + list(range(0, 400, 3)))  # every third row twice
+    reports = [audit(copies, embed, AuditSettings(max_above=2, neighbours=NeighbourSettings(method=m)))
+               for m in ("exact", "index")]
+    exact, indexed = (r.false_negatives.set_index("finding") for r in reports)
+    assert set(exact.index) == set(indexed.index) and len(exact) > 10
+    assert np.allclose(exact.loc[indexed.index, "above_by"], indexed["above_by"], atol=1e-6)

@@ -68,3 +68,12 @@ def test_table_keeps_cells_as_formatted():
     lines = table([["a", "0.50", "1.0x"]], ["op", "ms", "ratio"]).splitlines()
     assert [c.strip() for c in lines[0].strip("|").split("|")] == ["op", "ms", "ratio"]
     assert [c.strip() for c in lines[2].strip("|").split("|")] == ["a", "0.50", "1.0x"]
+
+
+def test_audit_scale_fits_the_growth_exponent_and_labels_extrapolations():
+    from benchmarks.audit_scale import _extrapolated, exponent
+
+    assert exponent([(10, 1.0), (100, 100.0), (1000, 10_000.0)]) == pytest.approx(2.0)
+    assert exponent([(10, 1.0)]) is None
+    measured = [{"rows": 100, "search": "exact", "wall": 2.0, "cpu": 4.0}]
+    assert _extrapolated(measured, 2.0, 1000, "exact")[:2] == ["~200 (extrapolated)", "~400 (extrapolated)"]

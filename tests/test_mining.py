@@ -84,3 +84,19 @@ def test_cli_mine_writes_the_data_and_its_summary(tiny_model_dir, tmp_path, caps
     assert len(load_pairs(str(out))) == summary["rows_out"]
     assert main(["mine", "--data", str(data), "--out", str(tmp_path / "x.xlsx")]) == 2
     assert "Cannot write x.xlsx" in capsys.readouterr().err
+
+
+def test_an_index_retrieves_what_exact_search_does_and_says_its_recall(tiny_model):
+    from core.analysis.neighbours import NeighbourSettings
+
+    anchors = [f"anchor {k}" for k in range(300)] + ["anchor 0"]  # anchor 0 has two positives: neither is its candidate
+    positives = [f"positive {k} of {k % 7}" for k in range(300)] + ["another positive of 0"]
+    ds = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    exact, indexed = {}, {}
+    reference = retrieve(ds, tiny_model, MiningSettings(candidates=8), exact)
+    found = retrieve(ds, tiny_model, MiningSettings(candidates=8, neighbours=NeighbourSettings(method="index")), indexed)
+    assert exact == {"method": "exact"} and indexed["recall_at_k"]["recall"] >= 0.95
+    assert indexed["recall_at_k"]["k"] == 10  # 8 candidates + anchor 0's two positives
+    assert np.mean([len(set(f) & set(r)) / 8 for f, r in zip(found, reference)]) >= 0.95
+    assert all(len(r) == 8 for r in reference)
+    assert not {"positive 0 of 0", "another positive of 0"} & set(reference[0] + reference[300])

@@ -2,8 +2,9 @@
 
 The audit runs as the workspace's background job (core.analysis.audit.start_audit, the same machinery as
 Train), so it survives reruns and closed tabs; this page polls its progress file. Findings are
-listed with their texts side by side; each decision is written to the audit's decisions.json at
-once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
+listed with their texts side by side, a page at a time, filtered and read from the stored report
+(core.analysis.audit_pages: a whole-data-set audit is never loaded whole); each decision is written
+to the audit's decisions.json at once (core.analysis.cleaning.decide), so a reload or a second tab shows the same marks. Export applies them.
 """
 
 import io
@@ -17,7 +18,10 @@ from app import cache, loaders, sidebar
 from app.views import errors_shown
 from core.training import jobs
 from core.training.events import step_error
-from core.analysis.audit import KINDS, SUMMARY, AuditSettings, list_audits, load_report, read_progress, start_audit
+from core.analysis.audit import (KINDS, SUMMARY, AuditSettings, audited_whole, list_audits, load_report, read_progress,
+                                 start_audit)
+from core.analysis.audit_pages import finding_ids, finding_rows, relations
+from core.analysis.neighbours import search_line
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
 from core.errors import GistlabError
 from core.method.groundtruth import SHARE_OF
@@ -40,7 +44,8 @@ CHOICES = {  # what the buttons say -> the action core.analysis.cleaning applies
 }
 FORMATS = {"Parquet": "cleaned.parquet", "CSV": "cleaned.csv", "JSONL": "cleaned.jsonl",
            "datasets folder (save_to_disk)": "cleaned"}
-STAGES = {"embedding": "embedding texts with the guide", "searching": "comparing every row with every other"}
+STAGES = {"embedding": "embedding texts with the guide", "indexing": "building the neighbour index",
+          "searching": "comparing every row with every other"}
 
 st.title("Audit the data")
 st.caption("The guide compares every row with every other: pairs it would mask as false negatives, duplicate "
@@ -69,7 +74,7 @@ def live_audit() -> None:
     if progress is None:
         st.progress(0.0, text="Audit starting: loading the guide and the data…")
     else:
-        unit = "texts" if progress["stage"] == "embedding" else "steps"
+        unit = {"embedding": "texts", "indexing": "rows"}.get(progress["stage"], "steps")
         eta = f" · about {progress['eta_s']:.0f} s left" if progress.get("eta_s") is not None else ""
         st.progress(progress["done"] / max(progress["total"], 1),
                     text=f"{STAGES.get(progress['stage'], progress['stage'])}: {progress['done']:,} of "
@@ -89,9 +94,12 @@ with form:
     data = left.text_input("Data", uploaded or "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub "
                            "dataset id; an upload above fills it in")
     guide = left.text_input("Guide", shared.guide or loaders.default_guide(), help=GUIDE_SPECS)
-    limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 2000, step=500,
-                                help="A seeded sample: 2,000 bundled rows take well under a minute on 2 cores "
-                                     "once the guide has cached them; all 24,000 several minutes.")
+    whole = audited_whole(data, guide)  # an earlier audit covered every row: the guide cache holds them all
+    limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 0 if whole else 2000, step=500,
+                                help="0 audits the whole set (the default once an audit of this data and guide "
+                                     "covered it, so the guide cache holds it); a seeded sample is the quick "
+                                     "option: 2,000 bundled rows take well under a minute on 2 cores once the "
+                                     "guide has cached them.")
     seed = middle.number_input("Sample seed", 0, 2**31 - 1, 0)
     margin = middle.number_input("Margin", -0.2, 0.5, shared.margin, 0.01, help="as in training: t = g - margin")
     duplicate = right.slider("Near-duplicate cosine", 0.80, 1.0, 0.95, 0.01,
@@ -141,18 +149,26 @@ def decision_widget(kind: str, finding: str, decisions: dict, path: Path) -> Non
                          on_change=save, label_visibility="collapsed")
 
 
-def show_findings(kind: str, table, decisions: dict, path: Path) -> None:
-    """One page of findings of ``kind``: texts side by side, scores, relation, decision buttons."""
-    if table.empty:
-        st.info(f"No {KINDS[kind]} at these settings.")
+def show_findings(kind: str, folder: Path, decisions: dict, path: Path) -> None:
+    """One page of findings of ``kind``, filtered and read from the stored report: texts side by
+    side, scores, relation, decision buttons."""
+    find, truth, undecided = st.columns([3, 2, 1], vertical_alignment="bottom")
+    text = find.text_input("Find in the texts", key=f"find_{kind}", placeholder="any case")
+    present = relations(folder, kind)
+    relation = truth.selectbox("Ground truth", ["any", *present], key=f"relation_{kind}") if present else None
+    undecided_only = undecided.toggle("Undecided only", key=f"undecided_{kind}")
+    ids = finding_ids(folder, kind, text.strip() or None, None if relation in (None, "any") else relation,
+                      decisions if undecided_only else ())
+    if not ids:
+        st.info(f"No {KINDS[kind]} at these settings." if not (text or undecided_only or relation not in (None, "any"))
+                else f"No {KINDS[kind]} pass these filters.")
         return
-    ids = list(dict.fromkeys(table["finding"]))
-    undecided_only = st.toggle("Undecided only", key=f"undecided_{kind}")
-    if undecided_only:
-        ids = [f for f in ids if f not in decisions]
     pages = max(1, -(-len(ids) // PAGE_SIZE))
-    page = st.number_input(f"Page (of {pages}, {PAGE_SIZE} a page)", 1, pages, 1, key=f"page_{kind}")
-    for finding in ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
+    page = st.number_input(f"Page (of {pages:,}, {PAGE_SIZE} a page; {len(ids):,} findings)", 1, pages, 1,
+                           key=f"page_{kind}")
+    shown = ids[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    table = finding_rows(folder, kind, shown)
+    for finding in shown:
         rows = table[table["finding"] == finding]
         first = rows.iloc[0]
         relation = (f" · ground truth: **{first['relation']}** ({SHARE_OF.get(first['relation'], 'unknown')})"
@@ -190,7 +206,7 @@ def download_of(path: Path) -> tuple[str, bytes, str]:
     return f"{path.name}.zip", buffer.getvalue(), "application/zip"
 
 
-def export_section(folder: Path, report, decisions: dict) -> None:
+def export_section(folder: Path, decisions: dict) -> None:
     """Apply the decisions and write the cleaned data (and its JSON report) into the audit's folder."""
     st.subheader("Export the cleaned data")
     marked = {action: sum(a == action for a in decisions.values()) for action in ("keep", "drop", "merge")}
@@ -200,6 +216,7 @@ def export_section(folder: Path, report, decisions: dict) -> None:
     if st.button("Export", icon=":material/save:", help="Writes the cleaned data into the audit's folder on the "
                  "server; then download it below"):
         with errors_shown():
+            report = report_of(str(folder), (folder / SUMMARY).stat().st_mtime)  # the whole report, for export only
             summary = report.summary
             ds = loaders.dataset(summary["data"], summary.get("split", "train"))
             written = export(ds, report, decisions, folder / FORMATS[fmt])
@@ -232,17 +249,17 @@ def label(name: str) -> str:
 
 
 folder = finished[st.selectbox("Audit", list(finished), key="audit_folder", format_func=label)]
-report = report_of(str(folder), (folder / SUMMARY).stat().st_mtime)
-summary = report.summary
+summary = json.loads((folder / SUMMARY).read_text())
+counts = summary["counts"]  # duplicate groups, not rows
 decisions_path = folder / DECISIONS
 with errors_shown():
     decisions = read_decisions(decisions_path)
 
 st.caption(f"{summary['audited_rows']:,} of {summary['rows']:,} rows of {summary.get('data')} · guide "
-           f"{summary.get('guide')} · {summary['seconds']:.1f} s")
+           f"{summary.get('guide')} · {summary['seconds']:.1f} s · {search_line(summary.get('search', {}))}")
 precision = summary.get("precision") or {}
 for column, (kind, name) in zip(st.columns(3), KINDS.items()):
-    value = report.counts()[kind]
+    value = counts[kind]
     help_text = (PRECISION_HELP[kind] if summary["ground_truth"] else
                  "no ground truth in this data: precision is not defined")
     shown = f"precision {precision[kind]:.0%}" if precision.get(kind) is not None else "no ground truth"
@@ -252,9 +269,9 @@ for column, (kind, name) in zip(st.columns(3), KINDS.items()):
 if not summary["ground_truth"]:
     st.caption("No ground truth in this data (no WordNet provenance, no `group` column): precision is not defined.")
 
-tabs = st.tabs([f"{name} ({report.counts()[kind]:,})" for kind, name in KINDS.items()])
+tabs = st.tabs([f"{name} ({counts[kind]:,})" for kind, name in KINDS.items()])
 for tab, kind in zip(tabs, KINDS):
     with tab:
-        show_findings(kind, report.table(kind), decisions, decisions_path)
+        show_findings(kind, folder, decisions, decisions_path)
 
-export_section(folder, report, read_decisions(decisions_path))
+export_section(folder, read_decisions(decisions_path))

@@ -21,14 +21,15 @@ in a batch), that question becomes a data-quality report with three kinds of fin
    and drops out of the loss), ranked by g_i, lowest first.
 
 Every text is embedded once with the guide through its cache; the search (core.analysis.audit_search)
-is an exact matrix product in row chunks of at most ``CHUNK_CELLS`` scores. Cost per 100k rows (N)
-with a D-dimensional guide: two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13
-for D = 384: measured 25 CPU-s for the search over 24,000 rows (D = 384, ``python -m benchmarks
-audit``, docs/PERFORMANCE.md), so ~435 CPU-s, ~4 min on 2 cores, per 100k rows (it grows with
-N^2); memory 2 * N * D * 4 bytes for the embeddings (307 MB at D = 384) plus one 64 MB score chunk
-and its 16 MB mask. Beyond ~100k rows switch to an index library: FAISS (``faiss-cpu``:
-``IndexFlatIP`` exact on GPU, ``IndexHNSWFlat`` or ``IndexIVFFlat`` approximate), asking each
-anchor for its top ``max_above + 1`` positives and counting the rest from a sample.
+is exact below ``NeighbourSettings.exact_below`` rows: a matrix product in row chunks of at most
+``CHUNK_CELLS`` scores, two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 per
+100k rows at D = 384 (measured 25 CPU-s over 24,000 rows, so ~435 CPU-s per 100k, growing with
+N^2). From there on it goes through a FAISS index on the positives (``faiss-cpu``, HNSW by
+default), which grows near-linearly: each anchor asks for its top ``max_above + 2`` positives,
+each positive for its nearest positives, and the share above a threshold is counted on a sample;
+the summary's ``search`` says how, with the index's recall@k against exact search on a seeded
+sample of queries (docs/PERFORMANCE.md, ``python -m benchmarks audit_scale``). Memory: 2 * N * D * 4
+bytes for the embeddings (307 MB per 100k rows at D = 384), plus the index's copy of the positives.
 
 With ground truth (:mod:`core.method.groundtruth`) every finding carries its relation (false-negative:
 a right answer by the row's task's relation; same-word, same-category: related hard negatives;
@@ -48,6 +49,7 @@ import pandas as pd
 import torch
 
 from core.analysis.audit_search import Embed, Progress, search
+from core.analysis.neighbours import NeighbourSettings
 from core.errors import GistlabError
 from core.fsio import write_json_atomic
 from core.method.masking import MarginSettings
@@ -64,7 +66,7 @@ Relations = Callable[[np.ndarray, np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class AuditSettings:
     """What counts as a finding; ``limit``: audit a seeded sample of that many rows (None: all),
-    ``task``: only that task's rows."""
+    ``task``: only that task's rows; ``neighbours``: exact search or an index (core.analysis.neighbours)."""
 
     margin: MarginSettings = field(default_factory=MarginSettings)
     duplicate_threshold: float = 0.95
@@ -73,6 +75,7 @@ class AuditSettings:
     limit: int | None = None
     seed: int = 0
     task: str | None = None
+    neighbours: NeighbourSettings = field(default_factory=NeighbourSettings)
 
     def __post_init__(self) -> None:
         from core.corpus.data import check_seed
@@ -163,7 +166,7 @@ def audit(
         **(about or {}), "rows": int(len(ds)), "audited_rows": int(len(rows)), "settings": settings.to_dict(),
         "counts": {"fn": len(fn), "dup": int(dup["finding"].nunique()), "dup_rows": len(dup), "pos": len(pos)},
         "ground_truth": relations is not None, "precision": precision,
-        "positive_score": {"median": float(g.median()), "min": float(g.min())},
+        "positive_score": {"median": float(g.median()), "min": float(g.min())}, "search": found.search,
         "seconds": round(time.perf_counter() - started, 2),
     }
     return AuditReport(fn, dup, pos, summary)
@@ -253,13 +256,28 @@ def list_audits() -> list[Path]:
     return sorted((p for p in audits_root().iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
 
 
+def audited_whole(data: str, guide: str) -> bool:
+    """Whether a finished audit in the workspace covered every row of ``data`` with ``guide``: its
+    texts are then all in the guide cache, and a whole-set audit costs only the search."""
+    for folder in list_audits():
+        try:
+            summary = json.loads((folder / SUMMARY).read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("data") == data and summary.get("guide") == guide and summary["audited_rows"] == summary["rows"] \
+                and not (summary.get("settings") or {}).get("task"):
+            return True
+    return False
+
+
 def audit_command(data: str, guide: str, settings: AuditSettings, out: Path) -> list[str]:
     """The ``gistlab audit`` argv that runs ``settings`` on ``data`` into ``out`` (the settings in its
     config file, by option name)."""
     from core.training.jobs import config_command
 
     options = {"data": data, "guide": guide, "out": str(out), "show": 0, **settings.margin.to_dict(),
-               **{k: v for k, v in asdict(settings).items() if k != "margin"}}
+               **{k: v for k, v in asdict(settings).items() if k not in ("margin", "neighbours")},
+               "search": settings.neighbours.method}
     return config_command("audit", options, "audit")
 
 

@@ -1,11 +1,19 @@
-"""The audit's search: every row against every other row with the guide, exactly, into finding tables.
+"""The audit's search: every row against every other row with the guide, into finding tables.
 
-Every text is embedded once with the guide (through its cache, in chunks that report progress);
-then two exact matrix products in row chunks of at most ``CHUNK_CELLS`` scores: anchors against all
-positives (which rows' positives beat a row's threshold: false negatives, suspect positives) and
-positives against positives (near-duplicates, joined with exact copies by union-find). What each
-finding means, and the cost per 100k rows, is in core.analysis.audit's docstring; that module turns
-the tables into a report with ground truth, a summary and files.
+Every text is embedded once with the guide (through its cache, in chunks that report progress).
+Small sets (below ``settings.neighbours.exact_below`` rows) are searched exactly: two matrix
+products in row chunks of at most ``CHUNK_CELLS`` scores, anchors against all positives (which rows'
+positives beat a row's threshold: false negatives, suspect positives) and positives against
+positives (near-duplicates, joined with exact copies by union-find).
+
+Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours), in
+near-linear time: each anchor asks for its ``max_above + 2`` best positives (enough to tell
+whether at most ``max_above`` others beat its own), each positive for its ``DUPLICATE_K`` nearest
+(near-duplicates), and the share of positives above a row's threshold (suspect positives) is
+counted on a seeded sample of ``COUNT_SAMPLE`` positives. The index's recall@k against exact
+search on a seeded sample of queries goes into ``Findings.search`` every time. What each finding
+means is in core.analysis.audit's docstring; that module turns the tables into a report with
+ground truth, a summary and files.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from core.analysis.neighbours import Neighbours, measure_recall
 from core.errors import GistlabError
 from core.method.masking import thresholds
 
@@ -28,6 +37,8 @@ if TYPE_CHECKING:
 
 CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
 EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
+DUPLICATE_K = 16  # nearest positives per positive asked of the index for near-duplicates
+COUNT_SAMPLE = 4096  # positives on which the index path counts the share above a row's threshold
 
 Embed = Callable[[list[str]], torch.Tensor]
 Progress = Callable[[str, int, int], None]
@@ -42,6 +53,7 @@ class Findings:
     false_negatives: pd.DataFrame
     duplicates: pd.DataFrame
     suspects: pd.DataFrame
+    search: dict  # how: {"method": "exact"} or the index, its recall@k and the counting sample
 
 
 def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None = None) -> Findings:
@@ -57,12 +69,16 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
     g = (a * p).sum(dim=1)
     t = thresholds(g, settings.margin)
 
-    above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
+    if settings.neighbours.approximate(len(rows)):
+        above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
+    else:
+        above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
+        groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
+        how = {"method": "exact"}
     weak = above >= settings.weak_share * (len(rows) - 1)
-    groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
     return Findings(rows, g, _false_negatives(hits, groups, g, rows, anchors, positives),
                     _duplicates(groups, g, rows, anchors, positives, p),
-                    _suspects(weak, above, g, rows, anchors, positives))
+                    _suspects(weak, above, g, rows, anchors, positives), how)
 
 
 def audit_rows(ds, settings: AuditSettings) -> np.ndarray:
@@ -88,13 +104,16 @@ def _check(ds, rows: np.ndarray) -> None:
 
 
 def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress):
-    """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress."""
+    """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress,
+    written into one array (the embeddings are held once, never concatenated from parts)."""
     texts = [*anchors, *positives]
-    parts = []
+    vectors = None
     for start in range(0, len(texts), EMBED_CHUNK):
-        parts.append(embed(texts[start:start + EMBED_CHUNK]).float())
+        part = F.normalize(embed(texts[start:start + EMBED_CHUNK]).float(), dim=-1)
+        if vectors is None:
+            vectors = torch.empty(len(texts), part.shape[1])
+        vectors[start:start + len(part)] = part
         progress("embedding", min(start + EMBED_CHUNK, len(texts)), len(texts))
-    vectors = F.normalize(torch.cat(parts), dim=-1)
     return vectors[:len(anchors)], vectors[len(anchors):]
 
 
@@ -121,6 +140,82 @@ def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, keep_belo
         progress("searching", end, 2 * n)
     i, j, s = (torch.cat(x) for x in zip(*found))
     return above.numpy(), (i.numpy(), j.numpy(), s.numpy())
+
+
+def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[str], settings: AuditSettings,
+             progress: Progress):
+    """The index path of :func:`search`: (above per row, false-negative hits, duplicate groups, how).
+
+    A row's false-negative hits come from its ``max_above + 1`` best other positives: if all beat
+    its threshold, at least that many do and the row gives none (as in the exact path); the
+    suspect-positive count is the share above the threshold on a seeded sample of positives,
+    scaled to the other rows."""
+    n, keep_below = len(a), settings.max_above + 1
+    a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
+    index = Neighbours(p_np, settings.neighbours, approximate=True,
+                       progress=lambda done, total: progress("indexing", done, total))
+    _, ids = index.search(a_np, keep_below + 1, lambda done, total: progress("searching", done, 3 * n))
+    scores = _rescored(a, p, ids)
+    own = ids == np.arange(n)[:, None]
+    scores, ids = _first_others(scores, ids, own, keep_below)
+    hit = (scores > t_np[:, None]) & (ids >= 0)
+    count = hit.sum(axis=1)
+    hit &= (count < keep_below)[:, None]
+    i, k = hit.nonzero()
+    hits = (i, ids[i, k], scores[i, k])
+
+    near_scores, near = index.search(p_np, DUPLICATE_K + 1, lambda done, total: progress("searching", n + done, 3 * n))
+    pairs = (near_scores >= settings.duplicate_threshold) & (near >= 0) & (near != np.arange(n)[:, None])
+    x, y = pairs.nonzero()
+    groups = _groups(positives, ((min(u, v), max(u, v)) for u, v in zip(x.tolist(), near[x, y].tolist())))
+
+    above = _sampled_above(a_np, p_np, t_np, settings.neighbours.seed,
+                           lambda done, total: progress("searching", 2 * n + done * n // total, 3 * n))
+    how = {"method": "index", "index": index.describe(),
+           "recall_at_k": {"a-p": measure_recall(index, a_np, keep_below + 1),
+                           "p-p": measure_recall(index, p_np, DUPLICATE_K + 1)},
+           "above_counted_on": int(min(COUNT_SAMPLE, n))}
+    return above, hits, groups, how
+
+
+def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 16384) -> np.ndarray:
+    """The scores of the found (row, id) pairs computed as g is, element by element (FAISS rounds
+    its own differently): a copy of a row's positive then scores exactly g, never above its
+    threshold, as in the exact path. Missing ids (-1) score -inf."""
+    out = np.full(ids.shape, -np.inf, dtype=np.float32)
+    for start in range(0, len(ids), rows):
+        block = torch.from_numpy(ids[start:start + rows])
+        found = block >= 0
+        scores = (a[start:start + rows, None, :] * p[block.clamp(min=0)]).sum(dim=-1)
+        out[start:start + rows] = torch.where(found, scores, torch.tensor(float("-inf"))).numpy()
+    return out
+
+
+def _first_others(scores: np.ndarray, ids: np.ndarray, own: np.ndarray, k: int):
+    """Per row, the first ``k`` results that are not the row's own positive (best first)."""
+    order = np.argsort(own, axis=1, kind="stable")[:, :k]  # own moves to the end, the rest keep their order
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
+def _sampled_above(a: np.ndarray, p: np.ndarray, t: np.ndarray, seed: int, progress) -> np.ndarray:
+    """Per row, how many other positives beat its threshold, estimated from a seeded sample of
+    ``COUNT_SAMPLE`` positives (exact when the sample is all of them)."""
+    n = len(p)
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, COUNT_SAMPLE), replace=False))
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[sample] = True
+    base = p[sample].T
+    above = np.zeros(n, dtype=np.int64)
+    size = max(1, CHUNK_CELLS // len(sample))
+    for start in range(0, n, size):
+        end = min(start + size, n)
+        hit = (a[start:end] @ base) > t[start:end, None]
+        own = np.flatnonzero(in_sample[start:end])  # a row's own positive is not "another" one
+        hit[own, np.searchsorted(sample, own + start)] = False
+        others = len(sample) - in_sample[start:end]
+        above[start:end] = np.rint(hit.sum(axis=1) / np.maximum(others, 1) * (n - 1))
+        progress(end, n)
+    return above
 
 
 class UnionFind:
@@ -158,18 +253,28 @@ def duplicate_groups(positives: list[str], p: torch.Tensor, threshold: float,
     """Group label per row (-1: none): rows whose positives are equal once normalised or score at
     least ``threshold`` alike with the guide, joined transitively (union-find)."""
     n = len(positives)
+
+    def pairs():
+        for start, end in _chunks(n):
+            scores = p[start:end] @ p.T
+            i, j = (scores >= threshold).nonzero(as_tuple=True)
+            yield from zip((i + start).tolist(), j.tolist())
+            if progress is not None:
+                progress("searching", n + end, 2 * n)
+
+    return _groups(positives, pairs())
+
+
+def _groups(positives: list[str], pairs) -> np.ndarray:
+    """Group label per row (-1: none) from equal normalised positives and the row ``pairs`` (x, y) given."""
+    n = len(positives)
     union = UnionFind(n)
     first: dict[str, int] = {}
     for k, text in enumerate(positives):
         union.join([first.setdefault(normalise(text), k), k])
-    for start, end in _chunks(n):
-        scores = p[start:end] @ p.T
-        i, j = (scores >= threshold).nonzero(as_tuple=True)
-        for x, y in zip((i + start).tolist(), j.tolist()):
-            if x < y:
-                union.join([x, y])
-        if progress is not None:
-            progress("searching", n + end, 2 * n)
+    for x, y in pairs:
+        if x < y:  # each pair once (both orders come)
+            union.join([x, y])
     roots = union.roots()
     sizes = np.bincount(roots, minlength=n)
     return np.where(sizes[roots] > 1, roots, -1)

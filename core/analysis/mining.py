@@ -5,10 +5,11 @@ if its score is below a share (95%) of the positive's score, so that likely fals
 that mean what the positive means) are not pushed away. sentence-transformers'
 ``util.mine_hard_negatives`` does that with the retriever's own scores (``relative_margin=0.05``).
 What it lacks is a *separate* judge: here the retriever (the student, or any SentenceTransformer)
-proposes its top ``candidates`` per anchor through ``mine_hard_negatives`` itself (its dedup,
-positive exclusion, chunked search), and the GIST guide, through its cache, removes every candidate
-with ``cos_guide(a, c) >= g - |g| * (1 - guide_share)`` where g = cos_guide(a, p) (for g > 0: at
-least ``guide_share`` of the positive's score). The first ``num_negatives`` survivors, in the
+proposes its top ``candidates`` distinct positives per anchor (never the anchor's own positives),
+searched exactly for small sets and through a FAISS index for large ones (core.analysis.neighbours;
+the summary then carries the index's recall@k against exact search), and the GIST guide, through
+its cache, removes every candidate with ``cos_guide(a, c) >= g - |g| * (1 - guide_share)`` where
+g = cos_guide(a, p) (for g > 0: at least ``guide_share`` of the positive's score). The first ``num_negatives`` survivors, in the
 retriever's order, become ``negative_1 .. negative_k``. Rows left with fewer are dropped (a
 negative column cannot have holes) and counted.
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.analysis.neighbours import NeighbourSettings, Neighbours, measure_recall
 from core.errors import GistlabError
 
 Embed = Callable[[list[str]], torch.Tensor]
@@ -33,11 +35,13 @@ Embed = Callable[[list[str]], torch.Tensor]
 
 @dataclass(frozen=True)
 class MiningSettings:
-    """How many negatives, from how many retrieved candidates, and the guide's share of the positive."""
+    """How many negatives, from how many retrieved candidates, the guide's share of the positive,
+    and how candidates are searched (exact or an index)."""
 
     num_negatives: int = 3
     candidates: int = 30
     guide_share: float = 0.95
+    neighbours: NeighbourSettings = NeighbourSettings()
 
     def __post_init__(self) -> None:
         if self.num_negatives < 1:
@@ -66,23 +70,33 @@ class MiningResult:
     summary: dict
 
 
-def retrieve(ds, retriever, settings: MiningSettings) -> list[list[str]]:
-    """Per row, the retriever's top ``settings.candidates`` other positives for its anchor, best first,
-    through ``sentence_transformers.util.mine_hard_negatives`` (no margin: every candidate is kept)."""
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
-    pairs = Dataset.from_dict({"anchor": list(ds["anchor"]), "positive": list(ds["positive"])})
-    distinct = len(set(pairs["positive"]))
-    if distinct <= settings.candidates:
-        raise GistlabError(f"The data has {distinct} distinct positives, too few to retrieve {settings.candidates} "
+def retrieve(ds, retriever, settings: MiningSettings, how: dict | None = None) -> list[list[str]]:
+    """Per row, the retriever's top ``settings.candidates`` distinct positives for its anchor, best
+    first, none of them a positive of that anchor; ``how`` (a dict) receives the search used and,
+    for an index, its recall@k against exact search."""
+    anchors, positives = list(ds["anchor"]), list(ds["positive"])
+    corpus = list(dict.fromkeys(positives))
+    if len(corpus) <= settings.candidates:
+        raise GistlabError(f"The data has {len(corpus)} distinct positives, too few to retrieve {settings.candidates} "
                            "candidates per row: lower --candidates or use more data.")
-    mined = mine_hard_negatives(pairs, retriever, num_negatives=settings.candidates, range_max=settings.candidates,
-                                output_format="n-tuple", sampling_strategy="top", batch_size=64,
-                                faiss_batch_size=2048, verbose=False)
-    columns = [f"negative_{k}" for k in range(1, settings.candidates + 1)]
-    found = {(a, p): list(negs) for a, p, *negs in zip(mined["anchor"], mined["positive"], *(mined[c] for c in columns))}
-    return [found.get((a, p), []) for a, p in zip(pairs["anchor"], pairs["positive"])]
+    position = {text: k for k, text in enumerate(corpus)}
+    own: dict[str, set[int]] = {}
+    for a, p in zip(anchors, positives):
+        own.setdefault(a, set()).add(position[p])
+    encode = lambda texts: retriever.encode(texts, batch_size=64, normalize_embeddings=True,  # noqa: E731
+                                            convert_to_numpy=True, show_progress_bar=False)
+    queries = list(own)
+    index = Neighbours(encode(corpus), settings.neighbours)
+    query_vectors = encode(queries)
+    reach = settings.candidates + max(len(o) for o in own.values())
+    _, ids = index.search(query_vectors, reach)
+    found = {q: [corpus[j] for j in row if j >= 0 and j not in own[q]][:settings.candidates]
+             for q, row in zip(queries, ids.tolist())}
+    if how is not None:
+        how["method"] = index.describe()
+        if index.approximate:
+            how["recall_at_k"] = measure_recall(index, query_vectors, reach)
+    return [found[a] for a in anchors]
 
 
 def guide_filter(anchors: list[str], positives: list[str], candidates: list[list[str]], embed: Embed,
@@ -110,7 +124,8 @@ def mine(ds, retriever, guide_embed: Embed, settings: MiningSettings = MiningSet
     if len(ds) < 2:
         raise GistlabError("Mining needs at least two rows: the negatives come from the other rows' positives.")
     anchors, positives = list(ds["anchor"]), list(ds["positive"])
-    candidates = retrieve(ds, retriever, settings)
+    how: dict = {}
+    candidates = retrieve(ds, retriever, settings, how)
     kept = guide_filter(anchors, positives, candidates, guide_embed, settings.guide_share)
     negatives = [[c for c, keep in zip(row, mask) if keep][:settings.num_negatives]
                  for row, mask in zip(candidates, kept)]
@@ -125,7 +140,7 @@ def mine(ds, retriever, guide_embed: Embed, settings: MiningSettings = MiningSet
         **(about or {}), "settings": asdict(settings), "rows_in": len(ds), "rows_out": int(full.sum()),
         "rows_without_enough_negatives": int((~full).sum()), "candidates_considered": considered,
         "removed_by_guide": removed, "removed_share": round(removed / max(considered, 1), 4),
-        "seconds": round(time.perf_counter() - started, 1),
+        "search": how, "seconds": round(time.perf_counter() - started, 1),
     }
     relations = dataset_relations(ds)
     if relations is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli.options import CONFIG_HELP, FALSE_NEGATIVES_HELP, batch_options, data_options, guide_options, settings_from_args
+from core.cli.options import CONFIG_HELP, FALSE_NEGATIVES_HELP, add_search_option, batch_options, data_options, guide_options, settings_from_args
 from core.errors import GistlabError
 from core.paths import check_output_dir, check_output_file
 
@@ -143,6 +143,7 @@ def add_audit(sub: argparse._SubParsersAction) -> None:
                    "positives beat is a suspect positive (default 0.5)")
     p.add_argument("--show", type=int, default=5, help="findings of each kind printed (default 5)")
     p.add_argument("--apply", default=None, help="a decisions JSON (the Audit page's, or hand-written) to apply")
+    add_search_option(p)
     p.add_argument("--export", default=None, help="with --apply: write the cleaned data here (.parquet, .csv, "
                    ".jsonl, or a folder for datasets' save_to_disk) and a .report.json beside it")
     p.add_argument("--config", help=CONFIG_HELP)
@@ -154,6 +155,7 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     from core.analysis.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
     from core.analysis.cleaning import check_output, decisions_to_apply, export
+    from core.analysis.neighbours import NeighbourSettings, search_line
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
     from core.guides.models import DEFAULT_GUIDE, load_guide
@@ -170,7 +172,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     guide = args.guide or DEFAULT_GUIDE
     margin = settings_from_args(args)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
-                             args.seed, args.task)
+                             args.seed, args.task, NeighbourSettings(args.search, seed=args.seed))
     report = audit(ds, GuideCache(load_guide(guide, args.student), guide, batch_size=args.batch_size).embed, settings,
                    dataset_relations(ds), progress_writer(out),
                    about={"data": args.data, "guide": guide, "split": args.data_split})
@@ -178,6 +180,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     summary, precision = report.summary, report.summary["precision"]
     print(f"audited {summary['audited_rows']} of {summary['rows']} rows with guide {guide} "
           f"({margin.margin_strategy} margin {margin.margin:g}) in {summary['seconds']:.1f} s")
+    print(search_line(summary["search"]))
     if not summary["ground_truth"]:
         print("no ground truth in this data: precision is not defined")
     for kind, name in KINDS.items():
@@ -217,6 +220,7 @@ def add_mine(sub: argparse._SubParsersAction) -> None:
                    help="keep a candidate only if the guide scores it below this share of the positive (default 0.95)")
     p.add_argument("--out", required=True, help="the mined data: .parquet, .csv, .jsonl or a folder; a "
                                                 ".summary.json lands beside it")
+    add_search_option(p)
     p.set_defaults(run=_run_mine)
 
 
@@ -228,11 +232,12 @@ def _run_mine(args: argparse.Namespace) -> int:
     from core.corpus.data import load_pairs
     from core.guides.guide_cache import GuideCache
     from core.analysis.mining import MiningSettings, mine, select_rows
+    from core.analysis.neighbours import NeighbourSettings, search_line
     from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT, load_guide, load_model
 
     out = Path(args.out)
     check_output(out, args.data)
-    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share)
+    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share, NeighbourSettings(args.search))
     ds = select_rows(load_pairs(args.data, split=args.data_split, columns=args.data_columns), args.task, args.limit)
     retriever, guide = args.retriever or DEFAULT_STUDENT, args.guide or DEFAULT_GUIDE
     result = mine(ds, load_model(retriever), GuideCache(load_guide(guide, retriever), guide).embed, settings,
@@ -244,6 +249,7 @@ def _run_mine(args: argparse.Namespace) -> int:
           f"{out}; the guide removed {summary['removed_by_guide']} of {summary['candidates_considered']} retrieved "
           f"candidates ({summary['removed_share']:.1%}); {summary['rows_without_enough_negatives']} rows left "
           "without enough negatives (dropped)")
+    print(search_line(summary["search"]))
     shares = summary.get("false_negative_share")
     if shares:
         removed = "n/a" if shares["removed"] is None else f"{shares['removed']:.1%}"

@@ -91,6 +91,13 @@ def margin_options(defaults: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def add_search_option(p: argparse.ArgumentParser) -> None:
+    """``--search``: how ``audit`` and ``mine`` find neighbours (core/analysis/neighbours.py)."""
+    p.add_argument("--search", choices=["auto", "exact", "index"], default="auto",
+                   help="neighbour search: exact, a FAISS index (approximate, its recall reported), or auto: "
+                        "exact below 50,000 rows (default auto; core/analysis/neighbours.py)")
+
+
 def batch_options(batch_help: str = "rows in the batch (default 32)", batch_default: int = 32) -> argparse.ArgumentParser:
     """The data, models, batch and margin settings that ``inspect`` and ``audit`` share."""
     p = argparse.ArgumentParser(add_help=False, parents=[data_options(), guide_options(), margin_options()])

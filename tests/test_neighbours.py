@@ -1,0 +1,73 @@
+"""Top-k neighbours: the exact reference against brute force, the FAISS index against it, recall, bad settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import core.analysis.neighbours as neighbours
+from core.analysis.neighbours import (NeighbourSettings, Neighbours, exact_top_k, measure_recall, recall_at_k,
+                                      recall_sample)
+from core.errors import GistlabError
+
+
+def unit(rows: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(rows, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_top_k_is_brute_force_best_first_in_chunks(monkeypatch):
+    monkeypatch.setattr(neighbours, "CHUNK_CELLS", 7 * 300)  # 7 queries per chunk
+    base, queries = unit(300, 16, 0), unit(40, 16, 1)
+    scores, ids = exact_top_k(queries, base, 5)
+    full = queries @ base.T
+    assert (ids == np.argsort(-full, axis=1, kind="stable")[:, :5]).all()
+    assert np.allclose(scores, np.take_along_axis(full, ids, axis=1), atol=1e-6)
+    assert exact_top_k(queries, base[:3], 5)[1].shape == (40, 3)  # k above the base: all of it
+
+
+def test_exact_top_k_reads_a_memory_map(tmp_path):
+    base = unit(200, 8, 2)
+    mapped = np.lib.format.open_memmap(tmp_path / "base.npy", mode="w+", dtype=np.float32, shape=base.shape)
+    mapped[:] = base
+    mapped.flush()
+    readonly = np.load(tmp_path / "base.npy", mmap_mode="r")
+    assert np.shares_memory(Neighbours(readonly, approximate=False).base, readonly)  # no copy
+    assert (exact_top_k(base[:10], readonly, 3)[1] == exact_top_k(base[:10], base, 3)[1]).all()
+
+
+def test_the_index_finds_the_exact_neighbours_and_says_how_often():
+    base = unit(4000, 32, 3)
+    index = Neighbours(base, NeighbourSettings(method="index", recall_queries=500, seed=4))
+    assert index.approximate and index.describe().startswith("FAISS HNSW64")
+    scores, ids = index.search(base[:100], 10)
+    assert (ids[:, 0] == np.arange(100)).all()  # every row is its own nearest
+    assert np.allclose(scores, np.einsum("qd,qkd->qk", base[:100], base[ids]), atol=1e-5)  # exact scores of what it found
+    measured = measure_recall(index, base, 10)
+    sample = recall_sample(len(base), index.settings)
+    found_scores, found = index.search(base[sample], 10)
+    recomputed = recall_at_k(found, found_scores, exact_top_k(base[sample], base, 10)[0])
+    assert measured == {"k": 10, "queries": 500, "recall": round(recomputed, 4)} and measured["recall"] >= 0.95
+
+
+def test_an_ivf_index_trains_on_a_sample():
+    base = unit(3000, 16, 5)
+    index = Neighbours(base, NeighbourSettings(method="index", index="IVF16,Flat", params="nprobe=16"))
+    assert measure_recall(index, base, 5)["recall"] == 1.0  # every list probed: exhaustive
+
+
+def test_auto_is_exact_below_the_threshold_and_settings_are_checked():
+    assert not NeighbourSettings().approximate(49_999) and NeighbourSettings().approximate(50_000)
+    assert NeighbourSettings(method="index").approximate(10) and not NeighbourSettings(method="exact").approximate(10**7)
+    with pytest.raises(GistlabError):
+        NeighbourSettings(method="fast")
+    with pytest.raises(GistlabError, match="cannot be built"):
+        Neighbours(unit(10, 4, 0), NeighbourSettings(index="NoSuchIndex"), approximate=True)
+
+
+def test_recall_at_k_counts_what_reaches_the_exact_kth_score_ties_included():
+    exact = np.array([[0.9, 0.8, 0.7], [0.9, 0.5, 0.5]])
+    found = np.array([[1, 2, -1], [4, 5, 6]])
+    scores = np.array([[0.9, 0.8, 0.9], [0.9, 0.5, 0.4]])  # row 0: a miss (-1); row 1: 0.4 below the 3rd
+    assert recall_at_k(found, scores, exact) == 4 / 6
+    assert recall_at_k(found[1:], np.array([[0.9, 0.5, 0.5]]), exact[1:]) == 1.0  # another of two equals: found
