@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import GistlabError
+from core.fsio import write_text_atomic
 from core.training.status import STATUS, RunNotFound, RunState, RunStatus, read_json
 from core.workspace import subdir, workspace
 
@@ -163,11 +164,7 @@ def set_name(run: str | Path, name: str) -> None:
     if not name:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(f".{NAME}.tmp")
-    tmp.unlink(missing_ok=True)
-    with open(tmp, "x") as handle:  # exclusive create: never through a link planted there
-        handle.write(name + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, name + "\n")  # a fresh temporary file renamed over name.txt: a link there is replaced
 
 
 def run_bytes(run: str | Path) -> int:
