@@ -152,8 +152,9 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
 
     d = ExperimentConfig()  # one place for the defaults: the config dataclass
     p.add_argument("--guides", default=",".join(d.guides),
-                   help="comma-separated arms: none (= MNRL, no guide) and guide specs such as self, "
-                        "bundled:minilm-l6, bundled:mpnet-base (default %(default)s)")
+                   help="comma-separated arms: none (= MNRL, no guide), guide specs such as self, "
+                        "bundled:minilm-l6, bundled:mpnet-base, and the guide-free recipes self-judge and "
+                        "mnrl-hard (train's defaults for their options) (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="training steps per run (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
