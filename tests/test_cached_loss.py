@@ -230,3 +230,18 @@ def test_the_heap_bound_is_set_on_glibc(monkeypatch):
         assert cached_loss.bound_heap_growth() is True
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     assert cached_loss.bound_heap_growth() is False
+
+
+def test_live_judge_and_hardness_equal_the_uncached_loss(student):
+    """The self-judge (no guide cache) and GIST + hardness in mini-batches: same value, mask and gradients."""
+    ds = pairs_dataset(ROWS, negatives=True)
+    feats, labels = features(student, ds), torch.tensor(ds["label"])
+    options = dict(settings=MarginSettings(margin=0.0), hardness_mode="all_negatives", hardness_strength=5.0)
+    plain = GISTLoss(student, None, ds, **options)
+    cached = CachedGISTLoss(student, None, ds, mini_batch_size=MINI, **options)
+    want, want_grads = loss_and_grads(plain, student, feats, labels)
+    got, got_grads = loss_and_grads(cached, student, feats, labels)
+    assert abs(got - want) <= 1e-5 and worst_relative_gap(want_grads, got_grads) <= 1e-4
+    assert 0 < plain.last_mask.masked_fraction() < 1
+    for block in plain.last_mask.blocks:
+        assert torch.equal(cached.last_mask.masked[block], plain.last_mask.masked[block])

@@ -122,3 +122,22 @@ def test_a_shipped_run_config_is_a_train_config_file(arm, tmp_path):
     assert args.loss == [shipped.loss] and args.out == str(tmp_path / "again")
     settings = {k: v for k, v in vars(args).items() if k not in ("command", "run", "overwrite", "log", "loss", "config")}
     assert TrainConfig.from_dict({**settings, "loss": shipped.loss, "out": shipped.out}) == shipped
+
+
+def test_the_later_recipes_train_beside_mnrl_with_their_options(qa_csv, tiny_model_dir, tmp_path, capsys):
+    """--loss takes self-judge and mnrl-hard beside mnrl (no guide given: none is needed); their
+    options reach config.json, and all three train on the same batches."""
+    out = tmp_path / "arm-{loss}"
+    code = main(["train", "--data", str(qa_csv), "--data-columns", "anchor=question,positive=answer",
+                 "--student", str(tiny_model_dir), "--loss", "mnrl,self-judge,mnrl-hard", "--judge-margin", "0.05",
+                 "--hardness-mode", "all_negatives", "--hardness-strength", "3", "--steps", "2", "--batch-size", "4",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    configs = {arm: runs.read_config(tmp_path / f"arm-{arm}") for arm in ("mnrl", "self-judge", "mnrl-hard")}
+    assert configs["self-judge"]["judge_margin"] == 0.05
+    assert (configs["mnrl-hard"]["hardness_mode"], configs["mnrl-hard"]["hardness_strength"]) == ("all_negatives", 3.0)
+    batches = {arm: runs.read_batch(tmp_path / f"arm-{arm}", 2) for arm in configs}
+    assert batches["mnrl"] == batches["self-judge"] == batches["mnrl-hard"]
+    with pytest.raises(SystemExit):
+        main(["train", "--hardness-mode", "hardest"])
+    assert "invalid choice" in capsys.readouterr().err

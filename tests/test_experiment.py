@@ -156,3 +156,27 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     assert set(reported.runs) == set(result.runs)
     assert reported.skipped[Arm(guide, "none", 1)] == "not finished yet (report only: nothing trained)"
     assert not [p for p in (tmp_path / "exp" / "runs").iterdir() if "-s1-" in p.name]
+
+
+def test_guide_free_recipes_are_arms_of_the_same_seeds():
+    """self-judge and mnrl-hard in --guides: trained as their own loss with no guide, on the seed's
+    batches, named by the loss; only self-judge records masks; the report names them in words."""
+    from core.analysis.experiment_report import arms_text, run_settings
+    from core.training.results import arm_label, arm_of
+
+    config = ExperimentConfig(guides=("none", "self-judge", "bundled:minilm-l6", "mnrl-hard"), small_student=None)
+    plan = config.plan()
+    losses = {arm.guide: arm.loss for arm in plan if arm.seed == 0}
+    assert losses == {"none": "mnrl", "self-judge": "self-judge", "bundled:minilm-l6": "gist", "mnrl-hard": "mnrl-hard"}
+    judge = Arm("bundled:minilm-l3", "self-judge", 0)
+    settings = config.train_settings(judge)
+    assert settings["loss"] == "self-judge" and "guide" not in settings
+    assert config.train_settings(Arm("bundled:minilm-l3", "mnrl-hard", 0))["loss"] == "mnrl-hard"
+    assert config.run_name(judge).startswith("exp-minilm-l3-self-judge-s0-")
+    assert judge.masks and not Arm("bundled:minilm-l3", "mnrl-hard", 0).masks
+    assert run_settings(config).guide == "bundled:minilm-l6"  # the stated margin is the guided arm's
+    text = arms_text(config, run_settings(config))
+    assert "`self-judge` = the student masks" in text and "+ 0.1" in text and "strength 9" in text
+    assert arm_of("self-judge", "bundled:minilm-l6") == "self-judge" and arm_of("mnrl-hard", None) == "mnrl-hard"
+    assert arm_of("gist-hard", "self") == "self (hardness)"
+    assert arm_label("self-judge") == "Self-judge (the student masks)"

@@ -334,3 +334,99 @@ def test_two_steps_in_sentence_transformer_trainer(tiny_model_dir, tmp_path):
     assert len(rows) == 4 and all(0 <= r < len(ds) for r in rows)
     assert cache.texts_encoded == 3 * 8  # two batches of 4 rows, three columns: nothing else
     assert all(ds[r]["anchor"] in cache for r in rows)
+
+
+# --- the later recipes as options of the same loss: the live self-judge, hardness weighting ---
+
+
+def test_self_judge_mask_is_the_rule_on_the_students_detached_cosines(student64):
+    """Qwen3-Embedding's rule: the mask is guided_mask over this forward's student embeddings with
+    the absolute margin -0.1 (threshold s_ii + 0.1), plus the identical-text rule."""
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+
+    from core.method.margin import judge_settings
+
+    rows = [*ROWS[:6], (ROWS[6][0], ROWS[0][1], ROWS[6][2])]  # row 6 repeats row 0's positive text
+    ds = pairs_dataset(rows, negatives=True)
+    feats, labels = features(student64, ds), torch.tensor(ds["label"])
+    settings = judge_settings(MarginSettings(), 0.1)
+    assert (settings.margin_strategy, settings.margin) == ("absolute", -0.1)
+    loss = GISTLoss(student64, None, ds, temperature=0.05, settings=settings)
+    loss([dict(f) for f in feats], labels)
+    with torch.no_grad():
+        emb = embed_columns(student64, [dict(f) for f in feats])
+    texts = dict(anchor_texts=ds["anchor"], positive_texts=ds["positive"], negative_texts=[ds["negative"]])
+    want = guided_mask(emb[0], emb[1], emb[2:], settings, **texts)
+    got = loss.last_mask
+    for block in want.blocks:
+        assert torch.equal(got.masked[block], want.masked[block]), block
+        torch.testing.assert_close(got.guide_scores[block], want.guide_scores[block])
+        assert not got.guide_scores[block].requires_grad
+    torch.testing.assert_close(got.thresholds, got.positive_scores + 0.1)
+    assert got.masked["a-p"][6, 0] and got.masked["a-p"][0, 6]  # the same positive text is masked
+    assert loss.get_config_dict()["guide"] == "live student (self-judge)"
+
+
+def test_self_judge_sends_no_gradient_through_the_decision(student64):
+    """The gradients equal those of gist_loss with the step's mask held fixed: the decision is a constant."""
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+
+    ds = pairs_dataset(ROWS, negatives=False)
+    feats, labels = features(student64, ds), torch.tensor(ds["label"])
+    loss = GISTLoss(student64, None, ds, temperature=0.05, settings=MarginSettings(margin=0.0))
+    got, got_grads = loss_and_grads(loss, student64, feats, labels)
+    mask = loss.last_mask
+    assert 0 < mask.masked_fraction() < 1  # the judge decided something
+
+    def fixed(features_, _labels):
+        emb = embed_columns(student64, features_)
+        return gist_loss(emb[0], emb[1], emb[2:], mask, 0.05)
+
+    want, want_grads = loss_and_grads(fixed, student64, feats, labels)
+    assert got == pytest.approx(want, abs=1e-9)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-9, rtol=0, msg=name)
+
+
+def test_gist_hardness_at_strength_zero_is_gist(student64, tiny_guide_cache):
+    ds = pairs_dataset(ROWS, negatives=True)
+    feats, labels = features(student64, ds), torch.tensor(ds["label"])
+    settings = MarginSettings(margin=0.05)
+    plain, plain_grads = loss_and_grads(GISTLoss(student64, tiny_guide_cache, ds, settings=settings),
+                                        student64, feats, labels)
+    for mode in ("in_batch_negatives", "hard_negatives", "all_negatives"):
+        hard = GISTLoss(student64, tiny_guide_cache, ds, settings=settings, hardness_mode=mode, hardness_strength=0.0)
+        got, grads = loss_and_grads(hard, student64, feats, labels)
+        assert got == plain
+        for name, grad in plain_grads.items():
+            assert torch.equal(grads[name], grad), name
+    stronger = GISTLoss(student64, tiny_guide_cache, ds, settings=settings, hardness_mode="all_negatives",
+                        hardness_strength=5.0)
+    assert loss_and_grads(stronger, student64, feats, labels)[0] > plain  # the weighting does something
+
+
+@pytest.mark.parametrize("negatives", [True, False], ids=["triplets", "pairs"])
+@pytest.mark.parametrize("mode", ["in_batch_negatives", "hard_negatives", "all_negatives"])
+def test_gist_hardness_with_an_empty_mask_is_the_librarys_mnrl_hardness(student64, mode, negatives):
+    """Nothing masked (margin far below every cosine, distinct texts): GIST + hardness is the library's
+    MultipleNegativesRankingLoss with the same hardness options, value and gradients, on the same
+    blocks (with negatives the library's doc_to_doc also contrasts negatives, so p-p is left out)."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    ds = pairs_dataset(ROWS, negatives)
+    feats, labels = features(student64, ds), torch.tensor(ds["label"])
+    directions = ("query_to_doc", "query_to_query") + (() if negatives else ("doc_to_doc",))
+    library = MultipleNegativesRankingLoss(student64, scale=20.0, directions=directions,
+                                           hardness_mode=mode, hardness_strength=5.0)
+    ours = GISTLoss(student64, None, ds, temperature=0.05,
+                    settings=MarginSettings(margin=-10.0, contrast_positives=not negatives),
+                    hardness_mode=mode, hardness_strength=5.0)
+    want, want_grads = loss_and_grads(library, student64, feats, labels)
+    got, got_grads = loss_and_grads(ours, student64, feats, labels)
+    assert ours.last_mask.masked_fraction() == 0
+    assert got == pytest.approx(want, abs=1e-9)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-9, rtol=0, msg=name)
+    if mode != "hard_negatives" or negatives:  # the mode weights something here: not plain MNRL
+        plain = MultipleNegativesRankingLoss(student64, scale=20.0, directions=directions)
+        assert abs(loss_and_grads(plain, student64, feats, labels)[0] - want) > 1e-6

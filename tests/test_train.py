@@ -55,7 +55,9 @@ def test_config_round_trip_and_bad_settings(tmp_path):
     assert (saved["margin"], saved["contrast_positives"], "masking" in saved) == (0.05, False, False)  # flat keys
     assert TrainConfig().epochs == 1.0 and TrainConfig(steps=5).epochs is None
     for bad in ({"loss": "triplet"}, {"steps": 3, "epochs": 1}, {"batch_size": 1},
-                {"margin_strategy": "sideways"}, {"warmup_ratio": 1.0}, {"temperature": 0}):
+                {"margin_strategy": "sideways"}, {"warmup_ratio": 1.0}, {"temperature": 0},
+                {"hardness_mode": "hardest"}, {"hardness_strength": -1.0}, {"judge_margin": float("nan")},
+                {"loss": "self-judge", "judge_margin": -1.5}):
         with pytest.raises(GistlabError) as err:
             TrainConfig.from_dict(bad)
         assert "\n" not in str(err.value)
@@ -108,7 +110,7 @@ def test_masked_fraction_matches_the_masks_file(arm_runs):
 
 def test_every_arm_sees_the_same_batches_in_the_same_order(arm_runs, pairs_csv):
     batches = {arm: [runs.read_batch(out, s) for s in (1, 2, 3)] for arm, out in arm_runs.items()}
-    assert batches["gist"] == batches["mnrl"] == batches["gist-st"]
+    assert all(batches[arm] == batches["gist"] for arm in LOSSES)
     planned = epoch_batches(load_pairs(str(pairs_csv)), 8, seed=0, epoch=0)[:3]
     assert batches["gist"] == planned
 
@@ -259,10 +261,8 @@ def test_bundled_student_and_guide_smoke(tmp_path):
     assert (out / "model" / "README.md").is_file()
 
 
-def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tmp_path, arm_runs):
-    """With ground truth (WordNet-style provenance columns) every step logs the mask's false negatives,
-    precision, recall and cost shares, and the masks file gives the same figures; the loss honours the
-    positive floor. The tasks here are not bundled ones, so a false negative is a shared synset."""
+def truth_data(pairs_csv, tmp_path) -> tuple[pd.DataFrame, object]:
+    """The pairs with WordNet-style provenance columns (a false negative: a shared synset), and their parquet."""
     data = pd.read_csv(pairs_csv)
     for role, shift in (("anchor", 0), ("positive", 0), ("negative", 1)):  # a negative: the next meaning's word
         data[f"{role}_synset"] = [f"n{i}" if shift else f"s{i % 12}" for i in range(ROWS)]
@@ -270,6 +270,14 @@ def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tm
         data[f"{role}_category"] = [f"c{(i + 2 * shift) % 5}" for i in range(ROWS)]
     path = tmp_path / "truth.parquet"
     data.to_parquet(path)
+    return data, path
+
+
+def test_metrics_record_weak_rows_and_mask_quality(pairs_csv, tiny_model_dir, tmp_path, arm_runs):
+    """With ground truth (WordNet-style provenance columns) every step logs the mask's false negatives,
+    precision, recall and cost shares, and the masks file gives the same figures; the loss honours the
+    positive floor. The tasks here are not bundled ones, so a false negative is a shared synset."""
+    data, path = truth_data(pairs_csv, tmp_path)
     out = run_training(tiny_config(path, tiny_model_dir, tmp_path / "truth", loss="gist",
                                    margin=0.05, positive_floor=0.3))
     metrics = runs.read_metrics(out).set_index("step")
@@ -388,3 +396,63 @@ def test_library_mask_probe_unhooks_when_training_ends(tiny_model_dir):
     probe.on_train_end(None, None, None)
     guide.encode(["another text"])
     assert probe.outputs == [] and probe.take() is None  # a later arm's use of the shared guide feeds nothing
+
+
+def test_self_judge_run_records_what_the_student_masked(arm_runs, pairs_csv):
+    """The self-judge arm writes its masks like GIST: each cell above its row's threshold (the student's
+    own positive cosine + 0.1) or an identical text, the masked fraction matching the file."""
+    out = arm_runs["self-judge"]
+    config = runs.read_config(out)
+    assert (config["loss"], config["judge_margin"]) == ("self-judge", 0.1)
+    masks, metrics = runs.read_masks(out), runs.read_metrics(out).set_index("step")
+    assert not masks.empty and (metrics["masked_fraction"] > 0).any()  # a random student: not every step
+    counted = masks.groupby("step").size() / (8 * 7 * 3 + 8 * 8)
+    assert np.allclose(counted.to_numpy(), metrics.loc[counted.index, "masked_fraction"].to_numpy())
+    ds = load_pairs(str(pairs_csv))
+    for cell in masks.itertuples():
+        own = ds[int(cell.anchor_row)]
+        identical = ds[int(cell.candidate_row)][cell.candidate_column] in (own["anchor"], own["positive"])
+        assert cell.guide_score > cell.threshold - 1e-6 or identical
+
+
+def test_self_judge_loads_no_guide_and_masks_with_the_student(tiny_model_dir, pairs_csv):
+    """No guide is loaded (a guide spec that cannot load is never read); the step's mask is the rule on
+    the student's own cosines with threshold s_ii + judge_margin."""
+    from sentence_transformers import SentenceTransformer
+
+    ds = load_pairs(str(pairs_csv)).select(range(8)).select_columns(["anchor", "positive"])
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu").eval()
+    config = TrainConfig(loss="self-judge", guide="/no/such/guide", judge_margin=0.02, temperature=0.05)
+    loss, step_mask = build_loss(config, student, ds)
+    loss([dict(student.preprocess(ds[c])) for c in ("anchor", "positive")], torch.arange(len(ds)))
+    mask = step_mask()
+    assert torch.allclose(mask.thresholds, mask.positive_scores + 0.02)
+    assert loss.guide_cache is None
+
+
+def test_self_judge_writes_false_negative_metrics(pairs_csv, tiny_model_dir, tmp_path):
+    _, path = truth_data(pairs_csv, tmp_path)
+    out = run_training(tiny_config(path, tiny_model_dir, tmp_path / "judge", loss="self-judge", steps=2))
+    metrics = runs.read_metrics(out)
+    assert metrics["fn_present"].notna().all() and metrics["fn_caught"].notna().all()
+    assert (metrics["fn_present"] >= metrics["fn_caught"]).all() and metrics["fn_caught"].sum() > 0
+    assert metrics["fn_recall"].dropna().between(0, 1).all() and "fn_precision" in metrics
+
+
+def test_mnrl_hard_is_the_librarys_hardness_loss_on_the_same_batches(arm_runs, tiny_model_dir, pairs_csv):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    student = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    ds = load_pairs(str(pairs_csv)).select(range(8))
+    config = TrainConfig(loss="mnrl-hard", hardness_mode="all_negatives", hardness_strength=5.0)
+    loss, step_mask = build_loss(config, student, ds)
+    assert isinstance(loss, MultipleNegativesRankingLoss) and step_mask() is None
+    assert (loss.hardness_mode, loss.hardness_strength) == ("all_negatives", 5.0)
+    saved = runs.read_config(arm_runs["mnrl-hard"])
+    assert (saved["hardness_mode"], saved["hardness_strength"]) == ("in_batch_negatives", 9.0)
+    assert runs.read_masks(arm_runs["mnrl-hard"]).empty
+    first = {arm: runs.read_metrics(arm_runs[arm])["loss"].iloc[0] for arm in ("mnrl", "mnrl-hard", "gist", "gist-hard")}
+    assert first["mnrl-hard"] != first["mnrl"] and first["gist-hard"] != first["gist"]  # same batch, weighted
+    gist, gist_hard = (runs.read_masks(arm_runs[arm]) for arm in ("gist", "gist-hard"))
+    assert gist.equals(gist_hard)  # gist-hard masks with the guide first, exactly as gist

@@ -1,8 +1,9 @@
 """The guide ladder: which guide helps a small student, by how much, how sure, on the same batches.
 
 For each seed the student is fine-tuned once per arm of ``guides`` (``none`` = MNRL, the in-batch
-softmax without a mask; any other entry is a GIST guide spec: ``self``, ``bundled:minilm-l6``,
-``bundled:mpnet-base``...), for the same steps on the same batches (core.training.train draws batches from
+softmax without a mask; ``self-judge`` and ``mnrl-hard``, the guide-free recipes of
+:data:`core.training.results.RECIPES`, train as that loss; any other entry is a GIST guide spec: ``self``,
+``bundled:minilm-l6``, ``bundled:mpnet-base``...), for the same steps on the same batches (core.training.train draws batches from
 the seed alone, so the arms of a seed differ only in the mask). A second case, the paper's "small
 model" one, trains another student (``small_student``, default ``bundled:minilm-l6``) with
 ``small_guides`` (default none and ``bundled:mpnet-base``). Every base student and every run is
@@ -86,7 +87,7 @@ class ExperimentConfig:
 
     def train_settings(self, arm: Arm) -> dict:
         """The core.training.train.TrainConfig fields of an arm's run (all but ``out``)."""
-        guide = {} if arm.guide == MNRL else {"guide": arm.guide}  # MNRL loads no guide
+        guide = {"guide": arm.guide} if arm.loss == "gist" else {}  # MNRL and the recipes load no guide
         return {"data": self.data, "student": arm.student, **guide, "loss": arm.loss,
                 "batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "seed": arm.seed,
                 "homogeneous": self.homogeneous,
@@ -95,7 +96,7 @@ class ExperimentConfig:
     def run_name(self, arm: Arm) -> str:
         """``exp-<student>-<arm>-s<seed>-<steps>x<batch>-<hash of the settings>``: same settings, same folder."""
         digest = hashlib.sha1(json.dumps(self.train_settings(arm), sort_keys=True).encode()).hexdigest()[:6]
-        arm_name = "mnrl" if arm.guide == MNRL else short_name(arm.guide)
+        arm_name = "mnrl" if arm.guide == MNRL else short_name(arm.guide)  # a recipe: its loss
         return f"exp-{short_name(arm.student)}-{arm_name}-s{arm.seed}-{self.steps}x{self.batch_size}-{digest}"
 
     def command(self, report: Path | None, demo_dir: Path | None) -> str:
@@ -195,7 +196,7 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
     scores = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=columns)
     masking = pd.DataFrame([{"student": arm.student, "arm": arm.guide, "seed": arm.seed,
                              **run_masking(read_metrics(run))}
-                            for arm, run in runs.items() if arm.guide != MNRL], columns=MASKING_COLUMNS)
+                            for arm, run in runs.items() if arm.masks], columns=MASKING_COLUMNS)
     return scores, masking
 
 

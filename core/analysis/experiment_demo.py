@@ -40,7 +40,7 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
 
     student, guides = config.cases()[0]
     seed = min((arm.seed for arm in result.runs), default=None)
-    ready = [g for g in reversed(guides) if g != MNRL and Arm(student, g, seed) in result.runs]
+    ready = [g for g in reversed(guides) if Arm(student, g, seed).loss == "gist" and Arm(student, g, seed) in result.runs]
     if seed is None or Arm(student, MNRL, seed) not in result.runs or not ready:
         return
     pair = {"mnrl": result.runs[Arm(student, MNRL, seed)], "gist": result.runs[Arm(student, ready[0], seed)]}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.training.results import MNRL
+from core.training.results import MNRL, RECIPES
 
 LADDER = (MNRL, "self", "bundled:minilm-l6", "bundled:mpnet-base")
 SMALL_STUDENT = "bundled:minilm-l6"
@@ -22,7 +22,8 @@ MASKING_COLUMNS = ["student", "arm", "seed", "steps", "masked", "fn_precision", 
 
 @dataclass(frozen=True)
 class Arm:
-    """One run of the experiment: a student trained with a guide (``none``: MNRL) on a seed's batches."""
+    """One run of the experiment: a student trained with a guide (``none``: MNRL; a guide-free recipe of
+    :data:`core.training.results.RECIPES`: that loss) on a seed's batches."""
 
     student: str
     guide: str
@@ -30,7 +31,15 @@ class Arm:
 
     @property
     def loss(self) -> str:
-        return "mnrl" if self.guide == MNRL else "gist"
+        """mnrl for ``none``, the recipe itself for a guide-free recipe (self-judge, mnrl-hard), else gist."""
+        if self.guide == MNRL:
+            return "mnrl"
+        return self.guide if self.guide in RECIPES else "gist"
+
+    @property
+    def masks(self) -> bool:
+        """Whether the arm's runs record masks (mnrl and mnrl-hard mask nothing)."""
+        return self.loss not in ("mnrl", "mnrl-hard")
 
 
 @dataclass

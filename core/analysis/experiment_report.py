@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.analysis.experiment_plan import Arm, ExperimentResult
 from core.guides.models import L3_LAYERS, MPNET, SELF
-from core.training.results import MEAN_TASK, MNRL, arm_label, arm_summary, paired_deltas
+from core.training.results import MEAN_TASK, MNRL, RECIPES, arm_label, arm_summary, paired_deltas
 
 if TYPE_CHECKING:
     from core.analysis.experiment import ExperimentConfig
@@ -205,9 +205,16 @@ def run_settings(config: ExperimentConfig) -> TrainConfig:
     defaults): where the report reads the margin, its strategy and the temperature it states."""
     from core.training.train import TrainConfig
 
-    guided = [arm for arm in config.plan() if arm.guide != MNRL]
+    guided = [arm for arm in config.plan() if arm.loss == "gist"]
     arm = guided[0] if guided else Arm(config.student, MNRL, config.seeds[0] if config.seeds else 0)
     return TrainConfig(**config.train_settings(arm))
+
+
+RECIPE_NOTES = {
+    "self-judge": "the student masks, with its own detached cosines, candidates scoring above its row's positive "
+                  "+ {s.judge_margin:g} (Qwen3-Embedding's rule; no guide).",
+    "mnrl-hard": "MNRL with the library's hardness weighting ({s.hardness_mode}, strength {s.hardness_strength:g}).",
+}
 
 
 def _guide_note(guide: str, student: str) -> str:
@@ -226,10 +233,12 @@ def arms_text(config: ExperimentConfig, settings: TrainConfig) -> str:
     rule += [] if margin.contrast_anchors else ["no a-a block"]
     rule += [] if margin.contrast_positives else ["no p-p block"]
     rule += [] if margin.positive_floor is None else [f"positive floor {margin.positive_floor:g}"]
-    guides = [g for _, case in config.cases() for g in case if g != MNRL]
+    guides = [g for _, case in config.cases() for g in case if g != MNRL and g not in RECIPES]
     notes = ",\n  ".join(_guide_note(g, config.student) for g in dict.fromkeys(guides))
+    recipes = [g for _, case in config.cases() for g in case if g in RECIPES]
+    extra = "".join(f"\n  `{r}` = {RECIPE_NOTES[r].format(s=settings)}" for r in dict.fromkeys(recipes))
     return (f"- Arms: MNRL (`{MNRL}`: in-batch softmax, same blocks and temperature {settings.temperature:g} "
-            f"as GIST, no mask) and GIST\n  with each guide ({', '.join(rule)}): {notes}.")
+            f"as GIST, no mask) and GIST\n  with each guide ({', '.join(rule)}): {notes}.{extra}")
 
 
 def evaluation_text(config: ExperimentConfig) -> str:

@@ -7,6 +7,7 @@ import sys
 
 from core.cli.options import CONFIG_HELP, FALSE_NEGATIVES_HELP, data_options, guide_options, losses, margin_options
 from core.errors import GistlabError, GistlabWarning
+from core.training.config import GUIDED, HARDNESS_MODES
 from core.paths import check_output_dir, check_output_file
 
 
@@ -58,14 +59,26 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", argument_default=argparse.SUPPRESS, parents=[data_options(False), guide_options(False),
                                                               margin_options(False)],
-        help="fine-tune a student (loss gist, mnrl or gist-st), recording every step in a run directory",
+        help="fine-tune a student (loss gist, mnrl, gist-st, self-judge, mnrl-hard or gist-hard), recording "
+             "every step in a run directory",
         description="Unset options take TrainConfig's defaults (core/training/config.py): student "
                     "bundled:minilm-l3, guide bundled:minilm-l6, loss gist, batch 32, one epoch.",
     )
     p.add_argument("--student", help="student model spec (bundled:minilm-l3, a folder, a Hub id)")
     p.add_argument("--loss", type=losses,
-                   help="loss arm: gist (default), mnrl or gist-st; several, comma-separated (gist,mnrl), train "
-                        "one after another in this process on the same batches, each in its own run directory")
+                   help="loss arm: gist (default), mnrl, gist-st, self-judge (the student masks candidates it "
+                        "scores above the row's positive + --judge-margin), mnrl-hard (the library's MNRL with "
+                        "--hardness-mode/-strength) or gist-hard (gist's mask, then that weighting); several, "
+                        "comma-separated (gist,mnrl), train one after another in this process on the same "
+                        "batches, each in its own run directory")
+    p.add_argument("--judge-margin", type=float,
+                   help="self-judge: mask a candidate the student scores above its row's positive + this "
+                        "(default 0.1, Qwen3-Embedding's; the guide rule with margin -judge-margin)")
+    p.add_argument("--hardness-mode", choices=HARDNESS_MODES,
+                   help="mnrl-hard, gist-hard: which negatives get strength x cos (detached) added to their "
+                        "logit (default in_batch_negatives; sentence-transformers' MNRL option)")
+    p.add_argument("--hardness-strength", type=float,
+                   help="mnrl-hard, gist-hard: that strength, alpha (default 9, Lan et al. 2025)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps", type=int, help="optimizer steps (or give --epochs; neither: one epoch)")
     p.add_argument("--epochs", type=float)
@@ -108,11 +121,11 @@ def _run_train(args: argparse.Namespace) -> int:
     configs = [TrainConfig.from_dict({**settings, "loss": loss}) for loss in getattr(args, "loss", [])] or [
         TrainConfig.from_dict(settings)]  # no --loss: TrainConfig's default arm
     losses = [config.loss for config in configs]
-    if "guide" in vars(args) and set(losses) == {"mnrl"}:
+    if "guide" in vars(args) and not set(losses) & set(GUIDED):
         import warnings
 
-        warnings.warn(f"--guide {args.guide} is not used: mnrl trains without a guide (give --loss gist,mnrl "
-                      "to compare with one).", GistlabWarning, stacklevel=1)
+        warnings.warn(f"--guide {args.guide} is not used: {', '.join(losses)} train{'s' * (len(losses) == 1)} without a guide (give "
+                      "--loss gist,mnrl to compare with one).", GistlabWarning, stacklevel=1)
     status, trained = None, 0
     for out in train_arms(configs, overwrite=args.overwrite, log_name=args.log):
         trained += 1
@@ -139,8 +152,9 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
 
     d = ExperimentConfig()  # one place for the defaults: the config dataclass
     p.add_argument("--guides", default=",".join(d.guides),
-                   help="comma-separated arms: none (= MNRL, no guide) and guide specs such as self, "
-                        "bundled:minilm-l6, bundled:mpnet-base (default %(default)s)")
+                   help="comma-separated arms: none (= MNRL, no guide), guide specs such as self, "
+                        "bundled:minilm-l6, bundled:mpnet-base, and the guide-free recipes self-judge and "
+                        "mnrl-hard (train's defaults for their options) (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="training steps per run (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")

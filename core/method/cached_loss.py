@@ -49,12 +49,14 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
     def __init__(
         self,
         model: SentenceTransformer,
-        guide_cache: GuideCache,
+        guide_cache: GuideCache | None,
         texts: Dataset,
         temperature: float = 0.01,
         settings: MarginSettings = MarginSettings(),
         mini_batch_size: int = 32,
         show_progress_bar: bool = False,
+        hardness_mode: str | None = None,
+        hardness_strength: float = 0.0,
     ) -> None:
         """:class:`~core.method.loss.GISTLoss` with the student's forward and backward done in mini-batches.
 
@@ -68,7 +70,9 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
         :func:`bound_heap_growth` keeps the C heap from growing with the number of mini-batches.
 
         Args:
-            model, guide_cache, texts, temperature, settings: as for :class:`~core.method.loss.GISTLoss`.
+            model, guide_cache, texts, temperature, settings, hardness_mode, hardness_strength: as for
+                :class:`~core.method.loss.GISTLoss` (no guide cache: the live judge, on the
+                embeddings of step 1).
             mini_batch_size: texts embedded per forward, and softmax rows per loss chunk; it
                 changes memory and speed, never the loss or the gradients (up to float rounding).
             show_progress_bar: show a bar over the mini-batches.
@@ -93,7 +97,8 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
                 args = SentenceTransformerTrainingArguments(per_device_train_batch_size=1024, ...)
                 SentenceTransformerTrainer(model=student, args=args, train_dataset=data, loss=loss).train()
         """
-        super().__init__(model, guide_cache, texts, temperature=temperature, settings=settings)
+        super().__init__(model, guide_cache, texts, temperature=temperature, settings=settings,
+                         hardness_mode=hardness_mode, hardness_strength=hardness_strength)
         if mini_batch_size < 1:
             raise GistlabError(f"The mini-batch size must be at least 1, not {mini_batch_size}.")
         if has_static_embedding_input(model):
@@ -119,7 +124,8 @@ class CachedGISTLoss(CachedLossMixin, GISTLoss):
         total = 0.0
         for begin in range(0, batch, self.mini_batch_size):
             rows = slice(begin, min(begin + self.mini_batch_size, batch))
-            chunk = gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=rows)
+            chunk = gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=rows,
+                              hardness_mode=self.hardness_mode, hardness_strength=self.hardness_strength)
             chunk = chunk * (rows.stop - rows.start) / batch
             if with_backward:
                 chunk.backward()

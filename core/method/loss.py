@@ -4,6 +4,12 @@ Per batch: look up the raw texts of the batch's dataset rows, get their guide em
 :class:`~core.guides.guide_cache.GuideCache` (encoding only texts never seen), ask
 :func:`core.method.masking.guided_mask` which in-batch candidates the guide removes, and score the
 student with :func:`gist_loss`. The guide never sees the student's token ids and is never trained.
+
+Two later recipes are options of the same loss, so they share the rule and the recording: a *live
+judge* (no guide cache: the student's own detached embeddings of the same forward decide, which
+with a negative margin is Qwen3-Embedding's self-judge) and *hardness weighting* (the library's
+``MultipleNegativesRankingLoss`` ``hardness_mode`` / ``hardness_strength``, applied to what the
+mask leaves: sentence-transformers issue #3845's GIST + hardness).
 """
 
 from __future__ import annotations
@@ -25,6 +31,27 @@ from core.guides.guide_cache import GuideCache
 from core.method.masking import BLOCKS, BatchMask, MarginSettings, cosine_matrix, guided_mask
 
 
+HARDNESS_CELLS = {  # which a-p / a-n cells of row i each mode weights: (other rows' cells, row i's own negatives)
+    "in_batch_negatives": (True, False),
+    "hard_negatives": (False, True),
+    "all_negatives": (True, True),
+}
+
+
+def hardness_penalty(block: str, cosines: Tensor, own: Tensor, mode: str | None, strength: float) -> Tensor | None:
+    """``strength * stop_grad(cos)`` on the cells of ``block`` that ``mode`` weights, else 0; None when
+    nothing is weighted. As sentence-transformers' MNRL: only the anchor-vs-documents blocks (a-p,
+    a-n), never the target; ``own`` marks row i's own columns (its positive, its hard negatives).
+    Added to the logits after the temperature, like the library (the penalty is not rescaled)."""
+    if mode is None or strength == 0 or block not in ("a-p", "a-n"):
+        return None
+    others, own_negatives = HARDNESS_CELLS[mode]
+    if block == "a-p":
+        own_negatives = False  # the own a-p cell is the target
+    weighted = (~own if others else torch.zeros_like(own)) | (own if own_negatives else torch.zeros_like(own))
+    return strength * cosines.detach() * weighted
+
+
 def gist_loss(
     anchor: Tensor,
     positive: Tensor,
@@ -32,6 +59,8 @@ def gist_loss(
     mask: BatchMask,
     temperature: float,
     rows: slice = slice(None),
+    hardness_mode: str | None = None,
+    hardness_strength: float = 0.0,
 ) -> Tensor:
     """Masked in-batch contrastive loss over the student's embeddings.
 
@@ -48,6 +77,8 @@ def gist_loss(
         rows: the rows whose losses are averaged (default all). Under gathering across processes
             the batch is the global one and ``rows`` this process's own; each row's target stays
             its own column of the a-p block.
+        hardness_mode, hardness_strength: weight the unmasked negatives of the a-p / a-n blocks
+            as sentence-transformers' MNRL does (:func:`hardness_penalty`); None: no weighting.
     """
     negatives = list(negatives)
     if bool(negatives) != ("a-n" in mask.masked):
@@ -56,17 +87,17 @@ def gist_loss(
     columns = {"a-p": positive, "a-a": anchor, "p-p": positive}
     if negatives:
         columns["a-n"] = torch.cat(negatives, dim=0)
-    logits = torch.cat(
-        [
-            cosine_matrix(row_embeddings.get(b, anchor)[rows], columns[b])
-            .masked_fill(mask.masked[b][rows], float("-inf"))
-            for b in BLOCKS
-            if b in mask.masked
-        ],
-        dim=1,
-    ) / temperature
+    own = torch.eye(anchor.shape[0], dtype=torch.bool, device=anchor.device)[rows]
+    blocks = []
+    for b in (b for b in BLOCKS if b in mask.masked):
+        cosines = cosine_matrix(row_embeddings.get(b, anchor)[rows], columns[b])
+        logits = cosines / temperature
+        penalty = hardness_penalty(b, cosines, own.repeat(1, len(negatives) or 1), hardness_mode, hardness_strength)
+        if penalty is not None:
+            logits = logits + penalty
+        blocks.append(logits.masked_fill(mask.masked[b][rows], float("-inf")))
     target = torch.arange(anchor.shape[0], device=anchor.device)[rows]
-    return F.cross_entropy(logits, target)
+    return F.cross_entropy(torch.cat(blocks, dim=1), target)
 
 
 def _labels_are_row_ids(texts: Dataset, probes: int = 64) -> bool:
@@ -81,11 +112,13 @@ class GISTLoss(nn.Module):
     def __init__(
         self,
         model: SentenceTransformer,
-        guide_cache: GuideCache,
+        guide_cache: GuideCache | None,
         texts: Dataset,
         temperature: float = 0.01,
         settings: MarginSettings = MarginSettings(),
         gather_across_devices: bool = False,
+        hardness_mode: str | None = None,
+        hardness_strength: float = 0.0,
     ) -> None:
         """GISTEmbed's guided in-batch contrastive loss, with the guide's embeddings cached.
 
@@ -97,13 +130,20 @@ class GISTLoss(nn.Module):
         Args:
             model: the student SentenceTransformer (trained).
             guide_cache: the guide's embeddings (:class:`~core.guides.guide_cache.GuideCache`); filled
-                lazily with exactly the texts the run uses.
+                lazily with exactly the texts the run uses. None: a *live judge*, the student's own
+                embeddings of this forward, detached, decide (no guide, no extra encode, no
+                gradient through the decision); with ``MarginSettings(margin=-0.1)`` that is
+                Qwen3-Embedding's rule, mask s_ij > s(i, positive_i) + 0.1
+                (:func:`core.method.margin.judge_settings`).
             texts: the training dataset: ``anchor``, ``positive``, 0..k negative columns.
             temperature: softmax temperature; the inverse of MNRL's ``scale``.
             settings: margin strategy, margin, contrast_anchors, contrast_positives.
             gather_across_devices: under several processes (torchrun), mask and contrast each
                 process's rows against the global batch of all processes
                 (:func:`core.method.distributed.gather_batch`); a no-op in one process.
+            hardness_mode, hardness_strength: after the mask, weight the remaining negatives as
+                sentence-transformers' ``MultipleNegativesRankingLoss`` options of those names do
+                (:func:`hardness_penalty`; sentence-transformers issue #3845); None / 0: off.
 
         Requirements:
             1. (anchor, positive) pairs or (anchor, positive, negative_1..k) tuples.
@@ -165,7 +205,7 @@ class GISTLoss(nn.Module):
                 SentenceTransformerTrainer(model=student, train_dataset=data, loss=loss).train()
         """
         super().__init__()
-        if guide_cache.guide is model:
+        if guide_cache is not None and guide_cache.guide is model:
             raise GistlabError(
                 "The guide is the student itself: load the guide as a separate, frozen model."
             )
@@ -174,6 +214,7 @@ class GISTLoss(nn.Module):
         self.temperature = temperature
         self.settings = settings
         self.gather_across_devices = gather_across_devices
+        self.hardness_mode, self.hardness_strength = hardness_mode, hardness_strength
         self.columns = text_columns(texts)
         absent = [c for c in self.columns[:2] if c not in texts.column_names]
         if absent:
@@ -194,7 +235,8 @@ class GISTLoss(nn.Module):
         """Loss of one batch; ``labels`` are the batch rows' indices in ``texts``."""
         embeddings = embed_columns(self.model, self._checked(sentence_features, labels))
         embeddings, mask, own = self.guided_batch(embeddings, labels)
-        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=own)
+        return gist_loss(embeddings[0], embeddings[1], embeddings[2:], mask, self.temperature, rows=own,
+                         hardness_mode=self.hardness_mode, hardness_strength=self.hardness_strength)
 
     def _checked(self, sentence_features, labels: Tensor) -> list[dict[str, Tensor]]:
         """The batch's text columns, after checking they match ``texts`` and labels are given."""
@@ -218,10 +260,13 @@ class GISTLoss(nn.Module):
         must not depend on bf16 rounding). Keeps the verdict in ``last_mask`` / ``last_rows``."""
         rows = labels.detach().cpu().long()
         columns = self._column_texts(rows)
-        guide = self.guide_cache.embed(
-            [t for col in columns for t in col], device=embeddings[0].device,
-            dtype=torch.promote_types(embeddings[0].dtype, torch.float32),
-        ).view(len(columns), len(rows), -1)
+        dtype = torch.promote_types(embeddings[0].dtype, torch.float32)
+        if self.guide_cache is None:  # the live judge: this forward's student embeddings, no gradient
+            guide = torch.stack([e.detach() for e in embeddings]).to(dtype)
+        else:
+            guide = self.guide_cache.embed(
+                [t for col in columns for t in col], device=embeddings[0].device, dtype=dtype,
+            ).view(len(columns), len(rows), -1)
         own = slice(None)
         if self.gather_across_devices:
             embeddings, guide, rows, own = gather_batch(embeddings, guide, rows)
@@ -240,9 +285,11 @@ class GISTLoss(nn.Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {
-            "guide": self.guide_cache.guide_spec,
+            "guide": self.guide_cache.guide_spec if self.guide_cache is not None else "live student (self-judge)",
             "temperature": self.temperature,
             **self.settings.to_dict(),
+            **({"hardness_mode": self.hardness_mode, "hardness_strength": self.hardness_strength}
+               if self.hardness_mode else {}),
         }
 
     @property

@@ -3,14 +3,15 @@ and the pages declare once.
 
 :class:`MarginSettings` says how the guide's positive score g_i becomes a row's threshold (absolute:
 g_i - margin; relative: g_i - |g_i| * margin; optionally raised to a positive floor) and which
-blocks exist; :func:`margin_problem` names a margin at which nothing is learned. The rule itself,
+blocks exist; :func:`margin_problem` names a margin at which nothing is learned; :func:`judge_settings`
+is the self-judge's rule (Qwen3-Embedding) in the same terms. The rule itself,
 over tensors, is :mod:`core.method.masking`, which re-exports these names.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from core.errors import GistlabError
 
@@ -78,3 +79,14 @@ class MarginSettings:
         if self.positive_floor is not None:
             raise ValueError("sentence-transformers' GISTEmbedLoss has no positive floor")
         return {k: v for k, v in self.to_dict().items() if k != "positive_floor"}
+
+
+JUDGE_MARGIN = 0.1  # Qwen3-Embedding's: a candidate scoring 0.1 above the row's positive is masked
+
+
+def judge_settings(masking: MarginSettings, judge_margin: float = JUDGE_MARGIN) -> MarginSettings:
+    """The self-judge's settings: the student, judging with its own detached cosines, masks candidate
+    j of row i when s_ij > s(i, positive_i) + ``judge_margin``. That is the guide rule with the
+    absolute margin ``-judge_margin`` (the opposite sign of GIST's), ``masking``'s blocks, and no
+    positive floor (a frozen guide's setting)."""
+    return replace(masking, margin_strategy="absolute", margin=-judge_margin, positive_floor=None)

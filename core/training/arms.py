@@ -73,37 +73,43 @@ def arm_out(out: str | None, loss: str, seed: int, paired: bool, stamp: str) -> 
 def build_loss(config: TrainConfig, student, ds, shared: Shared | None = None
                ) -> tuple[object, Callable[[], BatchMask | None]]:
     """The loss module of the config's arm (its GradCache form with ``mini_batch_size``) and a
-    function giving the mask of its last step; the guide and its cache come from ``shared``."""
+    function giving the mask of its last step; the guide and its cache come from ``shared``.
+    gist, gist-hard and self-judge are :class:`core.method.loss.GISTLoss` (self-judge with the live
+    judge and :meth:`TrainConfig.arm_masking`'s settings); mnrl and mnrl-hard the library's MNRL."""
     from sentence_transformers.sentence_transformer.losses import (
         CachedGISTEmbedLoss, CachedMultipleNegativesRankingLoss, GISTEmbedLoss, MultipleNegativesRankingLoss,
     )
 
     mini = config.mini_batch_size
 
-    settings = config.masking
-    if config.loss == "mnrl":
+    settings = config.arm_masking() or config.masking
+    if config.loss in ("mnrl", "mnrl-hard"):
         directions = ("query_to_doc",) + ("query_to_query",) * settings.contrast_anchors + (
             ("doc_to_doc",) * settings.contrast_positives)
         options = dict(scale=1.0 / config.temperature, directions=directions,
                        gather_across_devices=config.gather_across_devices)
+        if config.loss == "mnrl-hard":
+            options |= dict(hardness_mode=config.hardness_mode, hardness_strength=config.hardness_strength)
         loss = (CachedMultipleNegativesRankingLoss(student, mini_batch_size=mini, **options) if mini
                 else MultipleNegativesRankingLoss(student, **options))
         return loss, lambda: None
     shared = shared or Shared()
-    guide = shared.guide(config)  # frozen; "self" = the student before training
-    if config.loss == "gist":
+    if config.loss in ("gist", "gist-hard", "self-judge"):
         from core.method.loss import GISTLoss
 
-        cache = shared.guide_cache(config)
+        cache = shared.guide_cache(config) if config.loss != "self-judge" else None  # None: the live judge
+        hardness = (dict(hardness_mode=config.hardness_mode, hardness_strength=config.hardness_strength)
+                    if config.loss == "gist-hard" else {})
         if mini:
             from core.method.cached_loss import CachedGISTLoss
 
             loss = CachedGISTLoss(student, cache, ds, temperature=config.temperature, settings=settings,
-                                  mini_batch_size=mini)
+                                  mini_batch_size=mini, **hardness)
         else:
             loss = GISTLoss(student, cache, ds, temperature=config.temperature, settings=settings,
-                            gather_across_devices=config.gather_across_devices)
+                            gather_across_devices=config.gather_across_devices, **hardness)
         return loss, lambda: loss.last_mask
+    guide = shared.guide(config)  # frozen; "self" = the student before training
     options = dict(temperature=config.temperature, **settings.library_options())  # no floor: refused before
     loss = (CachedGISTEmbedLoss(student, guide, mini_batch_size=mini, **options) if mini
             else GISTEmbedLoss(student, guide, **options))

@@ -16,9 +16,13 @@ from pathlib import Path
 from core.errors import GistlabError
 from core.fsio import write_json_atomic
 from core.guides.models import DEFAULT_GUIDE, DEFAULT_STUDENT
-from core.method.margin import MarginSettings, margin_problem
+from core.method.margin import JUDGE_MARGIN, MarginSettings, judge_settings, margin_problem
 
-LOSSES = ("gist", "mnrl", "gist-st")
+LOSSES = ("gist", "mnrl", "gist-st", "self-judge", "mnrl-hard", "gist-hard")
+GUIDED = ("gist", "gist-st", "gist-hard")
+"""The arms that load a frozen guide (self-judge's judge is the student being trained)."""
+HARDNESS_MODES = ("in_batch_negatives", "hard_negatives", "all_negatives")
+"""sentence-transformers' ``MultipleNegativesRankingLoss(hardness_mode=...)`` values."""
 MARGIN_KEYS = tuple(f.name for f in fields(MarginSettings))
 """config.json's flat keys of :attr:`TrainConfig.masking`."""
 
@@ -38,6 +42,12 @@ class TrainConfig:
     (:class:`core.method.cached_loss.CachedGISTLoss`, the library's ``CachedMultipleNegativesRankingLoss``
     and ``CachedGISTEmbedLoss``): same loss, memory of one mini-batch. ``bf16`` / ``fp16`` go to
     the trainer (:func:`core.training.lifecycle.precision_options`).
+
+    ``judge_margin`` is the self-judge arm's margin: the student masks candidate j of row i when its
+    own detached cosine s_ij > s(i, positive_i) + judge_margin (Qwen3-Embedding's 0.1), i.e. the
+    guide rule with margin ``-judge_margin`` (:meth:`arm_masking`). ``hardness_mode`` /
+    ``hardness_strength`` weight the negatives of mnrl-hard (the library's MNRL options) and
+    gist-hard (GIST's mask first, then the same weighting of what is left).
     """
 
     data: str = "bundled"
@@ -62,6 +72,9 @@ class TrainConfig:
     data_columns: dict[str, str] | None = None
     data_split: str = "train"
     false_negatives: float = 0.0  # core.corpus.false_negatives: ~rate x batch false-negative candidates per row
+    judge_margin: float = JUDGE_MARGIN  # self-judge: mask s_ij > s_ii + judge_margin (student's own cosines)
+    hardness_mode: str = "in_batch_negatives"  # mnrl-hard, gist-hard: which negatives are weighted
+    hardness_strength: float = 9.0  # mnrl-hard, gist-hard: alpha of Lan et al. 2025 (they use 9)
 
     def __post_init__(self) -> None:
         # here, not at the top: importing this module stays light (no datasets), as the CLI and pages need
@@ -83,13 +96,28 @@ class TrainConfig:
             (self.mini_batch_size is not None and self.mini_batch_size < 1, "mini-batch size must be at least 1"),
             (self.bf16 and self.fp16, "choose bf16 or fp16, not both"),
             (not 0 <= self.false_negatives <= MAX_RATE, f"false_negatives must be a rate in [0, {MAX_RATE}]"),
-            (self.loss != "mnrl" and margin_problem(self.masking.margin_strategy, self.masking.margin),
-             margin_problem(self.masking.margin_strategy, self.masking.margin)),
+            (self.hardness_mode not in HARDNESS_MODES,
+             f"hardness_mode must be one of {', '.join(HARDNESS_MODES)}, not {self.hardness_mode!r}"),
+            (not 0 <= self.hardness_strength < float("inf"), "hardness_strength must be a finite number >= 0"),
+            (not abs(self.judge_margin) < float("inf"), "judge_margin must be a finite number"),
         ]
         for bad, message in problems:
             if bad:
                 raise GistlabError(f"Bad training setting: {message}.")
+        masking = self.arm_masking()
+        problem = masking is not None and margin_problem(masking.margin_strategy, masking.margin)
+        if problem:
+            raise GistlabError(f"Bad training setting: {problem}.")
         check_seed(self.seed)
+
+    def arm_masking(self) -> MarginSettings | None:
+        """The settings the arm masks with: none for mnrl and mnrl-hard; for self-judge, ``masking``'s
+        blocks with the absolute margin ``-judge_margin`` and no positive floor (a guide's setting)."""
+        if self.loss in ("mnrl", "mnrl-hard"):
+            return None
+        if self.loss == "self-judge":
+            return judge_settings(self.masking, self.judge_margin)
+        return self.masking
 
     def to_dict(self) -> dict:
         """config.json: every field, the masking settings as flat keys."""

@@ -104,14 +104,14 @@ def check_settings(config: TrainConfig, ds) -> None:
             "--positive-floor changes gistlab's own mask, and gist-st (the library's GISTEmbedLoss) "
             "has no such setting: use --loss gist, or leave the floor out."
         )
-    if config.mini_batch_size and config.gather_across_devices and config.loss == "gist":
+    if config.mini_batch_size and config.gather_across_devices and config.loss not in ("mnrl", "mnrl-hard"):
         raise GistlabError(
-            "--mini-batch-size with --gather-across-devices works for mnrl only: for gist drop one of them."
+            f"--mini-batch-size with --gather-across-devices works for mnrl only: for {config.loss} drop one of them."
         )
     precision_options(config.bf16, config.fp16)  # refuses on a machine that cannot
     if config.gather_across_devices and config.loss == "gist-st":
         raise GistlabError(
-            "--gather-across-devices works with --loss gist or mnrl; gist-st's recorded masks "
+            "--gather-across-devices works with every loss but gist-st: gist-st's recorded masks "
             "would not match the library's own gathering: use --loss gist."
         )
     if config.homogeneous and not epoch_batches(ds, config.batch_size, config.seed, 0, homogeneous=True):

@@ -17,6 +17,7 @@ from core.errors import GistlabError, first_line
 from core.hub import hub_unreachable, looks_like_hub_id
 from core.guides.model_archive import MPNET_BASE, find_parts
 from core.guides.models import BUNDLED, MPNET
+from core.training.config import GUIDED
 
 CHECKS = ("models", "data")  # what check_launch reports progress on, in order
 
@@ -99,7 +100,7 @@ def check_launch(configs: list, report: Callable[[int, str], None] = lambda k, w
     report(1, CHECKS[0])
     for config in configs:
         check_model(config.student, "student")
-    for guide in {c.guide for c in configs if c.loss != "mnrl"}:
+    for guide in {c.guide for c in configs if c.loss in GUIDED}:
         if guide.strip() != "self":  # the student's own pre-training copy: checked as the student
             check_model(guide, "guide")
     report(2, CHECKS[1])

@@ -213,15 +213,24 @@ def mark_overlaps(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(task=table["task"] + overlap.map({True: " *", False: ""}))
 
 
+RECIPES = {"self-judge": "Self-judge (the student masks)", "mnrl-hard": "MNRL · hardness weighting"}
+"""The arms named by their loss, not a guide (they load none), and a person's name for each."""
+
+
 def arm_of(loss: object, guide: object) -> str:
     """The arm a result belongs to, named by its guide: ``base`` (no run), ``none`` (MNRL), else the guide spec.
 
-    The library's loss (``gist-st``) is its own arm, ``<guide> (GISTEmbedLoss)``.
+    The library's loss (``gist-st``) is its own arm, ``<guide> (GISTEmbedLoss)``; the guide-free
+    :data:`RECIPES` are named by their loss, and ``gist-hard`` is ``<guide> (hardness)``.
     """
     if loss is None or pd.isna(loss):
         return "base"
     if loss == "mnrl":
         return MNRL
+    if loss in RECIPES:
+        return str(loss)
+    if loss == "gist-hard":
+        return f"{guide} (hardness)"
     return f"{guide} (GISTEmbedLoss)" if loss == "gist-st" else str(guide)
 
 
@@ -233,6 +242,8 @@ def arm_label(arm: str) -> str:
         return "MNRL (no guide)"
     if arm == "self":
         return "GIST · self-guide"
+    if arm in RECIPES:
+        return RECIPES[arm]
     return f"GIST · {arm.removeprefix('bundled:')}"
 
 

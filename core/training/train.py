@@ -1,7 +1,7 @@
 """One training run: a config, a run directory, and ``SentenceTransformerTrainer`` doing the work.
 
 ``run_training(TrainConfig(...))`` loads and checks the data, writes ``config.json``, trains the
-student with one of three loss arms and records every step into the run directory (layout in
+student with one of its loss arms and records every step into the run directory (layout in
 :mod:`core.training.runs`), so the app and the CLI can follow a run while it trains and open it later.
 
 Loss arms (``TrainConfig.loss``):
@@ -17,6 +17,13 @@ Loss arms (``TrainConfig.loss``):
   masked fraction is recomputed with :func:`core.method.masking.guided_mask` from the guide embeddings
   the loss itself computed (a forward hook, no extra guide pass) without the identical-text rule,
   i.e. the library's own rule.
+- ``self-judge``: :class:`core.method.loss.GISTLoss` with no guide: the student's own detached cosines
+  of the same forward decide (Qwen3-Embedding's rule, s_ij > s(i, positive_i) + ``judge_margin``,
+  through the same :func:`core.method.masking.guided_mask`); its masks are recorded like gist's
+  (``guide_score`` holds the student's cosine).
+- ``mnrl-hard``: the library's ``MultipleNegativesRankingLoss`` with ``hardness_mode`` /
+  ``hardness_strength``, as ``mnrl`` otherwise. ``gist-hard``: ``gist``'s mask, then the same
+  weighting of the negatives left (sentence-transformers issue #3845).
 
 Paired runs: every arm draws its batches from :func:`core.corpus.data.epoch_batches` with the config's
 seed, so with one seed all arms train on the same batches in the same order. Each row carries
