@@ -9,6 +9,7 @@ empty recall chart.
 
 import streamlit as st
 
+from app.sidebar import bind
 from core.corpus.data import GROUP_COLUMN
 from core.corpus.false_negatives import MAX_RATE
 from core.method.explain import DEFINITION
@@ -25,12 +26,14 @@ def has_ground_truth(ds) -> bool:
     return GROUP_COLUMN in ds.column_names or "positive_synset" in ds.column_names
 
 
-def choose_rate(ds, key: str = "false_negative_rate") -> float:
-    """Sidebar: the false-negative rate of drawn batches (0 where the data has no ground truth)."""
+def choose_rate(ds) -> float:
+    """Sidebar: the false-negative rate of drawn batches, one of the shared settings (so it holds on
+    every page and in the URL); 0 where the data has no ground truth."""
     if not has_ground_truth(ds):
         return 0.0
-    return float(st.sidebar.number_input("False-negative rate", 0.0, MAX_RATE, 0.0, 0.05, key=key,
-                                         format="%.2f", help=RATE_HELP))
+    key = "false_negative_rate"
+    return float(st.sidebar.number_input("False-negative rate", 0.0, MAX_RATE, step=0.05, key=key, format="%.2f",
+                                         help=RATE_HELP, on_change=bind(key, "false_negatives", convert=float)))
 
 
 def split_caption(record) -> str:

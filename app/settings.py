@@ -1,6 +1,7 @@
 """The analysis settings every page shares, their checks, their URL form and their one-line summary.
 
-Data (and an upload's column mapping), guide, student, margin settings, seed, batch size and task are
+Data (and an upload's column mapping), guide, student, margin settings, seed, batch size, task and the
+false-negative rate of drawn batches are
 one :class:`LabSettings` per browser session (app.sidebar keeps it in Session State and binds every
 widget to it), so a choice made on one page holds on all of them. :func:`to_params` writes it into the
 page URL and :func:`from_params` reads a link back, clamped to what the widgets allow, so a link
@@ -11,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+from core.corpus.false_negatives import MAX_RATE
 from core.method.margin import MARGIN_RANGE, STRATEGIES, MarginSettings
 
 SOURCES = ("bundled", "upload", "hub")
 FLOOR_RANGE = (-0.2, 1.0, 0.05)  # (lowest, highest, step) of the floor slider; the margin's: MARGIN_RANGE
 BATCH_RANGE = (2, 1024)
 SEED_RANGE = (0, 2**31 - 1)
+RATE_RANGE = (0.0, MAX_RATE, 0.05)  # the false-negative rate's input (core.corpus.false_negatives)
 PARAMS = ("data", "split", "cols", "guide", "student", "strategy", "margin", "aa", "pp", "floor", "seed", "batch",
-          "task")
+          "task", "fn")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class LabSettings:
     seed: int = 0
     batch_size: int = 32
     task: str | None = None
+    false_negatives: float = 0.0  # drawn batches rebuilt at this rate (0: the data as it is)
 
     def margin_settings(self) -> MarginSettings:
         return MarginSettings(self.margin_strategy, self.margin, self.contrast_anchors, self.contrast_positives,
@@ -86,7 +90,7 @@ def clamped(s: LabSettings) -> LabSettings:
         seed=int(_clip(int(s.seed), *SEED_RANGE)),
         batch_size=int(_clip(int(s.batch_size), *BATCH_RANGE)),
         contrast_anchors=bool(s.contrast_anchors), contrast_positives=bool(s.contrast_positives),
-        floor_on=bool(s.floor_on), task=s.task or None,
+        floor_on=bool(s.floor_on), task=s.task or None, false_negatives=_stepped(s.false_negatives, RATE_RANGE),
         columns=tuple(str(c) for c in s.columns),
     )
 
@@ -104,6 +108,8 @@ def to_params(s: LabSettings) -> dict[str, str]:
                "batch": str(s.batch_size)}
     if s.task:
         params["task"] = s.task
+    if s.false_negatives:
+        params["fn"] = f"{s.false_negatives:.2f}"
     return params
 
 
@@ -155,10 +161,14 @@ def from_params(params: dict[str, str], base: LabSettings) -> tuple[LabSettings,
         number("batch", int, "batch_size")
     if "task" in params:
         changes["task"] = params["task"] or None
+    if "fn" in params:
+        number("fn", float, "false_negatives")
     valid = {f.name for f in fields(LabSettings)}
     settings = clamped(replace(base, **{k: v for k, v in changes.items() if k in valid}))
-    ranges = {"margin": MARGIN_RANGE, "positive_floor": FLOOR_RANGE, "seed": SEED_RANGE, "batch_size": BATCH_RANGE}
-    for name, field in (("margin", "margin"), ("floor", "positive_floor"), ("seed", "seed"), ("batch", "batch_size")):
+    ranges = {"margin": MARGIN_RANGE, "positive_floor": FLOOR_RANGE, "seed": SEED_RANGE, "batch_size": BATCH_RANGE,
+              "false_negatives": RATE_RANGE}
+    for name, field in (("margin", "margin"), ("floor", "positive_floor"), ("seed", "seed"), ("batch", "batch_size"),
+                        ("fn", "false_negatives")):
         if field in changes and not ranges[field][0] <= changes[field] <= ranges[field][1]:  # steps are no problem
             problems.append(f"{name}={params[name]} is outside what the page allows: using {getattr(settings, field)}")
     return settings, problems
@@ -176,4 +186,6 @@ def describe(s: LabSettings, data: str, size: int | None = None, student: bool =
               f"batch {size if size is not None else s.batch_size}", f"seed {s.seed}"]
     if s.task:
         parts.append(f"task {s.task}")
+    if s.false_negatives:
+        parts.append(f"false-negative rate {s.false_negatives:.2f}")
     return " · ".join(parts)

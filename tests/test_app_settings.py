@@ -90,6 +90,21 @@ def test_a_setting_made_on_one_page_holds_on_another_and_in_the_url(tiny_models)
     assert at.sidebar.slider(key="margin").value == 0.2 and at.sidebar.number_input(key="batch_seed").value == 3
 
 
+def test_the_false_negative_rate_is_a_shared_setting(tiny_models):
+    """Set on Inspect, the rate holds on What-if, in the URL and in the settings line; a link sets it."""
+    at = open_page()
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.1).run()
+    assert errors(at) == "" and at.query_params["fn"] == "0.10" and "false-negative rate 0.10" in current_line(at)
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.0).run()
+    assert "fn" not in at.query_params  # rate 0, the data as it is: not in the link
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.15).run()
+    at.switch_page("views/whatif.py")
+    at.session_state["whatif_batches"] = 2
+    at.run()
+    assert errors(at) == "" and at.sidebar.number_input(key="false_negative_rate").value == 0.15
+    assert at.query_params["fn"] == "0.15" and "false-negative rate 0.15" in current_line(at)
+
+
 def test_an_upload_holds_across_pages(tiny_models):
     at = upload(open_page(), "pairs.csv", GOOD_CSV.encode())
     assert errors(at) == "" and "upload pairs.csv" in current_line(at)
