@@ -10,32 +10,20 @@ empty recall chart.
 import streamlit as st
 
 from app.sidebar import bind
-from core.corpus.data import GROUP_COLUMN
-from core.corpus.false_negatives import MAX_RATE
+from core.corpus.false_negatives import MAX_RATE, has_ground_truth
 from core.method.explain import DEFINITION
-from core.method.groundtruth import in_words
 
-__all__ = ["DEFINITION", "choose_rate", "has_ground_truth", "split_caption"]
+__all__ = ["DEFINITION", "choose_rate"]
 RATE_HELP = ("Rebuild each drawn batch so that about this share of a row's in-batch candidates are right answers "
              "(rows of its meaning added from the data; `gistlab train --false-negatives` trains at a rate). "
              "0: the data as it is; random batches of the bundled definition tasks then hold none.")
 
 
-def has_ground_truth(ds) -> bool:
-    """Whether ``ds`` can say which texts mean the same (the bundled provenance, or a ``group`` column)."""
-    return GROUP_COLUMN in ds.column_names or "positive_synset" in ds.column_names
-
-
 def choose_rate(ds) -> float:
     """Sidebar: the false-negative rate of drawn batches, one of the shared settings (so it holds on
     every page and in the URL); 0 where the data has no ground truth."""
-    if not has_ground_truth(ds):
+    if not has_ground_truth(ds.column_names):
         return 0.0
     key = "false_negative_rate"
     return float(st.sidebar.number_input("False-negative rate", 0.0, MAX_RATE, step=0.05, key=key, format="%.2f",
                                          help=RATE_HELP, on_change=bind(key, "false_negatives", convert=float)))
-
-
-def split_caption(record) -> str:
-    """A mask's false negatives present, caught and missed, and its three shares, in one sentence."""
-    return in_words(record)

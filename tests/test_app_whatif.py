@@ -16,7 +16,12 @@ import core.analysis.whatif
 
 @pytest.fixture
 def sweeps(monkeypatch):
-    """Record each sweep the page asks core.analysis.whatif for, and the progress it reports."""
+    """Record each sweep the page asks core.analysis.whatif for, and the progress it reports. The
+    page keeps finished sweeps per server (st.cache_resource): cleared first, so a sweep another test
+    of this worker ran with the same settings cannot hide this test's (an order-dependent failure)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
     calls = []
     real = core.analysis.whatif.margin_sweep
 

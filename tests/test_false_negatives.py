@@ -124,3 +124,10 @@ def test_training_at_a_rate_records_it_and_pairs_arms_on_identical_batches(bundl
         for key in ("fn_present", "fn_caught", "fn_precision", "fn_recall"):
             got, recorded = judged.loc[step["step"], key], step[key]
             assert (got == recorded) or (got != got and recorded != recorded), (step["step"], key)
+
+
+def test_ground_truth_is_a_group_column_or_the_bundled_provenance():
+    from core.corpus.false_negatives import has_ground_truth
+
+    assert has_ground_truth(["anchor", "positive", "group"]) and has_ground_truth(["anchor", "positive_synset"])
+    assert not has_ground_truth(["anchor", "positive", "anchor_synset"])  # the positive's meaning is what counts

@@ -18,12 +18,12 @@ import streamlit as st
 from PIL import Image
 
 from app import loaders, sidebar
-from app.false_negatives import DEFINITION, choose_rate, split_caption
+from app.false_negatives import DEFINITION, choose_rate
 from app.views import errors_shown
 from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
 from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
-from core.method.groundtruth import ALL, NO_GROUND_TRUTH
+from core.method.groundtruth import ALL, NO_GROUND_TRUTH, in_words
 from core.method.masking import BLOCK_HELP, WEAK_SHARE
 from core.guides.models import guide_model_spec
 from core.training.runs import list_runs, recorded_steps, resolve
@@ -208,7 +208,7 @@ def numbers(report) -> None:
     cols[0].metric("Masked, all blocks", f"{mask.masked_fraction():.1%}", help=QUALITY_HELP)
     cols[0].caption(checked(quality, ALL))
     if quality is not None:
-        st.caption("Against the ground truth: " + split_caption(quality.loc[ALL]) + ".", help=QUALITY_HELP)
+        st.caption("Against the ground truth: " + in_words(quality.loc[ALL]) + ".", help=QUALITY_HELP)
     for col, (block, fraction) in zip(cols[1:], mask.block_fractions().items()):
         col.metric(block, f"{fraction:.1%}", help=f"{BLOCK_TITLES[block]}: {BLOCK_HELP[block]}")  # a full title
         # in the label was cut off ("a-p (anchor vs posi...") in six columns

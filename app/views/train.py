@@ -134,7 +134,7 @@ def live_job() -> None:
 def launch(settings: dict, arms: list[str], name: str, evaluate: bool) -> None:
     """Check everything a run needs (with a counted progress line), then start the job."""
     with st.status("Checking the settings (1 of 3)…", expanded=False) as checking:
-        from core.training.preflight import CHECKS, check_launch
+        from core.training.preflight import check_launch
 
         if not all(settings[key] for key in ("student", "guide", "data")):
             raise GistlabError("Student, guide and data must all be named: the defaults work offline.")

@@ -63,13 +63,19 @@ def _column(ds: Dataset, name: str) -> list:
     return ds.with_format("arrow")[name].to_pylist()
 
 
+def has_ground_truth(columns) -> bool:
+    """Whether data with these columns can say which rows mean the same (a ``group`` column, or the
+    bundled provenance's ``positive_synset``): what a false-negative rate needs."""
+    return GROUP_COLUMN in columns or "positive_synset" in columns
+
+
 def meaning_keys(ds: Dataset) -> list[tuple | None]:
     """Per row, the key of its meaning under its task's relation (None: unknown), or one clear error
     when the data has no ground truth (no ``group`` column, no ``positive_synset``)."""
     columns = set(ds.column_names)
     if GROUP_COLUMN in columns:
         return [None if g is None else ("group", str(g)) for g in _column(ds, GROUP_COLUMN)]
-    if "positive_synset" not in columns:
+    if not has_ground_truth(columns):
         raise GistlabError(
             "--false-negatives needs data with ground truth (the bundled data, or a 'group' column that "
             "marks rows of one meaning): without it an added row's meaning would be a guess.")
