@@ -3,14 +3,20 @@
     python scripts/build_assets.py --wordnet-dir /usr/share/wordnet --seed 0 --out assets
 
 Reproducible: the same database, seed and library versions give the same bytes (every choice is
-drawn from one seeded ``random.Random`` over sorted lists; Parquet is written without timestamps).
+drawn from seeded ``random.Random`` over sorted lists; Parquet is written without timestamps). One
+rng draws the held-out set, each synset's first training row, the category triplets and the
+benchmark in that order; a synset's further training rows come from their own rng, so they leave
+the benchmark unchanged.
+After a rebuild, ``python scripts/fn_rates.py`` measures the false negatives into README.md.
 
 1. Hold out evaluation synsets, split by synset: random parents of the noun and verb trees give
    2-3 hyponyms each, so the held-out set has co-hyponyms and close Wu-Palmer pairs to test on.
 2. Training pairs from the other synsets only (``train/wordnet_pairs.parquet``: anchor, positive,
    negative, task, and each text's synset, lemmas and category: the ground truth of
    core/method/groundtruth.py), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
-   words -> definition, and MTEB-classification-style definition -> same-category definition.
+   words -> definition (up to 3 rows of a synset each: its usage examples, or its word list and
+   single words, all with its definition as positive: same-meaning rows, the false negatives a
+   guide is for), and MTEB-classification-style definition -> same-category definition.
    No row holds a held-out definition or example, and no words -> definition row names a
    held-out synset's lemma (not even for another sense of it).
 3. The six mini-benchmark tables (``benchmark/*.parquet``) that core/corpus/mteb_tasks.py loads.
