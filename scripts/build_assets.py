@@ -510,6 +510,13 @@ clusters at a set rate repeat them.
 
 {fn_rates}
 
+As shipped, the definition tasks' same-meaning rows seldom share a random batch (a synset's 2-3
+rows among 8000; the expected count grows with B), so most of their batches hold none:
+`--false-negatives` is what makes them common. There most added false negatives are identical texts
+(a definition repeated, or a synset's few rows repeated), so there the rate mostly tests MNRL against
+GIST; the guides differ on the distinct ones, and on `category_triplet`, whose false negatives
+(natural and added) are nearly all distinct texts.
+
 ## `benchmark/` (loaded by `core/corpus/mteb_tasks.py`, revision `{revision}`)
 
 | file | rows |
