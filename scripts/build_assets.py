@@ -3,14 +3,20 @@
     python scripts/build_assets.py --wordnet-dir /usr/share/wordnet --seed 0 --out assets
 
 Reproducible: the same database, seed and library versions give the same bytes (every choice is
-drawn from one seeded ``random.Random`` over sorted lists; Parquet is written without timestamps).
+drawn from seeded ``random.Random`` over sorted lists; Parquet is written without timestamps). One
+rng draws the held-out set, each synset's first training row, the category triplets and the
+benchmark in that order; a synset's further training rows come from their own rng, so they leave
+the benchmark unchanged.
+After a rebuild, ``python scripts/fn_rates.py`` measures the false negatives into README.md.
 
 1. Hold out evaluation synsets, split by synset: random parents of the noun and verb trees give
    2-3 hyponyms each, so the held-out set has co-hyponyms and close Wu-Palmer pairs to test on.
 2. Training pairs from the other synsets only (``train/wordnet_pairs.parquet``: anchor, positive,
    negative, task, and each text's synset, lemmas and category: the ground truth of
    core/method/groundtruth.py), mirroring GISTEmbed's data: MEDI-style usage example -> definition and
-   words -> definition, and MTEB-classification-style definition -> same-category definition.
+   words -> definition (up to 3 rows of a synset each: its usage examples, or its word list and
+   single words, all with its definition as positive: same-meaning rows, the false negatives a
+   guide is for), and MTEB-classification-style definition -> same-category definition.
    No row holds a held-out definition or example, and no words -> definition row names a
    held-out synset's lemma (not even for another sense of it).
 3. The six mini-benchmark tables (``benchmark/*.parquet``) that core/corpus/mteb_tasks.py loads.
@@ -25,7 +31,7 @@ import io
 import json
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
@@ -90,6 +96,8 @@ def hold_out(children: dict[str, list[str]], cfg: BuildConfig, rng: random.Rando
     return sorted(held)
 
 
+PER_SYNSET = 3  # most rows of one synset per definition task (usage examples, word lists)
+
 Row = tuple[tuple[str, str, str], tuple[Synset, Synset, Synset]]
 """One training row: (anchor, positive, negative) texts and the synsets they come from."""
 
@@ -97,8 +105,9 @@ Row = tuple[tuple[str, str, str], tuple[Synset, Synset, Synset]]
 class TrainingBuilder:
     """Draws the training rows from the synsets that are not held out."""
 
-    def __init__(self, wn: WordNet, heldout: list[str], rng: random.Random):
+    def __init__(self, wn: WordNet, heldout: list[str], rng: random.Random, seed: int = 0):
         self.wn, self.rng = wn, rng
+        self.more_rng = random.Random(f"train-more-{seed}")  # the further rows of a synset, and the shuffle
         held = [wn.synsets[s] for s in heldout]
         self.eval_texts = {s.definition for s in held} | {e for s in held for e in s.examples}
         self.eval_lemmas = {text_of(lemma).lower() for s in held for lemma in s.lemmas}
@@ -113,38 +122,62 @@ class TrainingBuilder:
         """True when no text is a held-out definition or example, and the texts are distinct."""
         return len(set(texts)) == len(texts) and not any(t in self.eval_texts for t in texts)
 
-    def other_sense(self, synset: Synset) -> Synset:
+    def other_sense(self, synset: Synset, rng: random.Random) -> Synset:
         """A hard negative's synset: another training sense of one of the synset's words, else a
         random training synset."""
         others = sorted({
             o.id for lemma in synset.lemmas for o in self.wn.senses_of(lemma, synset.id[0])
             if o.id != synset.id and o.id in self.train_ids
         })
-        return self.wn.synsets[self.rng.choice(others)] if others else self.rng.choice(self.train)
+        return self.wn.synsets[rng.choice(others)] if others else rng.choice(self.train)
 
     def example_definition(self, n: int) -> list[Row]:
-        """MEDI-style: a usage example -> its definition; negative: another sense's definition."""
+        """MEDI-style: a usage example -> its definition; negative: another sense's definition.
+        Up to ``PER_SYNSET`` examples of a synset, each its own row: the classic repeated positive."""
         pool = [s for s in self.train if s.examples]
-        return self._draw(pool, n, lambda s: self.rng.choice(s.examples))
+        firsts = self._draw(pool, n, lambda s: self.rng.choice(s.examples))
+        return self._more(firsts, n, lambda s, first: [e for e in s.examples if e != first])
 
     def words_definition(self, n: int) -> list[Row]:
-        """MEDI-style: the synset's words -> its definition; none names a held-out lemma."""
+        """MEDI-style: the synset's words -> its definition; none names a held-out lemma. A synset of
+        several words also gives single words of it (up to ``PER_SYNSET`` rows in all)."""
         pool = [s for s in self.train
                 if not any(text_of(lemma).lower() in self.eval_lemmas for lemma in s.lemmas)]
-        return self._draw(pool, n, words_text)
+        firsts = self._draw(pool, n, words_text)
+        return self._more(firsts, n, lambda s, _: [text_of(lemma) for lemma in s.lemmas] if len(s.lemmas) > 1 else [])
 
     def _draw(self, pool: list[Synset], n: int, anchor_text) -> list[Row]:
         """Up to ``n`` clean rows (``anchor_text(s)``, s's definition, another sense's definition)
-        over ``pool`` in random order."""
+        over ``pool`` in random order, one per synset. Draws from the shared rng exactly as the
+        one-row-per-synset build did, so the benchmark drawn after it stays byte-identical."""
         rows = []
         for s in self.rng.sample(pool, len(pool)):
             anchor = anchor_text(s)
-            negative = self.other_sense(s)
+            negative = self.other_sense(s, self.rng)
             row = (anchor, s.definition, negative.definition)
             if self.clean(*row):
                 rows.append((row, (s, s, negative)))
             if len(rows) == n:
                 break
+        return rows
+
+    def _more(self, firsts: list[Row], n: int, more_anchors) -> list[Row]:
+        """``n`` rows: each synset of ``firsts`` (in their order) with its first row, then up to
+        ``PER_SYNSET - 1`` more rows of other anchors (``more_anchors(s, first_anchor)``) sharing its
+        definition as positive, each with its own negative; shuffled so a synset's rows spread out."""
+        rows = []
+        for first in firsts:
+            s = first[1][0]
+            rows.append(first)
+            for anchor in more_anchors(s, first[0][0])[:PER_SYNSET - 1]:
+                negative = self.other_sense(s, self.more_rng)
+                row = (anchor, s.definition, negative.definition)
+                if self.clean(*row):
+                    rows.append((row, (s, s, negative)))
+            if len(rows) >= n:
+                break
+        rows = rows[:n]
+        self.more_rng.shuffle(rows)
         return rows
 
     def category_triplet(self, n: int) -> list[Row]:
@@ -168,6 +201,7 @@ class TrainingBuilder:
 
 
 ROLES = ("anchor", "positive", "negative")
+FN_BEGIN, FN_END = "<!-- fn-rates:begin -->", "<!-- fn-rates:end -->"  # scripts/fn_rates.py's table
 
 
 def training_table(builder: TrainingBuilder, cfg: BuildConfig) -> pa.Table:
@@ -346,16 +380,20 @@ def build(wordnet_dir: str | Path, out: str | Path, cfg: BuildConfig) -> dict:
     rng = random.Random(cfg.seed)
     children = children_map(wn)
     heldout = hold_out(children, cfg, rng)
-    train = training_table(TrainingBuilder(wn, heldout, rng), cfg)
+    train = training_table(TrainingBuilder(wn, heldout, rng, cfg.seed), cfg)
     bench = BenchmarkBuilder(wn, heldout, children, cfg, rng).tables()
 
     files = {"train/wordnet_pairs.parquet": parquet_bytes(train)}
     files.update({f"benchmark/{name}.parquet": parquet_bytes(t) for name, t in bench.items()})
     task_counts = {t: train["task"].to_pylist().count(t) for t in TRAIN_TASKS}
+    synsets = {t: Counter(s for s, k in zip(train["positive_synset"].to_pylist(), train["task"].to_pylist()) if k == t)
+               for t in ("example_definition", "words_definition")}
     manifest = {
         "source": "Princeton WordNet 3.0 (Debian wordnet-base database files)",
         "config": asdict(cfg),
         "train_tasks": task_counts,
+        "synsets_per_task": {f"{t.split('_')[0]}_{kind}": n for t, c in synsets.items() for kind, n in
+                             (("synsets", len(c)), ("multi", sum(v > 1 for v in c.values())))},
         "benchmark_rows": {name: t.num_rows for name, t in bench.items()},
         "benchmark_revision": hashlib.sha256(
             b"".join(files[k] for k in sorted(files) if k.startswith("benchmark/"))).hexdigest()[:12],
@@ -363,12 +401,21 @@ def build(wordnet_dir: str | Path, out: str | Path, cfg: BuildConfig) -> dict:
     }
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     files["LICENSE-WordNet"] = ("WordNet Release 3.0\n\n" + licence_header(wordnet_dir)).encode()
-    files["README.md"] = datasheet(manifest, bench).encode()
+    files["README.md"] = datasheet(manifest, bench, fn_rates_block(Path(out) / "README.md")).encode()
     write_files(Path(out), files)
     return manifest
 
 
-def datasheet(manifest: dict, bench: dict[str, pa.Table]) -> str:
+def fn_rates_block(readme: Path) -> str:
+    """The fn-rates table between its markers in an existing datasheet (scripts/fn_rates.py writes
+    it), kept across a rebuild; else the bare markers for fn_rates.py to fill."""
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if FN_BEGIN in text and FN_END in text:
+        return text[text.index(FN_BEGIN):text.index(FN_END) + len(FN_END)]
+    return f"{FN_BEGIN}\n(run python scripts/fn_rates.py)\n{FN_END}"
+
+
+def datasheet(manifest: dict, bench: dict[str, pa.Table], fn_rates: str) -> str:
     """assets/README.md: what the files are, how they were made, how to rebuild them."""
     cfg = manifest["config"]
     train_rows = "\n".join(f"| `{t}` | {n} |" for t, n in manifest["train_tasks"].items())
@@ -377,7 +424,8 @@ def datasheet(manifest: dict, bench: dict[str, pa.Table]) -> str:
     return DATASHEET.format(
         seed=cfg["seed"], heldout=manifest["benchmark_rows"]["eval_synsets"], train_rows=train_rows,
         train_total=sum(manifest["train_tasks"].values()), bench_rows=bench_rows,
-        n_categories=n_categories, revision=manifest["benchmark_revision"],
+        n_categories=n_categories, revision=manifest["benchmark_revision"], fn_rates=fn_rates,
+        per_synset=PER_SYNSET, **manifest["synsets_per_task"],
     )
 
 
@@ -422,9 +470,10 @@ row's task's relation (`core.corpus.bundled.TASK_RELATIONS`): the same synset fo
 is a *related hard negative* when it shares a lemma (another sense) or the category (where that is
 not the task's relation), else *unrelated*. A mask's precision is false negatives masked / masked,
 its recall false negatives masked / false negatives present (`core/method/groundtruth.py`).
-`core.corpus.bundled.bundled_pairs()` keeps these columns; training drops them. Random batches of
-the definition tasks hold no false negative (one row per synset and task);
-`--false-negatives RATE` (`core/corpus/false_negatives.py`) adds them at a rate.
+`core.corpus.bundled.bundled_pairs()` keeps these columns; training drops them. The definition
+tasks hold up to {per_synset} rows of one synset (its usage examples, or its word list and single
+words), all with its definition as positive, so random batches hold a few false negatives
+naturally (table below); `--false-negatives RATE` (`core/corpus/false_negatives.py`) adds more.
 
 | task | rows |
 |---|---|
@@ -433,13 +482,40 @@ the definition tasks hold no false negative (one row per synset and task);
 
 - `example_definition` (MEDI-style): a usage example -> its synset's definition; negative: the
   definition of another sense of one of the synset's words (a hard negative), else a random one.
+  Each of up to {per_synset} usage examples of a synset is its own row sharing the definition as
+  positive (the classic repeated positive): {example_synsets} synsets, {example_multi} of them with
+  several rows.
 - `words_definition` (MEDI-style): the synset's words (`dog, domestic dog, Canis familiaris`) ->
-  its definition; negative as above.
+  its definition; negative as above. A synset of several words also gives rows of its single words
+  (`dog` -> the same definition), up to {per_synset} rows: {words_synsets} synsets, {words_multi}
+  of them with several rows.
 - `category_triplet` (MTEB-classification-style): a definition -> another definition of the same
   lexicographer category; negative: a definition from another category of the same part of
   speech. Same-category positives make in-batch false negatives common, which is what GISTEmbed's
   guide is for. The WordNetClassification/Clustering tasks use the same categories (on held-out
   synsets): report that overlap, as for the paper's MTEB classification data.
+
+### False negatives in training batches
+
+Measured by `python scripts/fn_rates.py` (rerun it after a rebuild: the build keeps the table
+between the markers as it was): all task-homogeneous batches of epoch 0 with seed 0, as training
+draws them, at `--false-negatives` 0 (the data as shipped), 0.1 and 0.2. Per row: false-negative
+candidates (another row's positive in a-p, anchor in a-a, positive in p-p that is a right answer by
+the task's relation; the a-p block alone beside it), the share of rows with at least one, and how
+many are *identical* to the row's own anchor or positive text (masked by the identical-text rule
+whatever the guide) or *distinct* texts (what a guide must judge). In the definition tasks a
+same-synset positive is always the identical definition, so only a-a candidates (another example or
+word list of the synset) can be distinct; a synset has at most {per_synset} rows, so larger
+clusters at a set rate repeat them.
+
+{fn_rates}
+
+As shipped, the definition tasks' same-meaning rows seldom share a random batch (a synset's 2-3
+rows among 8000; the expected count grows with B), so most of their batches hold none:
+`--false-negatives` is what makes them common. There most added false negatives are identical texts
+(a definition repeated, or a synset's few rows repeated), so there the rate mostly tests MNRL against
+GIST; the guides differ on the distinct ones, and on `category_triplet`, whose false negatives
+(natural and added) are nearly all distinct texts.
 
 ## `benchmark/` (loaded by `core/corpus/mteb_tasks.py`, revision `{revision}`)
 
@@ -464,6 +540,8 @@ the definition tasks hold no false negative (one row per synset and task);
 ## Rebuild
 
     python scripts/build_assets.py --wordnet-dir /usr/share/wordnet --seed {seed} --out assets
+
+    python scripts/fn_rates.py
 
 `manifest.json` records the sizes, counts and a SHA-256 of every file.
 """

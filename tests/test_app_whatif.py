@@ -72,7 +72,7 @@ def test_precision_per_task_and_the_positive_floor(tiny_models):
     assert "all" in tasks and len(tasks) > 2  # the bundled data's tasks, each its own line
     at.radio(key="whatif_measure").set_value("recall").run()
     assert figure(at, 1)["layout"]["title"]["text"].startswith("Recall")
-    # random batches of the definition tasks hold no false negative: said, not drawn as empty lines
+    # these batches of example_definition hold no false negative (random batches seldom do): said, not drawn
     said = " ".join(i.value for i in at.info)
     assert "No false negatives in these batches of" in said and "example_definition" in said
     drawn = {t["name"].split(",")[0] for t in figure(at, 1)["data"]}

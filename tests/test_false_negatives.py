@@ -42,7 +42,7 @@ def test_cluster_sizes_fill_the_batch_at_the_mean_rate(size):
 
 @pytest.mark.parametrize("task", ["example_definition", "words_definition"])
 def test_measured_rate_is_close_to_the_requested_one(bundled, task):
-    # the definition tasks hold no false negative in random batches: what is measured is what was added
+    # random batches of the definition tasks hold almost no false negative: what is measured is what was added
     for size, rate in ((16, 0.1), (32, 0.05), (64, 0.1), (64, 0.2)):
         measured = []
         for seed in range(4):
@@ -50,7 +50,7 @@ def test_measured_rate_is_close_to_the_requested_one(bundled, task):
             assert len(rows) == size and len(set(rows)) == size
             measured.append(a_p_false_negatives_per_row(pairs, rows))
         assert np.mean(measured) == pytest.approx(rate * size, rel=0.15), (size, rate)
-        assert a_p_false_negatives_per_row(bundled, sample_batch(bundled, size, 0, task)) == 0.0
+        assert a_p_false_negatives_per_row(bundled, sample_batch(bundled, size, 0, task)) < 0.1
 
 
 def test_deterministic_per_seed_and_ground_truth_kept(bundled):
