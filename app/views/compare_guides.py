@@ -25,7 +25,7 @@ from app.views import errors_shown
 from app.palette import FALLBACK, arm_color, arm_of
 from core.method.groundtruth import RELATIONS
 from core.analysis.guide_compare import CELL_STATES, cell_states
-from core.analysis.strategies import (GUIDED, KINDS, LABELS, STUDENT_JUDGED, WEIGHT_COLUMNS, Strategy,
+from core.analysis.strategies import (GUIDED, KINDS, LABELS, STUDENT_JUDGED, WEIGHT_COLUMNS, WEIGHTING, Strategy,
                                       compare_strategies, verdict)
 from core.guides.model_archive import MPNET_BASE, installed
 from core.guides.models import GUIDE_SPECS, MPNET, SELF, guide_model_spec
@@ -160,7 +160,7 @@ if result.has_ground_truth:
     for k, name in enumerate(names):
         st.caption(in_counts(k, name), help=DEFINITION)
 for k, (strategy, name) in enumerate(zip(strategies, names)):
-    if strategy.loss in ("mnrl-hard", "gist-hard"):
+    if strategy.loss in WEIGHTING:
         row, config = summary.loc[name], strategy.config(settings)
         weights = (f"{int(row['weighted']):,} kept candidates weighted, median x{row['weight_median']:.2f}, largest "
                    f"x{row['weight_max']:.2f}" if row["weighted"] else "no kept candidate is weighted")

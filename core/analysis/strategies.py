@@ -50,6 +50,7 @@ LABELS = {
 }
 GUIDED = ("gist", "gist-hard")
 STUDENT_JUDGED = ("self-judge", "mnrl-hard", "gist-hard")  # the student's cosines decide or weigh
+WEIGHTING = ("mnrl-hard", "gist-hard")
 WEIGHT_COLUMNS = ("weighted", "weight_median", "weight_max", "weight_median_false_negatives")
 
 
@@ -77,6 +78,10 @@ class Strategy:
         """The training config of this arm at the shared ``settings`` (its weighting options at their defaults)."""
         return TrainConfig(loss=self.loss, guide=self.guide or TrainConfig.guide, masking=settings,
                            judge_margin=self.judge_margin)
+
+    def masking(self, settings: MarginSettings) -> MarginSettings | None:
+        """The settings this arm masks with at the shared ``settings`` (training's: None for the MNRL arms)."""
+        return self.config(settings).arm_masking()
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,10 @@ def verdict(strategy: Strategy, batch: Batch, settings: MarginSettings, guide: E
         raise ValueError(f"{kind} needs its guide's embeddings")
     if kind in STUDENT_JUDGED and student is None:
         raise ValueError(f"{kind} needs the student's embeddings")
-    config = strategy.config(settings)
-    arm = config.arm_masking()
+    arm = strategy.masking(settings)
     judge = student if kind == "self-judge" else guide
     mask = unmasked(batch, settings) if arm is None else mask_batch(batch, judge, arm)
-    weights = hardness_weights(mask, student, config) if kind in ("mnrl-hard", "gist-hard") else None
+    weights = hardness_weights(mask, student, strategy.config(settings)) if kind in WEIGHTING else None
     return Verdict(strategy, mask, weights)
 
 
