@@ -99,7 +99,8 @@ with errors_shown():
     if "self-judge" in kinds:
         judge_margin = st.sidebar.number_input(
             "Judge margin", -0.5, 0.5, JUDGE_MARGIN, 0.01, key="compare_judge_margin",
-            help="Self-judge: mask a candidate the student scores above its row's positive + this (Qwen3-Embedding: 0.1)")
+            help="Self-judge: mask a candidate the student scores above its row's positive + this "
+                 "(Qwen3-Embedding: 0.1)")
     strategies = (Strategy(kind_a, guide_a, judge_margin), Strategy(kind_b, guide_b, judge_margin))
     size, seed, task = sidebar.choose_batch(ds)
     rate = choose_rate(ds)
@@ -130,7 +131,8 @@ cols[0].metric("Agreement (Jaccard)", f"{result.agreement['all']:.2f}",
                help="Pairs both strategies mask, over pairs either masks (1 = identical masks)")
 for k, name in enumerate(names):
     cols[1 + k].metric(f"Masked by {'AB'[k]}: {name}", f"{summary.loc[name, 'masked_fraction']:.1%}",
-                       help=f"{summary.loc[name, 'masked']:,} pairs; {summary.loc[name, 'weak_rows']} weak-positive rows")
+                       help=f"{summary.loc[name, 'masked']:,} pairs; "
+                            f"{summary.loc[name, 'weak_rows']} weak-positive rows")
     precision = summary.loc[name, "precision"]
     cols[3 + k].metric(f"Precision of {'AB'[k]}", "no ground truth" if not result.has_ground_truth else
                        "nothing masked" if np.isnan(precision) else f"{precision:.1%}",
@@ -148,9 +150,10 @@ def in_counts(k: int, name: str) -> str:
         return (f"**{'AB'[k]} · {name}** masks none of {candidates:,} candidates: "
                 + (f"all {present:,} false negatives stay negatives (recall 0%)." if present else recall + "."))
     related, unrelated = round(row["share_related"] * masked), round(row["share_unrelated"] * masked)
-    return (f"**{'AB'[k]} · {name}** masks {masked:,} of {candidates:,} candidates; {recall}; of its {masked:,} masks, "
-            f"{caught:,} false negatives (precision {row['precision']:.0%}), {related:,} related hard negatives "
-            f"({row['share_related']:.0%}) and {unrelated:,} unrelated ({row['share_unrelated']:.0%}).")
+    return (f"**{'AB'[k]} · {name}** masks {masked:,} of {candidates:,} candidates; {recall}; "
+            f"of its {masked:,} masks, {caught:,} false negatives (precision {row['precision']:.0%}), "
+            f"{related:,} related hard negatives ({row['share_related']:.0%}) and {unrelated:,} unrelated "
+            f"({row['share_unrelated']:.0%}).")
 
 
 if result.has_ground_truth:
@@ -166,7 +169,8 @@ for k, (strategy, name) in enumerate(zip(strategies, names)):
                    f"x{row['weight_max']:.2f}" if row["weighted"] else "no kept candidate is weighted")
         on_fn = ("" if np.isnan(row["weight_median_false_negatives"]) else
                  f"; on the false negatives it keeps, median x{row['weight_median_false_negatives']:.2f}")
-        st.caption(f"**{'AB'[k]} · {name}** weights{' what its guide keeps' if strategy.loss == 'gist-hard' else ', does not mask'}: "
+        what = " what its guide keeps" if strategy.loss == "gist-hard" else ", does not mask"
+        st.caption(f"**{'AB'[k]} · {name}** weights{what}: "
                    f"the library's MNRL hardness ({config.hardness_mode}, strength {config.hardness_strength:g}) "
                    f"multiplies a kept candidate's term of the softmax by exp({config.hardness_strength:g} x the "
                    f"student's cosine): {weights}{on_fn}.")
