@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 def pick_strategy(page, side: str, kind: str) -> None:
     """Choose ``kind`` in the sidebar's "Strategy A/B" select and wait for the page to redraw."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=f"Strategy {side}")
-    box.locator('[data-baseweb="select"]').click()
+    box.get_by_role("combobox").click()
     page.get_by_role("option", name=LABELS[kind], exact=True).click()
     wait_until_idle(page, 180_000)
 
@@ -46,7 +46,7 @@ def test_compare_two_guides_then_two_strategies(tmp_path, browser, monkeypatch):
             pick_strategy(page, "B", "self-judge")  # the guide against the student as its own judge
             page.get_by_text("Masked by B: self-judge").wait_for(timeout=60_000)
             assert page.get_by_text("self-judge = the student").is_visible()
-            assert page.get_by_text("Judge margin").is_visible()
+            assert page.get_by_text("Judge margin", exact=True).is_visible()
             no_errors(page)
 
             pick_strategy(page, "B", "mnrl")  # the baseline: masks nothing
