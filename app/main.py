@@ -20,7 +20,7 @@ SECTIONS = {
         ("inspect.py", "Inspect a batch", ":material/grid_on:"),
         ("whatif.py", "Margin what-if", ":material/tune:"),
         ("embedding_map.py", "Embedding map", ":material/scatter_plot:"),
-        ("compare_guides.py", "Compare guides", ":material/compare:"),
+        ("compare_guides.py", "Compare strategies", ":material/compare:"),
     ],
     "Experiment": [
         ("train.py", "Train", ":material/model_training:"),

@@ -1,5 +1,6 @@
-"""Compare guides page: two guides on one batch, their agreement, precision and disagreements, and the
-strong guide named when it is not installed. The tiny random BERT is guide A and the student ("self")."""
+"""Compare strategies page: two guides on one batch (the default), their agreement, precision and
+disagreements, and the strong guide named when it is not installed; a guide against the self-judge, MNRL
+and a hardness arm. The tiny random BERT is guide A and the student ("self")."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def test_without_mpnet_compares_self_and_names_the_install(tiny_models, no_mpnet
     # self is the (tiny) student before training, and guide A is that same tiny model: identical masks
     assert shown["Agreement (Jaccard)"] == "1.00"
     assert at.dataframe[-1].value.empty and "exactly the same pairs" in " ".join(i.value for i in at.info)
+    assert at.title[0].value == "Compare strategies"
+    assert at.sidebar.selectbox(key="compare_strategy_a").value == "gist" == at.sidebar.selectbox(
+        key="compare_strategy_b").value  # two guides by default
+    assert not [w for w in at.sidebar.text_input if w.key == "student_spec"]  # no strategy needs the student
 
 
 def test_a_false_negative_rate_gives_both_guides_something_to_catch(tiny_models, no_mpnet):
@@ -56,9 +61,9 @@ def test_two_different_guides_on_bundled_data(tiny_models, no_mpnet):
     # the caption says what agreement means: a false negative only where the ground truth says so
     assert "false negative only where the ground truth" in at.caption[0].value
     assert "they agree it is a false negative" not in at.caption[0].value
-    split = next(c.value for c in at.caption if "related hard negatives" in c.value)
-    assert "false negatives in this batch" in split or "No false negatives in this batch" in split
-    heading = next(h.value for h in at.subheader if h.value.startswith("Pairs one guide masks"))
+    lines = [c.value for c in at.caption if "related hard negatives" in c.value]  # one per strategy, with denominators
+    assert len(lines) == 2 and all(" of the " in line or "no false negatives to catch" in line for line in lines)
+    heading = next(h.value for h in at.subheader if h.value.startswith("Pairs one strategy masks"))
     assert f"({len(table):,})" in heading
     assert len(at.get("plotly_chart")) == 2  # both masks' cells, and the disagreements by relation
     assert at.get("download_button")
@@ -86,3 +91,37 @@ def test_bad_guide_spec_is_one_error_line(tiny_models, no_mpnet, monkeypatch):
     at = open_page(PAGE)
     assert at.sidebar.selectbox(key="compare_guide_a").value == "bundled:nope"
     assert "Unknown bundled model 'bundled:nope'" in errors(at)
+
+
+def test_a_guide_against_the_self_judge_and_mnrl(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compare_strategy_b").set_value("self-judge")
+    at.sidebar.number_input(key="false_negative_rate").set_value(0.2).run()
+    assert not errors(at)
+    assert not [w for w in at.sidebar.selectbox if w.key == "compare_guide_b"]  # the self-judge has no guide
+    assert at.sidebar.text_input(key="student_spec").value  # the judge: the shared student
+    assert at.sidebar.number_input(key="compare_judge_margin").value == 0.1
+    summary = at.dataframe[0].value
+    assert list(summary.index) == [at.sidebar.selectbox(key="compare_guide_a").value, "self-judge"]
+    assert any("self-judge = the student" in c.value and "+ 0.1" in c.value for c in at.caption)
+
+    at.sidebar.selectbox(key="compare_strategy_b").set_value("mnrl").run()
+    assert not errors(at)
+    shown = metrics(at)
+    assert shown["Masked by B: MNRL"] == "0.0%" and shown["Precision of B"] == "nothing masked"
+    mnrl = next(c.value for c in at.caption if c.value.startswith("**B · MNRL**"))
+    assert "masks none of" in mnrl and "false negatives stay negatives (recall 0%)" in mnrl
+    table = at.dataframe[-1].value
+    assert len(table) and set(table["masked_by"]) == {at.sidebar.selectbox(key="compare_guide_a").value}
+
+
+def test_a_hardness_arm_shows_its_weights(tiny_models, no_mpnet):
+    at = open_page(PAGE)
+    at.sidebar.selectbox(key="compare_strategy_a").set_value("mnrl-hard").run()
+    assert not errors(at)
+    assert not [w for w in at.sidebar.selectbox if w.key == "compare_guide_a"]
+    weights = next(c.value for c in at.caption if c.value.startswith("**A · MNRL + hardness** weights"))
+    assert "weights, does not mask" in weights and "median x" in weights and "strength 9" in weights
+    summary = at.dataframe[0].value
+    assert summary.loc["MNRL + hardness", "weighted"] > 0 and summary.loc["MNRL + hardness",
+                                                                                       "masked"] == 0

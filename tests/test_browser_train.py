@@ -23,7 +23,7 @@ from tests.test_browser import PAGES, ROOT, browser, serve, shoot, wait_until_id
 pytestmark = pytest.mark.browser
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-ALL_PAGES = {**PAGES, "compare_guides": "Compare guides", "audit": "Audit the data"}  # url path -> heading
+ALL_PAGES = {**PAGES, "compare_guides": "Compare strategies", "audit": "Audit the data"}  # url path -> heading
 ARM_WORD = re.compile(r"(?<![a-z])(gist|mnrl)(?![a-z])")  # "demo-gist", "gist (seed 0)"; not "gistlab"
 GUIDE_WORD = re.compile(rf"(?<![a-z])({'|'.join(GUIDE_ARMS)})(?![a-z])")  # "GIST · mpnet-base", "self-guide"
 TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => ({

@@ -19,6 +19,7 @@ from PIL import Image
 
 from app import loaders, sidebar
 from app.false_negatives import DEFINITION, choose_rate
+from app.judge import choose_judge
 from app.views import errors_shown
 from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
@@ -184,6 +185,7 @@ with errors_shown():
         sidebar.update(sidebar.RUN_LAB, guide=guide, student=student or "", seed=config.seed, task=None)
         sidebar.show_current(len(batch), data=f"step {step} of run {name}", store=sidebar.RUN_LAB)
         sidebar.publish(sidebar.RUN_LAB)  # the URL names the run's margin settings in use
+    guide, settings = choose_judge(guide, student, settings)  # the self-judge: the student where the guide was
     batch_key = (data_key, tuple(batch.rows), guide, student)
     report = remask(loaders.batch_report(*batch_key, batch), settings)
 
