@@ -430,3 +430,26 @@ def test_gist_hardness_with_an_empty_mask_is_the_librarys_mnrl_hardness(student6
     if mode != "hard_negatives" or negatives:  # the mode weights something here: not plain MNRL
         plain = MultipleNegativesRankingLoss(student64, scale=20.0, directions=directions)
         assert abs(loss_and_grads(plain, student64, feats, labels)[0] - want) > 1e-6
+
+
+@pytest.mark.parametrize("mode", ["in_batch_negatives", "hard_negatives", "all_negatives"])
+def test_gist_hardness_with_two_negative_columns_is_the_librarys_mnrl_hardness(student64, mode):
+    """Two negative columns: the a-n block is B x 2B wide while a-p stays B x B, so row i's own cells
+    differ per block (a crash before); with nothing masked GIST + hardness equals the library's MNRL."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    ds = pairs_dataset(ROWS, negatives=True)
+    ds = ds.rename_column("negative", "negative_1").add_column("negative_2", [r[2] for r in ROWS[1:] + ROWS[:1]])
+    ds = ds.select_columns(["anchor", "positive", "negative_1", "negative_2", "label"])
+    feats, labels = features(student64, ds), torch.tensor(ds["label"])
+    directions = ("query_to_doc", "query_to_query")
+    library = MultipleNegativesRankingLoss(student64, scale=20.0, directions=directions,
+                                           hardness_mode=mode, hardness_strength=5.0)
+    ours = GISTLoss(student64, None, ds, temperature=0.05,
+                    settings=MarginSettings(margin=-10.0, contrast_positives=False),
+                    hardness_mode=mode, hardness_strength=5.0)
+    want, want_grads = loss_and_grads(library, student64, feats, labels)
+    got, got_grads = loss_and_grads(ours, student64, feats, labels)
+    assert got == pytest.approx(want, abs=1e-9)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, atol=1e-9, rtol=0, msg=name)

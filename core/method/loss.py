@@ -92,7 +92,8 @@ def gist_loss(
     for b in (b for b in BLOCKS if b in mask.masked):
         cosines = cosine_matrix(row_embeddings.get(b, anchor)[rows], columns[b])
         logits = cosines / temperature
-        penalty = hardness_penalty(b, cosines, own.repeat(1, len(negatives) or 1), hardness_mode, hardness_strength)
+        own_cells = own.repeat(1, len(negatives)) if b == "a-n" else own  # a-n: B x (B x negative columns)
+        penalty = hardness_penalty(b, cosines, own_cells, hardness_mode, hardness_strength)
         if penalty is not None:
             logits = logits + penalty
         blocks.append(logits.masked_fill(mask.masked[b][rows], float("-inf")))
