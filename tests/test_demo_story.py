@@ -4,6 +4,7 @@ mask's quality with its denominators, the two masked pairs the story shows, a mi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from core.analysis.demo_story import (PUBLISHED, best_per_rate, cheaper_guide, headline_gain, paired_gains,
                                       per_rate_line, quality_line, read_summary, story_pairs, verdict)
 from core.errors import GistlabError
+from core.method.explain import split_counts
+
+DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 TASKS = ("WordNetSTS", "WordNetRetrieval")
 LABELS = {"none": "MNRL (no guide)", "self": "GIST · self-guide", "bundled:minilm-l6": "GIST · minilm-l6",
@@ -150,3 +154,21 @@ def test_published_figure_is_labelled_as_published():
     text = PUBLISHED.sentence()
     assert text.startswith("Published, not measured here: on MTEB STSBenchmark")
     assert "84.40 against all-MiniLM-L6-v2's 82.03 (+2.37 points)" in text
+
+
+def test_the_shipped_batch_agrees_with_its_runs_recorded_masks():
+    """The Demo's card and caption come from assets/demo/sample_batch.*: a step of the demo's GIST run whose
+    recorded masks (kept in the copy), judged by core.analysis.run_quality, split exactly as the caption says."""
+    from core.analysis.run_quality import run_quality
+
+    sample = json.loads((DEMO / "sample_batch.json").read_text())
+    pairs = pd.read_parquet(DEMO / "sample_batch.parquet")
+    split = split_counts(pairs)
+    recorded = run_quality(DEMO / "gist").set_index("step").loc[sample["step"]]
+    masked = len(pairs)
+    assert masked == sample["masked"]
+    assert split["false negative"] == recorded["fn_caught"]
+    assert split["related hard negative"] == round(recorded["related_share"] * masked)
+    assert split["unrelated"] == round(recorded["unrelated_share"] * masked)
+    if "false_negatives" in sample:
+        assert sample["false_negatives"] == recorded["fn_present"]

@@ -119,7 +119,8 @@ if caught is not None:
         card(caught, "Caught: a false negative (a right answer) left out of the loss")
 if cost is not None:
     with right if caught is not None else left:
-        card(cost, "Cost: a hard negative removed" if case(cost) != "unrelated" else "Cost: an unrelated candidate removed")
+        card(cost, "Cost: an unrelated candidate removed" if case(cost) == "unrelated" else
+             "Cost: a hard negative removed")
 split = split_counts(pairs) if pairs is not None else None
 if split is not None:
     present = sample.get("false_negatives")

@@ -60,7 +60,8 @@ PUBLISHED = Published(
 
 
 def read_summary(path: Path | str) -> dict:
-    """The experiment summary at ``path`` as plain data (the one place the Demo reads it).
+    """The experiment summary at ``path`` as plain data (the one place the Demo reads it; the functions
+    below take that data, so ``dataclasses.asdict(ExperimentSummary.from_json(path))`` can replace it).
 
     Raises GistlabError with what to do when the file is missing or garbled."""
     path = Path(path)
@@ -70,7 +71,8 @@ def read_summary(path: Path | str) -> dict:
         raise GistlabError(f"No experiment summary at {path}: run `gistlab experiment --demo-dir {path.parent}` "
                            "to write one.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GistlabError(f"The experiment summary {path} is unreadable ({exc}): rerun `gistlab experiment`.") from None
+        raise GistlabError(f"The experiment summary {path} is unreadable ({exc}): "
+                           "rerun `gistlab experiment`.") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("runs"), list):
         raise GistlabError(f"The experiment summary {path} has no list of runs: rerun `gistlab experiment`.")
     return summary

@@ -57,7 +57,7 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
         pairs, stats = _sample_batch(pair["gist"])
         pairs.to_parquet(staging / "sample_batch.parquet", index=False)
         (staging / DEMO_SAMPLE).write_text(json.dumps(stats, indent=2))
-    last_step = max(DEMO_MASK_STEPS, json.loads((staging / DEMO_SAMPLE).read_text()).get("step", 0))
+    sample_step = json.loads((staging / DEMO_SAMPLE).read_text()).get("step")
     for name, run in pair.items():
         target = staging / name
         target.mkdir()
@@ -65,7 +65,8 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
             if (run / file).is_file():
                 shutil.copy2(run / file, target / file)
         masks = read_masks(run)
-        masks[masks["step"] <= last_step].to_parquet(target / "masks.parquet", index=False)
+        kept = (masks["step"] <= DEMO_MASK_STEPS) | (masks["step"] == sample_step)
+        masks[kept].to_parquet(target / "masks.parquet", index=False)
         for found in run.glob("results/*/*/*"):
             copied = target / found.relative_to(run)
             copied.parent.mkdir(parents=True, exist_ok=True)
