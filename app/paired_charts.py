@@ -71,6 +71,7 @@ def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: st
     fig = go.Figure()
     tasks = [*sorted(t for t in deltas["task"].unique() if t != MEAN_TASK), MEAN_TASK]
     labels = {t: task_title(t, metrics.get(t)) for t in tasks}
+    deltas = deltas.assign(spread=pd.to_numeric(deltas["spread"], errors="coerce"))  # None from JSON: NaN
     for arm, rows in deltas.groupby("arm", sort=False):
         seeds = int(rows["seeds"].max())
         label = rows["label"].iloc[0] if "label" in rows else arm_label(arm)

@@ -138,6 +138,9 @@ def test_read_summary_missing_or_garbled_says_what_to_do(tmp_path):
     (tmp_path / "experiment.json").write_text(json.dumps({"version": 1}))
     with pytest.raises(GistlabError, match="no list of runs"):
         read_summary(tmp_path / "experiment.json")
+    (tmp_path / "experiment.json").write_text(json.dumps({"runs": [{"arm": "none", "seed": 0}]}))
+    with pytest.raises(GistlabError, match="has a run without arm, rate, scores, seed"):
+        read_summary(tmp_path / "experiment.json")
     (tmp_path / "experiment.json").write_text(json.dumps(make_summary()))
     assert read_summary(tmp_path / "experiment.json") == make_summary()
 

@@ -26,6 +26,8 @@ from core.errors import GistlabError
 from core.method.explain import relation
 from core.training.results import MEAN_TASK, MNRL, arm_label, paired_deltas
 
+RUN_KEYS = frozenset({"rate", "arm", "seed", "scores"})
+"""What every run of the summary needs for the story (summary_schema.md, version 1)."""
 POINTS = 100
 """Scores are 0..1; the story speaks in points (x100), as MTEB tables do."""
 STRONG_GUIDE = "bundled:mpnet-base"
@@ -75,6 +77,10 @@ def read_summary(path: Path | str) -> dict:
                            "rerun `gistlab experiment`.") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("runs"), list):
         raise GistlabError(f"The experiment summary {path} has no list of runs: rerun `gistlab experiment`.")
+    for run in summary["runs"]:
+        if not isinstance(run, dict) or not RUN_KEYS <= run.keys() or not isinstance(run["scores"], dict):
+            raise GistlabError(f"The experiment summary {path} has a run without {', '.join(sorted(RUN_KEYS))} "
+                               "(an older or newer layout?): rerun `gistlab experiment`.")
     return summary
 
 
