@@ -18,10 +18,17 @@ from app.palette import arm_color, guide_arm
 from core.training.results import MEAN_TASK, MNRL, arm_label
 
 
+RECIPE_HUES = {"self-judge": "#d95f02", "mnrl-hard": "#e7298a", "gist-hard": "#66a61e", "mined": "#a6761d"}
+"""The experiment's guide-free or reweighted recipes, each its own hue beside the guides' (app.palette)."""
+
+
 def arm_hue(arm: str) -> str:
-    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec)."""
+    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec,
+    a recipe of the experiment: :data:`RECIPE_HUES`)."""
     if arm in ("base", MNRL):
         return arm_color("base" if arm == "base" else "mnrl")
+    if arm in RECIPE_HUES or str(arm).endswith(" (hardness)"):
+        return RECIPE_HUES.get(arm, RECIPE_HUES["gist-hard"])
     return arm_color(guide_arm(arm) or "gist")
 
 
@@ -81,6 +88,7 @@ def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: st
                      for t, d, s, n, w in zip(part["task"], part["delta"], part["spread"], part["seeds"], part["wins"])]
             fig.add_trace(go.Scatter(
                 x=(part["delta"] * scale).tolist(), y=[labels[t] for t in part["task"]], mode="markers", name=name,
+                orientation="h",  # with scattermode "group": each arm its own lane within a task's row
                 legendgroup=arm, showlegend=not any(t.legendgroup == arm for t in fig.data),
                 marker=dict(color=arm_hue(arm), size=11), hovertext=hover, hoverinfo="text",
                 error_x=dict(type="data", array=(part["spread"] * scale).tolist(), color=arm_hue(arm), thickness=1.5)
@@ -90,7 +98,9 @@ def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: st
     fig.add_vline(x=0, line_color="#555", line_width=1, annotation_text="MNRL", annotation_position="top")
     per = f", {unit.strip()}" if unit else ""
     fig.update_layout(
-        title=title, height=130 + 42 * len(tasks), margin=dict(l=10, r=10, t=60, b=10), legend_title_text="",
+        title=title, height=130 + (14 + 10 * deltas["arm"].nunique()) * len(tasks),
+        margin=dict(l=10, r=10, t=60, b=10), legend_title_text="", scattermode="group", scattergap=0.3,
+        legend=dict(traceorder="reversed"),  # the legend in the lanes' order, top to bottom
         xaxis=dict(title=f"Score difference against MNRL{per} (same seed, same batches): {INTERVAL}",
                    zeroline=False, range=_padded(-reach, reach, 0.08)),
         yaxis=dict(title="", categoryorder="array", categoryarray=[labels[t] for t in reversed(tasks)]),
