@@ -97,6 +97,7 @@ def test_demo_opens_with_the_verdict_then_the_story(tmp_path, monkeypatch):
     assert captions[2].startswith("Best arm at each false-negative rate: 0%: GIST · mpnet-base +0.20 ± 0.10 points")
     assert markdown[3].startswith("**At scale** · Published, not measured here: on MTEB STSBenchmark")
     assert "84.40 against all-MiniLM-L6-v2's 82.03" in markdown[3]
+    assert captions[3].startswith("Source: the MTEB results published with the models")
 
 
 def test_a_caught_false_negative_beside_a_cost_with_numbers_that_agree(tmp_path, monkeypatch):

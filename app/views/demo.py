@@ -69,12 +69,14 @@ best = headline_gain(gains) if gains is not None else None
 if summary is None:
     st.caption(f"No verdict: {missing}")
 else:
-    st.markdown(verdict(summary, gains))
+    with st.container(border=True):
+        st.markdown(verdict(summary, gains))
+        if best is not None:
+            st.caption(f"Points: the paired difference (arm − MNRL, same seed, so the same batches) of the mean "
+                       f"score over the {task_count(summary)} bundled tasks, x{POINTS}; ± is the std of the per-seed "
+                       f"differences over {seeds_text(best.seeds)}. A false-negative rate of r: about r x batch size "
+                       "of a row's in-batch candidates are right answers for it.")
     if best is not None:
-        st.caption(f"Points: the paired difference (arm − MNRL, same seed, so the same batches) of the mean score "
-                   f"over the {task_count(summary)} bundled tasks, x{POINTS}; ± is the std of the per-seed "
-                   f"differences over {seeds_text(best.seeds)}. A false-negative rate of r: about r x batch size "
-                   "of a row's in-batch candidates are right answers for it.")
         cheaper = cheaper_guide(gains, best.rate)
         if cheaper:
             st.markdown(cheaper)
@@ -84,8 +86,8 @@ else:
         st.caption(per_rate_line(gains))
 with st.container(border=True):
     st.markdown(f"**At scale** · {PUBLISHED.sentence()}")
-    st.caption("The lab's figures above are a small student trained for a few steps on the bundled WordNet data: "
-               "they show the mechanism, not the published gain.")
+    st.caption(f"{PUBLISHED.source}. The lab's own figures above come from a small student trained for a few steps "
+               "on the bundled WordNet data: they show the mechanism, not the published gain.")
 
 # ---------------------------------------------------------------- one batch: a catch beside a cost
 st.subheader("One batch: a right answer caught, and what the mask cost")

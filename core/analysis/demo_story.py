@@ -50,13 +50,13 @@ class Published:
     def sentence(self) -> str:
         return (f"Published, not measured here: on {self.benchmark}, {self.gist_model} scores "
                 f"{self.gist_score:.2f} against {self.base_model}'s {self.base_score:.2f} "
-                f"({self.gist_score - self.base_score:+.2f} points). Source: {self.source}.")
+                f"({self.gist_score - self.base_score:+.2f} points).")
 
 
 PUBLISHED = Published(
     benchmark="MTEB STSBenchmark (test, cosine Spearman x100)",
     gist_model="GIST-all-MiniLM-L6-v2", gist_score=84.40, base_model="all-MiniLM-L6-v2", base_score=82.03,
-    source="the MTEB results published with the models (avsolatorio/GIST-all-MiniLM-L6-v2's model card; "
+    source="Source: the MTEB results published with the models (avsolatorio/GIST-all-MiniLM-L6-v2's model card; "
            "sentence-transformers/all-MiniLM-L6-v2 in the MTEB results), trained at scale on MEDI and MTEB "
            "classification data with the UAE-Large-V1 guide (Solatorio, 2024, arXiv:2402.16829)")
 
