@@ -112,6 +112,19 @@ def test_quality_line_pools_counts_and_names_the_shares():
         if run["quality"]:
             run["quality"] |= {"fn_present": 0, "fn_caught": 0, "fn_recall": None}
     assert "met no false negative (recall undefined)" in quality_line(summary, 0.0, "self")
+    for run in summary["runs"]:
+        if run["quality"]:
+            run["quality"] = {"masked_share": 0.2}  # a recipe that records only what it masked
+    assert quality_line(summary, 0.0, "self") == (
+        "GIST · self-guide's mask at 0%, over 3 seeds: it did not record its false negatives; it masked 20% of the "
+        "in-batch candidates, of which n/a were false negatives (precision: the catches), n/a related hard "
+        "negatives and n/a unrelated (the costs); shares are means over seeds.")
+
+
+def test_rates_in_words():
+    from core.analysis.demo_story import rate_text
+
+    assert [rate_text(r) for r in (0.0, 0.05, 0.1, 0.2, 0.125)] == ["0%", "5%", "10%", "20%", "12.5%"]
 
 
 def test_story_pairs_picks_a_distinct_catch_and_a_related_cost():

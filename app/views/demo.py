@@ -141,7 +141,7 @@ if gains is not None and len(gains):
                     format_func=rate_text, key="demo_rate")
     shown = gains[gains["rate"] == rate]
     seeds = int(shown["seeds"].max()) if len(shown) else 0
-    st.plotly_chart(paired_delta_figure(shown, metrics, f"Student {summary['setup'].get('student', '')} at a "
+    st.plotly_chart(paired_delta_figure(shown, metrics, f"Student {summary.get('setup', {}).get('student', '?')} at a "
                                         f"false-negative rate of {rate_text(rate)}", scale=POINTS, unit=" points",
                                         reach=delta_reach(gains, POINTS)),
                     width="stretch", key="demo-deltas")
@@ -155,7 +155,7 @@ if gains is not None and len(gains):
 with st.expander("Under the hood: blocks, weak rows, raw losses, every masked pair"):
     if summary is not None:
         rows = [{"false-negative rate": rate_text(r["rate"]), "arm": r.get("label") or arm_label(r["arm"]),
-                 "seed": r["seed"], "mean over tasks": r["mean"], **(r.get("quality") or {})}
+                 "seed": r["seed"], "mean over tasks": r.get("mean"), **(r.get("quality") or {})}
                 for r in summary["runs"]]
         st.markdown("**Every run of the experiment** (shares are fractions of the masked candidates; precision = "
                     "false negatives masked / masked, recall = false negatives masked / present)")

@@ -138,7 +138,8 @@ class Gain:
 
 
 def rate_text(rate: float) -> str:
-    return f"{rate:.0%}"
+    """0.1 -> ``10%``, 0.05 -> ``5%``, 0.125 -> ``12.5%``."""
+    return f"{round(rate * 100, 6):g}%"
 
 
 def mean_gains(gains: pd.DataFrame) -> list[Gain]:
@@ -222,13 +223,18 @@ def quality_line(summary: dict, rate: float, arm: str) -> str | None:
     if not runs:
         return None
     q = pd.DataFrame([r["quality"] for r in runs])
-    present, caught = int(q["fn_present"].sum()), int(q["fn_caught"].sum())
-    steps = int(q["steps"].max()) if "steps" in q else None
+    total = lambda column: int(q[column].fillna(0).sum()) if column in q else None  # noqa: E731
+    present, caught = total("fn_present"), total("fn_caught")
+    steps = int(q["steps"].max()) if "steps" in q and q["steps"].notna().any() else None
     over = f"{len(runs)} seed{'s' if len(runs) != 1 else ''}" + (f" x {steps} steps" if steps else "")
-    found = (f"caught {caught:,} of the {present:,} false negatives present (recall {caught / present:.0%})"
+    found = ("did not record its false negatives" if present is None or caught is None else
+             f"caught {caught:,} of the {present:,} false negatives present (recall {caught / present:.0%})"
              if present else "met no false negative (recall undefined)")
     label = labels(summary).get(arm, arm)
-    share = lambda column: f"{q[column].mean():.0%}" if q[column].notna().any() else "n/a"  # noqa: E731
+
+    def share(column: str) -> str:
+        return f"{q[column].mean():.0%}" if column in q and q[column].notna().any() else "n/a"
+
     return (f"{label}'s mask at {rate_text(rate)}, over {over}: it {found}; it masked {share('masked_share')} of "
             f"the in-batch candidates, of which {share('fn_precision')} were false negatives (precision: the "
             f"catches), {share('related_share')} related hard negatives and {share('unrelated_share')} "
