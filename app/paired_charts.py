@@ -2,9 +2,10 @@
 
 Results and Demo draw the same figures from core.training.results' tidy tables, so a number reads the same on
 both pages. Rules kept here, once: a spread is drawn only where there are two seeds or more (one
-seed says "1 seed" instead); the per-task panels share one labelled score axis (a panel zoomed to its
-own data made 0.8650-0.8654 fill it); a task is named with the metric behind its main score; arms are
-coloured by app.palette.
+seed says "1 seed" instead); a difference axis is symmetric around a marked zero and says what a dot
+and a whisker are (mean ± std over seeds), and hover texts say it in words; the per-task panels share
+one labelled score axis (a panel zoomed to its own data made 0.8650-0.8654 fill it); a task is named
+with the metric behind its main score; arms are coloured by app.palette.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from app.palette import arm_color, guide_arm
 from core.training.results import MEAN_TASK, MNRL, arm_label
 
 
+RECIPE_HUES = {"self-judge": "#d95f02", "mnrl-hard": "#e7298a", "gist-hard": "#66a61e", "mined": "#a6761d"}
+"""The experiment's guide-free or reweighted recipes, each its own hue beside the guides' (app.palette)."""
+
+
 def arm_hue(arm: str) -> str:
-    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec)."""
+    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec,
+    a recipe of the experiment: :data:`RECIPE_HUES`)."""
     if arm in ("base", MNRL):
         return arm_color("base" if arm == "base" else "mnrl")
+    if arm in RECIPE_HUES or str(arm).endswith(" (hardness)"):
+        return RECIPE_HUES.get(arm, RECIPE_HUES["gist-hard"])
     return arm_color(guide_arm(arm) or "gist")
 
 
@@ -37,35 +45,64 @@ def _padded(low: float, high: float, share: float = 0.12) -> list[float]:
     return [low - pad, high + pad]
 
 
-def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: str) -> go.Figure:
+INTERVAL = "mean ± std over seeds"
+"""What a dot and its whisker are: the mean of the per-seed paired differences and their sample std."""
+
+
+def delta_reach(deltas: pd.DataFrame, scale: float = 1.0) -> float:
+    """Half the width of a delta axis that holds every dot and whisker of ``deltas`` (times ``scale``), so
+    several figures can share one scale."""
+    if deltas.empty:
+        return 0.01 * scale
+    return float((deltas["delta"].abs() + deltas["spread"].fillna(0)).max() * scale) or 0.01 * scale
+
+
+def delta_hover(label: str, task: str, delta: float, spread: float, seeds: int, wins: int, unit: str = "") -> str:
+    """``GIST · minilm-l6 − MNRL on WordNetSTS: +0.0114 ± 0.0009 (3 seeds, higher in 3/3)``."""
+    digits = 2 if unit else 4
+    spread_text = f" ± {spread:.{digits}f}" if seeds >= 2 and spread == spread else ""
+    return (f"{label} − MNRL on {task}: {delta:+.{digits}f}{spread_text}{unit} "
+            f"({seeds_text(seeds)}, higher in {wins}/{seeds})")
+
+
+def paired_delta_figure(deltas: pd.DataFrame, metrics: dict[str, str], title: str, *, scale: float = 1.0,
+                        unit: str = "", reach: float | None = None) -> go.Figure:
     """Each arm's paired difference against MNRL per task (and the mean over tasks), one dot each.
 
-    ``deltas``: core.training.results.paired_deltas rows (arm, task, delta, spread, seeds, wins). Whiskers
-    (± std of the per-seed differences) only where seeds >= 2; the legend says each arm's seed count.
+    ``deltas``: core.training.results.paired_deltas rows (arm, task, delta, spread, seeds, wins; an
+    optional ``label`` names the arm). Whiskers (± std of the per-seed differences) only where seeds >= 2;
+    the legend says each arm's seed count, the axis what a dot and a whisker are, a line marks zero
+    (no difference), and the axis is symmetric around it (``reach``: a half-width shared with other
+    figures). ``scale``/``unit``: e.g. 100 and " points" to speak in points.
     """
     fig = go.Figure()
     tasks = [*sorted(t for t in deltas["task"].unique() if t != MEAN_TASK), MEAN_TASK]
     labels = {t: task_title(t, metrics.get(t)) for t in tasks}
+    deltas = deltas.assign(spread=pd.to_numeric(deltas["spread"], errors="coerce"))  # None from JSON: NaN
     for arm, rows in deltas.groupby("arm", sort=False):
         seeds = int(rows["seeds"].max())
-        name = f"{arm_label(arm)} ({seeds_text(seeds)})"
+        label = rows["label"].iloc[0] if "label" in rows else arm_label(arm)
+        name = f"{label} ({seeds_text(seeds)})"
         for spread_drawn, part in rows.groupby(rows["seeds"] >= 2):
-            hover = [f"{arm_label(arm)} − MNRL: {d:+.4f}" + (f" ± {s:.4f}" if spread_drawn else "")
-                     + f"<br>{seeds_text(int(n))}, higher in {int(w)} of {int(n)}"
-                     for d, s, n, w in zip(part["delta"], part["spread"], part["seeds"], part["wins"])]
+            hover = [delta_hover(label, t, d * scale, s * scale, int(n), int(w), unit)
+                     for t, d, s, n, w in zip(part["task"], part["delta"], part["spread"], part["seeds"], part["wins"])]
             fig.add_trace(go.Scatter(
-                x=part["delta"].tolist(), y=[labels[t] for t in part["task"]], mode="markers", name=name,
+                x=(part["delta"] * scale).tolist(), y=[labels[t] for t in part["task"]], mode="markers", name=name,
+                orientation="h",  # with scattermode "group": each arm its own lane within a task's row
                 legendgroup=arm, showlegend=not any(t.legendgroup == arm for t in fig.data),
                 marker=dict(color=arm_hue(arm), size=11), hovertext=hover, hoverinfo="text",
-                error_x=dict(type="data", array=part["spread"].tolist(), color=arm_hue(arm), thickness=1.5)
+                error_x=dict(type="data", array=(part["spread"] * scale).tolist(), color=arm_hue(arm), thickness=1.5)
                 if spread_drawn else None,
             ))
-    reach = (deltas["delta"].abs() + deltas["spread"].fillna(0)).max() if len(deltas) else 0.01
-    fig.add_vline(x=0, line_color="#555", line_width=1)
+    reach = reach if reach is not None else delta_reach(deltas, scale)
+    fig.add_vline(x=0, line_color="#555", line_width=1, annotation_text="MNRL", annotation_position="top")
+    per = f", {unit.strip()}" if unit else ""
     fig.update_layout(
-        title=title, height=110 + 42 * len(tasks), margin=dict(l=10, r=10, t=50, b=10), legend_title_text="",
-        xaxis=dict(title="Score difference against MNRL (same seed, same batches)", zeroline=False,
-                   range=_padded(-reach, reach, 0.08)),
+        title=title, height=130 + (14 + 10 * deltas["arm"].nunique()) * len(tasks),
+        margin=dict(l=10, r=10, t=60, b=10), legend_title_text="", scattermode="group", scattergap=0.3,
+        legend=dict(traceorder="reversed"),  # the legend in the lanes' order, top to bottom
+        xaxis=dict(title=f"Score difference against MNRL{per} (same seed, same batches): {INTERVAL}",
+                   zeroline=False, range=_padded(-reach, reach, 0.08)),
         yaxis=dict(title="", categoryorder="array", categoryarray=[labels[t] for t in reversed(tasks)]),
     )
     return fig

@@ -1,4 +1,6 @@
-"""Demo page: tells the story from precomputed files only, and says what to do when they are missing."""
+"""Demo page: tells the story from precomputed files only (a verdict from experiment.json, a caught false
+negative beside a cost, per-task differences on one scale, the jargon below), and says what to do when
+files are missing."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from tests.test_demo_story import make_summary
+
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
 
-def make_demo(root: Path, seeds: int = 3, recorded_before: bool = False) -> Path:
+def make_demo(root: Path, seeds: int = 3, recorded_before: bool = False, summary: dict | None = None) -> Path:
     """A demo folder in the documented layout: two run dirs, a sample batch, results, the ladder's scores.
 
     ``recorded_before``: the files an experiment wrote before the false-negative definition of issue 22
@@ -24,8 +28,8 @@ def make_demo(root: Path, seeds: int = 3, recorded_before: bool = False) -> Path
     for arm, masked in (("gist", 0.12), ("mnrl", 0.0)):
         run = demo / arm
         run.mkdir(parents=True)
-        (run / "config.json").write_text(json.dumps({"loss": arm, "steps": 5, "guide": guide,
-                                                     "student": "bundled:minilm-l3"}))
+        (run / "config.json").write_text(json.dumps({"loss": arm, "steps": 5, "guide": guide, "seed": 0,
+                                                     "student": "bundled:minilm-l3", "false_negatives": 0.1}))
         lines = [{"step": s, "loss": 2.0 - 0.1 * s, "masked_fraction": masked, "weak_rows": 1, "step_seconds": 0.4}
                  for s in range(1, 6)]
         (run / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
@@ -63,6 +67,7 @@ def make_demo(root: Path, seeds: int = 3, recorded_before: bool = False) -> Path
     pd.DataFrame([{"student": "bundled:minilm-l3", "arm": guide, "seed": seed, "steps": 5,
                    "masked": 0.12 + seed / 100, **quality, "weak_rows": 1.0} for seed in range(seeds)]
                  ).to_csv(demo / "ladder_masking.csv", index=False)
+    (demo / "experiment.json").write_text(json.dumps(summary or make_summary(seeds=seeds)))
     return demo
 
 
@@ -71,63 +76,143 @@ def run_demo(demo_dir: Path, monkeypatch) -> AppTest:
     return AppTest.from_file(MAIN, default_timeout=30).run()
 
 
-def test_demo_tells_the_story(tmp_path, monkeypatch):
+def texts(at: AppTest) -> tuple[list[str], list[str]]:
+    return [m.value for m in at.markdown], [c.value for c in at.caption]
+
+
+def test_demo_opens_with_the_verdict_then_the_story(tmp_path, monkeypatch):
     at = run_demo(make_demo(tmp_path), monkeypatch)
     assert not at.exception and not at.error
     assert at.title[0].value.startswith("What the guide removes")
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["GIST · mpnet-base − MNRL"].startswith("+0.0300 ± 0.")
-    assert "Mean score difference over the tasks, 3 seeds" in [c.value for c in at.caption]
-    assert metrics["Candidates masked per step (3 seeds)"] == "13% ± 1%"
-    assert metrics["Masks that were false negatives (3 seeds)"] == "80% ± 0%"
-    captions = [c.value for c in at.caption if not c.value.startswith("Mean score difference")]
-    # the batch's masks in the three-way split: 5 false negatives (3 look-alikes, 2 identical texts),
-    # 4 related hard negatives, 1 unrelated (the weak row's)
-    assert captions[0] == ("Of the 10 masked candidates: 5 false negatives (right answers: catches), 4 related hard "
-                           "negatives and 1 unrelated (both costs); 5 of its 8 false negatives were caught.")
-    assert captions[1].startswith("71 of 496 in-batch candidates were masked in this batch (step 3, 16 rows, "
-                                  "guide `bundled:mpnet-base`); 1 of 16 rows were weak positives")
-    explained = captions[2:8]
-    assert any(e.startswith("A false negative caught") for e in explained)
-    assert any(e.startswith("A cost: another sense of the same word") for e in explained)
-    markdown = " ".join(m.value for m in at.markdown)
-    assert "(false negative: a catch)" in markdown and "(related hard negative: a cost)" in markdown
-    assert any(e.startswith("Weak positive: the guide scores this row's own positive only 0.05") for e in explained)
-    assert sum("the very same text" in e for e in explained) == 1  # one duplicate at most
-    markdown = " ".join(m.value for m in at.markdown)
-    assert "**Its own positive** · its positive 0" in markdown and "guide score **0.70**" in markdown
-    assert any("Each loss on its own axis" in c for c in captions)
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    ladder = charts[0]
-    assert [t["name"] for t in ladder["data"]][:2] == ["GIST · mpnet-base (3 seeds)", "GIST · self-guide (3 seeds)"]
-    assert any(t.get("error_x") for t in ladder["data"])  # 3 seeds: a spread is drawn
-    titles = [c["layout"]["title"]["text"] for c in charts[2:4]]
-    assert titles == ["MNRL (no guide): training loss", "GIST · mpnet-base: training loss"]  # one axis each
-    assert charts[2]["layout"]["xaxis"]["title"]["text"] == "training step"
+    markdown, captions = texts(at)
+    assert markdown[1] == ("**minilm-l3 trained with GIST · mpnet-base scored +1.20 ± 0.20 points above MNRL** on "
+                           "the bundled benchmark's mean over 2 tasks, higher in 3 of 3 seeds, at a false-negative "
+                           "rate of 10%.")
+    assert captions[0].startswith("Points: the paired difference (arm − MNRL, same seed, so the same batches) of "
+                                  "the mean score over the 2 bundled tasks, x100; ± is the std of the per-seed "
+                                  "differences over 3 seeds.")
+    assert markdown[2].startswith("A cheaper guide did as well: at 10%, GIST · minilm-l6 gained +1.10 ± 0.10 points")
+    assert captions[1].startswith("GIST · mpnet-base's mask at 10%, over 3 seeds x 50 steps: it caught 240 of the "
+                                  "360 false negatives present (recall 67%)")
+    assert captions[2].startswith("Best arm at each false-negative rate: 0%: GIST · mpnet-base +0.20 ± 0.10 points")
+    assert markdown[3].startswith("**At scale** · Published, not measured here: on MTEB STSBenchmark")
+    assert "84.40 against all-MiniLM-L6-v2's 82.03" in markdown[3]
+    assert captions[3].startswith("Source: the MTEB results published with the models")
+
+
+def test_a_caught_false_negative_beside_a_cost_with_numbers_that_agree(tmp_path, monkeypatch):
+    at = run_demo(make_demo(tmp_path), monkeypatch)
+    markdown, captions = texts(at)
+    card = markdown.index("**Caught: a false negative (a right answer) left out of the loss**")
+    assert markdown[card + 1:card + 4] == [
+        "Row · usage 0  \nIts own positive · its positive 0",
+        "Masked positive (false negative: a catch) · a look-alike 0",
+        "guide score **0.90** vs the row's own positive **0.70** (threshold 0.70)"]
+    assert markdown[card + 4] == "**Cost: a hard negative removed**"
+    assert markdown[card + 6] == "Masked positive (related hard negative: a cost) · a look-alike 1"
+    assert markdown[card + 7] == "guide score **0.89** vs the row's own positive **0.70** (threshold 0.70)"
+    caught = next(c for c in captions if c.startswith("A false negative caught"))
+    assert "the guide scores it 0.90, the row's own positive 0.70 (threshold 0.70)" in caught
+    cost = next(c for c in captions if c.startswith("A cost: another sense of the same word"))
+    assert "the guide scores it 0.89, the row's own positive 0.70" in cost
+    assert ("From step 3 of the demo's GIST run (guide bundled:mpnet-base, seed 0, false-negative rate 10%): of its "
+            "10 masked candidates, 5 are false negatives (catches), 4 related hard negatives and 1 unrelated "
+            "(costs); 5 of the 8 false negatives present were caught.") in captions
+
+
+def test_per_task_differences_in_words_on_one_scale(tmp_path, monkeypatch):
+    at = run_demo(make_demo(tmp_path), monkeypatch)
+    assert at.radio(key="demo_rate").value == 0.1  # the verdict's rate first
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["title"]["text"] == ("Score difference against MNRL, points (same seed, same "
+                                                         "batches): mean ± std over seeds")
+    low, high = chart["layout"]["xaxis"]["range"]
+    assert low == -high and high > 1.4  # symmetric around zero, room for +1.20 ± 0.20
+    assert any(shape["x0"] == 0 == shape["x1"] for shape in chart["layout"]["shapes"])  # the zero line
+    hover = {text for trace in chart["data"] for text in trace["hovertext"]}
+    assert "GIST · minilm-l6 − MNRL on WordNetSTS: +1.10 ± 0.10 points (3 seeds, higher in 3/3)" in hover
+    assert all(trace["error_x"]["array"] for trace in chart["data"])
+    assert any(c.startswith("Mean score difference over the tasks, 3 seeds, and per task") for c in texts(at)[1])
+    at.radio(key="demo_rate").set_value(0.0).run()
+    other = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert other["layout"]["xaxis"]["range"] == chart["layout"]["xaxis"]["range"]  # one scale for every rate
+    assert "rate of 0%" in other["layout"]["title"]["text"]
+
+
+def test_nothing_beats_mnrl_is_the_verdict_when_so(tmp_path, monkeypatch):
+    losing = make_summary(deltas={(0.0, "self"): (-0.004, 0.001), (0.0, "bundled:mpnet-base"): (-0.002, 0.001),
+                                  (0.0, "bundled:minilm-l6"): (-0.001, 0.002)})
+    at = run_demo(make_demo(tmp_path, summary=losing), monkeypatch)
+    assert not at.exception and not at.error
+    markdown, _ = texts(at)
+    assert markdown[1].startswith("**Nothing beat MNRL here.** The best arm, GIST · minilm-l6 at a false-negative "
+                                  "rate of 0%, scored -0.10 ± 0.20 points")
+    assert any(m.startswith("A cheaper guide did as well: at 0%, GIST · minilm-l6") for m in markdown)  # both lost
+
+
+def test_missing_or_garbled_summary_is_a_caption_not_a_traceback(tmp_path, monkeypatch):
+    demo = make_demo(tmp_path)
+    (demo / "experiment.json").unlink()
+    at = run_demo(demo, monkeypatch)
+    assert not at.exception and not at.error
+    captions = texts(at)[1]
+    assert captions[0].startswith("No verdict: No experiment summary at ") and "gistlab experiment" in captions[0]
+    assert "**Caught: a false negative (a right answer) left out of the loss**" in texts(at)[0]  # the batch still shows
+    (demo / "experiment.json").write_text("{garbled")
+    at = run_demo(demo, monkeypatch)
+    assert not at.exception and not at.error
+    assert "is unreadable" in texts(at)[1][0]
 
 
 def test_files_recorded_before_the_definition_are_read_not_misread(tmp_path, monkeypatch):
-    """An older demo folder: its 'precision' counted related hard negatives as backed, so the headline
-    says it was not recorded; its 'same-meaning' pairs are false negatives by the current names."""
+    """An older demo folder: its 'same-meaning' pairs are false negatives by the current names."""
     at = run_demo(make_demo(tmp_path, recorded_before=True), monkeypatch)
     assert not at.exception and not at.error
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Masks that were false negatives"] == "not recorded"
-    captions = [c.value for c in at.caption if not c.value.startswith("Mean score difference")]
-    assert captions[0].startswith("Of the 10 masked candidates: 5 false negatives (right answers: catches), 4 related")
-    assert any(c.startswith("A false negative caught") for c in captions)
+    markdown, captions = texts(at)
+    assert "**Caught: a false negative (a right answer) left out of the loss**" in markdown
+    split = next(c for c in captions if c.startswith("From step 3"))
+    assert "of its 10 masked candidates, 5 are false negatives (catches), 4 related" in split
+    assert split.endswith("(costs).")  # no false-negative count recorded: none claimed
+
+
+def test_a_batch_without_a_catch_says_so(tmp_path, monkeypatch):
+    demo = make_demo(tmp_path)
+    pairs = pd.read_parquet(demo / "sample_batch.parquet")
+    pairs[pairs["relation"] != "false-negative"].to_parquet(demo / "sample_batch.parquet")
+    at = run_demo(demo, monkeypatch)
+    assert not at.exception and not at.error
+    assert at.info[0].value.startswith("No false negative was caught in the demo's batch (step 3 of the demo's GIST "
+                                       "run")
+    assert "**Cost: a hard negative removed**" in texts(at)[0]
 
 
 def test_one_seed_says_so_and_draws_no_spread(tmp_path, monkeypatch):
-    at = run_demo(make_demo(tmp_path, seeds=1), monkeypatch)
+    one = make_summary(seeds=1, deltas={(0.1, "bundled:mpnet-base"): (0.012, 0.0), (0.1, "self"): (0.004, 0.0)})
+    at = run_demo(make_demo(tmp_path, seeds=1, summary=one), monkeypatch)
     assert not at.exception and not at.error
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["GIST · mpnet-base − MNRL"] == "+0.0200"
-    assert "Mean score difference over the tasks, 1 seed" in [c.value for c in at.caption]
-    assert metrics["Candidates masked per step (1 seed)"] == "12%"
-    ladder = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert not any(t.get("error_x") for t in ladder["data"])
-    assert "GIST · mpnet-base (1 seed)" in [t["name"] for t in ladder["data"]]
+    markdown, captions = texts(at)
+    assert markdown[1].startswith("**No arm beat MNRL in every seed.** The closest: GIST · mpnet-base at a "
+                                  "false-negative rate of 10%, +1.20 points (1 seed: no spread)")
+    assert any(c.startswith("Mean score difference over the tasks, 1 seed") for c in captions)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not any(t.get("error_x") for t in chart["data"])
+    assert "GIST · mpnet-base (1 seed)" in [t["name"] for t in chart["data"]]
+
+
+def test_the_jargon_waits_below_the_story(tmp_path, monkeypatch):
+    at = run_demo(make_demo(tmp_path), monkeypatch)
+    expander = at.expander[0]
+    assert expander.label == "Under the hood: blocks, weak rows, raw losses, every masked pair"
+    inside = [c.value for c in expander.caption]
+    assert any(c.startswith("71 of 496 in-batch candidates were masked in this batch") for c in inside)
+    assert any(c.startswith("The paired runs' raw losses, each on its own axis") for c in inside)
+    assert "weak_rows" not in " ".join(texts(at)[1][:4])  # the story above speaks without raw names
+    table = expander.dataframe[0].value
+    assert {"false-negative rate", "arm", "precision", "recall", "related hard negatives"} <= set(table.columns)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [c["layout"]["title"]["text"] for c in charts[1:3]]
+    assert titles == ["MNRL (no guide): training loss", "GIST · mpnet-base: training loss"]  # one axis each
+    assert charts[1]["layout"]["xaxis"]["title"]["text"] == "training step"
 
 
 def test_missing_demo_folder_says_what_to_do(tmp_path, monkeypatch):
@@ -138,18 +223,13 @@ def test_missing_demo_folder_says_what_to_do(tmp_path, monkeypatch):
 
 def test_partial_demo_folder_shows_what_it_has(tmp_path, monkeypatch):
     demo = make_demo(tmp_path)
-    (demo / "results.csv").unlink()
-    (demo / "sample_batch.parquet").unlink()
-    at = run_demo(demo, monkeypatch)
-    assert not at.exception and not at.error
-    assert [i.value for i in at.info] == ["No sample batch in the demo files."]
-    for name in ("ladder_scores.csv", "ladder_masking.csv"):
+    for name in ("results.csv", "sample_batch.parquet", "ladder_scores.csv", "ladder_masking.csv"):
         (demo / name).unlink()
     at = run_demo(demo, monkeypatch)
     assert not at.exception and not at.error
-    assert [i.value for i in at.info] == ["No sample batch in the demo files.",
-                                          "No results of the guide ladder in the demo files."]
-    assert len(at.get("plotly_chart")) == 4 and not at.metric  # the paired run's curves only
+    assert [i.value for i in at.info] == ["No sample batch in the demo files."]
+    assert texts(at)[0][1].startswith("**minilm-l3 trained with GIST · mpnet-base")
+    assert len(at.get("plotly_chart")) == 5  # the per-task differences and the paired run's curves
 
 
 def test_demo_loads_no_model(tmp_path):
@@ -159,7 +239,7 @@ def test_demo_loads_no_model(tmp_path):
         "import sys\nfrom streamlit.testing.v1 import AppTest\n"
         f"import os\nos.environ['GISTLAB_DEMO_DIR'] = {str(demo)!r}\n"
         f"at = AppTest.from_file({MAIN!r}, default_timeout=30).run()\n"
-        "assert not at.exception and len(at.get('plotly_chart')) == 6\n"
+        "assert not at.exception and len(at.get('plotly_chart')) == 5\n"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,8 +14,10 @@ def test_shipped_demo_run_is_judged_by_the_current_definition():
     from core.training.runs import read_masks
 
     table = run_quality(DEMO_GIST).set_index("step")
-    # the copy keeps the masks of steps 1-5 only: the other steps are left out, not read as "nothing masked"
-    assert list(table.index) == [1, 2, 3, 4, 5]
+    # the copy keeps the masks of steps 1-5 and of the sample batch's step only: the other steps are left
+    # out, not read as "nothing masked"
+    sample_step = json.loads((DEMO_GIST.parent / "sample_batch.json").read_text())["step"]
+    assert list(table.index) == sorted({1, 2, 3, 4, 5, sample_step})
     masks = read_masks(DEMO_GIST)
     for step, row in table.iterrows():
         masked = int((masks["step"] == step).sum())

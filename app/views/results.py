@@ -14,7 +14,7 @@ import time
 
 import streamlit as st
 
-from app.paired_charts import paired_delta_figure, seeds_text, task_scores_figure
+from app.paired_charts import delta_reach, paired_delta_figure, seeds_text, task_scores_figure
 from app.loaders import served
 from app.views import OVERLAP_NOTE, label_colors, run_labels
 from core.training import jobs
@@ -129,12 +129,11 @@ groups = [(key, part) for key, part in runs.groupby("pairing", sort=False)
 if not groups:
     st.info("No paired runs to compare yet: train MNRL and a GIST arm with the same seed and settings "
             "(Train page, paired comparison) and evaluate both.")
-for key, part in groups:
-    deltas = paired_deltas(part, [])
-    if deltas.empty:
-        continue
+paired = [(key, part, deltas) for key, part in groups if not (deltas := paired_deltas(part, [])).empty]
+reach = max((delta_reach(deltas) for *_, deltas in paired), default=None)  # every setup on one scale
+for key, part, deltas in paired:
     setup = part["setup"].iloc[0]
-    st.plotly_chart(paired_delta_figure(deltas, metrics, setup), width="stretch", key=f"paired-{key}")
+    st.plotly_chart(paired_delta_figure(deltas, metrics, setup, reach=reach), width="stretch", key=f"paired-{key}")
     counts = deltas.groupby("arm")["seeds"].max()
     lines = [f"{arm_label(arm)}: {seeds_text(int(n))}" + ("" if n > 1 else " (no spread: train more seeds)")
              for arm, n in counts.items()]

@@ -31,9 +31,10 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
     """Copy the first seed's MNRL run and strongest-guide run (ladder case) into ``dest`` for the demo page.
 
     Writes ``dest/mnrl/`` and ``dest/gist/`` (config, status, metrics, batches, masks of the first
-    steps, results JSON; no weights), ``dest/results.csv`` (base and both runs),
-    ``dest/sample_batch.parquet`` (the masked pairs of the GIST run's clearest early batch, as the
-    inspector shows them), and the whole experiment's tidy scores and masking figures.
+    steps and of the sample batch's step, so core.analysis.run_quality can judge the card's batch
+    from the copy; results JSON; no weights), ``dest/results.csv`` (base and both runs),
+    ``dest/sample_batch.parquet`` (the masked pairs of the GIST run's sample batch, as the inspector
+    shows them), and the whole experiment's tidy scores and masking figures.
     """
     from core.training.results import results_table
     from core.training.runs import read_masks
@@ -47,6 +48,18 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
     staging = dest.with_name(f".{dest.name}-staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    shipped = dest / "sample_batch.parquet"
+    same_run = all((dest / "gist" / name).is_file() and (pair["gist"] / name).is_file()  # the very same run, not
+                   and (dest / "gist" / name).read_bytes() == (pair["gist"] / name).read_bytes()  # a rerun of its
+                   for name in ("config.json", "metrics.jsonl"))  # settings on rebuilt data (its timings differ)
+    if same_run and shipped.is_file() and (dest / DEMO_SAMPLE).is_file():
+        for name in ("sample_batch.parquet", DEMO_SAMPLE):  # same run as last time: same batch
+            shutil.copy2(dest / name, staging / name)
+    else:
+        pairs, stats = _sample_batch(pair["gist"])
+        pairs.to_parquet(staging / "sample_batch.parquet", index=False)
+        (staging / DEMO_SAMPLE).write_text(json.dumps(stats, indent=2))
+    sample_step = json.loads((staging / DEMO_SAMPLE).read_text()).get("step")
     for name, run in pair.items():
         target = staging / name
         target.mkdir()
@@ -54,7 +67,8 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
             if (run / file).is_file():
                 shutil.copy2(run / file, target / file)
         masks = read_masks(run)
-        masks[masks["step"] <= DEMO_MASK_STEPS].to_parquet(target / "masks.parquet", index=False)
+        kept = (masks["step"] <= DEMO_MASK_STEPS) | (masks["step"] == sample_step)
+        masks[kept].to_parquet(target / "masks.parquet", index=False)
         for found in run.glob("results/*/*/*"):
             copied = target / found.relative_to(run)
             copied.parent.mkdir(parents=True, exist_ok=True)
@@ -63,15 +77,6 @@ def copy_demo(result: ExperimentResult, config: ExperimentConfig, dest: Path) ->
     table.drop(columns="path").to_csv(staging / "results.csv", index=False)
     result.scores.to_csv(staging / DEMO_SCORES, index=False)
     result.masking.to_csv(staging / DEMO_MASKING, index=False)
-    shipped, config_file = dest / "sample_batch.parquet", dest / "gist" / "config.json"
-    same_run = config_file.is_file() and config_file.read_text() == (pair["gist"] / "config.json").read_text()
-    if same_run and shipped.is_file() and (dest / DEMO_SAMPLE).is_file():
-        for name in ("sample_batch.parquet", DEMO_SAMPLE):  # same run as last time: same batch
-            shutil.copy2(dest / name, staging / name)
-    else:
-        pairs, stats = _sample_batch(pair["gist"])
-        pairs.to_parquet(staging / "sample_batch.parquet", index=False)
-        (staging / DEMO_SAMPLE).write_text(json.dumps(stats, indent=2))
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
 
@@ -80,12 +85,15 @@ def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
     """The inspector's masked-pairs table for the demo (the run's clearest batch, trained student) and
     its denominators: rows, candidates, masked, weak-positive rows, precision against the ground truth.
 
-    Of the first DEMO_SEARCH_STEPS batches, the one whose DEMO_PAIRS clearest masked pairs
-    (core.method.explain.clearest_pairs, what the Demo page shows) the guide scores highest: with WordNet
-    a category batch masks many candidates against weak positives, which explains the method less
-    well than two senses of one word. The table gets ``step`` and ``weak_row`` (the row masks at
+    Of the first DEMO_SEARCH_STEPS batches, one whose mask holds both a caught false negative and a
+    cost (core.analysis.demo_story.story_pairs: the Demo's card shows the two side by side), else one
+    with a caught false negative, then the one whose DEMO_PAIRS clearest masked pairs
+    (core.method.explain.clearest_pairs) the guide scores highest: with WordNet a category batch masks
+    many candidates against weak positives, which explains the method less well than two senses of
+    one word. The table gets ``step`` and ``weak_row`` (the row masks at
     least 90% of its candidates) columns.
     """
+    from core.analysis.demo_story import story_pairs
     from core.method.explain import DEMO_PAIRS, clearest_pairs
     from core.guides.guide_cache import GuideCache
     from core.analysis.inspect import encoder, inspect_batch, open_run_batches, run_student
@@ -96,11 +104,15 @@ def _sample_batch(run: Path) -> tuple[pd.DataFrame, dict]:
     batches, config = open_run_batches(run, steps)
     guide = GuideCache(load_guide(config.guide, config.student, device="cpu"), config.guide)
 
-    def clarity(batch) -> float:
+    def rank(batch) -> tuple[bool, bool, float]:
         pairs = inspect_batch(batch, guide.embed, config.masking).pairs
-        return clearest_pairs(pairs, DEMO_PAIRS)["guide_score"].mean() if len(pairs) else float("-inf")
+        if not len(pairs):
+            return False, False, float("-inf")
+        caught, cost = story_pairs(pairs)
+        return caught is not None and cost is not None, caught is not None, \
+            clearest_pairs(pairs, DEMO_PAIRS)["guide_score"].mean()
 
-    best = max(range(len(batches)), key=lambda k: clarity(batches[k]))
+    best = max(range(len(batches)), key=lambda k: rank(batches[k]))
     student = encoder(load_model(run_student(run), device="cpu"))
     report = inspect_batch(batches[best], guide.embed, config.masking, student)
     mask = report.mask
