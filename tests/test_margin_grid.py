@@ -1,18 +1,16 @@
 """The grid of masks the Inspect maps scrub through is guided_mask's mask at every grid margin."""
 
-import numpy as np
 import pytest
 import torch
 
 from core.analysis.inspect import Batch, Embedded, mask_batch
-from core.analysis.margin_grid import grid_masks
-from core.method.margin import MARGIN_RANGE
+from core.analysis.margin_grid import grid_masks, slider_margins
 from core.method.masking import MarginSettings
 
 ANCHORS = ["a cat sat", "dogs bark", "stocks fell", "rain is wet", "a kitten", "the sun", "a cat sat", "ice"]
 POSITIVES = ["feline", "canine noise", "shares dropped", "water", "young cat", "our star", "a cat", "frozen"]
 NEGATIVES = ["a car", "a violin", "dogs bark", "an apple", "cold ice", "a tax form", "feline", "snow"]
-MARGINS = np.round(np.arange(MARGIN_RANGE[0], MARGIN_RANGE[1] + 1e-9, MARGIN_RANGE[2]), 2).tolist()
+MARGINS = slider_margins()  # the pages' margin slider: -0.20 to +0.50 by 0.01
 
 
 @pytest.fixture
@@ -46,3 +44,8 @@ def test_grid_masks_equal_guided_mask_at_every_margin(batch, guide, settings):
             assert torch.equal(grid[block][k], fresh.masked_candidates(block)), (margin, block)
         changes += k > 0 and any(not torch.equal(grid[b][k], grid[b][k - 1]) for b in grid)
     assert changes > 5  # the grid really moves: a test of one constant mask would prove nothing
+
+
+def test_slider_margins_are_the_sliders_values():
+    assert MARGINS[0] == -0.2 and MARGINS[-1] == 0.5 and len(MARGINS) == 71
+    assert 0.07 in MARGINS and 0.1 in MARGINS and slider_margins(0.0, 0.1, 0.05) == (0.0, 0.05, 0.1)

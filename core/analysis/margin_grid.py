@@ -19,6 +19,7 @@ from dataclasses import replace
 import torch
 
 from core.analysis.inspect import Batch, Embedded, mask_batch
+from core.method.margin import MARGIN_RANGE
 from core.method.masking import MarginSettings, thresholds
 
 # Cosines lie in [-1, 1], so with margin -3 no score passes t_i = g_i + 3: the mask is then only
@@ -41,3 +42,9 @@ def grid_masks(batch: Batch, guide: Embedded, settings: MarginSettings,
     t = thresholds(base.positive_scores[:, None], replace(settings, margin=grid)).T  # [M, B]
     return {block: effective_scores(base.guide_scores[block], base.masked[block], base.candidates[block])[None]
             > t[..., None] for block in base.blocks}
+
+
+def slider_margins(low: float = MARGIN_RANGE[0], high: float = MARGIN_RANGE[1],
+                   step: float = MARGIN_RANGE[2]) -> tuple[float, ...]:
+    """The margins a slider from ``low`` to ``high`` by ``step`` offers (default: the pages' margin slider)."""
+    return tuple(round(low + k * step, 6) for k in range(round((high - low) / step) + 1))
