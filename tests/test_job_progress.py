@@ -146,3 +146,14 @@ def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tm
     failed, deleted = job_progress(Job("paired", steps, started=NOW - 5), {}, now=NOW).steps
     assert (failed.state, failed.error) == ("failed", "Data file 'x.csv' does not exist: check the path.")
     assert deleted.state == "deleted" and "gone" in deleted.error
+
+
+def test_before_any_evaluation_ends_a_counted_one_times_those_waiting(tmp_path):
+    a, a_metrics = run_dir(tmp_path, "a", steps_done=20, state="completed")
+    events(a / "eval1.log", Event(Kind.TASKS, total=6), *[Event(Kind.EVALUATED, f"T{k}") for k in range(3)])
+    steps = [Step(["gistlab", "eval"], str(a / "eval1.log"), settings={"model": str(a)}, started=NOW - 30),
+             Step(["gistlab", "eval"], str(a / "eval2.log"), settings={"model": "bundled:minilm-l3"})]
+    progress = job_progress(Job("eval", steps, started=NOW - 30), {}, now=NOW)
+    # 3 of 6 tasks in 30 s: 30 s more for this model, 60 s for the one waiting
+    assert progress.eta_s == 30 + 60 and not progress.eta_excludes_eval
+    assert progress.bar_text() == "25% · evaluating a · model 1 of 2 · task 4 of 6 · about 90 s left"

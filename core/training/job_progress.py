@@ -8,7 +8,8 @@ job record (core.training.jobs: when each step started and ended) and the runs' 
 an evaluation at the duration of the ones already done. A later arm trained by the same process
 (``Step.continues``) only reloads its student: its start-up is the median of such arms measured,
 else counted as none (about a second with the bundled models), not the first arm's imports and loads.
-A running evaluation that has counted some of its tasks is timed by its own rate instead. The bar
+A running evaluation that has counted some of its tasks is timed by its own rate instead (and,
+before any has ended, stands for the evaluations still waiting). The bar
 stays below 100% while a step has not ended. Every view words the counts from here
 (:meth:`StepProgress.count_text`, :meth:`JobProgress.bar_text`): the Train page's bar, its step
 lines and its Past runs, and the Results page's evaluation bar.
@@ -156,6 +157,9 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
                 spent - float(trained["step_seconds"].sum()) if trained is not None and len(trained) else spent)
         elif progress.kind == "eval" and record.ended is not None:
             eval_times.append(spent)
+    if not eval_times:  # none ended yet: a running one's length at its counted rate stands for the others
+        eval_times = [(now - r.started) / p.done * p.total for r, p in zip(records, shown)
+                      if p.kind == "eval" and p.state == RunState.RUNNING and p.total and p.done]
     eval_time = _median(eval_times)
 
     left, known, excludes_eval = 0.0, True, False
