@@ -21,9 +21,8 @@ from pathlib import Path
 from benchmarks.harness import (
     CHROMIUM, CHROMIUM_ARGS, ROOT, fresh_workspace, machine_line, serve_app, spread, table, wait_healthy,
 )
+from benchmarks.inspector import IDLE, open_inspect
 
-IDLE = ("() => document.querySelector('[data-testid=\"stApp\"][data-test-script-state=\"notRunning\"]')"
-        " && !document.querySelector('[data-stale=\"true\"]')")
 FRAME = "(document.querySelector('iframe') || {}).contentWindow"
 STEPS = (0, 25, 50, 70, 35, 10)  # slider steps visited in turn (margins -0.20, +0.05, +0.30, +0.50, +0.15, -0.10)
 # In the maps' frame: stamp each mouse move, and once every map's mask image has changed since, wait for
@@ -60,12 +59,7 @@ def run(args) -> None:
         try:
             wait_healthy(url, server)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
-            page.wait_for_function(IDLE, timeout=600_000)
-            page.goto(f"{url}/inspect")
-            page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
-            page.wait_for_function(IDLE, timeout=600_000)
-            size = page.get_by_role("spinbutton", name="Batch size")
+            size = open_inspect(page, url)
             size.fill(str(args.batch))
             size.press("Enter")
             page.wait_for_function(f"() => {{ const w = {FRAME}; return !!w && w.gistDraws > 0 && "

@@ -117,16 +117,21 @@ def test_pairs_lead_with_the_positive_and_the_heatmap_hover_names_both_texts(ser
     shoot(page, "inspect")
 
 
-def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
-    url, _ = served
+def draw_from_data(page, url: str) -> None:
+    """Inspect a batch drawn from data, once its page and its maps are drawn."""
     page.goto(f"{url}/inspect")
     page.get_by_role("radio", name="Draw from data").check()
     page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
     wait_until_idle(page, 240_000)
+    page.wait_for_function(f"() => {{ const w = {FRAME}; return w && w.gistDraws > 0; }}", timeout=120_000)
+
+
+def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
+    url, _ = served
+    draw_from_data(page, url)
     from playwright.sync_api import expect
 
     before = page.get_by_text("Masked pairs (").text_content()
-    page.wait_for_function(f"() => {{ const w = {FRAME}; return w && w.gistDraws > 0; }}", timeout=120_000)
     page.evaluate(f"() => {{ const w = {FRAME}; w.__mark = w.gistDraws; w.__mask = {MASK_SOURCE}; }}")
     slider = page.get_by_role("slider").first
     slider.focus()
@@ -150,11 +155,7 @@ def test_the_maps_follow_their_own_margin_slider_and_its_release_sets_the_pages(
     from playwright.sync_api import expect
 
     url, _ = served
-    page.goto(f"{url}/inspect")
-    page.get_by_role("radio", name="Draw from data").check()
-    page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
-    wait_until_idle(page, 240_000)
-    page.wait_for_function(f"() => {{ const w = {FRAME}; return w && w.gistDraws > 0; }}", timeout=120_000)
+    draw_from_data(page, url)
     margin = page.locator('[data-testid="stSlider"]').filter(has=page.get_by_text("Margin", exact=True)).locator(
         '[data-testid="stSliderThumbValue"]').first  # the sidebar's margin, as shown
     before, pairs = float(margin.inner_text()), page.get_by_text("Masked pairs (").text_content()
