@@ -302,7 +302,7 @@ def past_runs() -> None:
     for step in found[0].steps if found else []:
         rows = (table["run"] == step.run).to_numpy()
         if step.kind == "train" and rows.any():
-            table.loc[rows, ["state", "steps"]] = [str(step.state), step.steps_text()]
+            table.loc[rows, ["state", "steps", "steps_done"]] = [str(step.state), step.steps_text(), step.done]
     shown_columns = runs.PAST_RUNS | {"final_loss": "final loss (own scale)"}  # each loss on its own scale
     picked_rows = st.dataframe(
         table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
