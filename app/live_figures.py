@@ -7,6 +7,10 @@ mounted under a fixed key. Each figure travels without its layout images' source
 redrawn only when it changes: another batch or block) and with those sources apart; the same base
 only swaps the sources (``Plotly.relayout``, ~1 ms). plotly.js is the copy the ``plotly`` package
 ships, served from the workspace with the component: nothing is fetched online.
+
+A figure with a slider of its own (``layout.sliders``) is kept in step: each rerun sets the slider to
+``active``; dragging one figure's slider moves every figure's slider and step with it, and its release
+is the component's value (``{"value": the step's value, "at": a stamp}``, new at every release).
 """
 
 from __future__ import annotations
@@ -57,9 +61,12 @@ def figure_base(figure: go.Figure) -> str:
     return json.dumps(spec, separators=(",", ":"))
 
 
-def live_figures(bases: Sequence[str], images: Sequence[Sequence[str]], key: str, columns: int = 1) -> None:
+def live_figures(bases: Sequence[str], images: Sequence[Sequence[str]], key: str, columns: int = 1,
+                 active: int = 0) -> dict | None:
     """Draw figures (:func:`figure_base` of each), ``columns`` side by side, with ``images[k]`` the sources
-    of figure k's layout images; a rerun with the same bases (and columns) only swaps the sources."""
+    of figure k's layout images and their sliders at step ``active``; a rerun with the same bases (and
+    columns) only swaps the sources and moves the sliders. Returns the step last released on a figure's
+    slider, or None."""
     digest = hashlib.sha1("\0".join([*bases, str(columns)]).encode()).hexdigest()
-    _component(figures=list(bases), images=[list(sources) for sources in images], base=digest, columns=columns,
-               key=key, default=None)
+    return _component(figures=list(bases), images=[list(sources) for sources in images], base=digest,
+                      columns=columns, active=active, key=key, default=None)

@@ -9,4 +9,4 @@ The published tables in docs/PERFORMANCE.md say which command produced them.
 """
 
 NAMES = ("app", "audit", "audit_scale", "bundled_tasks", "cache_checks", "distributed", "eval", "inspector", "loss", "memory",
-         "paired_job", "recipes", "train_recording", "whatif")
+         "paired_job", "recipes", "slider", "train_recording", "whatif")

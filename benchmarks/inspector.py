@@ -196,6 +196,16 @@ PLOTLY_REDRAWN = ("[...document.querySelectorAll('.js-plotly-plot')].every(g => 
 MAPS_REDRAWN = f"({LIVE_REDRAWN}) || ({PLOTLY_REDRAWN})"
 
 
+def open_inspect(page, url: str):
+    """Open the Inspect page of the app at ``url`` and wait until it is drawn; returns its batch-size input."""
+    page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
+    page.wait_for_function(IDLE, timeout=600_000)
+    page.goto(f"{url}/inspect")
+    page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
+    page.wait_for_function(IDLE, timeout=600_000)
+    return page.get_by_role("spinbutton", name="Batch size")
+
+
 def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[str, tuple[float, list[float]]], str]:
     """End to end in a real browser: set batch 128, then each margin step until the page shows it.
 
@@ -241,12 +251,7 @@ def browser_slider_times(moves: int, baseline: str | None = None) -> tuple[dict[
                 servers.append(server)
                 wait_healthy(url, server)
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.goto(url)  # the entry page first: a deep link on a fresh server skips st.navigation
-                page.wait_for_function(IDLE, timeout=600_000)
-                page.goto(f"{url}/inspect")
-                page.get_by_text("Masked pairs (").wait_for(timeout=600_000)
-                page.wait_for_function(IDLE, timeout=600_000)
-                size = page.get_by_role("spinbutton", name="Batch size")
+                size = open_inspect(page, url)
                 size.fill("128")
                 pages[label] = (page, timed_change(page, lambda: size.press("Enter")), [])
             floor = Path(scratch) / "floor.py"

@@ -224,5 +224,12 @@ def test_a_running_audit_shows_its_bar_without_no_audit_yet(home, tmp_path):
     jobs.start_job("audit", [jobs.Step([sys.executable, "-c", "import time; time.sleep(30)"], str(tmp_path / "a.log"))])
     at = open_audit()
     assert not at.exception and not at.error
-    assert "loading the guide and the data" in at.get("progress")[0].proto.text
+    assert "loading its libraries, then the data and the guide" in at.get("progress")[0].proto.text
+    assert at.get("progress")[0].proto.text.endswith(" s so far")  # no count yet: the time it has taken
+    assert not any("No audit yet" in i.value for i in at.info)
+    from core.analysis.audit import LOADING, progress_writer
+
+    progress_writer(tmp_path)(LOADING, 1, 3)  # the audit's command counts its loading steps
+    bar = at.run().get("progress")[0].proto
+    assert "loading the guide (step 2 of 3)" in bar.text and bar.value == 33
     assert not any("No audit yet" in i.value for i in at.info)

@@ -14,6 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import core.analysis.inspect
+from core.analysis.margin_grid import slider_margins
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 GOOD_CSV = "anchor,positive\n" + "".join(f"text number {i},meaning {i}\n" for i in range(8))
@@ -358,3 +359,33 @@ def test_a_new_batchs_student_encode_is_counted_once(tiny_models, monkeypatch):
     texts.clear()
     at.sidebar.slider(key="margin").set_value(0.2).run()
     assert errors(at) == "" and texts == []
+
+
+MARGINS = slider_margins()  # the margins the page's sliders offer
+
+
+def png_mask(source: str) -> np.ndarray:
+    """A mask image's PNG data URL as bool cells, True where red."""
+    png = Image.open(io.BytesIO(base64.b64decode(source.removeprefix("data:image/png;base64,"))))
+    return np.asarray(png.convert("RGBA"))[..., 3] > 0
+
+
+def test_the_maps_slider_holds_the_mask_at_every_margin_and_its_release_sets_the_pages(tiny_models):
+    at = open_page()
+    args = json.loads(at.get("component_instance")[0].proto.json_args)
+    steps = [m["layout"]["sliders"][0]["steps"] for m in maps(at)]
+    assert [float(s["value"]) for s in steps[0]] == list(MARGINS) and steps[0] == steps[1]  # both maps, one grid
+    assert args["active"] == MARGINS.index(0.0)  # the page's margin
+    for margin in (-0.2, 0.07, 0.5):  # a step's mask is the page's own mask at that margin
+        at.sidebar.slider(key="margin").set_value(margin).run()
+        args = json.loads(at.get("component_instance")[0].proto.json_args)
+        assert args["active"] == MARGINS.index(margin)
+        assert (png_mask(steps[0][args["active"]]["args"][0]["images[0].source"]) == drawn_mask(at, 0)).all()
+    assert png_mask(steps[0][0]["args"][0]["images[0].source"]).sum() < drawn_mask(at, 0).sum()
+    at.session_state["maps"] = {"value": "0.12", "at": 1}  # released on a map's slider at +0.12
+    at.run()
+    assert errors(at) == "" and at.sidebar.slider(key="margin").value == 0.12
+    assert json.loads(at.get("component_instance")[0].proto.json_args)["active"] == MARGINS.index(0.12)
+    assert (table(at, "candidate")["margin"] == 0.12).all()
+    at.sidebar.slider(key="margin").set_value(0.3).run()  # the sidebar's later step is not undone by that release
+    assert at.sidebar.slider(key="margin").value == 0.3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -129,6 +130,7 @@ def test_progress_bar_names_model_and_task(home, tmp_path):
     assert not at.exception
     [bar] = at.get("progress")
     assert "model 1 of 2 · task 4 of 6" in bar.proto.text
+    assert re.search(r"about \d+ s left$|almost done$", bar.proto.text)  # 3 of 6 tasks counted: time left at their rate
     assert bar.proto.value == 25  # half of the first of two models
 
 

@@ -6,7 +6,8 @@ Playwright (fixtures and helpers from tests/test_browser.py). The Train page's "
 link must open Inspect on that run's step; the masked-pairs table must lead with the row, its own
 positive and the candidate; a heatmap's hover must name both texts and both scores; a click on the
 embedding map must list the text's nearest neighbours; "Draw another batch" must not log Streamlit's
-Session State warning. Refreshes docs/screenshots/inspect.png, whatif.png and embedding_map.png.
+Session State warning; dragging a map's own margin slider must swap its mask in the browser and, on
+release, set the page's margin. Refreshes docs/screenshots/inspect.png, whatif.png and embedding_map.png.
 """
 
 from __future__ import annotations
@@ -116,16 +117,21 @@ def test_pairs_lead_with_the_positive_and_the_heatmap_hover_names_both_texts(ser
     shoot(page, "inspect")
 
 
-def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
-    url, _ = served
+def draw_from_data(page, url: str) -> None:
+    """Inspect a batch drawn from data, once its page and its maps are drawn."""
     page.goto(f"{url}/inspect")
     page.get_by_role("radio", name="Draw from data").check()
     page.get_by_text("Masked pairs (").wait_for(timeout=240_000)
     wait_until_idle(page, 240_000)
+    page.wait_for_function(f"() => {{ const w = {FRAME}; return w && w.gistDraws > 0; }}", timeout=120_000)
+
+
+def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
+    url, _ = served
+    draw_from_data(page, url)
     from playwright.sync_api import expect
 
     before = page.get_by_text("Masked pairs (").text_content()
-    page.wait_for_function(f"() => {{ const w = {FRAME}; return w && w.gistDraws > 0; }}", timeout=120_000)
     page.evaluate(f"() => {{ const w = {FRAME}; w.__mark = w.gistDraws; w.__mask = {MASK_SOURCE}; }}")
     slider = page.get_by_role("slider").first
     slider.focus()
@@ -142,6 +148,36 @@ def test_margin_and_draw_another_batch_redraw_without_errors(served, page):
     page.get_by_role("button", name="Draw another batch").click()
     expect(page.get_by_label("Seed")).not_to_have_value(seed, timeout=120_000)
     wait_until_idle(page, 240_000)
+    assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_the_maps_follow_their_own_margin_slider_and_its_release_sets_the_pages(served, page):
+    from playwright.sync_api import expect
+
+    url, _ = served
+    draw_from_data(page, url)
+    margin = page.locator('[data-testid="stSlider"]').filter(has=page.get_by_text("Margin", exact=True)).locator(
+        '[data-testid="stSliderThumbValue"]').first  # the sidebar's margin, as shown
+    before, pairs = float(margin.inner_text()), page.get_by_text("Masked pairs (").text_content()
+    page.evaluate(f"() => {{ const w = {FRAME}; w.__mask = {MASK_SOURCE}; }}")
+    rail = page.frame_locator("iframe").first.locator(".slider-rail-touch-rect").first
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.98, box["y"] + box["height"] / 2, steps=8)
+    # the maps followed the drag in the browser (a new mask, every map's slider on one step) while the
+    # button is still held: the page's margin has not moved
+    page.wait_for_function(f"() => {{ const w = {FRAME}; return w.gistScrubs > 0 && {MASK_SOURCE} !== w.__mask; }}",
+                           timeout=30_000)
+    steps = page.evaluate(f"() => [...{FRAME}.document.querySelectorAll('.js-plotly-plot')]"
+                          ".map(g => g.layout.sliders[0].steps[g.layout.sliders[0].active].value)")
+    assert len(set(steps)) == 1 and float(steps[0]) > before
+    assert float(margin.inner_text()) == before
+    page.mouse.up()  # released: the page takes the map's margin, and its numbers and tables follow
+    expect(page.get_by_text(pairs, exact=True)).to_have_count(0, timeout=120_000)
+    wait_until_idle(page, 120_000)
+    assert float(margin.inner_text()) == float(steps[0])
     assert not page.locator('[data-testid="stException"]').count()
 
 

@@ -106,12 +106,34 @@ def test_evaluation_steps_count_their_tasks_and_take_the_time_of_the_last(tmp_pa
     assert progress.eta_s == 30 and not progress.eta_excludes_eval  # 40 s per evaluation, 10 s spent
     overrun = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW + 60)
     assert overrun.eta_s == 0 and overrun.eta_text() == "almost done"  # slower than the last: no "0 s left"
-    assert progress.phase == "evaluating a · model 2 of 2 · 1 task(s) done"
+    assert overrun.fraction == 0.99 and overrun.bar_text().startswith("99% · ")  # never 100% while one runs
+    assert progress.phase == "evaluating a · model 2 of 2 · 1 tasks done"
     events(a / "eval2.log", Event(Kind.TASKS, total=6), Event(Kind.REUSED, "T1"), Event(Kind.REUSED, "T2"),
            Event(Kind.EVALUATED, "T3"), fresh=True)
     progress = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW)
     assert (progress.steps[2].done, progress.steps[2].total) == (3, 6)
     assert progress.phase == "evaluating a · model 2 of 2 · task 4 of 6"
+    # 3 of 6 tasks counted in 10 s: 10 s more by its own rate, not the last evaluation's 40 s
+    assert progress.eta_s == 10 and progress.bar_text() == (
+        f"{progress.fraction:.0%} · evaluating a · model 2 of 2 · task 4 of 6 · about 10 s left")
+    late = job_progress(Job("train", steps, started=NOW - 100), {"a": a_metrics}, now=NOW + 50)  # past the 40 s
+    assert late.eta_s == 60 * 3 / 3 and late.fraction < 0.99 and "almost done" not in late.bar_text()
+
+
+def test_every_view_words_a_steps_count_alike(tmp_path):
+    """The bar's phase, the step lines and Past runs read these: no "0 task(s) done" beside "task 1 of 6"."""
+    from core.training.job_progress import StepProgress, StepState
+    from core.training.status import RunState
+
+    assert StepProgress("train", "r", "gist", RunState.RUNNING, 9, 10).count_text() == "step 9 of 10"
+    assert StepProgress("train", "r", "gist", RunState.RUNNING, 9, 10).steps_text() == "9 of 10"
+    assert StepProgress("train", "r", "gist", RunState.STOPPED, 4).count_text() == "step 4"
+    assert StepProgress("train", "r", "gist", StepState.WAITING, 0, 10).count_text() == ""
+    assert StepProgress("eval", "r", "", RunState.RUNNING, 0, 6).count_text() == "task 1 of 6"
+    assert StepProgress("eval", "r", "", RunState.RUNNING, 6, 6).count_text() == "task 6 of 6"
+    assert StepProgress("eval", "r", "", RunState.RUNNING, 0).count_text() == "loading the model and its tasks"
+    assert StepProgress("eval", "r", "", StepState.EVALUATED, 6, 6).count_text() == "6 of 6 tasks"
+    assert StepProgress("eval", "r", "", StepState.WAITING).count_text() == ""
 
 
 def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tmp_path):
@@ -124,3 +146,14 @@ def test_a_run_that_failed_before_writing_says_why_and_a_deleted_one_is_named(tm
     failed, deleted = job_progress(Job("paired", steps, started=NOW - 5), {}, now=NOW).steps
     assert (failed.state, failed.error) == ("failed", "Data file 'x.csv' does not exist: check the path.")
     assert deleted.state == "deleted" and "gone" in deleted.error
+
+
+def test_before_any_evaluation_ends_a_counted_one_times_those_waiting(tmp_path):
+    a, a_metrics = run_dir(tmp_path, "a", steps_done=20, state="completed")
+    events(a / "eval1.log", Event(Kind.TASKS, total=6), *[Event(Kind.EVALUATED, f"T{k}") for k in range(3)])
+    steps = [Step(["gistlab", "eval"], str(a / "eval1.log"), settings={"model": str(a)}, started=NOW - 30),
+             Step(["gistlab", "eval"], str(a / "eval2.log"), settings={"model": "bundled:minilm-l3"})]
+    progress = job_progress(Job("eval", steps, started=NOW - 30), {}, now=NOW)
+    # 3 of 6 tasks in 30 s: 30 s more for this model, 60 s for the one waiting
+    assert progress.eta_s == 30 + 60 and not progress.eta_excludes_eval
+    assert progress.bar_text() == "25% · evaluating a · model 1 of 2 · task 4 of 6 · about 90 s left"

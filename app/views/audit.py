@@ -9,6 +9,7 @@ to the audit's decisions.json at once (core.analysis.cleaning.decide), so a relo
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from app import cache, loaders, sidebar
 from app.views import errors_shown
 from core.training import jobs
 from core.training.events import step_error
-from core.analysis.audit import (KINDS, SUMMARY, AuditSettings, audited_whole, list_audits, load_report, read_progress,
-                                 start_audit)
+from core.analysis.audit import (KINDS, LOADING, LOADING_STEPS, SUMMARY, AuditSettings, audited_whole, list_audits,
+                                 load_report, read_progress, start_audit)
 from core.analysis.audit_pages import finding_ids, finding_rows, relations
 from core.analysis.neighbours import search_line
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
@@ -71,8 +72,13 @@ def live_audit() -> None:
     st.session_state["audit_running"] = True
     folder = Path(job.steps[0].log).parent
     progress = read_progress(folder)
-    if progress is None:
-        st.progress(0.0, text="Audit starting: loading the guide and the data…")
+    so_far = f"{time.time() - job.started:.0f} s so far"
+    if progress is None:  # the process is still importing its libraries: nothing to count yet
+        st.progress(0.0, text=f"Audit starting: loading its libraries, then the data and the guide… · {so_far}")
+    elif progress["stage"] == LOADING:  # steps of unequal length: the time spent, not a time left
+        step = min(progress["done"], len(LOADING_STEPS) - 1)
+        st.progress(progress["done"] / max(progress["total"], 1),
+                    text=f"Audit starting: {LOADING_STEPS[step]} (step {step + 1} of {progress['total']}) · {so_far}")
     else:
         unit = {"embedding": "texts", "indexing": "rows"}.get(progress["stage"], "steps")
         eta = f" · about {progress['eta_s']:.0f} s left" if progress.get("eta_s") is not None else ""

@@ -5,7 +5,10 @@ or opens the batch a run trained on at a step, and shows core.analysis.inspect's
 chosen block for guide and student, the masked pairs, per-row counts. The batch is embedded once
 (cached); moving the margin only re-masks those embeddings. The heatmaps are built once per batch
 and block and stay drawn in the browser (app.live_figures); a margin step sends only the mask, an
-image laid over them, one pixel per cell.
+image laid over them, one pixel per cell. Each map also carries its own margin slider with the mask at
+every margin the sidebar's slider offers (core.analysis.margin_grid: the training rule, computed here),
+so the maps follow while it is dragged; on release the page takes that margin, and the sidebar, the
+numbers and the tables follow.
 """
 
 import base64
@@ -23,7 +26,8 @@ from app.judge import choose_judge
 from app.views import errors_shown
 from app.live_figures import figure_base, live_figures
 from core.errors import GistlabError
-from core.analysis.inspect import cell_labels, filter_pairs, remask, run_student
+from core.analysis.inspect import cell_labels, filter_pairs, one_thread, remask, run_student
+from core.analysis.margin_grid import grid_masks, slider_margins
 from core.method.groundtruth import ALL, NO_GROUND_TRUTH, in_words
 from core.method.masking import BLOCK_HELP, WEAK_SHARE
 from core.guides.models import guide_model_spec
@@ -40,6 +44,8 @@ QUALITY_HELP = ("Checked against where each text came from (the bundled data's W
 WEAK_HELP = (f"Rows whose guide masks at least {WEAK_SHARE:.0%} of their candidates: its positive score is so "
              "low that the row drops out of the loss (a suspect pair).")
 TICKS = 16  # index ticks per heatmap axis (the labels themselves are texts, shown on hover)
+MARGINS = slider_margins()  # the sidebar slider's margins: the maps' own slider offers the same
+SCRUBBER_HEIGHT = 90  # pixels below a map for its margin slider
 
 
 def mask_image(masked: np.ndarray) -> str:
@@ -93,6 +99,24 @@ def heatmap(scores, other, side, labels, title: str, names: tuple[str, str], sid
             coloraxis=dict(colorscale="Viridis", colorbar=dict(title="cosine")),
         ),
     )
+
+
+def with_scrubber(figure: go.Figure, sources: list[str], strategy: str) -> go.Figure:
+    """The figure with a margin slider of its own: step k shows ``sources[k]``, the mask at ``MARGINS[k]``.
+
+    A step only swaps the mask image in the browser (``relayout`` of the layout image's source), so the
+    map follows while the slider is dragged. The slider's position is set per rerun (app.live_figures'
+    ``active``), so it always starts at the page's margin.
+    """
+    steps = [dict(method="relayout", label=f"{m:+.2f}", value=f"{m:.2f}", args=[{"images[0].source": source}])
+             for m, source in zip(MARGINS, sources)]
+    margin = figure.layout.margin
+    return figure.update_layout(
+        height=figure.layout.height + SCRUBBER_HEIGHT, margin=dict(l=margin.l, r=margin.r, t=margin.t,
+                                                                   b=margin.b + SCRUBBER_HEIGHT),
+        sliders=[dict(steps=steps, active=0, x=0, len=0.92, y=0, yanchor="top", pad=dict(t=48, b=0),
+                      ticklen=3, minorticklen=0, font=dict(color="rgba(0,0,0,0)"),  # 71 labels would overlap
+                      currentvalue=dict(prefix=f"drag: {strategy} margin ", font=dict(size=12, color="#444")))])
 
 
 def inspectable_runs():
@@ -242,31 +266,45 @@ def numbers(report) -> None:
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def map_bases(batch_key: tuple, _report, block: str, student_label: str) -> list[str]:
-    """The block's heatmaps (guide, and student if any) as JSON without their mask: built once per batch and block.
+def map_bases(batch_key: tuple, _report, block: str, student_label: str, rule: tuple) -> list[str]:
+    """The block's heatmaps (guide, and student if any) as JSON without their mask, each with its margin
+    slider and the block's mask at every margin of it: built once per batch, block and ``rule``.
 
-    ``batch_key`` names ``_report``'s embeddings (loaders.batch_report's key); the margin changes none of it.
+    ``batch_key`` names ``_report``'s embeddings (loaders.batch_report's key); ``rule`` is the margin
+    settings but the margin (strategy, contrast blocks, floor), which the grid of masks depends on.
     """
     mask, labels = _report.mask, cell_labels(_report.batch, block)
+    with one_thread():
+        grid = grid_masks(_report.batch, _report.guide, _report.settings, MARGINS)[block].numpy()
+    sources = [mask_image(masked) for masked in grid]
     student = None if _report.student_scores is None else _report.student_scores[block]
     figures = [heatmap(mask.guide_scores[block], student, mask.positive_scores, labels,
                        f"Guide ({batch_key[2]}): {block}", ("guide", "student"), "guide: positive score g")]
     if student is not None:
         figures.append(heatmap(student, mask.guide_scores[block], _report.student_scores["a-p"].diagonal(), labels,
                                f"Student ({student_label}): {block}", ("student", "guide"), "positive score"))
-    return [figure_base(figure) for figure in figures]
+    return [figure_base(with_scrubber(figure, sources, rule[0])) for figure in figures]
 
 
-def maps(report, batch_key: tuple, student_label: str) -> None:
+def maps(report, batch_key: tuple, student_label: str, store: str) -> None:
     """The two heatmaps of one block, in one frame that stays mounted (a fragment here would remount it
-    whenever a rerun is cut short by the next slider step, reloading plotly.js)."""
-    mask = report.mask
+    whenever a rerun is cut short by the next slider step, reloading plotly.js). A margin chosen on a
+    map's own slider becomes the page's (settings ``store``): the page reruns at it."""
+    mask, settings = report.mask, report.settings
     block = st.radio("Block", mask.blocks, horizontal=True, key="heatmap_block",
                      format_func=lambda b: f"{b}: {BLOCK_TITLES[b]}", help=" ".join(BLOCK_HELP[b] for b in mask.blocks))
-    bases = map_bases(batch_key, report, block, student_label)
+    rule = (settings.margin_strategy, settings.contrast_anchors, settings.contrast_positives, settings.positive_floor)
+    bases = map_bases(batch_key, report, block, student_label, rule)
     side_by_side = len(report.batch) <= 48  # larger batches get the full width each
-    live_figures(bases, [[mask_image(mask.masked_candidates(block).numpy())]] * len(bases), key="maps",
-                 columns=2 if side_by_side else 1)
+    step = int(np.abs(np.asarray(MARGINS) - settings.margin).argmin())
+    chosen = live_figures(bases, [[mask_image(mask.masked_candidates(block).numpy())]] * len(bases), key="maps",
+                          columns=2 if side_by_side else 1, active=step)
+    if chosen and chosen.get("at") != st.session_state.get("maps_scrubbed"):  # a release not applied yet
+        st.session_state["maps_scrubbed"] = chosen.get("at")
+        if float(chosen["value"]) != settings.margin:
+            sidebar.update(store, margin=float(chosen["value"]))
+            st.rerun()
+    st.caption("Drag a map's own margin slider to watch the mask change; on release the page takes that margin.")
     if report.student_scores is None:
         st.info("Name a student model in the sidebar to compare its scores.")
 
@@ -321,5 +359,5 @@ def pairs_table(report) -> None:
 
 with st.container():  # one slot whether or not the weak-rows expander shows: the maps' frame keeps its place
     numbers(report)
-maps(report, batch_key, student_label)
+maps(report, batch_key, student_label, sidebar.LAB if origin == ORIGINS[0] else sidebar.RUN_LAB)
 pairs_table(report)

@@ -98,7 +98,8 @@ def eval_progress() -> None:
     running = next((s for s in progress.steps if s.state == RunState.RUNNING), None)
     within = running.done / running.total if running is not None and running.total else 0.0
     st.progress(min((finished + within) / models, 1.0),
-                text=f"Evaluating · {progress.phase or f'{finished} of {models} models done'}")
+                text=" · ".join(part for part in ("Evaluating", progress.phase or f"{finished} of {models} models done",
+                                                  progress.eta_text()) if part))  # its tasks' own rate
     if st.button("Stop evaluation"):
         jobs.request_stop()
 

@@ -18,7 +18,7 @@ from core.training import jobs
 from core.training import runs
 from core.errors import GistlabError
 from core.training.config import TrainConfig
-from core.training.job_progress import StepState, job_progress
+from core.training.job_progress import JobProgress, StepState, job_progress
 from core.training.status import RunState
 from core.method.margin import MARGIN_RANGE, STRATEGIES
 from core.method.masking import BLOCK_HELP
@@ -86,29 +86,36 @@ def job_signature(job: jobs.Job, states: list[str]) -> tuple:
     return job.pid, tuple((s.started, s.ended) for s in job.steps), tuple(states)
 
 
+def training_progress(job: jobs.Job | None) -> tuple[JobProgress, dict[str, pd.DataFrame]] | None:
+    """The progress of a training job (None for none, or for an evaluation or audit job, which Results and
+    Audit show) and its runs' metrics: the one source of the bar, the step lines and Past runs' counts."""
+    if job is None or job.kind in ("eval", "audit"):
+        return None
+    metrics = {d.name: runs.read_metrics(d) for d in job.run_dirs if (d / runs.METRICS).is_file()}
+    return job_progress(job, metrics), metrics
+
+
 @st.fragment(run_every=2 if jobs.current_job() else None)
 def live_job() -> None:
     """The running (or last) job: one progress bar with the job's ETA, each run's state, curves, Stop."""
     job = jobs.current_job()
     shown = job or jobs.last_job()
-    if shown is None or shown.kind in ("eval", "audit"):  # Results and Audit show their own jobs
+    found = training_progress(shown)
+    if found is None:
         return
-    metrics = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
-    progress = job_progress(shown, metrics)
+    progress, metrics = found
     signature = job_signature(shown, [step.state for step in progress.steps]) + (job is not None,)
     if st.session_state.setdefault("job_signature", signature) != signature:
         st.session_state["job_signature"] = signature
         st.rerun()  # a run started, changed state or ended: redraw Past runs too (and stop polling at the end)
     st.subheader("Current job" if job else "Last job")
     if job is not None:
-        text = " · ".join(part for part in (progress.phase or "starting", progress.eta_text()) if part)
-        st.progress(progress.fraction, text=f"{progress.fraction:.0%} · {text}")
+        st.progress(progress.fraction, text=progress.bar_text())
     for step in progress.steps:
         state = NOT_RUN if job is None and step.state == StepState.WAITING else step.state
         what = "evaluation of" if step.kind == "eval" else step.arm
-        count = ("" if not (step.done or state == RunState.RUNNING) else f" · step {step.done} of {step.total or '?'}"
-                 if step.kind == "train" else f" · {step.done} task(s) done")
-        line = f"{STATE_ICONS.get(state, '')} {what} **{step.run}** · {state}{count}"
+        count = step.count_text()
+        line = f"{STATE_ICONS.get(state, '')} {what} **{step.run}** · {state}" + (f" · {count}" if count else "")
         if state == StepState.DELETED:
             st.warning(f"{line}: {step.error}", icon=":material/folder_off:")
         elif step.error:
@@ -281,44 +288,56 @@ def evaluated(picked: pd.DataFrame, label: pd.Series) -> None:
                "comparison; the Results page pairs arms by seed).")
 
 
-st.subheader("Past runs")
-table = runs.list_runs()
-if table.empty:
-    st.info("No runs yet: start one above.")
-    st.stop()
-table = runs.with_display_columns(table)
-shown_columns = runs.PAST_RUNS | {"final_loss": "final loss (own scale)"}  # each loss on its own scale
-picked_rows = st.dataframe(
-    table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
-    selection_mode="multi-row", key="past_runs",
-    column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
-                   "final loss (own scale)": st.column_config.NumberColumn(
-                       format="%.4f", help="Each loss on its own scale (see the loss column): not comparable across "
-                                           "losses; compare runs by their evaluation instead (select several)"),
-                   "margin": st.column_config.NumberColumn(format="%.2f")},
-).selection.rows
-if not picked_rows:
-    st.caption("Select a run to open, rename or delete it; select several to compare them.")
-    st.stop()
-picked = table.iloc[picked_rows]
-if len(picked) == 1:
-    run = picked.iloc[0]
-    links = st.columns(3)
-    with links[0]:
-        page_link("results.py", f"Evaluate {run['run']}", ":material/leaderboard:", run=run["run"])
-    with links[1]:
-        last = int(run["steps_done"] or 0)
-        page_link("inspect.py", f"Inspect its batches (step {last})" if last else "Inspect its batches",
-                  ":material/grid_on:", run=run["run"], step=last or None)
-    with st.form("rename_form", border=False):
-        new_name, save = st.columns([3, 1], vertical_alignment="bottom")
-        name = new_name.text_input("Name", run["name"], placeholder="a name for this run")
-        if save.form_submit_button("Rename"):
-            runs.set_name(run["path"], name)
-            st.rerun()
-else:
-    compare(picked)
-if st.button(f"Delete {len(picked)} run(s)…", icon=":material/delete:"):
-    st.session_state["delete_pending"] = list(picked["path"])
-if st.session_state.get("delete_pending"):
-    confirm_delete(st.session_state["delete_pending"])
+@st.fragment(run_every=2 if jobs.current_job() else None)
+def past_runs() -> None:
+    """Every run, newest first: open, rename, compare or delete them. While a job runs this redraws every
+    two seconds, its runs' state and steps from the job's progress (the bar's source)."""
+    st.subheader("Past runs")
+    table = runs.list_runs()
+    if table.empty:
+        st.info("No runs yet: start one above.")
+        return
+    table = runs.with_display_columns(table)
+    found = training_progress(jobs.current_job())
+    for step in found[0].steps if found else []:
+        rows = (table["run"] == step.run).to_numpy()
+        if step.kind == "train" and rows.any():
+            table.loc[rows, ["state", "steps", "steps_done"]] = [str(step.state), step.steps_text(), step.done]
+    shown_columns = runs.PAST_RUNS | {"final_loss": "final loss (own scale)"}  # each loss on its own scale
+    picked_rows = st.dataframe(
+        table[list(shown_columns)].rename(columns=shown_columns), hide_index=True, on_select="rerun",
+        selection_mode="multi-row", key="past_runs",
+        column_config={"lr": st.column_config.NumberColumn(format="%.1e"),
+                       "final loss (own scale)": st.column_config.NumberColumn(
+                           format="%.4f", help="Each loss on its own scale (see the loss column): not comparable across "
+                                               "losses; compare runs by their evaluation instead (select several)"),
+                       "margin": st.column_config.NumberColumn(format="%.2f")},
+    ).selection.rows
+    if not picked_rows:
+        st.caption("Select a run to open, rename or delete it; select several to compare them.")
+        return
+    picked = table.iloc[picked_rows]
+    if len(picked) == 1:
+        run = picked.iloc[0]
+        links = st.columns(3)
+        with links[0]:
+            page_link("results.py", f"Evaluate {run['run']}", ":material/leaderboard:", run=run["run"])
+        with links[1]:
+            last = int(run["steps_done"] or 0)
+            page_link("inspect.py", f"Inspect its batches (step {last})" if last else "Inspect its batches",
+                      ":material/grid_on:", run=run["run"], step=last or None)
+        with st.form("rename_form", border=False):
+            new_name, save = st.columns([3, 1], vertical_alignment="bottom")
+            name = new_name.text_input("Name", run["name"], placeholder="a name for this run")
+            if save.form_submit_button("Rename"):
+                runs.set_name(run["path"], name)
+                st.rerun()
+    else:
+        compare(picked)
+    if st.button(f"Delete {len(picked)} run(s)…", icon=":material/delete:"):
+        st.session_state["delete_pending"] = list(picked["path"])
+    if st.session_state.get("delete_pending"):
+        confirm_delete(st.session_state["delete_pending"])
+
+
+past_runs()

@@ -57,6 +57,8 @@ from core.method.masking import MarginSettings
 KINDS = {"fn": "suspected false negatives", "dup": "duplicate groups", "pos": "suspect positives"}
 SUMMARY = "summary.json"
 PROGRESS = "progress.json"
+LOADING = "loading"  # the progress stage before the audit's own: its steps are LOADING_STEPS, counted
+LOADING_STEPS = ("loading the data", "loading the guide", "opening the guide's cache")
 TABLES = {"fn": "false_negatives.parquet", "dup": "duplicates.parquet", "pos": "suspect_positives.parquet"}
 
 Relations = Callable[[np.ndarray, np.ndarray], np.ndarray]

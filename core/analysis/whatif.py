@@ -27,12 +27,10 @@ import torch
 
 from core.method.groundtruth import FALSE_NEGATIVE, RELATED, RELATIONS, UNRELATED, relations, stack_truths
 from core.analysis.inspect import Batch, Embed, embed_batch, one_thread
+from core.analysis.margin_grid import RULE_OFF, effective_scores
 from core.method.masking import STRATEGIES, MarginSettings, guided_mask, thresholds
 
 ALL = "all"
-# Cosines lie in [-1, 1], so with margin -3 no score passes t_i = g_i + 3: the mask is then only
-# the cells guided_mask masks whatever the margin (identical texts, self-similarities).
-_RULE_OFF = -3.0
 Progress = Callable[[int, int], None]
 
 
@@ -68,7 +66,7 @@ def margin_sweep(
     floors = [None] + ([float(positive_floor)] if positive_floor is not None else [])
     combos = [(s, f) for s in STRATEGIES for f in floors]
     truth = bool(batches) and all(b.truth is not None for b in batches)
-    settings = MarginSettings("absolute", _RULE_OFF, contrast_anchors, contrast_positives)
+    settings = MarginSettings("absolute", RULE_OFF, contrast_anchors, contrast_positives)
     embedded = []
     for done, batch in enumerate(batches, start=1):
         embedded.append(embed_batch(batch, guide))  # encodes (if at all) at full speed
@@ -98,7 +96,7 @@ def margin_sweep(
             row_task = torch.from_numpy(row_task.astype(np.int64))
             for block in base.blocks:
                 masked, cand = _block_counts(
-                    _effective(base.guide_scores[block], base.masked[block], base.candidates[block]).flatten(0, 1),
+                    effective_scores(base.guide_scores[block], base.masked[block], base.candidates[block]).flatten(0, 1),
                     None if rel is None else rel[block].flatten(0, 1), t)
                 # per task: one index_add over the rows (not a boolean copy per task)
                 by_row = torch.zeros(len(names), *masked[:, 0].shape, dtype=torch.int64)
@@ -114,17 +112,11 @@ def margin_sweep(
     return table
 
 
-def _effective(scores: torch.Tensor, always: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Scores as the sweep counts them: +inf where masked whatever the margin, -inf where no candidate."""
-    inf = torch.tensor(float("inf"))
-    return torch.where(candidates & always, inf, torch.where(candidates, scores, -inf))
-
-
 def _block_counts(effective: torch.Tensor, codes: torch.Tensor | None,
                   t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, masked candidates at every threshold and candidates, by relation.
 
-    ``effective`` [rows, C] (see :func:`_effective`), relation ``codes`` [rows, C] or None,
+    ``effective`` [rows, C] (see :func:`core.analysis.margin_grid.effective_scores`), relation ``codes`` [rows, C] or None,
     thresholds ``t`` [rows, K]. Returns masked [L, rows, K] and candidates [L, rows], L = the
     relations then ``all`` (only ``all`` without ground truth). One sort and one searchsorted: a
     cell counts at threshold t when its score is strictly above t.

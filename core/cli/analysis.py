@@ -153,7 +153,8 @@ def add_audit(sub: argparse._SubParsersAction) -> None:
 def _run_audit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.analysis.audit import KINDS, AuditSettings, audit, dataset_relations, progress_writer
+    from core.analysis.audit import (KINDS, LOADING, LOADING_STEPS, AuditSettings, audit, dataset_relations,
+                                     progress_writer)
     from core.analysis.cleaning import check_output, decisions_to_apply, export
     from core.analysis.neighbours import NeighbourSettings, search_line
     from core.corpus.data import load_pairs
@@ -167,14 +168,21 @@ def _run_audit(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)  # before the work: a file there would fail only after the scoring
     if args.export:
         check_output(Path(args.export), args.data, "--export")
+    progress = progress_writer(out)  # the Audit page counts the loading steps too (a first load takes ~45 s)
+    loaded = lambda step: progress(LOADING, step, len(LOADING_STEPS))  # noqa: E731
+    loaded(0)
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
     decisions = decisions_to_apply(Path(args.apply), len(ds)) if args.apply else None
     guide = args.guide or DEFAULT_GUIDE
     margin = settings_from_args(args)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
                              args.seed, args.task, NeighbourSettings(args.search, seed=args.seed))
-    report = audit(ds, GuideCache(load_guide(guide, args.student), guide, batch_size=args.batch_size).embed, settings,
-                   dataset_relations(ds), progress_writer(out),
+    loaded(1)
+    guide_model = load_guide(guide, args.student)
+    loaded(2)
+    cache = GuideCache(guide_model, guide, batch_size=args.batch_size)
+    loaded(3)
+    report = audit(ds, cache.embed, settings, dataset_relations(ds), progress,
                    about={"data": args.data, "guide": guide, "split": args.data_split})
     report.save(out)
     summary, precision = report.summary, report.summary["precision"]

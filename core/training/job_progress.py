@@ -8,6 +8,11 @@ job record (core.training.jobs: when each step started and ended) and the runs' 
 an evaluation at the duration of the ones already done. A later arm trained by the same process
 (``Step.continues``) only reloads its student: its start-up is the median of such arms measured,
 else counted as none (about a second with the bundled models), not the first arm's imports and loads.
+A running evaluation that has counted some of its tasks is timed by its own rate instead (and,
+before any has ended, stands for the evaluations still waiting). The bar
+stays below 100% while a step has not ended. Every view words the counts from here
+(:meth:`StepProgress.count_text`, :meth:`JobProgress.bar_text`): the Train page's bar, its step
+lines and its Past runs, and the Results page's evaluation bar.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from core.training.events import TASK_DONE, Kind, events_file, read_events, step
 from core.training.jobs import Job, Step
 from core.training.status import RunState
 
-
+MAX_UNFINISHED = 0.99  # the most a job's bar shows while a step has not ended (an estimate may overrun)
 
 class StepState(StrEnum):
     """The states of a job's step that are not a run's (:class:`core.training.status.RunState`)."""
@@ -49,6 +54,23 @@ class StepProgress:
     error: str | None = None
     warning: str | None = None  # e.g. the run learns nothing (core.training.train, status.json "warning")
 
+    def steps_text(self) -> str:
+        """The count alone, "9 of 10" (or "9" without a total): the Past runs table's steps."""
+        return f"{self.done} of {self.total}" if self.total else f"{self.done}"
+
+    def count_text(self) -> str:
+        """The step's count as every view words it: "step 9 of 10"; a running evaluation names the task under
+        way ("task 2 of 6"), one that ended its tasks done ("6 of 6 tasks"); "" before there is any."""
+        if self.kind == "train":
+            return f"step {self.steps_text()}" if self.done or self.state == RunState.RUNNING else ""
+        if self.state == RunState.RUNNING:
+            if self.total:
+                return f"task {min(self.done + 1, self.total)} of {self.total}"
+            return f"{self.done} tasks done" if self.done else "loading the model and its tasks"
+        if self.state == StepState.WAITING:
+            return ""
+        return f"{self.steps_text()} tasks"
+
 
 @dataclass
 class JobProgress:
@@ -67,6 +89,10 @@ class JobProgress:
         left = (f"about {self.eta_s / 60:.0f} min left" if self.eta_s >= 120 else
                 f"about {self.eta_s:.0f} s left" if self.eta_s >= 5 else "almost done")  # a step may overrun
         return left + (", then the evaluation" if self.eta_excludes_eval else "")
+
+    def bar_text(self) -> str:
+        """The job's bar in one line: "62% · evaluating a · model 2 of 2 · task 3 of 6 · about 40 s left"."""
+        return " · ".join(part for part in (f"{self.fraction:.0%}", self.phase or "starting", self.eta_text()) if part)
 
 
 def _median(values: list[float]) -> float | None:
@@ -131,6 +157,9 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
                 spent - float(trained["step_seconds"].sum()) if trained is not None and len(trained) else spent)
         elif progress.kind == "eval" and record.ended is not None:
             eval_times.append(spent)
+    if not eval_times:  # none ended yet: a running one's length at its counted rate stands for the others
+        eval_times = [(now - r.started) / p.done * p.total for r, p in zip(records, shown)
+                      if p.kind == "eval" and p.state == RunState.RUNNING and p.total and p.done]
     eval_time = _median(eval_times)
 
     left, known, excludes_eval = 0.0, True, False
@@ -139,7 +168,9 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
             continue
         elapsed = now - record.started if record.started is not None else 0.0
         if progress.kind == "eval":
-            if eval_time is None:
+            if progress.state == RunState.RUNNING and progress.total and progress.done:
+                left += elapsed / progress.done * max(progress.total - progress.done, 0)  # its own counted rate
+            elif eval_time is None:
                 excludes_eval = True
             else:
                 left += max(eval_time - elapsed, 0.0)
@@ -159,7 +190,8 @@ def job_progress(job: Job, metrics: dict[str, pd.DataFrame], now: float | None =
     spent = now - job.started
     eta = left if known else None
     fraction = spent / (spent + eta) if eta is not None and spent + eta > 0 and not excludes_eval else by_steps
-    return JobProgress(shown, min(max(fraction, 0.0), 1.0), eta, excludes_eval, _phase(shown))
+    ceiling = 1.0 if all(r.ended is not None for r in records) else MAX_UNFINISHED  # never 100% while work remains
+    return JobProgress(shown, min(max(fraction, 0.0), ceiling), eta, excludes_eval, _phase(shown))
 
 
 def _phase(shown: list[StepProgress]) -> str:
@@ -171,9 +203,8 @@ def _phase(shown: list[StepProgress]) -> str:
         if p.state == RunState.STARTING:
             return f"loading models and data for {what}"
         if p.state == RunState.RUNNING:
-            return f"training {what} · step {p.done} of {p.total or '?'}"
+            return f"training {what} · {p.count_text()}"
     for k, p in enumerate(evals, 1):
         if p.state == RunState.RUNNING:
-            tasks = f"task {min(p.done + 1, p.total)} of {p.total}" if p.total else f"{p.done} task(s) done"
-            return f"evaluating {p.run} · model {k} of {len(evals)} · {tasks}"
+            return f"evaluating {p.run} · model {k} of {len(evals)} · {p.count_text()}"
     return ""
