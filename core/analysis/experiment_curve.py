@@ -1,0 +1,134 @@
+"""The report's false-negative-rate sections: when does the guide matter, and which recipe for which data.
+
+Drawn from :mod:`core.analysis.experiment_summary` (the numbers ``experiment.json`` holds, so the
+report, the Results page's figure and the Demo agree): per rate and arm the paired difference against
+MNRL on the mean over tasks with its std over seeds and sign count; per masking arm and rate what the
+mask removed against the ground truth; and plain sentences from those numbers with the ladder's
+helps / hurts / noise rule (core.analysis.experiment_report.verdicts).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from core.analysis.experiment_plan import ExperimentResult
+from core.analysis.experiment_summary import ExperimentSummary, curve, quality_frame, summarise
+
+if TYPE_CHECKING:
+    from core.analysis.experiment import ExperimentConfig
+
+MEANING = {"helps": "beats MNRL", "hurts": "trails MNRL", "noise": "is within the seed noise of MNRL",
+           "1 seed": "cannot be judged yet (1 seed, no spread)"}
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def judged_curve(summary: ExperimentSummary) -> pd.DataFrame:
+    """:func:`core.analysis.experiment_summary.curve` with the ladder's verdict per (rate, arm)."""
+    from core.analysis.experiment_report import verdicts
+
+    return verdicts(curve(summary))
+
+
+def curve_markdown(judged: pd.DataFrame, rates: list[float]) -> str:
+    """Per arm (rows) and rate (columns): delta ± std over seeds (higher in k/n)."""
+    from core.analysis.experiment_report import markdown_table
+
+    def cell(row) -> str:
+        spread = "" if row["seeds"] < 2 or pd.isna(row["spread"]) else f" ± {row['spread']:.4f}"
+        return f"{row['delta']:+.4f}{spread} (higher in {int(row['wins'])}/{int(row['seeds'])})"
+
+    rows = []
+    for (arm, label), part in judged.groupby(["arm", "label"], sort=False):
+        at = {r: part[part["rate"] == r] for r in rates}
+        rows.append([label, *(cell(at[r].iloc[0]) if len(at[r]) else "n/a" for r in rates)])
+    return markdown_table(rows, ["arm", *(f"rate {r:g}: arm − MNRL" for r in rates)])
+
+
+def quality_markdown(quality: pd.DataFrame) -> str:
+    """Per masking arm and rate: masked share, FN precision and recall, related and unrelated shares, denominators."""
+    from core.analysis.experiment_report import markdown_table
+
+    rows = [[row["label"], f"{row['rate']:g}", _pct(row["masked_share"]), _pct(row["fn_precision"]),
+             _pct(row["fn_recall"]), _pct(row["related_share"]), _pct(row["unrelated_share"]),
+             f"{row['fn_present'] / max(row['steps'], 1):.1f}", f"{int(row['fn_caught']):,} / {int(row['fn_present']):,}",
+             str(int(row["seeds"]))]
+            for _, row in quality.iterrows()]
+    return markdown_table(rows, ["arm", "rate", "candidates masked", "FN precision", "FN recall", "related share",
+                                 "unrelated share", "FN present per step", "FN caught / present", "seeds"])
+
+
+def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
+    """Which arm wins at each rate and by how much, in words; plainly when nothing beats MNRL."""
+    if judged.empty:
+        return "- No arm has a finished MNRL partner at any rate yet: nothing to compare."
+    lines = []
+    for rate in rates:
+        at = judged[judged["rate"] == rate]
+        if at.empty:
+            lines.append(f"- Rate {rate:g}: no pair finished yet.")
+            continue
+        best = at.sort_values("delta", ascending=False).iloc[0]
+        seeds = int(at["seeds"].max())
+        helps = at[at["verdict"] == "helps"]
+        hurts = at[at["verdict"] == "hurts"]
+        spread = "" if pd.isna(best["spread"]) else f" ± {best['spread']:.4f}"
+        if seeds < 2:
+            lines.append(f"- Rate {rate:g} (1 seed: no verdict yet): the highest is {best['label']} at "
+                         f"{best['delta']:+.4f} against MNRL.")
+            continue
+        if helps.empty:
+            line = (f"- Rate {rate:g}: nothing beats MNRL beyond the seed noise; the highest, {best['label']}, is "
+                    f"{best['delta']:+.4f}{spread} (higher in {int(best['wins'])}/{int(best['seeds'])}).")
+        else:
+            win = helps.sort_values("delta", ascending=False).iloc[0]
+            others = ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in helps.iloc[1:].iterrows()
+                               if r["arm"] != win["arm"])
+            line = (f"- Rate {rate:g}: {win['label']} wins, {win['delta']:+.4f} ± {win['spread']:.4f} over MNRL "
+                    f"(higher in {int(win['wins'])}/{int(win['seeds'])})" + (f"; also helping: {others}" if others else "")
+                    + ".")
+        if len(hurts):
+            line += " Trailing MNRL: " + ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in hurts.iterrows()) + "."
+        lines.append(line)
+    lines.append("- Rule (the ladder's): an arm *helps* (or *hurts*) at a rate when it beats (or trails) MNRL in "
+                 "every seed and the mean difference exceeds the std of the per-seed differences; else noise.")
+    return "\n".join(lines)
+
+
+def curve_sections(config: ExperimentConfig, result: ExperimentResult) -> str:
+    """The two report sections (Markdown), from the summary of the main student's runs."""
+    summary = summarise(config, result)
+    rates = [float(r) for r in dict.fromkeys(config.rates)]
+    judged = judged_curve(summary)
+    quality = quality_frame(summary)
+    seeds = ", ".join(map(str, config.seeds))
+    table = curve_markdown(judged, rates) if len(judged) else "No arm has a finished MNRL partner yet."
+    masks = quality_markdown(quality) if len(quality) else "No masking run with ground truth finished yet."
+    return f"""## When does the guide matter: the false-negative-rate curve
+
+Student `{config.student}`, rates {', '.join(f'{r:g}' for r in rates)} (core/corpus/false_negatives.py: each batch
+of {config.batch_size} is rebuilt so a row has about rate × {config.batch_size} other rows of its meaning; rate 0 is
+the data as is), seeds {seeds}; every arm at a (rate, seed) trains on the same batches.
+
+Paired difference = the arm's main score averaged over the tasks minus MNRL's, same rate and seed, then
+averaged over seeds; ± the sample std of the per-seed differences; "higher in k/n": seeds where the arm
+scored above MNRL. The figure on the Results page draws this table (experiment.json).
+
+{table}
+
+What each masking arm removed (pooled over every step of its runs, then averaged over seeds). A false
+negative (FN) is an in-batch candidate that is a right answer for the row by its task's relation
+(core/method/groundtruth.py). FN precision = FN masked / masked; FN recall = FN masked / FN present;
+related share = masked candidates that are related hard negatives (same word or category where that is
+not the task's relation) / masked; unrelated share = the rest of the masked / masked; candidates masked
+= masked / in-batch candidates (mean over steps); FN present per step: the recall's denominator per step.
+
+{masks}
+
+## Which recipe for which data
+
+{recipe_sentences(judged, rates)}"""
