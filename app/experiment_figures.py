@@ -23,10 +23,10 @@ def curve_figure(summary: ExperimentSummary) -> go.Figure:
         part = part.sort_values("rate")
         spread = part["spread"].where(part["seeds"] > 1)
         fig.add_trace(go.Scatter(
-            x=part["rate"], y=part["delta"], mode="lines+markers", name=label,
+            x=part["rate"].tolist(), y=part["delta"].tolist(), mode="lines+markers", name=label,
             line={"color": colors[k % len(colors)]},
             error_y={"type": "data", "array": spread.fillna(0).tolist(), "visible": bool(spread.notna().any())},
-            customdata=part[["seeds", "wins"]].to_numpy(),
+            customdata=part[["seeds", "wins"]].to_numpy().tolist(),
             hovertemplate=f"{label}<br>rate %{{x:g}}: %{{y:+.4f}} vs MNRL<br>higher in %{{customdata[1]}}/"
                           "%{customdata[0]} seeds<extra></extra>"))
     fig.add_hline(y=0, line_dash="dash", line_color="#7f7f7f", annotation_text="MNRL",
