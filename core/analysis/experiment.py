@@ -99,7 +99,7 @@ class ExperimentConfig:
     def train_settings(self, arm: Arm) -> dict:
         """The core.training.train.TrainConfig fields of an arm's run (all but ``out``)."""
         guide = {"guide": arm.guide_spec} if arm.guide_spec else {}  # MNRL and the guide-free recipes load none
-        data = str(mined_path(self.root(), arm.student)) if arm.guide == MINED else self.data
+        data = str(mined_path(self, arm.student)) if arm.guide == MINED else self.data
         return {"data": data, "student": arm.student, **guide, "loss": arm.loss,
                 "batch_size": self.batch_size, "steps": self.steps, "lr": self.lr, "seed": arm.seed,
                 "homogeneous": self.homogeneous,
@@ -187,7 +187,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         log(f"reusing the trained {run.name}")
     else:
         if arm.guide == MINED:  # once per experiment and student; reused by every rate and seed
-            ensure_mined(config.data, arm.student, mined_path(config.root(), arm.student), log)
+            ensure_mined(config, arm.student, log)
         log(f"training {run.name} ({config.steps} steps)")
         run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
         if not _finished(run):  # stopped or interrupted (Ctrl-C, SIGTERM): the whole experiment ends here
@@ -270,7 +270,7 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
 
 def _record_mining(config: ExperimentConfig, arm: Arm, run: Path) -> None:
     """Copy the mining summary (what the guide filter removed) into a mined arm's run folder."""
-    summary = read_summary(mined_path(config.root(), arm.student))
+    summary = read_summary(mined_path(config, arm.student))
     if arm.guide == MINED and summary is not None and not (run / MINED_RECORD).is_file():
         (run / MINED_RECORD).write_text(json.dumps(summary, indent=2))
 

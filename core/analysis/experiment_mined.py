@@ -2,31 +2,60 @@
 
 Mined once per experiment and student (core.analysis.mining with its defaults: the student as
 retriever, :data:`core.analysis.experiment_plan.HARD_GUIDE` as filter) and stored in the experiment's
-folder with the mining summary beside it; a rerun reuses both. Every row of the data is kept, in its
+folder with the mining summary beside it; a rerun reuses both. Only the rows the experiment trains on
+are mined (:func:`used_rows`: every row of the first ``steps`` batches of every (seed, rate) plan, the
+rows a false-negative rate adds included), with their positives as the candidates, because encoding
+the whole bundled data with two models takes longer on 2 CPU cores than the rest of the experiment;
+the file's name carries a digest of what decides those rows. Every row of the data is kept, in its
 order, with its task and ground-truth columns, so the mined arm draws the same batches as every other
 arm at a (rate, seed), and a false-negative rate can still be applied on top (its added rows are rows
-of this data: they carry their source row's mined negatives). A row mining left with fewer than
-``num_negatives`` survivors (mine() would drop it) fills its empty slots with the data's own negative
-(else another row's positive) and is counted in the summary (``rows_padded``). The mined negatives'
+of this data: they carry their source row's mined negatives). A row not mined (never trained on) or
+left by mining with fewer than ``num_negatives`` survivors (mine() would drop it) fills its empty
+slots with the data's own negative (else another row's positive); the summary counts both
+(``rows_not_used``, ``rows_padded``). The mined negatives'
 ground truth is the provenance of the row whose positive they are (``negative_<k>_synset`` ...), so
 the a-n block is judged like the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from core.analysis.experiment_plan import HARD_GUIDE, short_name
 from core.corpus.data import PROVENANCE_KINDS, negative_columns
 
+if TYPE_CHECKING:
+    from core.analysis.experiment import ExperimentConfig
+
 ROW = "_row"  # the original row id, carried through mining to put its negatives back in place
 
 
-def mined_path(root: Path, student: str) -> Path:
-    """Where the mined data of ``student`` lives in the experiment folder ``root``."""
-    return root / "mined" / f"{short_name(student)}.parquet"
+def mined_path(config: ExperimentConfig, student: str) -> Path:
+    """Where the mined data of ``student`` lives in the experiment's folder, named by what decides its rows."""
+    decides = {"data": config.data, "seeds": list(config.seeds), "rates": [float(r) for r in config.rates],
+               "steps": config.steps, "batch_size": config.batch_size, "homogeneous": config.homogeneous}
+    digest = hashlib.sha1(json.dumps(decides, sort_keys=True).encode()).hexdigest()[:6]
+    return config.root() / "mined" / f"{short_name(student)}-{digest}.parquet"
+
+
+def used_rows(ds, config: ExperimentConfig) -> list[int]:
+    """Ids of the rows of ``ds`` any arm of ``config`` trains on: the first ``steps`` batches of each
+    (seed, rate) plan (core.corpus.false_negatives), a rate's added rows as the rows they copy."""
+    from core.corpus.false_negatives import false_negative_plan
+
+    marked = ds.add_column(ROW, list(range(len(ds))))
+    used: set[int] = set()
+    for seed in config.seeds:
+        for rate in dict.fromkeys(config.rates):
+            plan = false_negative_plan(marked, config.batch_size, seed, rate, homogeneous=config.homogeneous,
+                                       steps=config.steps)
+            source = plan.pairs[ROW]
+            batches = [b for epoch in range(len(plan.epoch_plans)) for b in plan.batches(epoch)][:config.steps]
+            used.update(source[r] for b in batches for r in b)
+    return sorted(used)
 
 
 def summary_path(data: Path) -> Path:
@@ -42,8 +71,10 @@ def read_summary(data: Path) -> dict | None:
         return None
 
 
-def ensure_mined(data: str, student: str, out: Path, log: Callable[[str], None] = lambda m: None) -> Path:
-    """Mine ``data`` for ``student`` into ``out`` unless its summary is already there (written last)."""
+def ensure_mined(config: ExperimentConfig, student: str, log: Callable[[str], None] = lambda m: None) -> Path:
+    """Mine the experiment's data for ``student`` (:func:`mined_path`) unless its summary is already there
+    (written last)."""
+    out = mined_path(config, student)
     if read_summary(out) is not None and out.is_file():
         return out
     from core.analysis.mining import MiningSettings, mine
@@ -51,16 +82,22 @@ def ensure_mined(data: str, student: str, out: Path, log: Callable[[str], None] 
     from core.guides.guide_cache import GuideCache
     from core.guides.models import load_guide, load_model
 
-    log(f"mining negatives for the mined arm ({student} retrieves, {HARD_GUIDE} filters) into {out}")
-    ds = load_pairs(data)
-    ds = ds.add_column(ROW, list(range(len(ds))))
+    ds = load_pairs(config.data)
     settings = MiningSettings()
-    result = mine(ds, load_model(student), GuideCache(load_guide(HARD_GUIDE, student), HARD_GUIDE).embed, settings,
-                  about={"data": data, "retriever": student, "guide": HARD_GUIDE})
+    used = used_rows(ds, config)
+    if len(set(ds.select(used)["positive"])) <= settings.candidates:  # too few to retrieve from: mine them all
+        used = list(range(len(ds)))
+    log(f"mining negatives for the mined arm ({student} retrieves, {HARD_GUIDE} filters) for the {len(used):,} "
+        f"rows the experiment trains on, into {out}")
+    ds = ds.add_column(ROW, list(range(len(ds))))
+    result = mine(ds.select(used), load_model(student), GuideCache(load_guide(HARD_GUIDE, student), HARD_GUIDE).embed,
+                  settings, about={"data": config.data, "retriever": student, "guide": HARD_GUIDE})
     full, padded = _all_rows(ds, result.dataset, settings.num_negatives)
     out.parent.mkdir(parents=True, exist_ok=True)
     full.to_parquet(str(out))
-    summary_path(out).write_text(json.dumps({**result.summary, "rows_padded": padded}, indent=2))
+    summary = {**result.summary, "rows_not_used": len(ds) - len(used),
+               "rows_padded": padded - (len(ds) - len(used))}
+    summary_path(out).write_text(json.dumps(summary, indent=2))
     return out
 
 
