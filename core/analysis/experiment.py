@@ -317,13 +317,16 @@ def run_experiment(
         run = run_root / config.run_name(arm)
         try:
             result.ledgers[arm] = _run_arm(config, arm, run, log)
-            _record_mining(config, arm, run)
-            result.quality[arm] = run_quality_summary(arm, run)
         except Exception as exc:  # one arm's failure (a missing extra, a bug) must not end the ladder
             result.skipped[arm] = first_line(exc) if isinstance(exc, GistlabError) else f"failed: {first_line(exc)}"
             log(f"skipped {run.name}: {result.skipped[arm]}")
         else:
             result.runs[arm] = run
+            try:  # what the run masked or mined, judged by the ground truth: a report figure, never a reason to skip
+                _record_mining(config, arm, run)
+                result.quality[arm] = run_quality_summary(arm, run)
+            except Exception as exc:  # noqa: BLE001
+                log(f"no mask quality for {run.name}: {first_line(exc)}")
             refresh()
         seed_done = k + 1 == len(plan) or plan[k + 1].seed != arm.seed
         if seed_done and demo_dir is not None:  # the demo follows the experiment seed by seed
