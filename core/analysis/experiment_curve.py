@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core.analysis.experiment_plan import ExperimentResult
-from core.analysis.experiment_summary import ExperimentSummary, curve, quality_frame, summarise
+from core.analysis.experiment_summary import ExperimentSummary, cost_frame, curve, quality_frame, summarise
 
 if TYPE_CHECKING:
     from core.analysis.experiment import ExperimentConfig
@@ -60,6 +60,34 @@ def quality_markdown(quality: pd.DataFrame) -> str:
             for _, row in quality.iterrows()]
     return markdown_table(rows, ["arm", "rate", "candidates masked", "FN precision", "FN recall", "related share",
                                  "unrelated share", "FN present per step", "FN caught / present", "seeds"])
+
+
+def mining_text(mining: dict | None) -> str:
+    """What the mined arm's guide filter removed, from the mining summary (empty without a mined arm)."""
+    if not mining:
+        return ""
+    settings = mining.get("settings") or {}
+    shares = mining.get("false_negative_share") or {}
+    truth = (f" By the ground truth, {_pct(shares.get('removed'))} of the removed candidates were false negatives "
+             f"(right answers the filter spared the student from pushing away) and {_pct(shares.get('kept'))} of the "
+             "kept ones (false negatives left in as negatives)." if shares else "")
+    return (f"The mined arm's negatives: `{mining.get('retriever')}` retrieved the top {settings.get('candidates')} "
+            f"other positives for each of the {mining.get('rows_in'):,} rows the experiment trains on; the guide "
+            f"`{mining.get('guide')}` removed {mining.get('removed_by_guide'):,} of {mining.get('candidates_considered'):,} "
+            f"candidates ({_pct(mining.get('removed_share'))}: those scoring at least "
+            f"{settings.get('guide_share', 0):.0%} of the row's positive); the first {settings.get('num_negatives')} "
+            f"survivors became its negatives ({mining.get('rows_padded') or 0} rows had fewer and kept the data's "
+            f"own negative in the empty slots).{truth}")
+
+
+def cost_markdown(cost: pd.DataFrame, steps: int) -> str:
+    """Per arm: training seconds per step and the ratio to MNRL's."""
+    from core.analysis.experiment_report import markdown_table
+
+    rows = [[row["label"], str(int(row["runs"])), f"{row['per_step']:.2f}",
+             "n/a" if pd.isna(row["ratio"]) else f"{row['ratio']:.2f}×"] for _, row in cost.iterrows()]
+    return markdown_table(rows, ["arm", "runs", f"training s per step (mean over runs of {steps} steps)",
+                                 "against MNRL"])
 
 
 def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
@@ -108,6 +136,9 @@ def curve_sections(config: ExperimentConfig, result: ExperimentResult) -> str:
     seeds = ", ".join(map(str, config.seeds))
     table = curve_markdown(judged, rates) if len(judged) else "No arm has a finished MNRL partner yet."
     masks = quality_markdown(quality) if len(quality) else "No masking run with ground truth finished yet."
+    cost = cost_frame(summary)
+    costs = cost_markdown(cost, config.steps) if len(cost) else "No run finished yet."
+    mined = mining_text(summary.setup.get("mining"))
     return f"""## When does the guide matter: the false-negative-rate curve
 
 Student `{config.student}`, rates {', '.join(f'{r:g}' for r in rates)} (core/corpus/false_negatives.py: each batch
@@ -120,7 +151,8 @@ scored above MNRL. The figure on the Results page draws this table (experiment.j
 
 {table}
 
-What each masking arm removed (pooled over every step of its runs, then averaged over seeds). A false
+What each masking arm removed (pooled over every step of a run, then averaged over seeds; the counts
+summed over seeds). A false
 negative (FN) is an in-batch candidate that is a right answer for the row by its task's relation
 (core/method/groundtruth.py). FN precision = FN masked / masked; FN recall = FN masked / FN present;
 related share = masked candidates that are related hard negatives (same word or category where that is
@@ -128,6 +160,14 @@ not the task's relation) / masked; unrelated share = the rest of the masked / ma
 = masked / in-batch candidates (mean over steps); FN present per step: the recall's denominator per step.
 
 {masks}
+
+{mined}
+
+What each arm costs: training wall time per step from the runs' own clocks (model, loss and guide
+forward passes; evaluation not included), on the cores the experiment shared with other work, so only
+large ratios mean anything.
+
+{costs}
 
 ## Which recipe for which data
 

@@ -118,9 +118,12 @@ def _all_rows(ds, mined, k: int):
     out = ds.remove_columns([*old, ROW])
     provenance = {kind: dict(zip(positives, ds[f"positive_{kind}"])) for kind in PROVENANCE_KINDS
                   if f"positive_{kind}" in ds.column_names}
+    kept = {kind: ds[f"negative_{kind}"] for kind in provenance if own and f"negative_{kind}" in ds.column_names}
     for j in range(k):
         texts = [row[j] for row in rows]
         out = out.add_column(f"negative_{j + 1}", texts)
-        for kind, of in provenance.items():
-            out = out.add_column(f"negative_{j + 1}_{kind}", [of.get(t) for t in texts])
+        for kind, of in provenance.items():  # a padded slot keeps its own negative's provenance
+            mined_slot = [r in found or kind not in kept for r in range(len(ds))]
+            out = out.add_column(f"negative_{j + 1}_{kind}", [of.get(t) if m else kept[kind][r]
+                                                              for r, (t, m) in enumerate(zip(texts, mined_slot))])
     return out, padded

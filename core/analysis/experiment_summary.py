@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 VERSION = 1
 CURVE_COLUMNS = ["rate", "arm", "label", "delta", "spread", "seeds", "wins"]
+MINING_KEYS = ("retriever", "guide", "settings", "rows_in", "rows_out", "rows_padded", "candidates_considered",
+               "removed_by_guide", "removed_share", "false_negative_share")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class RunRecord:
     scores: dict[str, float]
     mean: float
     quality: dict | None = None
+    train_s: float | None = None  # training wall time (the run's status, started to ended)
 
 
 @dataclass
@@ -81,8 +84,8 @@ class ExperimentSummary:
     def runs_frame(self) -> pd.DataFrame:
         """One row per run: rate, arm, label, loss, seed, mean (over tasks)."""
         return pd.DataFrame([{"rate": r.rate, "arm": r.arm, "label": r.label, "loss": r.loss, "seed": r.seed,
-                              "mean": r.mean} for r in self.runs],
-                            columns=["rate", "arm", "label", "loss", "seed", "mean"])
+                              "mean": r.mean, "train_s": r.train_s} for r in self.runs],
+                            columns=["rate", "arm", "label", "loss", "seed", "mean", "train_s"])
 
 
 def _scores(table: pd.DataFrame) -> tuple[dict[str, float], float]:
@@ -95,6 +98,9 @@ def summarise(config: ExperimentConfig, result: ExperimentResult) -> ExperimentS
     """The summary of the main student's finished runs (``result``) under ``config``."""
     from importlib.metadata import version
 
+    from core.analysis.experiment_mined import mined_path, read_summary
+    from core.analysis.experiment_plan import MINED
+
     scores = result.scores
     own = scores[scores["student"] == config.student] if len(scores) else scores
     base_rows = own[own["arm"] == "base"] if len(own) else own
@@ -104,6 +110,9 @@ def summarise(config: ExperimentConfig, result: ExperimentResult) -> ExperimentS
              "lr": config.lr, "seeds": list(config.seeds), "rates": [float(r) for r in config.rates],
              "arms": list(config.cases()[0][1]), "tasks": tasks, "homogeneous": config.homogeneous,
              "versions": {p: version(p) for p in ("torch", "sentence-transformers")}}
+    mining = read_summary(mined_path(config, config.student)) if MINED in config.guides else None
+    if mining is not None:  # what the mined arm's guide filter removed (core.analysis.mining's summary)
+        setup["mining"] = {k: mining.get(k) for k in MINING_KEYS}
     runs = []
     for arm in result.runs:
         if arm.student != config.student:
@@ -113,7 +122,8 @@ def summarise(config: ExperimentConfig, result: ExperimentResult) -> ExperimentS
             continue
         per_task, mean = _scores(rows)
         runs.append(RunRecord(rate=float(arm.rate), arm=arm.guide, label=experiment_label(arm.guide), loss=arm.loss,
-                              seed=arm.seed, scores=per_task, mean=mean, quality=result.quality.get(arm)))
+                              seed=arm.seed, scores=per_task, mean=mean, quality=result.quality.get(arm),
+                              train_s=result.ledgers.get(arm, {}).get("train_s")))
     return ExperimentSummary(setup=setup, base={"scores": base_scores, "mean": base_mean}, runs=runs)
 
 
@@ -138,6 +148,18 @@ def curve(summary: ExperimentSummary) -> pd.DataFrame:
     order = {a: k for k, a in enumerate(summary.setup.get("arms", []))}
     out = out.assign(_order=out["arm"].map(order).fillna(len(order)))
     return out.sort_values(["_order", "rate"]).drop(columns="_order").reset_index(drop=True)[CURVE_COLUMNS]
+
+
+def cost_frame(summary: ExperimentSummary) -> pd.DataFrame:
+    """Per arm: training seconds per step (mean over its runs) and that against MNRL's (``ratio``)."""
+    runs = summary.runs_frame().dropna(subset=["train_s"])
+    steps = max(int(summary.setup.get("steps") or 1), 1)
+    if runs.empty:
+        return pd.DataFrame(columns=["arm", "label", "runs", "per_step", "ratio"])
+    out = runs.groupby(["arm", "label"], as_index=False, sort=False).agg(runs=("seed", "size"), train_s=("train_s", "mean"))
+    out = out.assign(per_step=out["train_s"] / steps).drop(columns="train_s")
+    mnrl = out.loc[out["arm"] == MNRL, "per_step"]
+    return out.assign(ratio=out["per_step"] / mnrl.iloc[0] if len(mnrl) and mnrl.iloc[0] > 0 else float("nan"))
 
 
 def quality_frame(summary: ExperimentSummary) -> pd.DataFrame:
