@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core.analysis.experiment_plan import ExperimentResult
+from core.training.results import MNRL
 from core.analysis.experiment_summary import ExperimentSummary, cost_frame, curve, quality_frame, summarise
 
 if TYPE_CHECKING:
@@ -90,6 +91,20 @@ def cost_markdown(cost: pd.DataFrame, steps: int) -> str:
                                  "against MNRL"])
 
 
+def mnrl_text(summary: ExperimentSummary, rates: list[float]) -> str:
+    """MNRL's own mean over tasks at each rate (mean ± std over seeds) beside the base student's: does MNRL
+    lose as the rate grows?"""
+    runs = summary.runs_frame()
+    mnrl = runs[runs["arm"] == MNRL].groupby("rate")["mean"].agg(["mean", "std", "size"])
+    if mnrl.empty:
+        return ""
+    cells = [f"rate {r:g}: {mnrl.loc[r, 'mean']:.4f}" + ("" if mnrl.loc[r, "size"] < 2 else f" ± {mnrl.loc[r, 'std']:.4f}")
+             for r in rates if r in mnrl.index]
+    base = summary.base.get("mean")
+    return ("MNRL itself, main score averaged over the tasks (mean ± std over seeds): " + "; ".join(cells)
+            + (f" (the base student: {base:.4f})." if base is not None else "."))
+
+
 def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
     """Which arm wins at each rate and by how much, in words; plainly when nothing beats MNRL."""
     if judged.empty:
@@ -139,6 +154,11 @@ def curve_sections(config: ExperimentConfig, result: ExperimentResult) -> str:
     cost = cost_frame(summary)
     costs = cost_markdown(cost, config.steps) if len(cost) else "No run finished yet."
     mined = mining_text(summary.setup.get("mining"))
+    repeats = ("\n\nOn the bundled definition tasks (one row per synset and task) nearly every added false negative "
+               "repeats its source row's text, which the identical-text rule masks whatever the guide; "
+               "`category_triplet` adds distinct texts of a category (core/corpus/false_negatives.py). So there the "
+               "rate mostly tests masking against no masking, less one guide against another."
+               if config.data == "bundled" and any(rates) else "")
     return f"""## When does the guide matter: the false-negative-rate curve
 
 Student `{config.student}`, rates {', '.join(f'{r:g}' for r in rates)} (core/corpus/false_negatives.py: each batch
@@ -147,14 +167,15 @@ the data as is), seeds {seeds}; every arm at a (rate, seed) trains on the same b
 
 Paired difference = the arm's main score averaged over the tasks minus MNRL's, same rate and seed, then
 averaged over seeds; ± the sample std of the per-seed differences; "higher in k/n": seeds where the arm
-scored above MNRL. The figure on the Results page draws this table (experiment.json).
+scored above MNRL. The figure on the Results page draws this table (experiment.json).{repeats}
 
 {table}
 
+{mnrl_text(summary, rates)}
+
 What each masking arm removed (pooled over every step of a run, then averaged over seeds; the counts
-summed over seeds). A false
-negative (FN) is an in-batch candidate that is a right answer for the row by its task's relation
-(core/method/groundtruth.py). FN precision = FN masked / masked; FN recall = FN masked / FN present;
+summed over seeds). A false negative (FN) is an in-batch candidate that is a right answer for the row
+by its task's relation (core/method/groundtruth.py). FN precision = FN masked / masked; FN recall = FN masked / FN present;
 related share = masked candidates that are related hard negatives (same word or category where that is
 not the task's relation) / masked; unrelated share = the rest of the masked / masked; candidates masked
 = masked / in-batch candidates (mean over steps); FN present per step: the recall's denominator per step.

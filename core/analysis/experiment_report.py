@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
+from core.analysis.mining import MiningSettings
 from core.analysis.experiment_plan import EXPERIMENT_RECIPES, GIST_HARD, HARD_GUIDE, MINED, Arm, ExperimentResult
 from core.analysis.experiment_plan import experiment_label as arm_label
 from core.guides.models import L3_LAYERS, MPNET, SELF
@@ -211,15 +212,17 @@ def run_settings(config: ExperimentConfig) -> TrainConfig:
     return TrainConfig(**config.train_settings(arm))
 
 
+_MINING = MiningSettings()  # what the mined arm mines with (core.analysis.experiment_mined)
 RECIPE_NOTES = {
     "self-judge": "the student masks, with its own detached cosines, candidates scoring above its row's positive "
                   "+ {s.judge_margin:g} (Qwen3-Embedding's rule; no guide).",
     "mnrl-hard": "MNRL with the library's hardness weighting ({s.hardness_mode}, strength {s.hardness_strength:g}).",
     GIST_HARD: f"GIST with the guide `{HARD_GUIDE}`, then the library's hardness weighting of the candidates left "
                "({s.hardness_mode}, strength {s.hardness_strength:g}).",
-    MINED: "MNRL whose negative column is replaced by 3 hard negatives mined once per experiment: the student "
-           f"retrieves 30 candidates per row, the guide `{HARD_GUIDE}` removes any scoring at least 95% of the "
-           "row's positive (core/analysis/mining.py's defaults); no in-batch mask.",
+    MINED: f"MNRL whose negative column is replaced by {_MINING.num_negatives} hard negatives mined once per "
+           f"experiment: the student retrieves {_MINING.candidates} candidates per row, the guide `{HARD_GUIDE}` "
+           f"removes any scoring at least {_MINING.guide_share:.0%} of the row's positive (core/analysis/mining.py's "
+           "defaults); no in-batch mask.",
 }
 
 
@@ -327,7 +330,8 @@ instead (finished runs are reused). Seeds with results so far: {', '.join(map(st
 
 - Data `{config.data}` ({'task-homogeneous batches, as in the paper' if config.homogeneous else 'mixed-task batches'}),
   {config.steps} steps of batch {config.batch_size}, lr {config.lr:g}, seeds {', '.join(map(str, config.seeds))}.
-  For a seed every arm trains on the same batches in the same order: arms differ in the mask alone.
+  For a (false-negative rate, seed) every arm trains on the same batches in the same order: arms differ in
+  the loss alone (its mask, weighting or negatives).
 {arms_text(config, run_settings(config))}
 {evaluation_text(config)}
 - Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; {_versions()}.
