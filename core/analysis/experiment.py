@@ -1,25 +1,32 @@
-"""The guide ladder: which guide helps a small student, by how much, how sure, on the same batches.
+"""The guide ladder over false-negative rates: which arm helps a small student, by how much, how sure, on the same batches.
 
-For each seed the student is fine-tuned once per arm of ``guides`` (``none`` = MNRL, the in-batch
-softmax without a mask; ``self-judge`` and ``mnrl-hard``, the guide-free recipes of
-:data:`core.training.results.RECIPES`, train as that loss; any other entry is a GIST guide spec: ``self``,
-``bundled:minilm-l6``, ``bundled:mpnet-base``...), for the same steps on the same batches (core.training.train draws batches from
-the seed alone, so the arms of a seed differ only in the mask). A second case, the paper's "small
-model" one, trains another student (``small_student``, default ``bundled:minilm-l6``) with
-``small_guides`` (default none and ``bundled:mpnet-base``). Every base student and every run is
-evaluated on the mini benchmark (core.training.evaluate). The runs go seed by seed, so whatever has
-finished is a complete paired comparison for the seeds done.
+For each seed and each false-negative rate (``rates``: core.corpus.false_negatives rebuilds the batches
+so about rate x batch of a row's in-batch candidates are right answers; 0 = the data as is) the student
+is fine-tuned once per arm of ``guides``: ``none`` = MNRL, the in-batch softmax without a mask;
+``self-judge`` and ``mnrl-hard``, the guide-free recipes of :data:`core.training.results.RECIPES`,
+train as that loss; ``gist-hard`` is GIST with ``bundled:minilm-l6`` plus hardness weighting;
+``mined`` is MNRL on negatives mined once per experiment (core.analysis.experiment_mined); any other
+entry is a GIST guide spec (``self``, ``bundled:minilm-l6``, ``bundled:mpnet-base``...). All arms of a
+(rate, seed) train for the same steps on the same batches (core.training.train draws them from the seed
+and rate alone). A second case, the paper's "small model" one, trains another student
+(``small_student``, default ``bundled:minilm-l6``) with ``small_guides`` (default none and
+``bundled:mpnet-base``). Every base student (once) and every run is evaluated on the mini benchmark
+(core.training.evaluate). The runs go seed by seed (every rate and arm of seed 0, then seed 1 ...), so
+whatever has finished is a complete paired comparison at every rate for the seeds done.
 
-Resumable: each run's directory is named after its settings (``exp-<student>-<arm>-s<seed>-
-<steps>x<batch>-<hash>``); a completed run is reused, not retrained, and its evaluation is read
-back (core.training.evaluate reuses results by weights). Each run keeps its own clock in
-``experiment.json`` (training and evaluation seconds, CPU seconds), so the report's time covers
-every invocation that contributed. An arm that cannot run (e.g. the mpnet extra is not installed)
-is skipped with its one-line reason, which the report repeats.
+Resumable: each run's directory is named after its settings (``exp-<student>-<arm>[-r<rate>]-s<seed>-
+<steps>x<batch>-<hash>``; rate 0 keeps the names runs had before rates existed); a completed run is
+reused, not retrained, and its evaluation is read back (core.training.evaluate reuses results by
+weights). Each run keeps its own clock in ``experiment.json`` (training and evaluation seconds, CPU
+seconds), so the report's time covers every invocation that contributed, and a masking run its mask
+judged by the ground truth in ``quality.json`` (:func:`run_quality_summary`). An arm that cannot run
+(e.g. the mpnet extra is not installed) is skipped with its one-line reason, which the report repeats.
 
-After every run the report (core.analysis.experiment_report) is rewritten as the ``ladder`` section
-of a Markdown file; after every seed the demo copy (core.analysis.experiment_demo) follows. The
-arms and results as data are in core.analysis.experiment_plan.
+After every run the report (core.analysis.experiment_report, with the curve sections of
+core.analysis.experiment_curve) is rewritten as the ``ladder`` section of a Markdown file and the
+experiment's ``experiment.json`` (core.analysis.experiment_summary) in its folder and ``--demo-dir``;
+after every seed the demo copy (core.analysis.experiment_demo) follows. The arms and results as data
+are in core.analysis.experiment_plan.
 """
 
 from __future__ import annotations
