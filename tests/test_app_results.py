@@ -52,6 +52,7 @@ def home(tmp_path, monkeypatch):
     """A workspace with base-model results and gist (2 seeds) and mnrl (seed 0 only) runs evaluated."""
     home = tmp_path / "home"
     monkeypatch.setenv("GISTLAB_HOME", str(home))
+    monkeypatch.setenv("GISTLAB_DEMO_DIR", str(tmp_path / "demo"))  # no shipped experiment: no curve unless a test adds one
     monkeypatch.setattr(results, "task_type", TYPES.get)
     monkeypatch.setattr(results, "main_metric", METRICS.get)
     write_result(home, "gistlab/minilm-l3", {"WordNetSTS": 0.50, "WordNetRetrieval": 0.40,
@@ -73,8 +74,17 @@ def open_results(query: dict | None = None) -> AppTest:
     return at.run()
 
 
-def chart_specs(at: AppTest) -> list[dict]:
+def all_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def is_curve(spec: dict) -> bool:
+    return spec["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith("arm − MNRL")
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    """The results charts (the experiment's curve, when one is shown, left out)."""
+    return [spec for spec in all_specs(at) if not is_curve(spec)]
 
 
 def spreads_drawn(spec: dict) -> int:
@@ -245,3 +255,51 @@ def test_runs_are_named_as_the_user_named_them_on_one_labelled_scale(home):
     assert len(axes) >= 3 and all(scores["layout"][a]["range"] == scores["layout"]["yaxis"]["range"] for a in axes)
     assert scores["layout"]["yaxis"]["title"]["text"] == "score"
     assert "Banking77Classification * · accuracy: %{y:.4f}" in scores["data"][0]["hovertemplate"]
+
+
+def write_summary(path: Path) -> None:
+    """An experiment.json: MNRL and one guide at rates 0 and 0.2, two seeds; the guide's lead grows with the rate."""
+    from core.analysis.experiment_summary import ExperimentSummary, RunRecord
+
+    runs = []
+    for rate, lead in ((0.0, (0.01, -0.01)), (0.2, (0.03, 0.05))):
+        for seed in (0, 1):
+            runs.append(RunRecord(rate, "none", "MNRL (no guide)", "mnrl", seed, {"WordNetSTS": 0.5}, 0.5))
+            runs.append(RunRecord(rate, "bundled:minilm-l6", "GIST · minilm-l6", "gist", seed,
+                                  {"WordNetSTS": 0.5 + lead[seed]}, 0.5 + lead[seed],
+                                  {"masked_share": 0.1, "fn_present": 10, "fn_caught": 5, "fn_precision": 0.5,
+                                   "fn_recall": 0.5, "related_share": 0.2, "unrelated_share": 0.3, "steps": 2}))
+    summary = ExperimentSummary(setup={"student": "bundled:minilm-l3", "steps": 50, "batch_size": 16, "seeds": [0, 1],
+                                       "rates": [0.0, 0.2], "arms": ["none", "bundled:minilm-l6"]},
+                                base={"scores": {"WordNetSTS": 0.45}, "mean": 0.45}, runs=runs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(summary.to_json())
+
+
+def test_the_false_negative_rate_curve_from_the_workspace_experiment(home):
+    write_summary(home / "experiment" / "experiment.json")
+    at = open_results()
+    assert not at.exception and not at.error
+    [curve] = [spec for spec in all_specs(at) if is_curve(spec)]
+    [line] = curve["data"]
+    assert line["name"] == "GIST · minilm-l6" and line["x"] == [0.0, 0.2]
+    assert line["y"] == [pytest.approx(0.0), pytest.approx(0.04)]
+    assert line["error_y"]["visible"] and line["error_y"]["array"][1] == pytest.approx(0.0141421, abs=1e-6)
+    assert curve["layout"]["xaxis"]["title"]["text"].startswith("false-negative rate")
+    assert any(shape.get("y0") == 0 and shape.get("y1") == 0 for shape in curve["layout"]["shapes"])  # MNRL's line
+    captions = " ".join(c.value for c in at.caption)
+    assert "this workspace's experiment" in captions and "dashed line at 0 is MNRL" in captions
+
+
+def test_the_curve_falls_back_to_the_demo_and_says_when_there_is_none(home, tmp_path):
+    at = open_results()
+    assert not [spec for spec in all_specs(at) if is_curve(spec)]
+    assert "No experiment yet" in " ".join(c.value for c in at.caption)
+    write_summary(tmp_path / "demo" / "experiment.json")
+    at = open_results()
+    assert [spec for spec in all_specs(at) if is_curve(spec)]
+    assert "the shipped demo's experiment" in " ".join(c.value for c in at.caption)
+    (home / "experiment").mkdir(exist_ok=True)
+    (home / "experiment" / "experiment.json").write_text("{not json")
+    at = open_results()
+    assert not at.exception and "cannot be read" in " ".join(c.value for c in at.caption)

@@ -94,10 +94,15 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     assert "--guides none,self,bundled:minilm-l6,bundled:mpnet-base" in config.command(None, None)
     # a false-negative rate is part of every arm's settings (another folder), and of the command;
     # rate 0 keeps the names runs had before the option existed
-    rated = ExperimentConfig(seeds=(0, 1), false_negatives=0.1)
-    assert rated.train_settings(plan[1])["false_negatives"] == 0.1
+    rated = ExperimentConfig(seeds=(0, 1), rates=(0.0, 0.1), small_student=None)
+    at = [a for a in rated.plan() if a.rate == 0.1]
+    assert rated.train_settings(at[1])["false_negatives"] == 0.1
     assert "false_negatives" not in config.train_settings(plan[1])
-    assert rated.run_name(plan[1]) != config.run_name(plan[1]) and "--false-negatives 0.1" in rated.command(None, None)
+    assert rated.run_name(plan[1]) == config.run_name(plan[1])  # rate 0: the name it had before rates
+    assert rated.run_name(at[1]).startswith("exp-minilm-l3-self-r0.1-s0-")
+    assert "--false-negatives 0,0.1" in rated.command(None, None)
+    # seed-major: seed 0 at every rate and arm, then seed 1
+    assert [(a.seed, a.rate) for a in rated.plan()[::4]] == [(0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)]
 
 
 def test_help_lists_guides(capsys):
@@ -135,7 +140,7 @@ def test_experiment_plumbing_resume_and_skipped_arm(tiny_model_dir, tmp_path):
     assert "gistlab experiment --guides none," in text
 
     assert sorted(p.name for p in demo.iterdir()) == [
-        "gist", "ladder_masking.csv", "ladder_scores.csv", "mnrl", "results.csv", "sample_batch.json",
+        "experiment.json", "gist", "ladder_masking.csv", "ladder_scores.csv", "mnrl", "results.csv", "sample_batch.json",
         "sample_batch.parquet"]
     sample = json.loads((demo / "sample_batch.json").read_text())
     assert sample["rows"] == 8 and 0 < sample["masked"] <= sample["candidates"]

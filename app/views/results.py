@@ -10,14 +10,19 @@ While a job runs, and every few seconds otherwise, the page checks the workspace
 (an evaluation from here, a Train run with "Evaluate when finished", a CLI job) it redraws with its results.
 """
 
+import os
 import time
+from pathlib import Path
 
 import streamlit as st
 
+from app.experiment_figures import curve_figure
 from app.paired_charts import delta_reach, paired_delta_figure, seeds_text, task_scores_figure
 from app.loaders import served
 from app.views import OVERLAP_NOTE, label_colors, run_labels
 from core.training import jobs
+from core.analysis.experiment import SUMMARY
+from core.analysis.experiment_summary import ExperimentSummary, curve
 from core.errors import GistlabError
 from core.training.job_progress import StepState, job_progress
 from core.guides.models import DEFAULT_STUDENT
@@ -25,6 +30,9 @@ from core.training.results import MNRL, arm_label, arm_of, mark_overlaps, paired
 from core.training.runs import trained_model
 from core.training.status import RunState
 from core.workspace import subdir
+
+DEMO_SUMMARY = (Path(os.environ.get("GISTLAB_DEMO_DIR") or Path(__file__).resolve().parents[2] / "assets" / "demo")
+                / SUMMARY)  # the Demo page's folder (app/views/demo.py)
 
 st.title("Results")
 
@@ -105,6 +113,37 @@ def eval_progress() -> None:
 
 
 eval_progress()
+
+
+def experiment_curve() -> None:
+    """The false-negative-rate curve of the workspace's experiment (``gistlab experiment``'s
+    experiment.json), else of the shipped demo's; a caption when neither exists or it cannot be read."""
+    st.subheader("When does the guide matter? The false-negative-rate curve")
+    found = next((p for p in (subdir("experiment") / SUMMARY, DEMO_SUMMARY) if p.is_file()), None)
+    if found is None:
+        st.caption("No experiment yet: `gistlab experiment --false-negatives 0,0.1,0.2` trains every arm at each "
+                   "rate and writes the curve (experiment.json) shown here.")
+        return
+    try:
+        summary = ExperimentSummary.read(found)
+    except GistlabError as exc:
+        st.caption(f"The experiment's summary ({found}) cannot be read: {exc}")
+        return
+    setup = summary.setup
+    where = "the shipped demo's experiment" if found == DEMO_SUMMARY else "this workspace's experiment"
+    if curve(summary).empty:
+        st.caption(f"{where.capitalize()} has no arm with a finished MNRL partner yet: no curve to draw.")
+        return
+    st.plotly_chart(curve_figure(summary), width="stretch", key="experiment-curve")
+    st.caption(f"From {where} (student {setup.get('student')}, {setup.get('steps')} steps of "
+               f"{setup.get('batch_size')}, seeds {', '.join(map(str, setup.get('seeds', [])))}). Each point: the arm's "
+               "main score averaged over the tasks minus MNRL's at the same false-negative rate and seed (same "
+               "batches), averaged over seeds; whiskers: std of the per-seed differences (from 2 seeds); the "
+               "dashed line at 0 is MNRL. The false-negative rate: each batch is rebuilt so that about rate × "
+               "batch size of a row's in-batch candidates are right answers for it.")
+
+
+experiment_curve()
 
 table = results_table()
 for problem in table.attrs.get("unreadable", []):

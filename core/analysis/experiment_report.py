@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from core.analysis.experiment_plan import Arm, ExperimentResult
+from core.analysis.mining import MiningSettings
+from core.analysis.experiment_plan import EXPERIMENT_RECIPES, GIST_HARD, HARD_GUIDE, MINED, Arm, ExperimentResult
+from core.analysis.experiment_plan import experiment_label as arm_label
 from core.guides.models import L3_LAYERS, MPNET, SELF
-from core.training.results import MEAN_TASK, MNRL, RECIPES, arm_label, arm_summary, paired_deltas
+from core.training.results import MEAN_TASK, MNRL, arm_summary, paired_deltas
 
 if TYPE_CHECKING:
     from core.analysis.experiment import ExperimentConfig
@@ -210,10 +212,17 @@ def run_settings(config: ExperimentConfig) -> TrainConfig:
     return TrainConfig(**config.train_settings(arm))
 
 
+_MINING = MiningSettings()  # what the mined arm mines with (core.analysis.experiment_mined)
 RECIPE_NOTES = {
     "self-judge": "the student masks, with its own detached cosines, candidates scoring above its row's positive "
                   "+ {s.judge_margin:g} (Qwen3-Embedding's rule; no guide).",
     "mnrl-hard": "MNRL with the library's hardness weighting ({s.hardness_mode}, strength {s.hardness_strength:g}).",
+    GIST_HARD: f"GIST with the guide `{HARD_GUIDE}`, then the library's hardness weighting of the candidates left "
+               "({s.hardness_mode}, strength {s.hardness_strength:g}).",
+    MINED: f"MNRL whose negative column is replaced by {_MINING.num_negatives} hard negatives mined once per "
+           f"experiment: the student retrieves {_MINING.candidates} candidates per row, the guide `{HARD_GUIDE}` "
+           f"removes any scoring at least {_MINING.guide_share:.0%} of the row's positive (core/analysis/mining.py's "
+           "defaults); no in-batch mask.",
 }
 
 
@@ -233,9 +242,9 @@ def arms_text(config: ExperimentConfig, settings: TrainConfig) -> str:
     rule += [] if margin.contrast_anchors else ["no a-a block"]
     rule += [] if margin.contrast_positives else ["no p-p block"]
     rule += [] if margin.positive_floor is None else [f"positive floor {margin.positive_floor:g}"]
-    guides = [g for _, case in config.cases() for g in case if g != MNRL and g not in RECIPES]
+    guides = [g for _, case in config.cases() for g in case if g != MNRL and g not in EXPERIMENT_RECIPES]
     notes = ",\n  ".join(_guide_note(g, config.student) for g in dict.fromkeys(guides))
-    recipes = [g for _, case in config.cases() for g in case if g in RECIPES]
+    recipes = [g for _, case in config.cases() for g in case if g in EXPERIMENT_RECIPES]
     extra = "".join(f"\n  `{r}` = {RECIPE_NOTES[r].format(s=settings)}" for r in dict.fromkeys(recipes))
     return (f"- Arms: MNRL (`{MNRL}`: in-batch softmax, same blocks and temperature {settings.temperature:g} "
             f"as GIST, no mask) and GIST\n  with each guide ({', '.join(rule)}): {notes}.{extra}")
@@ -266,10 +275,18 @@ def caveats(config: ExperimentConfig) -> str:
 
 
 def render_report(config: ExperimentConfig, result: ExperimentResult, command: str) -> str:
-    """The ladder section: setup, command, time, per-case tables, masking, reading, caveats."""
+    """The ladder section: setup, command, time, per-case tables, masking, reading, the false-negative-rate
+    curve and which recipe for which data (core.analysis.experiment_curve), caveats."""
+    from core.analysis.experiment_curve import curve_sections
+
     types = result.scores.drop_duplicates("task").set_index("task")["task_type"].to_dict()
+    ladder_rate = min(config.rates)  # the ladder's tables: the lowest rate (0: the data as is); the curve has the rest
     scores = result.scores
-    masking = masking_summary(result.masking)
+    if len(scores):
+        scores = scores[(scores["arm"] == "base") | (scores["rate"] == ladder_rate)].drop(columns="rate")
+    masking = result.masking
+    masking = masking_summary(masking[masking["rate"] == ladder_rate].drop(columns="rate")
+                              if len(masking) else masking.drop(columns="rate"))
     done_seeds = sorted({arm.seed for arm in result.runs})
     sections = []
     for number, (student, guides) in enumerate(config.cases(), start=1):
@@ -282,6 +299,8 @@ def render_report(config: ExperimentConfig, result: ExperimentResult, command: s
         guided = [g for g in guides if g != MNRL]
         arms = [a for a in ("base", *guides) if a in set(own["arm"])]
         title = "the guide ladder" if number == 1 else "the paper's small-model case"
+        if len(config.rates) > 1 or ladder_rate:
+            title += f" at false-negative rate {ladder_rate:g}"
         own_masking = masking[masking["student"] == student]
         sections.append(f"""## Case {number}: {title} (student `{student}`)
 
@@ -311,7 +330,8 @@ instead (finished runs are reused). Seeds with results so far: {', '.join(map(st
 
 - Data `{config.data}` ({'task-homogeneous batches, as in the paper' if config.homogeneous else 'mixed-task batches'}),
   {config.steps} steps of batch {config.batch_size}, lr {config.lr:g}, seeds {', '.join(map(str, config.seeds))}.
-  For a seed every arm trains on the same batches in the same order: arms differ in the mask alone.
+  For a (false-negative rate, seed) every arm trains on the same batches in the same order: arms differ in
+  the loss alone (its mask, weighting or negatives).
 {arms_text(config, run_settings(config))}
 {evaluation_text(config)}
 - Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}; {_versions()}.
@@ -329,6 +349,8 @@ instead (finished runs are reused). Seeds with results so far: {', '.join(map(st
 Not in this report (skipped, failed or not run yet):{skipped}
 ''' if skipped else ''}
 {(chr(10) * 2).join(sections)}
+
+{curve_sections(config, result)}
 
 ## Caveats
 

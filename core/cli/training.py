@@ -153,14 +153,18 @@ def add_experiment(sub: argparse._SubParsersAction) -> None:
     d = ExperimentConfig()  # one place for the defaults: the config dataclass
     p.add_argument("--guides", default=",".join(d.guides),
                    help="comma-separated arms: none (= MNRL, no guide), guide specs such as self, "
-                        "bundled:minilm-l6, bundled:mpnet-base, and the guide-free recipes self-judge and "
-                        "mnrl-hard (train's defaults for their options) (default %(default)s)")
+                        "bundled:minilm-l6, bundled:mpnet-base, the guide-free recipes self-judge and "
+                        "mnrl-hard, gist-hard (GIST with bundled:minilm-l6 plus hardness weighting) and mined "
+                        "(MNRL on negatives mined once by the student and filtered by bundled:minilm-l6) "
+                        "(train's defaults for their options) (default %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="training steps per run (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--seeds", default=",".join(map(str, d.seeds)), help="comma-separated seeds (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="default %(default)s")
     p.add_argument("--mixed", action="store_true", help="mixed-task batches (default: one task per batch)")
-    p.add_argument("--false-negatives", type=float, default=d.false_negatives, help=FALSE_NEGATIVES_HELP)
+    p.add_argument("--false-negatives", default=",".join(f"{r:g}" for r in d.rates),
+                   help="comma-separated false-negative rates, each arm trains at every one (e.g. 0,0.1,0.2; "
+                        "default %(default)s). " + FALSE_NEGATIVES_HELP)
     p.add_argument("--student", default=d.student, help="default %(default)s")
     p.add_argument("--small-student", default=d.small_student,
                    help="second case, the paper's small model: this student with --small-guides "
@@ -187,6 +191,19 @@ def _arms(text: str, flag: str) -> tuple[str, ...]:
     return arms
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    """``--false-negatives 0,0.1,0.2`` as checked rates, in the order given, without repeats."""
+    from core.corpus.false_negatives import check_rate
+
+    try:
+        rates = tuple(dict.fromkeys(check_rate(float(r)) for r in str(text).split(",") if r.strip()))
+    except ValueError:
+        raise GistlabError(f"--false-negatives takes comma-separated rates such as 0,0.1,0.2, not {text!r}.") from None
+    if not rates:
+        raise GistlabError("--false-negatives needs at least one rate, e.g. 0 or 0,0.1,0.2.")
+    return rates
+
+
 def _run_experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -198,13 +215,14 @@ def _run_experiment(args: argparse.Namespace) -> int:
         raise GistlabError(f"--seeds must be comma-separated integers, not {args.seeds!r}.") from None
     if not seeds or args.steps < 1:
         raise GistlabError("Give at least one seed and at least one step.")
+    rates = _rates(args.false_negatives)
     small = None if str(args.small_student).lower() in ("", "none") else args.small_student
     config = ExperimentConfig(steps=args.steps, batch_size=args.batch_size, seeds=seeds, lr=args.lr,
                               homogeneous=not args.mixed, tasks=args.tasks, out=args.out, data=args.data,
                               student=args.student, guides=_arms(args.guides, "--guides"),
                               small_student=small, small_guides=_arms(args.small_guides, "--small-guides"),
                               threads=args.threads, report_only=args.report_only,
-                              false_negatives=args.false_negatives)
+                              rates=rates)
     report = Path(args.report) if args.report else None
     demo = Path(args.demo_dir) if args.demo_dir else None
     result = run_experiment(config, report=report, demo_dir=demo,
