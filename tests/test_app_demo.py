@@ -161,7 +161,7 @@ def test_missing_or_garbled_summary_is_a_caption_not_a_traceback(tmp_path, monke
     (demo / "experiment.json").write_text("{garbled")
     at = run_demo(demo, monkeypatch)
     assert not at.exception and not at.error
-    assert "is unreadable" in texts(at)[1][0]
+    assert "Not an experiment summary" in texts(at)[1][0]
 
 
 def test_files_recorded_before_the_definition_are_read_not_misread(tmp_path, monkeypatch):

@@ -143,19 +143,17 @@ def test_story_pairs_picks_a_distinct_catch_and_a_related_cost():
 
 
 def test_read_summary_missing_or_garbled_says_what_to_do(tmp_path):
-    with pytest.raises(GistlabError, match="No experiment summary at .*gistlab experiment --demo-dir"):
+    """The Demo reads experiment.json through the experiment's one reader (ExperimentSummary)."""
+    with pytest.raises(GistlabError, match="No experiment summary at .*run `gistlab experiment`"):
         read_summary(tmp_path / "experiment.json")
-    (tmp_path / "experiment.json").write_text("{not json")
-    with pytest.raises(GistlabError, match="unreadable"):
-        read_summary(tmp_path / "experiment.json")
-    (tmp_path / "experiment.json").write_text(json.dumps({"version": 1}))
-    with pytest.raises(GistlabError, match="no list of runs"):
-        read_summary(tmp_path / "experiment.json")
-    (tmp_path / "experiment.json").write_text(json.dumps({"runs": [{"arm": "none", "seed": 0}]}))
-    with pytest.raises(GistlabError, match="has a run without arm, rate, scores, seed"):
-        read_summary(tmp_path / "experiment.json")
+    for garbled in ("{not json", json.dumps({"version": 1}), json.dumps({"runs": [{"arm": "none", "seed": 0}]})):
+        (tmp_path / "experiment.json").write_text(garbled)
+        with pytest.raises(GistlabError, match="Not an experiment summary .*gistlab experiment --report-only"):
+            read_summary(tmp_path / "experiment.json")
     (tmp_path / "experiment.json").write_text(json.dumps(make_summary()))
-    assert read_summary(tmp_path / "experiment.json") == make_summary()
+    read = read_summary(tmp_path / "experiment.json")
+    assert [(r["rate"], r["arm"], r["seed"], r["scores"]) for r in read["runs"]] == [
+        (r["rate"], r["arm"], r["seed"], r["scores"]) for r in make_summary()["runs"]]
 
 
 def test_without_mnrl_there_is_no_verdict():

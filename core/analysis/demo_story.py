@@ -15,18 +15,16 @@ seeds up; the verdict says plainly when nothing did.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from core.errors import GistlabError
+from core.analysis.experiment_summary import ExperimentSummary
 from core.method.explain import relation
 from core.training.results import MEAN_TASK, MNRL, arm_label, paired_deltas
 
-RUN_KEYS = frozenset({"rate", "arm", "seed", "scores"})
 """What every run of the summary needs for the story (summary_schema.md, version 1)."""
 POINTS = 100
 """Scores are 0..1; the story speaks in points (x100), as MTEB tables do."""
@@ -62,26 +60,10 @@ PUBLISHED = Published(
 
 
 def read_summary(path: Path | str) -> dict:
-    """The experiment summary at ``path`` as plain data (the one place the Demo reads it; the functions
-    below take that data, so ``dataclasses.asdict(ExperimentSummary.from_json(path))`` can replace it).
-
-    Raises GistlabError with what to do when the file is missing or garbled."""
-    path = Path(path)
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GistlabError(f"No experiment summary at {path}: run `gistlab experiment --demo-dir {path.parent}` "
-                           "to write one.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GistlabError(f"The experiment summary {path} is unreadable ({exc}): "
-                           "rerun `gistlab experiment`.") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("runs"), list):
-        raise GistlabError(f"The experiment summary {path} has no list of runs: rerun `gistlab experiment`.")
-    for run in summary["runs"]:
-        if not isinstance(run, dict) or not RUN_KEYS <= run.keys() or not isinstance(run["scores"], dict):
-            raise GistlabError(f"The experiment summary {path} has a run without {', '.join(sorted(RUN_KEYS))} "
-                               "(an older or newer layout?): rerun `gistlab experiment`.")
-    return summary
+    """The experiment summary at ``path`` (:class:`core.analysis.experiment_summary.ExperimentSummary`,
+    the one reader) as plain data, which the functions below take. Raises GistlabError with what to do
+    when the file is missing or garbled."""
+    return asdict(ExperimentSummary.read(path))
 
 
 def student_name(summary: dict) -> str:
