@@ -10,7 +10,7 @@ from datasets import Dataset
 import core.analysis.audit_search as audit_search
 from core.analysis.audit import AuditSettings, audit, dataset_relations, load_report, progress_writer, read_progress
 from core.analysis.audit_search import DUPLICATE_K, audit_rows, duplicate_groups, normalise
-from core.analysis.neighbours import NeighbourSettings, exact_top_k, recall_at_k, recall_sample
+from core.analysis.neighbours import NeighbourSettings, exact_top_k, lists, recall_at_k, recall_sample
 from core.errors import GistlabError
 from core.method.masking import MarginSettings
 
@@ -86,6 +86,7 @@ def test_the_index_gives_the_exact_findings_and_reports_a_recall_that_recomputes
     how = indexed.summary["search"]
     assert how["method"] == "index" and how["above_counted_on"] == 2000
     assert all(how["recall_at_k"][side]["recall"] >= 0.95 for side in ("a-p", "p-p"))
+    assert how["index"] == f"FAISS IVF{lists(3000)},Flat (nprobe tuned to recall 0.95)"
     for kind, top in (("fn", 20), ("dup", 20), ("pos", 10)):
         ours, reference = indexed.table(kind)["finding"], exact.table(kind)["finding"]
         assert len(reference) >= top
@@ -97,9 +98,12 @@ def test_the_index_gives_the_exact_findings_and_reports_a_recall_that_recomputes
 
     unit = (p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32)
     sample = recall_sample(len(unit), settings)
-    found_scores, found = Neighbours(unit, settings, approximate=True).search(unit[sample], DUPLICATE_K + 1)
+    index = Neighbours(unit, settings, approximate=True)
+    index.ivf.nprobe = how["recall_at_k"]["p-p"]["nprobe"]
+    found_scores, found = index.search(unit[sample], DUPLICATE_K + 1)
     recomputed = recall_at_k(found, found_scores, exact_top_k(unit[sample], unit, DUPLICATE_K + 1)[0])
-    assert how["recall_at_k"]["p-p"] == {"k": DUPLICATE_K + 1, "queries": 500, "recall": round(recomputed, 4)}
+    assert how["recall_at_k"]["p-p"]["recall"] == round(recomputed, 4)
+    assert {k: how["recall_at_k"]["p-p"][k] for k in ("k", "queries")} == {"k": DUPLICATE_K + 1, "queries": 500}
 
 
 def test_duplicates_group_copies_and_near_copies_and_suggest_the_most_believed_keeper():
@@ -241,8 +245,8 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
                  "--duplicate-threshold", "1", "--search", "index"])
     printed = capsys.readouterr().out
-    assert code == 0 and "search: FAISS HNSW64,Flat (efSearch=256), recall@5 1.0000 (a-p); recall@6 1.0000 (p-p) " \
-        "against exact search on 6 seeded queries" in printed  # 6 rows: k is all of them
+    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.95), recall@5 1.0000 at nprobe 1 (a-p); " \
+        "recall@6 1.0000 at nprobe 1 (p-p) against exact search on 6 seeded queries" in printed  # 6 rows: one list
     assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
 
@@ -301,8 +305,8 @@ def test_the_index_path_scores_a_copy_of_the_own_positive_as_its_own(large_data,
         lambda found: (found[0] + 1e-6, found[1]))(search(self, q, k, progress)))
     ds, embed, _ = large_data
     copies = ds.select(list(range(400)) + list(range(0, 400, 3)))  # every third row twice
-    reports = [audit(copies, embed, AuditSettings(max_above=2, neighbours=NeighbourSettings(method=m)))
-               for m in ("exact", "index")]
+    reports = [audit(copies, embed, AuditSettings(max_above=2, neighbours=NeighbourSettings(method=m, target_recall=1.0)))
+               for m in ("exact", "index")]  # recall 1: a missed neighbour cannot add a finding here
     exact, indexed = (r.false_negatives.set_index("finding") for r in reports)
     assert set(exact.index) == set(indexed.index) and len(exact) > 10
     assert np.allclose(exact.loc[indexed.index, "above_by"], indexed["above_by"], atol=1e-6)

@@ -6,12 +6,13 @@ products in row chunks of at most ``CHUNK_CELLS`` scores, anchors against all po
 positives beat a row's threshold: false negatives, suspect positives) and positives against
 positives (near-duplicates, joined with exact copies by union-find).
 
-Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours), in
-near-linear time: each anchor asks for its ``max_above + 2`` best positives (enough to tell
+Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours: an
+inverted file whose nprobe is raised until its recall against exact search reaches the target): each anchor asks for its ``max_above + 2`` best positives (enough to tell
 whether at most ``max_above`` others beat its own), each positive for its ``DUPLICATE_K`` nearest
 (near-duplicates), and the share of positives above a row's threshold (suspect positives) is
 counted on a seeded sample of ``COUNT_SAMPLE`` positives. The index's recall@k against exact
-search on a seeded sample of queries goes into ``Findings.search`` every time. What each finding
+search on a seeded sample of each search's queries (with the nprobe it chose) goes into
+``Findings.search`` every time. What each finding
 means is in core.analysis.audit's docstring; that module turns the tables into a report with
 ground truth, a summary and files.
 """
@@ -28,7 +29,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core.analysis.neighbours import Neighbours, measure_recall
+from core.analysis.neighbours import Neighbours
 from core.errors import GistlabError
 from core.method.masking import thresholds
 
@@ -154,7 +155,8 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
     index = Neighbours(p_np, settings.neighbours, approximate=True,
                        progress=lambda done, total: progress("indexing", done, total))
-    _, ids = index.search(a_np, keep_below + 1, lambda done, total: progress("searching", done, 3 * n))
+    _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
+                                              lambda done, total: progress("searching", done, 3 * n))
     scores = _rescored(a, p, ids)
     own = ids == np.arange(n)[:, None]
     scores, ids = _first_others(scores, ids, own, keep_below)
@@ -164,7 +166,8 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     i, k = hit.nonzero()
     hits = (i, ids[i, k], scores[i, k])
 
-    near_scores, near = index.search(p_np, DUPLICATE_K + 1, lambda done, total: progress("searching", n + done, 3 * n))
+    near_scores, near, recall_pp = index.search_measured(
+        p_np, DUPLICATE_K + 1, lambda done, total: progress("searching", n + done, 3 * n))
     pairs = (near_scores >= settings.duplicate_threshold) & (near >= 0) & (near != np.arange(n)[:, None])
     x, y = pairs.nonzero()
     groups = _groups(positives, ((min(u, v), max(u, v)) for u, v in zip(x.tolist(), near[x, y].tolist())))
@@ -172,8 +175,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     above = _sampled_above(a_np, p_np, t_np, settings.neighbours.seed,
                            lambda done, total: progress("searching", 2 * n + done * n // total, 3 * n))
     how = {"method": "index", "index": index.describe(),
-           "recall_at_k": {"a-p": measure_recall(index, a_np, keep_below + 1),
-                           "p-p": measure_recall(index, p_np, DUPLICATE_K + 1)},
+           "recall_at_k": {"a-p": recall_ap, "p-p": recall_pp},
            "above_counted_on": int(min(COUNT_SAMPLE, n))}
     return above, hits, groups, how
 
