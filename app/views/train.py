@@ -91,7 +91,7 @@ def live_job() -> None:
     """The running (or last) job: one progress bar with the job's ETA, each run's state, curves, Stop."""
     job = jobs.current_job()
     shown = job or jobs.last_job()
-    if shown is None or shown.kind in ("eval", "audit"):  # Results and Audit show their own jobs
+    if shown is None or shown.kind in ("eval", "audit", "cache"):  # Results and Audit show their own jobs
         return
     metrics = {d.name: runs.read_metrics(d) for d in shown.run_dirs if (d / runs.METRICS).is_file()}
     progress = job_progress(shown, metrics)

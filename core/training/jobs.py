@@ -87,7 +87,8 @@ class Job:
         """One line naming the job: kind, pid, start time and its run directories."""
         when = time.strftime("%H:%M:%S", time.localtime(self.started))
         models = [model for s in self.steps if (model := self.evaluated_model(s))]
-        where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models])
+        where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models]
+                          or [Path(s.log).parent.name for s in self.steps])  # an audit's, a cache fill's folder
         return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
 
     @classmethod
