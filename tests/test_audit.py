@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from datasets import Dataset
@@ -211,8 +215,6 @@ def test_save_load_and_progress(random_data, tmp_path):
 
 @pytest.fixture
 def pairs_csv(tmp_path):
-    import pandas as pd
-
     rows = [("a cat", "a small feline", "x"), ("a kitten", "a small feline", "y"), ("a car", "a vehicle", "z"),
             ("a boat", "a vessel", "w"), ("the sun", "a star", "v"), ("a tree", "a plant", "u")]
     path = tmp_path / "pairs.csv"
@@ -310,3 +312,19 @@ def test_the_index_path_scores_a_copy_of_the_own_positive_as_its_own(large_data,
     exact, indexed = (r.false_negatives.set_index("finding") for r in reports)
     assert set(exact.index) == set(indexed.index) and len(exact) > 10
     assert np.allclose(exact.loc[indexed.index, "above_by"], indexed["above_by"], atol=1e-6)
+
+
+def test_large_embeddings_are_memory_mapped_from_a_temporary_file_with_the_same_findings(large_data, monkeypatch):
+    ds, embed, _ = large_data
+    ds = ds.select(range(600))
+    in_memory = audit(ds, embed, AuditSettings(weak_share=0.3))
+    mapped = []
+    array = audit_search._array
+    monkeypatch.setattr(audit_search, "SPILL_BYTES", 0)
+    monkeypatch.setattr(audit_search, "_array", lambda rows, dim, spill: mapped.append(spill) or array(rows, dim, spill))
+    spilled = audit(ds, embed, AuditSettings(weak_share=0.3))
+    assert len(mapped) == 1 and not mapped[0].exists()  # the file was written, and removed after the search
+    for kind in ("fn", "dup", "pos"):
+        pd.testing.assert_frame_equal(spilled.table(kind), in_memory.table(kind))
+    with tempfile.TemporaryDirectory() as spill:
+        assert isinstance(array(10, 4, Path(spill)).numpy(), np.ndarray) and (Path(spill) / "embeddings.npy").is_file()

@@ -1,6 +1,8 @@
 """The audit's search: every row against every other row with the guide, into finding tables.
 
-Every text is embedded once with the guide (through its cache, in chunks that report progress).
+Every text is embedded once with the guide (through its cache, in chunks that report progress),
+into one array: above ``SPILL_BYTES`` a temporary file mapped into memory, so a million-row audit's
+embeddings (3 GB at D = 384) are pages the kernel can drop, not memory the process must hold.
 Small sets (below ``settings.neighbours.exact_below`` rows) are searched exactly: two matrix
 products in row chunks of at most ``CHUNK_CELLS`` scores, anchors against all positives (which rows'
 positives beat a row's threshold: false negatives, suspect positives) and positives against
@@ -20,8 +22,10 @@ ground truth, a summary and files.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
 EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
+SPILL_BYTES = 1 << 30  # embeddings above 1 GB (~350k rows at D = 384) are memory-mapped from a temporary file
 DUPLICATE_K = 16  # nearest positives per positive asked of the index for near-duplicates
 COUNT_SAMPLE = 4096  # positives on which the index path counts the share above a row's threshold
 
@@ -66,20 +71,21 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
     picked = ds.select_columns(["anchor", "positive"])[rows.tolist()] if len(rows) < len(ds) else \
         ds.select_columns(["anchor", "positive"])[:]
     anchors, positives = picked["anchor"], picked["positive"]
-    a, p = _embed_all(anchors, positives, embed, progress)
-    g = (a * p).sum(dim=1)
-    t = thresholds(g, settings.margin)
+    with tempfile.TemporaryDirectory(prefix="gistlab-audit-") as spill:
+        a, p = _embed_all(anchors, positives, embed, progress, Path(spill))
+        g = (a * p).sum(dim=1)
+        t = thresholds(g, settings.margin)
 
-    if settings.neighbours.approximate(len(rows)):
-        above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
-    else:
-        above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
-        groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
-        how = {"method": "exact"}
-    weak = above >= settings.weak_share * (len(rows) - 1)
-    return Findings(rows, g, _false_negatives(hits, groups, g, rows, anchors, positives),
-                    _duplicates(groups, g, rows, anchors, positives, p),
-                    _suspects(weak, above, g, rows, anchors, positives), how)
+        if settings.neighbours.approximate(len(rows)):
+            above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
+        else:
+            above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
+            groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
+            how = {"method": "exact"}
+        weak = above >= settings.weak_share * (len(rows) - 1)
+        return Findings(rows, g, _false_negatives(hits, groups, g, rows, anchors, positives),
+                        _duplicates(groups, g, rows, anchors, positives, p),
+                        _suspects(weak, above, g, rows, anchors, positives), how)
 
 
 def audit_rows(ds, settings: AuditSettings) -> np.ndarray:
@@ -104,18 +110,28 @@ def _check(ds, rows: np.ndarray) -> None:
         raise GistlabError(f"The data has {len(rows)} row: an audit compares rows with each other, give at least two.")
 
 
-def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress):
+def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress, spill: Path):
     """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress,
-    written into one array (the embeddings are held once, never concatenated from parts)."""
+    written into one array (held once, never concatenated from parts): in memory, or, above
+    ``SPILL_BYTES``, a file in ``spill`` mapped into memory, so the pages of a large audit's
+    embeddings are the kernel's to page out rather than memory the process must hold."""
     texts = [*anchors, *positives]
     vectors = None
     for start in range(0, len(texts), EMBED_CHUNK):
         part = F.normalize(embed(texts[start:start + EMBED_CHUNK]).float(), dim=-1)
         if vectors is None:
-            vectors = torch.empty(len(texts), part.shape[1])
+            vectors = _array(len(texts), part.shape[1], spill)
         vectors[start:start + len(part)] = part
         progress("embedding", min(start + EMBED_CHUNK, len(texts)), len(texts))
     return vectors[:len(anchors)], vectors[len(anchors):]
+
+
+def _array(rows: int, dim: int, spill: Path) -> torch.Tensor:
+    """An empty float32 [rows, dim] tensor: in memory up to ``SPILL_BYTES``, else over a memory-mapped file in ``spill``."""
+    if rows * dim * 4 <= SPILL_BYTES:
+        return torch.empty(rows, dim)
+    return torch.from_numpy(np.lib.format.open_memmap(spill / "embeddings.npy", mode="w+", dtype=np.float32,
+                                                      shape=(rows, dim)))
 
 
 def _chunks(n: int):
