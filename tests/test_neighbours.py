@@ -112,3 +112,14 @@ def test_recall_at_k_counts_what_reaches_the_exact_kth_score_ties_included():
     scores = np.array([[0.9, 0.8, 0.9], [0.9, 0.5, 0.4]])  # row 0: a miss (-1); row 1: 0.4 below the 3rd
     assert recall_at_k(found, scores, exact) == 4 / 6
     assert recall_at_k(found[1:], np.array([[0.9, 0.5, 0.5]]), exact[1:]) == 1.0  # another of two equals: found
+
+
+def test_data_without_near_neighbours_falls_back_to_exact_search_and_says_so():
+    base = unit(3000, 64, 9)  # isotropic: no list holds a query's neighbours
+    index = Neighbours(base, NeighbourSettings(method="index", recall_queries=200))
+    scores, ids, recall = index.search_measured(base[:500], 5)
+    assert recall["exact"] and recall["recall"] == 1.0 and "nprobe" not in recall
+    assert recall["tried"][-1][0] == index.ivf.nlist // 4 and recall["tried"][-1][1] < 0.95
+    assert (ids == exact_top_k(base[:500], base, 5)[1]).all()
+    assert "(searched exactly: the index stayed below the target up to nprobe 18)" in \
+        search_line({"index": index.describe(), "recall_at_k": recall})

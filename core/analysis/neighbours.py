@@ -13,7 +13,9 @@ rows: cost per query ~ sqrt(N), so N queries cost ~N^1.5 at a fixed nprobe, with
 how few lists suffice. ``nprobe`` is not guessed: :meth:`Neighbours.search_measured` measures recall@k
 against exact search on a seeded sample of the queries (:func:`recall_sample`) at nprobe 1, 2, 4, ...
 and keeps the first that reaches ``target_recall``, then searches every query with it and reports that
-measured recall (on the sample that chose it). HNSW64 with efSearch=256, the previous default, had
+measured recall (on the sample that chose it). Where a quarter of the lists do not reach it (data with
+no near neighbours, such as isotropic random vectors, where an index must scan nearly everything),
+those queries are searched exactly instead, which then costs no more, and the report says so. HNSW64 with efSearch=256, the previous default, had
 recall 0.55 at 100k random 384-d rows and was slower than exact search (docs/PERFORMANCE.md).
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
@@ -37,6 +39,7 @@ CHUNK_CELLS = 1 << 24  # exact scores held at once: 16M float32 = 64 MB
 ADD_CHUNK = 65536  # rows added to (or searched in) the index per call, so progress moves
 LISTS_PER_ROOT = 4  # an IVF index's lists: 4 sqrt(N)
 TRAIN_PER_LIST = 40  # k-means training rows per list (FAISS warns below 39)
+MAX_PROBED = 4  # a tuned index probes at most 1/4 of its lists; beyond, exact search is as cheap
 
 Progress = Callable[[int, int], None]
 
@@ -159,30 +162,41 @@ class Neighbours:
     def search_measured(self, queries, k: int, progress: Progress | None = None):
         """(scores, ids, recall): :meth:`search` of every query, with the index's recall@k against
         exact search on the seeded sample of ``queries`` (None for an exact search). A tuned index
-        first raises ``nprobe`` (1, 2, 4, ...) until that recall reaches the target."""
+        first raises ``nprobe`` (1, 2, 4, ...) until that recall reaches the target; where that would
+        take more than a quarter of the lists (data with no near neighbours: the index would cost what
+        exact search costs) the queries are searched exactly and the recall is 1 (``exact``: True)."""
         if not self.approximate:
             return (*self.search(queries, k, progress), None)
         recall = self.tune(queries, k) if self.tuned else measure_recall(self, queries, k)
+        if recall.get("exact"):
+            return (*exact_top_k(queries, self.base, k, progress), recall)
         return (*self.search(queries, k, progress), recall)
 
     def tune(self, queries, k: int) -> dict:
-        """Set ``nprobe`` to the smallest power of two (or all lists) whose recall@k against exact
-        search on the seeded sample of ``queries`` reaches ``target_recall``; returns that
-        measurement (as :func:`measure_recall`, plus ``nprobe`` and every ``tried`` [nprobe, recall])."""
+        """Set ``nprobe`` to the smallest power of two whose recall@k against exact search on the
+        seeded sample of ``queries`` reaches ``target_recall``, trying up to a quarter of the lists
+        (all of them below 8 lists); returns that measurement (as :func:`measure_recall`, plus ``nprobe``
+        and every ``tried`` [nprobe, recall]), or, when none reached it, ``exact``: True and recall 1."""
         sample = recall_sample(len(queries), self.settings)
         picked = _float32(queries)[sample]
         k = min(k, len(self.base))
         exact_scores, _ = exact_top_k(picked, self.base, k)
+        nlist = self.ivf.nlist
+        most = nlist if nlist < 8 else nlist // MAX_PROBED
         tried, nprobe = [], 1
         while True:
             self.ivf.nprobe = nprobe
             found_scores, found = self.index.search(picked, k)
             recall = round(recall_at_k(found, found_scores, exact_scores), 4)
             tried.append([nprobe, recall])
-            if recall >= self.settings.target_recall or nprobe >= self.ivf.nlist:
+            if recall >= self.settings.target_recall or nprobe >= most:
                 break
-            nprobe = min(2 * nprobe, self.ivf.nlist)
-        return {"k": int(k), "queries": int(len(sample)), "recall": recall, "nprobe": nprobe, "tried": tried}
+            nprobe = min(2 * nprobe, most)
+        measured = {"k": int(k), "queries": int(len(sample)), "recall": recall, "nprobe": nprobe, "tried": tried}
+        if recall < self.settings.target_recall and most < nlist:
+            del measured["nprobe"]
+            measured.update(recall=1.0, exact=True)
+        return measured
 
     def describe(self) -> str:
         if not self.approximate:
@@ -223,7 +237,8 @@ def search_line(how: dict) -> str:
         recalls = {"": recalls}
 
     def one(side: str, r: dict) -> str:
-        at = f" at nprobe {r['nprobe']}" if "nprobe" in r else ""
+        at = f" at nprobe {r['nprobe']}" if "nprobe" in r else \
+            f" (searched exactly: the index stayed below the target up to nprobe {r['tried'][-1][0]})" if r.get("exact") else ""
         return f"recall@{r['k']} {r['recall']:.4f}{at}" + (f" ({side})" if side else "")
 
     measured = "; ".join(one(side, r) for side, r in recalls.items())
