@@ -4,7 +4,8 @@ For each N (``--rows``) and each search (exact, index) one child process runs
 ``core.analysis.audit.audit`` on N rows of synthetic embeddings, memory-mapped from a ``.npy`` file
 (``np.load(mmap_mode="r")``) and looked up by text (no encode is measured), and reports wall and
 CPU seconds, its peak RSS (``getrusage`` maxrss: FAISS allocates outside Python, tracemalloc would
-miss it) and, for the index, the recall@k it measured against exact search with the nprobe it chose.
+miss it) and, for the index, the recall@k it measured against exact search with the nprobe it chose
+per search (a-p/p-p; ``exact`` where a quarter of the lists missed the target and it searched exactly).
 Exact search runs up to ``--exact-max`` rows; beyond, its time is extrapolated as N^2 (its cost is
 two N x N x D products) from the largest N measured, and labelled so. The growth exponent of each
 search (slope of log CPU time on log N over the sizes measured) is printed under the table.
@@ -124,7 +125,7 @@ def measure(n: int, search: str, vectors_path: str) -> dict:
     return {"rows": n, "search": search, "wall": took.wall, "cpu": took.cpu,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "recall": min((r["recall"] for r in recalls), default=None),
-            "nprobe": "/".join(str(r["nprobe"]) for r in recalls if "nprobe" in r) or None,
+            "nprobe": "/".join(str(r.get("nprobe", "exact")) for r in recalls) or None,
             "counts": found["r"].counts()}
 
 
