@@ -3,20 +3,22 @@
 The whole-data-set searches (the audit's, mining's candidate retrieval) ask each query row for its
 k best base rows. Exactly, that is a matrix product per row chunk (N^2 cost): the reference, and
 the way for small sets. Beyond ``exact_below`` rows an approximate index (``faiss-cpu``, any
-``faiss.index_factory`` string) answers in near-linear time; the scores it returns are the exact
-inner products of the rows it found, only a true neighbour can be missed.
+``faiss.index_factory`` string) answers far faster; the scores it returns are the exact inner
+products of the rows it found, only a true neighbour can be missed.
 
 The default index is an inverted file, ``IVF{nlist},Flat`` with ``nlist`` = 4 sqrt(N) lists (at most
 one per ``TRAIN_PER_LIST`` rows), its coarse quantiser trained by k-means on a seeded sample of
-``TRAIN_PER_LIST`` rows per list. A query scans the ``nprobe`` lists nearest to it, ~nprobe * sqrt(N) / 4
-rows: cost per query ~ sqrt(N), so N queries cost ~N^1.5 at a fixed nprobe, with the constant cut by
-how few lists suffice. ``nprobe`` is not guessed: :meth:`Neighbours.search_measured` measures recall@k
-against exact search on a seeded sample of the queries (:func:`recall_sample`) at nprobe 1, 2, 4, ...
-and keeps the first that reaches ``target_recall``, then searches every query with it and reports that
-measured recall (on the sample that chose it). Where a quarter of the lists do not reach it (data with
-no near neighbours, such as isotropic random vectors, where an index must scan nearly everything),
-those queries are searched exactly instead, which then costs no more, and the report says so. HNSW64 with efSearch=256, the previous default, had
-recall 0.55 at 100k random 384-d rows and was slower than exact search (docs/PERFORMANCE.md).
+``TRAIN_PER_LIST`` rows per list. A query compares itself with the nlist centroids and scans the
+``nprobe`` lists nearest to it (~sqrt(N) / 4 rows each): N queries cost ~N^1.5 at a fixed nprobe
+(against N^2 exactly), with the constant set by how few lists suffice. ``nprobe`` is not guessed:
+:meth:`Neighbours.search_measured` measures recall@k against exact search on a seeded sample of the
+queries (:func:`recall_sample`) at nprobe 1, 2, 4, ... and keeps the first that reaches
+``target_recall``, then searches every query with it and reports that measured recall (on the
+sample that chose it). Where a quarter of the lists do not reach it (data with no near neighbours,
+such as isotropic random vectors, where an index must scan nearly everything), those queries are
+searched exactly instead, which then costs no more, and the report says so. HNSW64 with
+efSearch=256, the previous default, had recall 0.55 at 100k random 384-d rows and was slower than
+exact search (docs/PERFORMANCE.md).
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
 chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes). FAISS
@@ -128,6 +130,8 @@ class Neighbours:
             reason = str(e).splitlines()[0]
             raise GistlabError(f"FAISS index {self.factory!r} cannot be built: {reason}") from None
         self.ivf = faiss.try_extract_index_ivf(index)
+        if progress is not None:
+            progress(0, n)  # k-means training comes first (a minute at a million rows)
         if not index.is_trained:  # IVF, PQ: trained on a seeded sample
             size = min(n, TRAIN_PER_LIST * self.ivf.nlist if self.ivf is not None else 100_000)
             sample = np.random.default_rng(self.settings.seed).choice(n, size=size, replace=False)
