@@ -287,9 +287,9 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     assert code == 0 and "cleaned data: 5 of 6 rows" in capsys.readouterr().out
     assert json.loads((tmp_path / "clean.parquet.report.json").read_text())["dropped"] == 1
     code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
-                 "--duplicate-threshold", "1", "--search", "index"])
+                 "--duplicate-threshold", "1", "--search", "index", "--recall", "0.9"])
     printed = capsys.readouterr().out
-    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.95), recall@5 1.0000 at nprobe 1 (a-p); " \
+    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.9), recall@5 1.0000 at nprobe 1 (a-p); " \
         "recall@6 1.0000 at nprobe 1 (p-p) against exact search on 6 seeded queries" in printed  # 6 rows: one list
     assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
@@ -298,6 +298,7 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     (["--limit", "1"], "at least 2 rows"),
     (["--apply", "d.json"], "together"),
     (["--weak-share", "0"], "share of the rows"),
+    (["--recall", "1.5"], "target recall is a share"),
 ])
 def test_cli_audit_bad_input_is_one_line(tiny_model_dir, pairs_csv, tmp_path, capsys, argv, needle):
     from core.cli import main
