@@ -90,3 +90,45 @@ def test_a_stopped_or_failed_fill_is_told_apart(job_home, tmp_path):
     (folder / LOG).write_text("gistlab: error: Data file 'x.csv' does not exist: check the path.\n")
     failed = fill_progress(folder, jobs.Job("cache", [step]))
     assert failed.state == "failed" and "does not exist" in failed.error
+
+
+def test_a_fill_killed_after_its_first_chunks_resumes_without_re_encoding_them(job_home, pairs_csv, tiny_model_dir):
+    """SIGKILL (no clean stop) once the first chunk is on disk: the rows meta.json vouches for are kept
+    and verified, and the next fill encodes only the texts that were not stored."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sentence_transformers import SentenceTransformer
+
+    from core.guides.guide_cache import GuideCache
+
+    slow_fill = f"""
+import time, core.guides.guide_cache as gc
+from core.cli import main
+gc.FILL_CHUNK = 40
+encode = gc.GuideCache.encode
+gc.GuideCache.encode = lambda self, texts: (time.sleep(0.3), encode(self, texts))[1]
+main(["cache", "--data", {str(pairs_csv)!r}, "--guide", {str(tiny_model_dir)!r}])
+"""
+    child = subprocess.Popen([sys.executable, "-c", slow_fill], env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    guide = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    folder = GuideCache(guide, "tiny").path  # the folder the child fills (same guide, same workspace)
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert child.poll() is None and time.monotonic() < deadline, "the fill ended before it could be killed"
+            meta = folder / "meta.json"
+            if meta.is_file() and json.loads(meta.read_text())["count"] >= 40:
+                break
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    resumed = GuideCache(guide, "tiny")
+    kept = len(resumed)
+    assert 40 <= kept < 240
+    texts = [t for k in range(120) for t in (f"question {k}", f"answer {k} to it")]
+    assert resumed.fill(texts) == 240 - kept and resumed.texts_encoded == 240 - kept and len(resumed) == 240
