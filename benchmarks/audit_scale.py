@@ -140,6 +140,10 @@ def exponent(points: list[tuple[int, float]]) -> float | None:
 
 def run(args) -> None:
     if args.one:
+        if args.threads:  # --threads means torch's threads; FAISS (OpenMP) gets as many
+            import faiss
+
+            faiss.omp_set_num_threads(args.threads)
         n, search, path = args.one.split(":", 2)
         print(json.dumps(measure(int(n), search, path)))
         return
