@@ -233,3 +233,56 @@ def test_a_running_audit_shows_its_bar_without_no_audit_yet(home, tmp_path):
     bar = at.run().get("progress")[0].proto
     assert "loading the guide (step 2 of 3)" in bar.text and bar.value == 33
     assert not any("No audit yet" in i.value for i in at.info)
+
+
+def test_a_cache_fill_starts_from_the_page_and_then_the_whole_set_is_the_default(home, tmp_path, tiny_model_dir,
+                                                                               monkeypatch):
+    from app import loaders, sidebar
+    from core.training.cache_job import filled
+
+    data = tmp_path / "pairs.csv"
+    pd.DataFrame(ROWS).to_csv(data, index=False)
+    at = open_audit()
+    at.text_input(key="cache_data").set_value(str(data))
+    at.text_input(key="cache_guide").set_value(str(tiny_model_dir))
+    at.button(key="start_cache_fill").click().run()
+    assert not at.error and not at.exception
+    job = jobs.last_job()
+    assert job is not None and job.kind == "cache"
+    deadline = time.monotonic() + 180
+    while jobs.current_job() is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.steps[0].settings["data"] == str(data) and filled(str(data), str(tiny_model_dir)), \
+        Path(job.steps[0].log).read_text()[-2000:]
+    for module in (loaders, sidebar):  # the audit form starts from this guide
+        monkeypatch.setattr(module, "default_guide", lambda: str(tiny_model_dir))
+    at = open_audit()
+    at.text_input(key="cache_data").set_value(str(data)).run()
+    assert any("holds every text of this data" in s.value for s in at.success)
+    assert at.number_input[0].value == 2000  # the form's data is still "bundled": not filled, a sample
+    from core.training.cache_job import SUMMARY, fills_root
+
+    (fills_root() / "bundled-fill").mkdir()
+    (fills_root() / "bundled-fill" / SUMMARY).write_text(json.dumps({"data": "bundled", "guide": str(tiny_model_dir)}))
+    assert open_audit().number_input[0].value == 0  # a finished fill of the form's data and guide: all rows
+
+
+def test_a_running_cache_fill_shows_its_counted_progress_and_stop(home, tmp_path):
+    import sys
+
+    from core.training.cache_job import LOG, fills_root
+    from core.training.events import events_file
+
+    folder = fills_root() / "20250101-000000"
+    folder.mkdir(parents=True)
+    now = time.time()
+    with open(events_file(folder / LOG), "w") as f:
+        for t, done in ((now - 10, 0), (now, 100)):
+            f.write(json.dumps({"kind": "progress", "task": "encoding", "done": done, "total": 400, "time": t}) + "\n")
+    jobs.start_job("cache", [jobs.Step([sys.executable, "-c", "import time; time.sleep(30)"], str(folder / LOG))])
+    at = open_audit()
+    assert not at.exception and not at.error
+    bar = at.get("progress")[0].proto
+    assert bar.text == "encoding texts with the guide: 100 of 400 texts stored · about 30 s left" and bar.value == 25
+    at.button(key="stop_cache_fill").click().run()
+    assert jobs.stop_requested()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import NAMES
@@ -71,9 +72,30 @@ def test_table_keeps_cells_as_formatted():
 
 
 def test_audit_scale_fits_the_growth_exponent_and_labels_extrapolations():
-    from benchmarks.audit_scale import _extrapolated, exponent
+    from benchmarks.audit_scale import exponent, rows
 
     assert exponent([(10, 1.0), (100, 100.0), (1000, 10_000.0)]) == pytest.approx(2.0)
     assert exponent([(10, 1.0)]) is None
-    measured = [{"rows": 100, "search": "exact", "wall": 2.0, "cpu": 4.0}]
-    assert _extrapolated(measured, 2.0, 1000, "exact")[:2] == ["~200 (extrapolated)", "~400 (extrapolated)"]
+    measured = [{"rows": 100, "search": "exact", "wall": 2.0, "cpu": 4.0, "peak_mb": 9.0, "recall": None,
+                 "counts": {}}]
+    lines = rows(measured, [100, 1000])
+    assert lines[0][:5] == ["100", "exact", "2.0", "4.0", "9"] and lines[1][2] == "not run"  # no index measured
+    assert lines[2][2:4] == ["~200 (extrapolated, N^2)", "~400 (extrapolated, N^2)"]
+
+
+def test_audit_scale_writes_memory_mapped_clusters_with_near_copies(tmp_path):
+    """Clustered rows lie near their centre and positives near their anchors; random ones do not."""
+    from benchmarks.audit_scale import DUPLICATE_EVERY, write_vectors
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(20, 64)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    write_vectors(tmp_path / "c.npy", 1000, 8, centres)
+    write_vectors(tmp_path / "r.npy", 1000, 64, None)
+    clustered, flat = (np.load(tmp_path / name, mmap_mode="r") for name in ("c.npy", "r.npy"))
+    assert isinstance(clustered, np.memmap) and clustered.shape == flat.shape == (2000, 64)
+    assert np.allclose(np.linalg.norm(clustered, axis=1), 1, atol=1e-5)
+    a, p = clustered[:1000], clustered[1000:]
+    assert np.median((a @ centres.T).max(axis=1)) > 0.7 and np.median((a * p).sum(axis=1)) > 0.75
+    assert ((p[1::DUPLICATE_EVERY] * p[0::DUPLICATE_EVERY][:len(p[1::DUPLICATE_EVERY])]).sum(axis=1) > 0.99).all()
+    assert np.median((flat[:1000] @ flat[1000:].T).max(axis=1)) < 0.6  # random: no near neighbour

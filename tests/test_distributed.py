@@ -93,12 +93,14 @@ def _worker(rank: int, port: int, tiny_dir: str, work: str) -> None:
         for g in grads.values():  # what DDP does: average the processes' gradients
             dist.all_reduce(g)
             g /= WORLD
+        heard = []
         encoded = {
-            name: distributed.fill_guide_cache(GuideCache(guide, "tiny", root=work / name), TEXTS, chunk=5)
+            name: distributed.fill_guide_cache(GuideCache(guide, "tiny", root=work / name), TEXTS, chunk=5,
+                                               progress=lambda done, total, name=name: heard.append((name, done, total)))
             for name in ("shared", f"local{rank}")
         }
         torch.save({"loss": loss.item(), "grads": grads, "rows": loss_fn.last_rows,
-                    "mask": loss_fn.last_mask.masked, "encoded": encoded}, work / f"rank{rank}.pt")
+                    "mask": loss_fn.last_mask.masked, "encoded": encoded, "heard": heard}, work / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -188,6 +190,12 @@ def test_cache_filled_by_two_processes_equals_one_filled_by_one(two_process_resu
     # texts cached on rank 1 only are still encoded (once, shared out) so rank 0 gets them too
     assert [r["encoded"]["shared"] for r in results] == [distinct - len(PREFILLED_SHARED)] * WORLD
     assert results[0]["encoded"]["local0"] == results[1]["encoded"]["local1"] == distinct
+    for r in results:  # progress counted after each round of chunk * WORLD texts, from what every rank had
+        shared = [(done, total) for name, done, total in r["heard"] if name == "shared"]
+        missing = distinct - len(PREFILLED_SHARED)
+        done = [d for d, total in shared if total == distinct]
+        assert len(done) == len(shared) and done[0] == distinct - missing and done[-1] == distinct
+        assert all(0 < b - a <= 5 * WORLD for a, b in zip(done, done[1:]))  # one reading per round
 
 
 def test_gist_loss_rows_average_the_chosen_rows(single_process):

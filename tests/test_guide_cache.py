@@ -427,3 +427,31 @@ def test_opening_counts_the_rows_it_verifies(guide, tmp_path, monkeypatch):
     assert heard == [(4, 10), (8, 10), (10, 10)]
     assert len(cache) == 9
     torch.testing.assert_close(cache.embed(TEXTS), want)
+
+
+def test_a_fill_stopped_midway_keeps_its_chunks_and_resumes_without_re_encoding(guide, tmp_path, monkeypatch):
+    """A fill interrupted after two chunks (a Stop's SIGINT, here raised from its progress) keeps those
+    chunks; the next fill counts them as stored and encodes only the rest."""
+    import core.guides.guide_cache as guide_cache
+
+    monkeypatch.setattr(guide_cache, "FILL_CHUNK", 40)
+    texts = [f"text {k} of the resumed fill" for k in range(300)]
+    heard = []
+
+    def stop_after_two_chunks(done, total):
+        heard.append((done, total))
+        if done >= 80:
+            raise KeyboardInterrupt
+
+    first = GuideCache(guide, "tiny", root=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        first.fill(texts + texts[:10], stop_after_two_chunks)  # repeats count once
+    assert heard == [(0, 300), (40, 300), (80, 300)] and first.texts_encoded == 80
+
+    resumed = GuideCache(guide, "tiny", root=tmp_path)
+    assert len(resumed) == 80 and all(t in resumed for t in texts[:80])
+    heard.clear()
+    assert resumed.fill(texts, lambda done, total: heard.append((done, total))) == 220
+    assert resumed.texts_encoded == 220 and len(resumed) == 300
+    assert heard == [(80, 300), *((d, 300) for d in range(120, 300, 40)), (300, 300)]
+    assert torch.allclose(resumed.embed(texts[:80]), first.embed(texts[:80]))  # the kept rows, read back

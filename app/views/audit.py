@@ -24,6 +24,7 @@ from core.analysis.audit import (KINDS, LOADING, LOADING_STEPS, SUMMARY, AuditSe
 from core.analysis.audit_pages import finding_ids, finding_rows, relations
 from core.analysis.neighbours import search_line
 from core.analysis.cleaning import DECISIONS, decide, export, read_decisions
+from core.training.cache_job import fill_progress, filled, start_cache_fill
 from core.errors import GistlabError
 from core.method.groundtruth import SHARE_OF
 from core.method.masking import MarginSettings
@@ -100,10 +101,11 @@ with form:
     data = left.text_input("Data", uploaded or "bundled", help="bundled, a CSV/TSV/JSONL/Parquet file, or a Hub "
                            "dataset id; an upload above fills it in")
     guide = left.text_input("Guide", shared.guide or loaders.default_guide(), help=GUIDE_SPECS)
-    whole = audited_whole(data, guide)  # an earlier audit covered every row: the guide cache holds them all
+    whole = audited_whole(data, guide) or filled(data, guide)  # the guide cache holds every row's texts
     limit = middle.number_input("Rows to audit (0: all)", 0, 10_000_000, 0 if whole else 2000, step=500,
                                 help="0 audits the whole set (the default once an audit of this data and guide "
-                                     "covered it, so the guide cache holds it); a seeded sample is the quick "
+                                     "covered it or a cache fill below finished, so the guide cache holds it); a "
+                                     "seeded sample is the quick "
                                      "option: 2,000 bundled rows take well under a minute on 2 cores once the "
                                      "guide has cached them.")
     seed = middle.number_input("Sample seed", 0, 2**31 - 1, 0)
@@ -114,6 +116,62 @@ with form:
                                    help="other positives scoring above the row's own")
     weak_share = right.slider("Suspect positive: share of positives above it", 0.05, 1.0, 0.5, 0.05)
     started = st.form_submit_button("Start the audit", type="primary")
+
+# ---- the guide cache fill (a background job of its own; this section only) ------------------------
+
+
+def cache_job():
+    """The running guide cache fill, or None."""
+    job = jobs.current_job()
+    return job if job is not None and job.kind == "cache" else None
+
+
+@st.fragment(run_every=2 if cache_job() else None)
+def cache_fill_section(data: str, guide: str) -> None:
+    """Fill the guide cache with every text of the data as a background job (core.training.cache_job):
+    Start, counted progress with an ETA, Stop, and how the last fill ended. A stopped fill keeps the
+    texts it stored and a new one resumes there; once one finished, the whole set is the audit's default."""
+    job = cache_job()
+    if st.session_state.get("cache_fill_running") and job is None:
+        st.session_state["cache_fill_running"] = False
+        st.rerun()  # it ended: the form's default changes to the whole set
+    if job is not None:
+        st.session_state["cache_fill_running"] = True
+        progress = fill_progress(Path(job.steps[0].log).parent, job)
+        st.progress(progress.done / max(progress.total, 1) if progress else 0.0,
+                    text=progress.text() if progress else "Cache fill starting: loading the guide and the data…")
+        if st.button("Stop the fill", icon=":material/stop_circle:", key="stop_cache_fill",
+                     help="The texts stored so far are kept: filling again resumes there"):
+            jobs.request_stop()
+        return
+    last = jobs.last_job()
+    progress = fill_progress(Path(last.steps[0].log).parent, last) if last is not None and last.kind == "cache" else None
+    if progress is not None and progress.state == "stopped":
+        st.info(f"The last fill stopped at {progress.done:,} of {progress.total:,} texts: they are kept, filling "
+                "again encodes only the rest.")
+    elif progress is not None and progress.state == "failed":
+        st.error(f"The last fill failed: {progress.error}")
+    left, right = st.columns(2)
+    fill_data = left.text_input("Data", data, key="cache_data")
+    fill_guide = right.text_input("Guide", guide, key="cache_guide")
+    if filled(fill_data, fill_guide):
+        st.success("The guide cache holds every text of this data: a whole-set audit costs only the search.")
+    if st.button("Fill the guide cache", icon=":material/database:", key="start_cache_fill",
+                 help="Encodes every text the cache lacks as a background job; one job runs at a time"):
+        with errors_shown():
+            if not fill_data.strip() or not fill_guide.strip():
+                raise GistlabError("Name the data and the guide to fill the cache with.")
+            start_cache_fill(fill_data.strip(), fill_guide.strip())
+            st.rerun()
+
+
+with st.expander("Fill the guide cache (for a whole large data set: resumable, counted)",
+                 expanded=cache_job() is not None):
+    st.caption("Encoding dominates a large audit. Fill the guide cache first, as a background job that survives "
+               "reruns and closed tabs; `gistlab cache --data ... --guide ...` does the same from a terminal "
+               "(under torchrun, one shard per process).")
+    cache_fill_section(data.strip(), guide.strip())
+
 
 if started:
     with errors_shown():

@@ -87,9 +87,9 @@ def job_signature(job: jobs.Job, states: list[str]) -> tuple:
 
 
 def training_progress(job: jobs.Job | None) -> tuple[JobProgress, dict[str, pd.DataFrame]] | None:
-    """The progress of a training job (None for none, or for an evaluation or audit job, which Results and
-    Audit show) and its runs' metrics: the one source of the bar, the step lines and Past runs' counts."""
-    if job is None or job.kind in ("eval", "audit"):
+    """The progress of a training job (None for none, or for an evaluation, audit or cache job, which Results
+    and Audit show) and its runs' metrics: the one source of the bar, the step lines and Past runs' counts."""
+    if job is None or job.kind in ("eval", "audit", "cache"):
         return None
     metrics = {d.name: runs.read_metrics(d) for d in job.run_dirs if (d / runs.METRICS).is_file()}
     return job_progress(job, metrics), metrics

@@ -24,8 +24,8 @@ Every text is embedded once with the guide through its cache; the search (core.a
 is exact below ``NeighbourSettings.exact_below`` rows: a matrix product in row chunks of at most
 ``CHUNK_CELLS`` scores, two N x N x D products (a-p and p-p), 2 * 2 * N^2 * D flops = 1.5e13 per
 100k rows at D = 384 (measured 25 CPU-s over 24,000 rows, so ~435 CPU-s per 100k, growing with
-N^2). From there on it goes through a FAISS index on the positives (``faiss-cpu``, HNSW by
-default), which grows near-linearly: each anchor asks for its top ``max_above + 2`` positives,
+N^2). From there on it goes through a FAISS index on the positives (``faiss-cpu``, an inverted file
+of 4 sqrt(N) lists whose nprobe is raised until its recall reaches 0.95): each anchor asks for its top ``max_above + 2`` positives,
 each positive for its nearest positives, and the share above a threshold is counted on a sample;
 the summary's ``search`` says how, with the index's recall@k against exact search on a seeded
 sample of queries (docs/PERFORMANCE.md, ``python -m benchmarks audit_scale``). Memory: 2 * N * D * 4

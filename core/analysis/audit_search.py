@@ -1,17 +1,20 @@
 """The audit's search: every row against every other row with the guide, into finding tables.
 
-Every text is embedded once with the guide (through its cache, in chunks that report progress).
+Every text is embedded once with the guide (through its cache, in chunks that report progress),
+into one array: above ``SPILL_BYTES`` a temporary file mapped into memory, so a million-row audit's
+embeddings (3 GB at D = 384) are pages the kernel can drop, not memory the process must hold.
 Small sets (below ``settings.neighbours.exact_below`` rows) are searched exactly: two matrix
 products in row chunks of at most ``CHUNK_CELLS`` scores, anchors against all positives (which rows'
 positives beat a row's threshold: false negatives, suspect positives) and positives against
 positives (near-duplicates, joined with exact copies by union-find).
 
-Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours), in
-near-linear time: each anchor asks for its ``max_above + 2`` best positives (enough to tell
+Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours: an
+inverted file whose nprobe is raised until its recall against exact search reaches the target): each anchor asks for its ``max_above + 2`` best positives (enough to tell
 whether at most ``max_above`` others beat its own), each positive for its ``DUPLICATE_K`` nearest
 (near-duplicates), and the share of positives above a row's threshold (suspect positives) is
 counted on a seeded sample of ``COUNT_SAMPLE`` positives. The index's recall@k against exact
-search on a seeded sample of queries goes into ``Findings.search`` every time. What each finding
+search on a seeded sample of each search's queries (with the nprobe it chose) goes into
+``Findings.search`` every time. What each finding
 means is in core.analysis.audit's docstring; that module turns the tables into a report with
 ground truth, a summary and files.
 """
@@ -19,8 +22,10 @@ ground truth, a summary and files.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,7 +33,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core.analysis.neighbours import Neighbours, measure_recall
+from core.analysis.neighbours import Neighbours
 from core.errors import GistlabError
 from core.method.masking import thresholds
 
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
 
 CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
 EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
+SPILL_BYTES = 1 << 30  # embeddings above 1 GB (~350k rows at D = 384) are memory-mapped from a temporary file
 DUPLICATE_K = 16  # nearest positives per positive asked of the index for near-duplicates
 COUNT_SAMPLE = 4096  # positives on which the index path counts the share above a row's threshold
 
@@ -65,20 +71,21 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
     picked = ds.select_columns(["anchor", "positive"])[rows.tolist()] if len(rows) < len(ds) else \
         ds.select_columns(["anchor", "positive"])[:]
     anchors, positives = picked["anchor"], picked["positive"]
-    a, p = _embed_all(anchors, positives, embed, progress)
-    g = (a * p).sum(dim=1)
-    t = thresholds(g, settings.margin)
+    with tempfile.TemporaryDirectory(prefix="gistlab-audit-") as spill:
+        a, p = _embed_all(anchors, positives, embed, progress, Path(spill))
+        g = (a * p).sum(dim=1)
+        t = thresholds(g, settings.margin)
 
-    if settings.neighbours.approximate(len(rows)):
-        above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
-    else:
-        above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
-        groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
-        how = {"method": "exact"}
-    weak = above >= settings.weak_share * (len(rows) - 1)
-    return Findings(rows, g, _false_negatives(hits, groups, g, rows, anchors, positives),
-                    _duplicates(groups, g, rows, anchors, positives, p),
-                    _suspects(weak, above, g, rows, anchors, positives), how)
+        if settings.neighbours.approximate(len(rows)):
+            above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
+        else:
+            above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
+            groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
+            how = {"method": "exact"}
+        weak = above >= settings.weak_share * (len(rows) - 1)
+        return Findings(rows, g, _false_negatives(hits, groups, g, rows, anchors, positives),
+                        _duplicates(groups, g, rows, anchors, positives, p),
+                        _suspects(weak, above, g, rows, anchors, positives), how)
 
 
 def audit_rows(ds, settings: AuditSettings) -> np.ndarray:
@@ -103,18 +110,28 @@ def _check(ds, rows: np.ndarray) -> None:
         raise GistlabError(f"The data has {len(rows)} row: an audit compares rows with each other, give at least two.")
 
 
-def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress):
+def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress, spill: Path):
     """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress,
-    written into one array (the embeddings are held once, never concatenated from parts)."""
+    written into one array (held once, never concatenated from parts): in memory, or, above
+    ``SPILL_BYTES``, a file in ``spill`` mapped into memory, so the pages of a large audit's
+    embeddings are the kernel's to page out rather than memory the process must hold."""
     texts = [*anchors, *positives]
     vectors = None
     for start in range(0, len(texts), EMBED_CHUNK):
         part = F.normalize(embed(texts[start:start + EMBED_CHUNK]).float(), dim=-1)
         if vectors is None:
-            vectors = torch.empty(len(texts), part.shape[1])
+            vectors = _array(len(texts), part.shape[1], spill)
         vectors[start:start + len(part)] = part
         progress("embedding", min(start + EMBED_CHUNK, len(texts)), len(texts))
     return vectors[:len(anchors)], vectors[len(anchors):]
+
+
+def _array(rows: int, dim: int, spill: Path) -> torch.Tensor:
+    """An empty float32 [rows, dim] tensor: in memory up to ``SPILL_BYTES``, else over a memory-mapped file in ``spill``."""
+    if rows * dim * 4 <= SPILL_BYTES:
+        return torch.empty(rows, dim)
+    return torch.from_numpy(np.lib.format.open_memmap(spill / "embeddings.npy", mode="w+", dtype=np.float32,
+                                                      shape=(rows, dim)))
 
 
 def _chunks(n: int):
@@ -154,7 +171,8 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
     index = Neighbours(p_np, settings.neighbours, approximate=True,
                        progress=lambda done, total: progress("indexing", done, total))
-    _, ids = index.search(a_np, keep_below + 1, lambda done, total: progress("searching", done, 3 * n))
+    _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
+                                              lambda done, total: progress("searching", done, 3 * n))
     scores = _rescored(a, p, ids)
     own = ids == np.arange(n)[:, None]
     scores, ids = _first_others(scores, ids, own, keep_below)
@@ -164,7 +182,8 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     i, k = hit.nonzero()
     hits = (i, ids[i, k], scores[i, k])
 
-    near_scores, near = index.search(p_np, DUPLICATE_K + 1, lambda done, total: progress("searching", n + done, 3 * n))
+    near_scores, near, recall_pp = index.search_measured(
+        p_np, DUPLICATE_K + 1, lambda done, total: progress("searching", n + done, 3 * n))
     pairs = (near_scores >= settings.duplicate_threshold) & (near >= 0) & (near != np.arange(n)[:, None])
     x, y = pairs.nonzero()
     groups = _groups(positives, ((min(u, v), max(u, v)) for u, v in zip(x.tolist(), near[x, y].tolist())))
@@ -172,8 +191,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     above = _sampled_above(a_np, p_np, t_np, settings.neighbours.seed,
                            lambda done, total: progress("searching", 2 * n + done * n // total, 3 * n))
     how = {"method": "index", "index": index.describe(),
-           "recall_at_k": {"a-p": measure_recall(index, a_np, keep_below + 1),
-                           "p-p": measure_recall(index, p_np, DUPLICATE_K + 1)},
+           "recall_at_k": {"a-p": recall_ap, "p-p": recall_pp},
            "above_counted_on": int(min(COUNT_SAMPLE, n))}
     return above, hits, groups, how
 

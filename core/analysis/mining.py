@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.analysis.neighbours import NeighbourSettings, Neighbours, measure_recall
+from core.analysis.neighbours import NeighbourSettings, Neighbours
 from core.errors import GistlabError
 
 Embed = Callable[[list[str]], torch.Tensor]
@@ -89,13 +89,13 @@ def retrieve(ds, retriever, settings: MiningSettings, how: dict | None = None) -
     index = Neighbours(encode(corpus), settings.neighbours)
     query_vectors = encode(queries)
     reach = settings.candidates + max(len(o) for o in own.values())
-    _, ids = index.search(query_vectors, reach)
+    _, ids, recall = index.search_measured(query_vectors, reach)
     found = {q: [corpus[j] for j in row if j >= 0 and j not in own[q]][:settings.candidates]
              for q, row in zip(queries, ids.tolist())}
     if how is not None:
         how["method"] = index.describe()
-        if index.approximate:
-            how["recall_at_k"] = measure_recall(index, query_vectors, reach)
+        if recall is not None:
+            how["recall_at_k"] = recall
     return [found[a] for a in anchors]
 
 

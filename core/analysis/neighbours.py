@@ -3,22 +3,34 @@
 The whole-data-set searches (the audit's, mining's candidate retrieval) ask each query row for its
 k best base rows. Exactly, that is a matrix product per row chunk (N^2 cost): the reference, and
 the way for small sets. Beyond ``exact_below`` rows an approximate index (``faiss-cpu``, any
-``faiss.index_factory`` string: ``HNSW64,Flat`` with ``efSearch=256`` by default, which on 10k
-random 384-d unit vectors, the hardest case, measured recall@5 0.98, where ``HNSW32`` with
-``efSearch=128`` had 0.87) answers in near-linear time; the scores it returns are the exact inner
-products of the rows it found, only a true neighbour can be missed. :func:`measure_recall` says how often: recall@k of the
-index against exact search on a seeded sample of queries, which every approximate run reports.
+``faiss.index_factory`` string) answers far faster; the scores it returns are the exact inner
+products of the rows it found, only a true neighbour can be missed.
+
+The default index is an inverted file, ``IVF{nlist},Flat`` with ``nlist`` = 4 sqrt(N) lists (at most
+one per ``TRAIN_PER_LIST`` rows), its coarse quantiser trained by k-means on a seeded sample of
+``TRAIN_PER_LIST`` rows per list. A query compares itself with the nlist centroids and scans the
+``nprobe`` lists nearest to it (~sqrt(N) / 4 rows each): N queries cost ~N^1.5 at a fixed nprobe
+(against N^2 exactly), with the constant set by how few lists suffice. ``nprobe`` is not guessed:
+:meth:`Neighbours.search_measured` measures recall@k against exact search on a seeded sample of the
+queries (:func:`recall_sample`) at nprobe 1, 2, 4, ... and keeps the first that reaches
+``target_recall``, then searches every query with it and reports that measured recall (on the
+sample that chose it). Where a quarter of the lists do not reach it (data with no near neighbours,
+such as isotropic random vectors, where an index must scan nearly everything), those queries are
+searched exactly instead, which then costs no more, and the report says so. HNSW64 with
+efSearch=256, the previous default, had recall 0.55 at 100k random 384-d rows and was slower than
+exact search (docs/PERFORMANCE.md).
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
-chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes) and
-HNSW64 its links (~0.5 KB per row). FAISS builds an HNSW graph on all cores; its search results
-were the same across runs here, but a parallel build is not promised to be bit-identical.
+chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes). FAISS
+uses all cores (OpenMP); its search results were the same across runs here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 
@@ -27,6 +39,9 @@ from core.errors import GistlabError
 METHODS = ("auto", "exact", "index")
 CHUNK_CELLS = 1 << 24  # exact scores held at once: 16M float32 = 64 MB
 ADD_CHUNK = 65536  # rows added to (or searched in) the index per call, so progress moves
+LISTS_PER_ROOT = 4  # an IVF index's lists: 4 sqrt(N)
+TRAIN_PER_LIST = 40  # k-means training rows per list (FAISS warns below 39)
+MAX_PROBED = 4  # a tuned index probes at most 1/4 of its lists; beyond, exact search is as cheap
 
 Progress = Callable[[int, int], None]
 
@@ -34,13 +49,15 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class NeighbourSettings:
     """``method``: "exact", "index" (approximate) or "auto" (exact below ``exact_below`` rows);
-    ``index`` and ``params``: the FAISS factory string and its search parameters;
-    ``recall_queries``: the seeded sample on which an approximate run measures its recall."""
+    ``index`` and ``params``: the FAISS factory string (``{nlist}``: 4 sqrt(N) lists) and its search
+    parameters; none given for an IVF index: ``nprobe`` is raised until the recall measured against
+    exact search on the seeded sample of ``recall_queries`` queries reaches ``target_recall``."""
 
     method: str = "auto"
     exact_below: int = 50_000
-    index: str = "HNSW64,Flat"
-    params: str = "efSearch=256"
+    index: str = "IVF{nlist},Flat"
+    params: str = ""
+    target_recall: float = 0.95
     recall_queries: int = 1000
     seed: int = 0
 
@@ -49,10 +66,18 @@ class NeighbourSettings:
             raise GistlabError(f"--search {self.method!r}: give one of {', '.join(METHODS)}.")
         if self.exact_below < 0 or self.recall_queries < 1:
             raise GistlabError("exact_below must be at least 0 and recall_queries at least 1.")
+        if not 0.0 < self.target_recall <= 1.0:
+            raise GistlabError(f"The target recall is a share: give a value in (0, 1], not {self.target_recall}.")
 
     def approximate(self, rows: int) -> bool:
         """Whether a search over ``rows`` base rows goes through the index."""
         return self.method == "index" or (self.method == "auto" and rows >= self.exact_below)
+
+
+def lists(rows: int) -> int:
+    """An IVF index's number of lists for ``rows`` base rows: 4 sqrt(N), at least 1, at most one per
+    ``TRAIN_PER_LIST`` rows (k-means needs that many points per centroid)."""
+    return max(1, min(round(LISTS_PER_ROOT * math.sqrt(rows)), rows // TRAIN_PER_LIST))
 
 
 def _float32(x) -> np.ndarray:
@@ -91,19 +116,25 @@ class Neighbours:
         self.base = _float32(base)
         self.settings = settings
         self.approximate = settings.approximate(len(self.base)) if approximate is None else approximate
+        self.factory, self.ivf = "exact", None  # the index's factory string and its inverted file, once built
         self.index = self._build(progress) if self.approximate else None
 
     def _build(self, progress: Progress | None):
         import faiss
 
         n, d = self.base.shape
+        self.factory = self.settings.index.replace("{nlist}", str(lists(n)))
         try:
-            index = faiss.index_factory(d, self.settings.index, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.index_factory(d, self.factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
             reason = str(e).splitlines()[0]
-            raise GistlabError(f"FAISS index {self.settings.index!r} cannot be built: {reason}") from None
+            raise GistlabError(f"FAISS index {self.factory!r} cannot be built: {reason}") from None
+        self.ivf = faiss.try_extract_index_ivf(index)
+        if progress is not None:
+            progress(0, n)  # k-means training comes first (a minute at a million rows)
         if not index.is_trained:  # IVF, PQ: trained on a seeded sample
-            sample = np.random.default_rng(self.settings.seed).choice(n, size=min(n, 100_000), replace=False)
+            size = min(n, TRAIN_PER_LIST * self.ivf.nlist if self.ivf is not None else 100_000)
+            sample = np.random.default_rng(self.settings.seed).choice(n, size=size, replace=False)
             index.train(self.base[np.sort(sample)])
         for start in range(0, n, ADD_CHUNK):
             index.add(self.base[start:start + ADD_CHUNK])
@@ -127,8 +158,55 @@ class Neighbours:
                 progress(min(start + ADD_CHUNK, len(queries)), len(queries))
         return scores, ids
 
+    @property
+    def tuned(self) -> bool:
+        """Whether ``nprobe`` is tuned to the target recall (an IVF index given no search parameters)."""
+        return self.approximate and self.ivf is not None and not self.settings.params
+
+    def search_measured(self, queries, k: int, progress: Progress | None = None):
+        """(scores, ids, recall): :meth:`search` of every query, with the index's recall@k against
+        exact search on the seeded sample of ``queries`` (None for an exact search). A tuned index
+        first raises ``nprobe`` (1, 2, 4, ...) until that recall reaches the target; where that would
+        take more than a quarter of the lists (data with no near neighbours: the index would cost what
+        exact search costs) the queries are searched exactly and the recall is 1 (``exact``: True)."""
+        if not self.approximate:
+            return (*self.search(queries, k, progress), None)
+        recall = self.tune(queries, k) if self.tuned else measure_recall(self, queries, k)
+        if recall.get("exact"):
+            return (*exact_top_k(queries, self.base, k, progress), recall)
+        return (*self.search(queries, k, progress), recall)
+
+    def tune(self, queries, k: int) -> dict:
+        """Set ``nprobe`` to the smallest power of two whose recall@k against exact search on the
+        seeded sample of ``queries`` reaches ``target_recall``, trying up to a quarter of the lists
+        (all of them below 8 lists); returns that measurement (as :func:`measure_recall`, plus ``nprobe``
+        and every ``tried`` [nprobe, recall]), or, when none reached it, ``exact``: True and recall 1."""
+        sample = recall_sample(len(queries), self.settings)
+        picked = _float32(queries)[sample]
+        k = min(k, len(self.base))
+        exact_scores, _ = exact_top_k(picked, self.base, k)
+        nlist = self.ivf.nlist
+        most = nlist if nlist < 8 else nlist // MAX_PROBED
+        tried, nprobe = [], 1
+        while True:
+            self.ivf.nprobe = nprobe
+            found_scores, found = self.index.search(picked, k)
+            recall = round(recall_at_k(found, found_scores, exact_scores), 4)
+            tried.append([nprobe, recall])
+            if recall >= self.settings.target_recall or nprobe >= most:
+                break
+            nprobe = min(2 * nprobe, most)
+        measured = {"k": int(k), "queries": int(len(sample)), "recall": recall, "nprobe": nprobe, "tried": tried}
+        if recall < self.settings.target_recall and most < nlist:
+            del measured["nprobe"]
+            measured.update(recall=1.0, exact=True)
+        return measured
+
     def describe(self) -> str:
-        return f"FAISS {self.settings.index} ({self.settings.params})" if self.approximate else "exact"
+        if not self.approximate:
+            return "exact"
+        how = self.settings.params or f"nprobe tuned to recall {self.settings.target_recall:g}"
+        return f"FAISS {self.factory} ({how})"
 
 
 def recall_at_k(found: np.ndarray, found_scores: np.ndarray, exact_scores: np.ndarray, tol: float = 1e-5) -> float:
@@ -156,12 +234,17 @@ def measure_recall(neighbours: Neighbours, queries, k: int) -> dict:
 
 
 def search_line(how: dict) -> str:
-    """One line on how a search ran: exactly, or through which index at what measured recall@k."""
+    """One line on how a search ran: exactly, or through which index at what measured recall@k (and nprobe)."""
     method = how.get("index", how.get("method", "exact"))
     recalls = how.get("recall_at_k", {})
     if "recall" in recalls:
         recalls = {"": recalls}
-    measured = "; ".join(f"recall@{r['k']} {r['recall']:.4f}{f' ({side})' if side else ''}"
-                         for side, r in recalls.items())
+
+    def one(side: str, r: dict) -> str:
+        at = f" at nprobe {r['nprobe']}" if "nprobe" in r else \
+            f" (searched exactly: the index stayed below the target up to nprobe {r['tried'][-1][0]})" if r.get("exact") else ""
+        return f"recall@{r['k']} {r['recall']:.4f}{at}" + (f" ({side})" if side else "")
+
+    measured = "; ".join(one(side, r) for side, r in recalls.items())
     queries = next(iter(recalls.values()), {}).get("queries")
     return f"search: {method}" + (f", {measured} against exact search on {queries} seeded queries" if measured else "")

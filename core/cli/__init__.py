@@ -6,7 +6,7 @@ imports the engine lazily, so ``gistlab --help`` stays fast), grouped by what th
 audit, mine); options several commands share are declared once in :mod:`core.cli.options`. A
 :class:`GistlabError` becomes one line on stderr, an ``error`` event for the job that runs the
 command (:mod:`core.training.events`) and exit code 2; Ctrl-C exits 130. ``--config FILE`` (train,
-eval, audit) reads a command's settings from a JSON file, as background jobs hand them over.
+eval, audit, cache) reads a command's settings from a JSON file, as background jobs hand them over.
 """
 
 from __future__ import annotations

@@ -175,8 +175,9 @@ def _run_audit(args: argparse.Namespace) -> int:
     decisions = decisions_to_apply(Path(args.apply), len(ds)) if args.apply else None
     guide = args.guide or DEFAULT_GUIDE
     margin = settings_from_args(args)
+    search = NeighbourSettings(args.search, seed=args.seed, target_recall=args.recall)
     settings = AuditSettings(margin, args.duplicate_threshold, args.max_above, args.weak_share, args.limit,
-                             args.seed, args.task, NeighbourSettings(args.search, seed=args.seed))
+                             args.seed, args.task, search)
     loaded(1)
     guide_model = load_guide(guide, args.student)
     loaded(2)
@@ -245,7 +246,8 @@ def _run_mine(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     check_output(out, args.data)
-    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share, NeighbourSettings(args.search))
+    search = NeighbourSettings(args.search, target_recall=args.recall)
+    settings = MiningSettings(args.num_negatives, args.candidates, args.guide_share, search)
     ds = select_rows(load_pairs(args.data, split=args.data_split, columns=args.data_columns), args.task, args.limit)
     retriever, guide = args.retriever or DEFAULT_STUDENT, args.guide or DEFAULT_GUIDE
     result = mine(ds, load_model(retriever), GuideCache(load_guide(guide, retriever), guide).embed, settings,

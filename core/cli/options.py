@@ -92,10 +92,13 @@ def margin_options(defaults: bool = True) -> argparse.ArgumentParser:
 
 
 def add_search_option(p: argparse.ArgumentParser) -> None:
-    """``--search``: how ``audit`` and ``mine`` find neighbours (core/analysis/neighbours.py)."""
+    """``--search``, ``--recall``: how ``audit`` and ``mine`` find neighbours (core/analysis/neighbours.py)."""
     p.add_argument("--search", choices=["auto", "exact", "index"], default="auto",
                    help="neighbour search: exact, a FAISS index (approximate, its recall reported), or auto: "
                         "exact below 50,000 rows (default auto; core/analysis/neighbours.py)")
+    p.add_argument("--recall", type=float, default=0.95,
+                   help="the index's target recall@k against exact search: its nprobe is raised until a seeded "
+                        "sample of queries reaches it (default 0.95)")
 
 
 def batch_options(batch_help: str = "rows in the batch (default 32)", batch_default: int = 32) -> argparse.ArgumentParser:

@@ -238,20 +238,27 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
 def add_cache(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "cache", parents=[guide_options(), data_options()], help="fill the guide cache with every text of a dataset; under torchrun each "
-                      "process encodes a shard"
+        "cache", parents=[guide_options(), data_options()], help="fill the guide cache with every text of a dataset, "
+        "counted with an ETA; a stopped fill resumes where it was; under torchrun each process encodes a shard"
     )
     p.add_argument("--batch-size", type=int, default=64, help="the guide's encoding batch size (default 64)")
+    p.add_argument("--out", default=None, help="a folder for summary.json once the fill finishes (the app's fills)")
+    p.add_argument("--config", help=CONFIG_HELP)
     p.set_defaults(run=_run_cache)
 
 
 def _run_cache(args: argparse.Namespace) -> int:
+    """Fill the cache chunk by chunk (each kept once appended: a stop or a crash loses at most one), counting
+    progress as events and, on the main process, as lines with an ETA on stderr."""
     import time
+    from pathlib import Path
 
     from core.method import distributed
     from core.corpus.data import load_pairs, text_columns
+    from core.fsio import write_json_atomic
     from core.guides.guide_cache import GuideCache
     from core.guides.models import DEFAULT_GUIDE, load_guide
+    from core.training.cache_job import SUMMARY
 
     distributed.init_from_env()
     if args.batch_size < 1:
@@ -260,13 +267,43 @@ def _run_cache(args: argparse.Namespace) -> int:
     ds = load_pairs(args.data, split=args.data_split, columns=args.data_columns)
     rows = ds[:]  # one Arrow read; ds[column] would yield the texts one row at a time
     texts = [t for column in text_columns(ds) for t in rows[column]]
-    cache = GuideCache(load_guide(spec), spec, batch_size=args.batch_size)
+    main = distributed.is_main()
+    cache = GuideCache(load_guide(spec), spec, batch_size=args.batch_size,
+                       progress=_fill_report("verifying", main))
     started = time.perf_counter()
-    encoded = distributed.fill_guide_cache(cache, texts)
-    if distributed.is_main():
-        print(f"{len(set(texts))} distinct texts: {encoded} encoded in {time.perf_counter() - started:.1f} s "
-              f"by {distributed.get_world_size()} process(es), the rest already cached; cache in {cache.path}")
+    encoded = distributed.fill_guide_cache(cache, texts, progress=_fill_report("encoding", main))
+    seconds = time.perf_counter() - started
+    distinct = len(set(texts))
+    if main:
+        print(f"{distinct} distinct texts: {encoded} encoded in {seconds:.1f} s by {distributed.get_world_size()} "
+              f"process(es), the rest already cached; cache in {cache.path}")
+        if args.out:
+            write_json_atomic(Path(args.out) / SUMMARY, {
+                "data": args.data, "guide": spec, "texts": distinct, "encoded": encoded,
+                "seconds": round(seconds, 2), "cache": str(cache.path), "processes": distributed.get_world_size()})
     return 0
+
+
+def _fill_report(stage: str, main: bool):
+    """A fill's progress callback: on the main process, a ``progress`` event and a line with the ETA."""
+    import sys
+    import time
+
+    from core.training.cache_job import FillProgress, eta_seconds
+    from core.training.events import Kind, emit
+
+    first: list[tuple[float, int]] = []
+
+    def report(done: int, total: int) -> None:
+        if not main:
+            return
+        now = time.time()
+        first[:] = first or [(now, done)]
+        emit(Kind.PROGRESS, task=stage, done=done, total=total)
+        print(FillProgress(stage, done, total, eta_seconds(first[0], (now, done), total)).text(), file=sys.stderr,
+              flush=True)
+
+    return report
 
 
 def add_runs(sub: argparse._SubParsersAction) -> None:

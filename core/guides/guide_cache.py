@@ -143,9 +143,12 @@ class GuideCache:
             "problem?): delete that folder, check the disk, and run again."
         )
 
-    def fill(self, texts: Sequence[str]) -> int:
-        """Encode and store every text not yet cached; returns how many were encoded."""
-        return self._fill(texts, [text_digest(t) for t in texts])
+    def fill(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> int:
+        """Encode and store every text not yet cached; returns how many were encoded. ``progress`` hears
+        (distinct texts stored, distinct texts) at the start and after each chunk of ``FILL_CHUNK``
+        appended: a fill stopped or killed keeps every chunk appended before, and a second fill of the
+        same texts encodes only the rest (see :class:`GuideCache`)."""
+        return self._fill(texts, [text_digest(t) for t in texts], progress)
 
     def add(self, texts: Sequence[str], embeddings: np.ndarray | torch.Tensor) -> int:
         """Store precomputed guide embeddings [N, D] of ``texts`` (e.g. a shard from another
@@ -162,11 +165,15 @@ class GuideCache:
 
     # --- filling ------------------------------------------------------------------------------
 
-    def _fill(self, texts: Sequence[str], digests: list[bytes]) -> int:
+    def _fill(self, texts: Sequence[str], digests: list[bytes],
+              progress: Callable[[int, int], None] | None = None) -> int:
         """Encode and append the texts not stored, a chunk at a time under ``fill.lock``: after
         waiting for another filler, catch up with its rows and encode only what is still missing."""
         pending = list({d: t for t, d in zip(texts, digests) if d not in self._rows}.items())
+        distinct = len(set(digests)) if progress is not None else 0
         added, cursor = 0, 0
+        if progress is not None:
+            progress(distinct - len(pending), distinct)
         while cursor < len(pending):
             with self._filling():
                 if not self._meta_is_current():
@@ -179,6 +186,8 @@ class GuideCache:
                     cursor += 1
                 if chunk:
                     added += self._append([d for d, _ in chunk], self.encode([t for _, t in chunk]))
+            if progress is not None:
+                progress(distinct - len(pending) + cursor, distinct)
         return added
 
     def encode(self, texts: list[str]) -> np.ndarray:

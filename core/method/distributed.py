@@ -161,8 +161,10 @@ class SilentRecorder(TrainerCallback):
         """Rank 0 says how the run ended."""
 
 
-def fill_guide_cache(cache: GuideCache, texts: Sequence[str], chunk: int = FILL_CHUNK) -> int:
+def fill_guide_cache(cache: GuideCache, texts: Sequence[str], chunk: int = FILL_CHUNK,
+                     progress: Callable[[int, int], None] | None = None) -> int:
     """Encode every text ``cache`` lacks, split across processes; returns how many were encoded.
+    ``progress`` hears (distinct texts stored, distinct texts) at the start and after each round.
 
     Every process calls it with the same texts. The texts missing from any process's cache (each
     once, in order of first appearance) go in rounds of ``chunk`` per process: each process
@@ -174,12 +176,14 @@ def fill_guide_cache(cache: GuideCache, texts: Sequence[str], chunk: int = FILL_
     """
     world = get_world_size()
     if world == 1:
-        return cache.fill(texts)
+        return cache.fill(texts, progress)
+    progress = progress or (lambda done, total: None)
     unique = list(dict.fromkeys(texts))
     cached = torch.tensor([t in cache for t in unique], dtype=torch.int32, device=_device())
     dist.all_reduce(cached, op=dist.ReduceOp.MIN)  # cached only if cached everywhere
     missing = [t for t, c in zip(unique, cached.tolist()) if not c]
     rank = get_rank()
+    progress(len(unique) - len(missing), len(unique))
     for start in range(0, len(missing), chunk * world):
         round_texts = missing[start : start + chunk * world]
         bounds = np.linspace(0, len(round_texts), world + 1).round().astype(int)
@@ -190,4 +194,5 @@ def fill_guide_cache(cache: GuideCache, texts: Sequence[str], chunk: int = FILL_
             padded[: len(share)] = torch.from_numpy(cache.encode(share))
         shares = all_gather(padded).cpu().view(world, -1, cache.dim)
         cache.add(round_texts, torch.cat([shares[r, : sizes[r]] for r in range(world)]))
+        progress(len(unique) - len(missing) + start + len(round_texts), len(unique))
     return len(missing)

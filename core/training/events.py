@@ -4,7 +4,8 @@ A job's ``gistlab`` process writes its human output to a log (for people) and it
 file next to that log (``train.log`` -> ``train.events.jsonl``), named by the job in the
 :data:`EVENTS_ENV` environment variable. The pages count tasks and read errors from the events,
 never from the log's wording: a command started, an evaluation's task count, a task
-evaluated, reused, skipped or failed (with its reason), an error (the one-line GistlabError). Only
+evaluated, reused, skipped or failed (with its reason), counted progress (``done`` of ``total`` in a
+stage, e.g. a guide cache fill's texts stored), an error (the one-line GistlabError). Only
 a process that crashed before it could write an event (a traceback) is read from its log: the last
 line. Without the variable (a command typed in a terminal) nothing is written. Light (no pandas).
 """
@@ -28,6 +29,7 @@ class Kind(StrEnum):
     REUSED = "reused"  # a task whose stored result is reused
     SKIPPED = "skipped"  # a task that could not run (data not loadable offline, ...): ``message`` says why
     FAILED = "failed"  # a task that ran and raised: ``message`` is its error
+    PROGRESS = "progress"  # ``done`` of ``total`` in the stage named by ``task`` (a cache fill: texts stored)
     ERROR = "error"  # the command failed: ``message`` is its one-line error
 
 
@@ -37,13 +39,15 @@ TASK_DONE = (Kind.EVALUATED, Kind.REUSED, Kind.SKIPPED, Kind.FAILED)
 
 @dataclass(frozen=True)
 class Event:
-    """One event: its kind, the task it concerns, its one-line message, a count, when (epoch seconds)."""
+    """One event: its kind, the task it concerns, its one-line message, a count (``done`` of ``total``),
+    when (epoch seconds)."""
 
     kind: Kind
     task: str | None = None
     message: str | None = None
     total: int | None = None
     time: float = 0.0
+    done: int | None = None
 
     def text(self) -> str:
         """The event as one line for people: ``skipped SciFact: its data is not ...``."""
@@ -57,9 +61,10 @@ def events_file(log: str | Path) -> Path:
     return log.with_name(f"{log.stem}.events.jsonl")
 
 
-def emit(kind: Kind, task: str | None = None, message: str | None = None, total: int | None = None) -> Event:
+def emit(kind: Kind, task: str | None = None, message: str | None = None, total: int | None = None,
+         done: int | None = None) -> Event:
     """Append an event to this process's events file (named by :data:`EVENTS_ENV`; none: not written)."""
-    event = Event(Kind(kind), task, message, total, time.time())
+    event = Event(Kind(kind), task, message, total, time.time(), done)
     path = os.environ.get(EVENTS_ENV)
     if path:
         write_event(Path(path), event)

@@ -1,4 +1,5 @@
-"""One background job per workspace (a training run, a paired comparison, an evaluation) run as CLI processes.
+"""One background job per workspace (a training run, a paired comparison, an evaluation, an audit, a guide
+cache fill: core.training.cache_job) run as CLI processes.
 
 Streamlit reruns a page on every click, so long work cannot live in the page. A job is a detached
 supervisor process (``python -m core.training.jobs <record>``, in its own session, so a rerun or a closed tab
@@ -35,7 +36,7 @@ from core.training.events import EVENTS_ENV, Kind, events_file, read_events, ste
 from core.training.status import STATUS, RunState, RunStatus, mark_interrupted, now
 from core.workspace import subdir
 
-KINDS = ("train", "paired", "eval", "audit")
+KINDS = ("train", "paired", "eval", "audit", "cache")
 GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.5
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +87,8 @@ class Job:
         """One line naming the job: kind, pid, start time and its run directories."""
         when = time.strftime("%H:%M:%S", time.localtime(self.started))
         models = [model for s in self.steps if (model := self.evaluated_model(s))]
-        where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models])
+        where = ", ".join([p.name for p in self.run_dirs] or [Path(m).name for m in models]
+                          or [Path(s.log).parent.name for s in self.steps])  # an audit's, a cache fill's folder
         return f"{self.kind} job ({where}; pid {self.pid}, started {when})"
 
     @classmethod
