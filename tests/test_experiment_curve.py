@@ -88,6 +88,7 @@ def test_recipe_sentences_say_plainly_when_nothing_beats_mnrl():
     assert "Rate 0: nothing beats MNRL beyond the seed noise; the highest, G, is +0.0010 ± 0.0100 (higher in 2/3)." in text
     assert "Trailing MNRL: H (-0.0200)." in text
     assert "Rate 0.2: G wins, +0.0300 ± 0.0050 over MNRL (higher in 3/3)." in text
+    assert "Across the rates (0 → 0.2), each arm's difference against MNRL: G +0.0010 → +0.0300; H -0.0200 → +0.0000." in text
 
 
 def test_cli_takes_several_rates_and_refuses_bad_ones():

@@ -137,6 +137,13 @@ def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
         if len(hurts):
             line += " Trailing MNRL: " + ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in hurts.iterrows()) + "."
         lines.append(line)
+    if len(rates) > 1:
+        trend = []
+        for (_arm, label), part in judged.groupby(["arm", "label"], sort=False):
+            at = part.set_index("rate")["delta"]
+            trend.append(f"{label} " + " → ".join(f"{at[r]:+.4f}" for r in rates if r in at.index))
+        lines.append(f"- Across the rates ({' → '.join(f'{r:g}' for r in rates)}), each arm's difference against "
+                     "MNRL: " + "; ".join(trend) + ".")
     lines.append("- Rule (the ladder's): an arm *helps* (or *hurts*) at a rate when it beats (or trails) MNRL in "
                  "every seed and the mean difference exceeds the std of the per-seed differences; else noise.")
     return "\n".join(lines)
