@@ -69,6 +69,17 @@ def test_rates_times_arms_on_identical_batches_with_summary_and_curve(tiny_model
     assert "FN present per step" in text
 
 
+def test_mining_that_fails_is_tried_once_and_skips_every_mined_arm(tiny_model_dir, tmp_path):
+    config = ExperimentConfig(student=str(tiny_model_dir), guides=("mined",), small_student=None, steps=2, batch_size=8,
+                              seeds=(0, 1), tasks="WordNetSTS", homogeneous=False, out=str(tmp_path / "exp"),
+                              data=grouped_pairs(tmp_path / "pairs.csv", groups=10))  # 20 positives: too few to mine
+    lines: list[str] = []
+    result = run_experiment(config, log=lines.append)
+    assert not result.runs and len(result.skipped) == 2
+    assert all(reason.startswith("mining failed: ") and "too few" in reason for reason in result.skipped.values())
+    assert sum(line.startswith("mining negatives") for line in lines) == 1
+
+
 def test_summary_reader_refuses_missing_and_garbled_files(tmp_path):
     with pytest.raises(GistlabError, match="No experiment summary"):
         ExperimentSummary.read(tmp_path / "nope.json")

@@ -139,6 +139,10 @@ class ExperimentConfig:
         return " ".join(cli("experiment", options, program=("gistlab",)))
 
 
+class MiningFailed(GistlabError):
+    """The mined arm's data could not be mined: its other runs are skipped with this reason, not mined again."""
+
+
 def _finished(run: Path) -> bool:
     """Whether ``run`` holds a completed training with its model saved (then it is reused)."""
     from core.training.runs import trained_model
@@ -194,7 +198,10 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         log(f"reusing the trained {run.name}")
     else:
         if arm.guide == MINED:  # once per experiment and student; reused by every rate and seed
-            ensure_mined(config, arm.student, log)
+            try:
+                ensure_mined(config, arm.student, log)
+            except Exception as exc:  # noqa: BLE001 (said once, then every mined arm of the student skips)
+                raise MiningFailed(f"mining failed: {first_line(exc)}") from exc
         log(f"training {run.name} ({config.steps} steps)")
         run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
         if not _finished(run):  # stopped or interrupted (Ctrl-C, SIGTERM): the whole experiment ends here
@@ -320,11 +327,16 @@ def run_experiment(
             log(f"could not write the report or experiment.json: {first_line(exc)}")
 
     plan = config.plan()
+    mining_failed: dict[str, str] = {}  # per student: why its mined data could not be made
     for k, arm in enumerate(plan):
         run = run_root / config.run_name(arm)
         try:
+            if arm.guide == MINED and arm.student in mining_failed:
+                raise MiningFailed(mining_failed[arm.student])
             result.ledgers[arm] = _run_arm(config, arm, run, log)
         except Exception as exc:  # one arm's failure (a missing extra, a bug) must not end the ladder
+            if isinstance(exc, MiningFailed):
+                mining_failed[arm.student] = str(exc)
             result.skipped[arm] = first_line(exc) if isinstance(exc, GistlabError) else f"failed: {first_line(exc)}"
             log(f"skipped {run.name}: {result.skipped[arm]}")
         else:
