@@ -65,7 +65,7 @@ def test_rates_times_arms_on_identical_batches_with_summary_and_curve(tiny_model
 
     text = report.read_text()
     assert "## When does the guide matter: the false-negative-rate curve" in text
-    assert "## Which recipe for which data" in text and "rate 0.25: arm − MNRL" in text
+    assert "## Which recipe for which data" in text and "rate 0.25: score; arm − MNRL" in text
     assert "FN present per step" in text
 
 
