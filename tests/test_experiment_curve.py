@@ -56,6 +56,7 @@ def test_rates_times_arms_on_identical_batches_with_summary_and_curve(tiny_model
     summary = ExperimentSummary.read(out / "experiment.json")
     assert ExperimentSummary.from_json(summary.to_json()) == summary
     assert (demo / "experiment.json").read_text() == (out / "experiment.json").read_text()
+    assert set(pd.read_csv(demo / "ladder_scores.csv")["rate"]) == {0.0}  # the demo's ladder: rate 0; the rest in the json
     assert summary.setup["rates"] == [0.0, 0.25] and len(summary.runs) == 6
     quality = {(r.arm, r.rate): r.quality for r in summary.runs}
     assert quality[("none", 0.0)] is None and quality[("mined", 0.25)] is None

@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -282,6 +282,15 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
     return scores, masking
 
 
+def ladder_view(result: ExperimentResult, rate: float) -> ExperimentResult:
+    """``result`` at one false-negative rate (the base models kept): what the demo copy's ladder tables
+    (core.analysis.experiment_demo) hold; every rate is in experiment.json."""
+    scores, masking = result.scores, result.masking
+    return replace(result, runs={a: r for a, r in result.runs.items() if a.rate == rate},
+                   scores=scores[(scores["arm"] == "base") | (scores["rate"] == rate)] if len(scores) else scores,
+                   masking=masking[masking["rate"] == rate] if len(masking) else masking)
+
+
 def _record_mining(config: ExperimentConfig, arm: Arm, run: Path) -> None:
     """Copy the mining summary (what the guide filter removed) into a mined arm's run folder."""
     summary = read_summary(mined_path(config, arm.student))
@@ -350,7 +359,7 @@ def run_experiment(
         seed_done = k + 1 == len(plan) or plan[k + 1].seed != arm.seed
         if seed_done and demo_dir is not None:  # the demo follows the experiment seed by seed
             try:
-                copy_demo(result, config, Path(demo_dir))
+                copy_demo(ladder_view(result, min(config.rates)), config, Path(demo_dir))
             except Exception as exc:  # noqa: BLE001 (the demo copy is rewritten with --report-only)
                 log(f"could not copy the demo: {first_line(exc)}")
             refresh()  # the demo copy replaced its folder: experiment.json goes back in
