@@ -1,8 +1,9 @@
 """The false-negative-rate curve of an experiment (``experiment.json``): when does the guide matter?
 
-Thin: the numbers come from core.analysis.experiment_summary.curve (what the report's table holds);
-this only draws them. x = the false-negative rate, y = each arm's paired difference against MNRL on
-the mean over tasks (same rate and seed, averaged over seeds), whiskers = std over seeds (from 2 seeds).
+Thin: the numbers come from core.analysis.experiment_summary (what the report's tables hold); this only
+draws them. :func:`curve_figure`: x = the false-negative rate, y = each arm's paired difference against
+MNRL on the mean over tasks (same rate and seed, averaged over seeds), whiskers = std over seeds (from 2
+seeds). :func:`quality_figure`: what each masking arm caught (FN recall) and at what cost (FN precision).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from core.analysis.experiment_summary import ExperimentSummary, curve
+from plotly.subplots import make_subplots
+
+from core.analysis.experiment_summary import ExperimentSummary, curve, quality_frame
 
 
 def curve_figure(summary: ExperimentSummary) -> go.Figure:
@@ -37,4 +40,25 @@ def curve_figure(summary: ExperimentSummary) -> go.Figure:
                "tickvals": rates, "tickformat": "g"},
         yaxis={"title": "arm − MNRL, main score (mean over tasks)", "tickformat": "+.3f"},
         legend={"title": "arm"}, margin={"t": 30}, height=420)
+    return fig
+
+
+def quality_figure(summary: ExperimentSummary) -> go.Figure:
+    """Two panels over the rates, one line per masking arm: FN recall (caught / present) and FN precision
+    (false negatives among the masked), mean over seeds."""
+    table = quality_frame(summary)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("FN recall: false negatives caught / present",
+                                                        "FN precision: false negatives / masked"))
+    colors = qualitative.D3
+    for k, ((_arm, label), part) in enumerate(table.groupby(["arm", "label"], sort=False)):
+        part = part.sort_values("rate")
+        for col, figure in enumerate(("fn_recall", "fn_precision"), start=1):
+            fig.add_trace(go.Scatter(x=part["rate"].tolist(), y=part[figure].tolist(), mode="lines+markers",
+                                     name=label, legendgroup=label, showlegend=col == 1,
+                                     line={"color": colors[k % len(colors)]},
+                                     hovertemplate=f"{label}<br>rate %{{x:g}}: %{{y:.1%}}<extra></extra>"), row=1, col=col)
+    rates = sorted(pd.unique(table["rate"])) if len(table) else []
+    fig.update_xaxes(title_text="false-negative rate", tickvals=rates, tickformat="g")
+    fig.update_yaxes(title_text="FN share (mean over seeds)", tickformat=".0%", range=[0, 1])
+    fig.update_layout(legend={"title": "arm"}, margin={"t": 40}, height=380)
     return fig

@@ -79,7 +79,8 @@ def all_specs(at: AppTest) -> list[dict]:
 
 
 def is_curve(spec: dict) -> bool:
-    return spec["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith("arm − MNRL")
+    """The experiment's figures: the curve (arm − MNRL) and what each arm masked (FN shares)."""
+    return spec["layout"].get("yaxis", {}).get("title", {}).get("text", "").startswith(("arm − MNRL", "FN share"))
 
 
 def chart_specs(at: AppTest) -> list[dict]:
@@ -280,15 +281,18 @@ def test_the_false_negative_rate_curve_from_the_workspace_experiment(home):
     write_summary(home / "experiment" / "experiment.json")
     at = open_results()
     assert not at.exception and not at.error
-    [curve] = [spec for spec in all_specs(at) if is_curve(spec)]
+    curve, quality = [spec for spec in all_specs(at) if is_curve(spec)]
     [line] = curve["data"]
     assert line["name"] == "GIST · minilm-l6" and line["x"] == [0.0, 0.2]
     assert line["y"] == [pytest.approx(0.0), pytest.approx(0.04)]
     assert line["error_y"]["visible"] and line["error_y"]["array"][1] == pytest.approx(0.0141421, abs=1e-6)
     assert curve["layout"]["xaxis"]["title"]["text"].startswith("false-negative rate")
     assert any(shape.get("y0") == 0 and shape.get("y1") == 0 for shape in curve["layout"]["shapes"])  # MNRL's line
+    assert [t["name"] for t in quality["data"]] == ["GIST · minilm-l6"] * 2  # recall, precision
+    assert quality["data"][0]["x"] == [0.0, 0.2] and quality["data"][1]["y"] == [0.5, 0.5]
     captions = " ".join(c.value for c in at.caption)
     assert "this workspace's experiment" in captions and "dashed line at 0 is MNRL" in captions
+    assert "Recall = false negatives masked / present" in captions
 
 
 def test_the_curve_falls_back_to_the_demo_and_says_when_there_is_none(home, tmp_path):

@@ -56,6 +56,7 @@ def test_rates_times_arms_on_identical_batches_with_summary_and_curve(tiny_model
     summary = ExperimentSummary.read(out / "experiment.json")
     assert ExperimentSummary.from_json(summary.to_json()) == summary
     assert (demo / "experiment.json").read_text() == (out / "experiment.json").read_text()
+    assert set(pd.read_csv(demo / "ladder_scores.csv")["rate"]) == {0.0}  # the demo's ladder: rate 0; the rest in the json
     assert summary.setup["rates"] == [0.0, 0.25] and len(summary.runs) == 6
     quality = {(r.arm, r.rate): r.quality for r in summary.runs}
     assert quality[("none", 0.0)] is None and quality[("mined", 0.25)] is None
@@ -65,8 +66,19 @@ def test_rates_times_arms_on_identical_batches_with_summary_and_curve(tiny_model
 
     text = report.read_text()
     assert "## When does the guide matter: the false-negative-rate curve" in text
-    assert "## Which recipe for which data" in text and "rate 0.25: arm − MNRL" in text
+    assert "## Which recipe for which data" in text and "rate 0.25: score; arm − MNRL" in text
     assert "FN present per step" in text
+
+
+def test_mining_that_fails_is_tried_once_and_skips_every_mined_arm(tiny_model_dir, tmp_path):
+    config = ExperimentConfig(student=str(tiny_model_dir), guides=("mined",), small_student=None, steps=2, batch_size=8,
+                              seeds=(0, 1), tasks="WordNetSTS", homogeneous=False, out=str(tmp_path / "exp"),
+                              data=grouped_pairs(tmp_path / "pairs.csv", groups=10))  # 20 positives: too few to mine
+    lines: list[str] = []
+    result = run_experiment(config, log=lines.append)
+    assert not result.runs and len(result.skipped) == 2
+    assert all(reason.startswith("mining failed: ") and "too few" in reason for reason in result.skipped.values())
+    assert sum(line.startswith("mining negatives") for line in lines) == 1
 
 
 def test_summary_reader_refuses_missing_and_garbled_files(tmp_path):
@@ -88,6 +100,7 @@ def test_recipe_sentences_say_plainly_when_nothing_beats_mnrl():
     assert "Rate 0: nothing beats MNRL beyond the seed noise; the highest, G, is +0.0010 ± 0.0100 (higher in 2/3)." in text
     assert "Trailing MNRL: H (-0.0200)." in text
     assert "Rate 0.2: G wins, +0.0300 ± 0.0050 over MNRL (higher in 3/3)." in text
+    assert "Across the rates (0 → 0.2), each arm's difference against MNRL: G +0.0010 → +0.0300; H -0.0200 → +0.0000." in text
 
 
 def test_cli_takes_several_rates_and_refuses_bad_ones():

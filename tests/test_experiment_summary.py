@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.analysis.experiment_summary import ExperimentSummary, RunRecord, cost_frame, curve, paired_runs, quality_frame
+from core.analysis.experiment_summary import (
+    ExperimentSummary, RunRecord, cost_frame, curve, paired_runs, quality_frame, score_frame,
+)
 from core.errors import GistlabError
 
 QUALITY = {"masked_share": 0.1, "fn_present": 10, "fn_caught": 4, "fn_precision": 0.4, "fn_recall": 0.4,
@@ -58,3 +60,9 @@ def test_cost_per_step_against_mnrl():
     cost = cost_frame(made_up()).set_index("arm")
     assert cost.loc["none", "per_step"] == pytest.approx(2.0) and cost.loc["g", "ratio"] == pytest.approx(1.5)
     assert cost.loc["h", "runs"] == 1 and cost.loc["h", "ratio"] == pytest.approx(2.0)
+
+
+def test_scores_per_rate_and_arm_over_seeds():
+    scores = score_frame(made_up()).set_index(["arm", "rate"])
+    assert scores.loc[("g", 0.2), "mean"] == pytest.approx(0.44) and scores.loc[("g", 0.2), "std"] == pytest.approx(0.01)
+    assert scores.loc[("none", 0.0), "seeds"] == 3 and scores.loc[("h", 0.0), "seeds"] == 1

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.experiment_figures import curve_figure
+from app.experiment_figures import curve_figure, quality_figure
 from app.paired_charts import delta_reach, paired_delta_figure, seeds_text, task_scores_figure
 from app.loaders import served
 from app.views import OVERLAP_NOTE, label_colors, run_labels
 from core.training import jobs
 from core.analysis.experiment import SUMMARY
-from core.analysis.experiment_summary import ExperimentSummary, curve
+from core.analysis.experiment_summary import ExperimentSummary, curve, quality_frame
 from core.errors import GistlabError
 from core.training.job_progress import StepState, job_progress
 from core.guides.models import DEFAULT_STUDENT
@@ -141,6 +141,13 @@ def experiment_curve() -> None:
                "batches), averaged over seeds; whiskers: std of the per-seed differences (from 2 seeds); the "
                "dashed line at 0 is MNRL. The false-negative rate: each batch is rebuilt so that about rate × "
                "batch size of a row's in-batch candidates are right answers for it.")
+    if not quality_frame(summary).empty:
+        st.plotly_chart(quality_figure(summary), width="stretch", key="experiment-quality")
+        st.caption("What each masking arm removed, against the ground truth: a false negative is an in-batch "
+                   "candidate that is a right answer for the row by its task's relation. Recall = false negatives "
+                   "masked / present (what it caught); precision = false negatives / masked (the rest are costs: "
+                   "hard negatives or unrelated candidates removed). Pooled over a run's steps, then averaged "
+                   "over seeds.")
 
 
 experiment_curve()

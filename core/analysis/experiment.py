@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -139,6 +139,10 @@ class ExperimentConfig:
         return " ".join(cli("experiment", options, program=("gistlab",)))
 
 
+class MiningFailed(GistlabError):
+    """The mined arm's data could not be mined: its other runs are skipped with this reason, not mined again."""
+
+
 def _finished(run: Path) -> bool:
     """Whether ``run`` holds a completed training with its model saved (then it is reused)."""
     from core.training.runs import trained_model
@@ -194,7 +198,10 @@ def _run_arm(config: ExperimentConfig, arm: Arm, run: Path, log: Callable[[str],
         log(f"reusing the trained {run.name}")
     else:
         if arm.guide == MINED:  # once per experiment and student; reused by every rate and seed
-            ensure_mined(config, arm.student, log)
+            try:
+                ensure_mined(config, arm.student, log)
+            except Exception as exc:  # noqa: BLE001 (said once, then every mined arm of the student skips)
+                raise MiningFailed(f"mining failed: {first_line(exc)}") from exc
         log(f"training {run.name} ({config.steps} steps)")
         run_training(TrainConfig(**config.train_settings(arm), out=str(run)), overwrite=True)
         if not _finished(run):  # stopped or interrupted (Ctrl-C, SIGTERM): the whole experiment ends here
@@ -275,6 +282,15 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
     return scores, masking
 
 
+def ladder_view(result: ExperimentResult, rate: float) -> ExperimentResult:
+    """``result`` at one false-negative rate (the base models kept): what the demo copy's ladder tables
+    (core.analysis.experiment_demo) hold; every rate is in experiment.json."""
+    scores, masking = result.scores, result.masking
+    return replace(result, runs={a: r for a, r in result.runs.items() if a.rate == rate},
+                   scores=scores[(scores["arm"] == "base") | (scores["rate"] == rate)] if len(scores) else scores,
+                   masking=masking[masking["rate"] == rate] if len(masking) else masking)
+
+
 def _record_mining(config: ExperimentConfig, arm: Arm, run: Path) -> None:
     """Copy the mining summary (what the guide filter removed) into a mined arm's run folder."""
     summary = read_summary(mined_path(config, arm.student))
@@ -320,11 +336,16 @@ def run_experiment(
             log(f"could not write the report or experiment.json: {first_line(exc)}")
 
     plan = config.plan()
+    mining_failed: dict[str, str] = {}  # per student: why its mined data could not be made
     for k, arm in enumerate(plan):
         run = run_root / config.run_name(arm)
         try:
+            if arm.guide == MINED and arm.student in mining_failed:
+                raise MiningFailed(mining_failed[arm.student])
             result.ledgers[arm] = _run_arm(config, arm, run, log)
         except Exception as exc:  # one arm's failure (a missing extra, a bug) must not end the ladder
+            if isinstance(exc, MiningFailed):
+                mining_failed[arm.student] = str(exc)
             result.skipped[arm] = first_line(exc) if isinstance(exc, GistlabError) else f"failed: {first_line(exc)}"
             log(f"skipped {run.name}: {result.skipped[arm]}")
         else:
@@ -338,7 +359,7 @@ def run_experiment(
         seed_done = k + 1 == len(plan) or plan[k + 1].seed != arm.seed
         if seed_done and demo_dir is not None:  # the demo follows the experiment seed by seed
             try:
-                copy_demo(result, config, Path(demo_dir))
+                copy_demo(ladder_view(result, min(config.rates)), config, Path(demo_dir))
             except Exception as exc:  # noqa: BLE001 (the demo copy is rewritten with --report-only)
                 log(f"could not copy the demo: {first_line(exc)}")
             refresh()  # the demo copy replaced its folder: experiment.json goes back in

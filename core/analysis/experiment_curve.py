@@ -15,7 +15,9 @@ import pandas as pd
 
 from core.analysis.experiment_plan import ExperimentResult
 from core.training.results import MNRL
-from core.analysis.experiment_summary import ExperimentSummary, cost_frame, curve, quality_frame, summarise
+from core.analysis.experiment_summary import (
+    ExperimentSummary, cost_frame, curve, quality_frame, score_frame, summarise,
+)
 
 if TYPE_CHECKING:
     from core.analysis.experiment import ExperimentConfig
@@ -35,19 +37,32 @@ def judged_curve(summary: ExperimentSummary) -> pd.DataFrame:
     return verdicts(curve(summary))
 
 
-def curve_markdown(judged: pd.DataFrame, rates: list[float]) -> str:
-    """Per arm (rows) and rate (columns): delta ± std over seeds (higher in k/n)."""
+def curve_markdown(judged: pd.DataFrame, scores: pd.DataFrame, rates: list[float]) -> str:
+    """Per arm (rows, MNRL first) and rate (columns): the arm's mean over tasks (± std over seeds), then its
+    difference against MNRL ± std over seeds (higher in k/n)."""
     from core.analysis.experiment_report import markdown_table
 
-    def cell(row) -> str:
+    def score(row) -> str:
+        return f"{row['mean']:.4f}" + ("" if row["seeds"] < 2 or pd.isna(row["std"]) else f" ± {row['std']:.4f}")
+
+    def delta(row) -> str:
         spread = "" if row["seeds"] < 2 or pd.isna(row["spread"]) else f" ± {row['spread']:.4f}"
         return f"{row['delta']:+.4f}{spread} (higher in {int(row['wins'])}/{int(row['seeds'])})"
 
+    wide = scores.set_index(["arm", "rate"])
+    paired = judged.set_index(["arm", "rate"])
     rows = []
-    for (arm, label), part in judged.groupby(["arm", "label"], sort=False):
-        at = {r: part[part["rate"] == r] for r in rates}
-        rows.append([label, *(cell(at[r].iloc[0]) if len(at[r]) else "n/a" for r in rates)])
-    return markdown_table(rows, ["arm", *(f"rate {r:g}: arm − MNRL" for r in rates)])
+    arms = [(MNRL, "MNRL (no guide)")] if (scores["arm"] == MNRL).any() else []
+    arms += list(judged[["arm", "label"]].drop_duplicates().itertuples(index=False, name=None))
+    for arm, label in arms:
+        cells = []
+        for r in rates:
+            text = score(wide.loc[(arm, r)]) if (arm, r) in wide.index else "n/a"
+            if (arm, r) in paired.index:
+                text += f"; {delta(paired.loc[(arm, r)])}"
+            cells.append(text)
+        rows.append([label, *cells])
+    return markdown_table(rows, ["arm", *(f"rate {r:g}: score; arm − MNRL" for r in rates)])
 
 
 def quality_markdown(quality: pd.DataFrame) -> str:
@@ -91,18 +106,10 @@ def cost_markdown(cost: pd.DataFrame, steps: int) -> str:
                                  "against MNRL"])
 
 
-def mnrl_text(summary: ExperimentSummary, rates: list[float]) -> str:
-    """MNRL's own mean over tasks at each rate (mean ± std over seeds) beside the base student's: does MNRL
-    lose as the rate grows?"""
-    runs = summary.runs_frame()
-    mnrl = runs[runs["arm"] == MNRL].groupby("rate")["mean"].agg(["mean", "std", "size"])
-    if mnrl.empty:
-        return ""
-    cells = [f"rate {r:g}: {mnrl.loc[r, 'mean']:.4f}" + ("" if mnrl.loc[r, "size"] < 2 else f" ± {mnrl.loc[r, 'std']:.4f}")
-             for r in rates if r in mnrl.index]
+def base_text(summary: ExperimentSummary) -> str:
+    """The base student's score, the line every arm's score moves from."""
     base = summary.base.get("mean")
-    return ("MNRL itself, main score averaged over the tasks (mean ± std over seeds): " + "; ".join(cells)
-            + (f" (the base student: {base:.4f})." if base is not None else "."))
+    return "" if base is None else f"The base student (before fine-tuning) scores {base:.4f} on the same mean over tasks."
 
 
 def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
@@ -137,6 +144,13 @@ def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
         if len(hurts):
             line += " Trailing MNRL: " + ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in hurts.iterrows()) + "."
         lines.append(line)
+    if len(rates) > 1:
+        trend = []
+        for (_arm, label), part in judged.groupby(["arm", "label"], sort=False):
+            at = part.set_index("rate")["delta"]
+            trend.append(f"{label} " + " → ".join(f"{at[r]:+.4f}" for r in rates if r in at.index))
+        lines.append(f"- Across the rates ({' → '.join(f'{r:g}' for r in rates)}), each arm's difference against "
+                     "MNRL: " + "; ".join(trend) + ".")
     lines.append("- Rule (the ladder's): an arm *helps* (or *hurts*) at a rate when it beats (or trails) MNRL in "
                  "every seed and the mean difference exceeds the std of the per-seed differences; else noise.")
     return "\n".join(lines)
@@ -149,7 +163,7 @@ def curve_sections(config: ExperimentConfig, result: ExperimentResult) -> str:
     judged = judged_curve(summary)
     quality = quality_frame(summary)
     seeds = ", ".join(map(str, config.seeds))
-    table = curve_markdown(judged, rates) if len(judged) else "No arm has a finished MNRL partner yet."
+    table = curve_markdown(judged, score_frame(summary), rates) if len(judged) else "No arm has a finished MNRL partner yet."
     masks = quality_markdown(quality) if len(quality) else "No masking run with ground truth finished yet."
     cost = cost_frame(summary)
     costs = cost_markdown(cost, config.steps) if len(cost) else "No run finished yet."
@@ -165,13 +179,13 @@ Student `{config.student}`, rates {', '.join(f'{r:g}' for r in rates)} (core/cor
 of {config.batch_size} is rebuilt so a row has about rate × {config.batch_size} other rows of its meaning; rate 0 is
 the data as is), seeds {seeds}; every arm at a (rate, seed) trains on the same batches.
 
-Paired difference = the arm's main score averaged over the tasks minus MNRL's, same rate and seed, then
-averaged over seeds; ± the sample std of the per-seed differences; "higher in k/n": seeds where the arm
-scored above MNRL. The figure on the Results page draws this table (experiment.json).{repeats}
+Score = the run's main score averaged over the tasks, then over seeds (± sample std over seeds). Paired
+difference = the arm's score minus MNRL's, same rate and seed, then averaged over seeds; ± the sample std
+of the per-seed differences; "higher in k/n": seeds where the arm scored above MNRL. The figure on the Results page draws this table (experiment.json).{repeats}
 
 {table}
 
-{mnrl_text(summary, rates)}
+{base_text(summary)}
 
 What each masking arm removed (pooled over every step of a run, then averaged over seeds; the counts
 summed over seeds). A false negative (FN) is an in-batch candidate that is a right answer for the row

@@ -135,6 +135,13 @@ def paired_runs(summary: ExperimentSummary) -> pd.DataFrame:
     return paired.assign(delta=paired["mean"] - paired["reference"])
 
 
+def score_frame(summary: ExperimentSummary) -> pd.DataFrame:
+    """Per (rate, arm): the main score averaged over tasks, its mean and sample std over seeds, the seed count."""
+    runs = summary.runs_frame()
+    return runs.groupby(["rate", "arm", "label"], as_index=False, sort=False).agg(
+        mean=("mean", "mean"), std=("mean", "std"), seeds=("seed", "nunique"))
+
+
 def curve(summary: ExperimentSummary) -> pd.DataFrame:
     """Per (rate, arm): the paired difference against MNRL on the mean over tasks, averaged over seeds
     (``delta``), its sample std over seeds (``spread``; NaN for one seed), the seed count and the seeds
