@@ -168,10 +168,13 @@ def curve_sections(config: ExperimentConfig, result: ExperimentResult) -> str:
     cost = cost_frame(summary)
     costs = cost_markdown(cost, config.steps) if len(cost) else "No run finished yet."
     mined = mining_text(summary.setup.get("mining"))
-    repeats = ("\n\nOn the bundled definition tasks (one row per synset and task) nearly every added false negative "
-               "repeats its source row's text, which the identical-text rule masks whatever the guide; "
-               "`category_triplet` adds distinct texts of a category (core/corpus/false_negatives.py). So there the "
-               "rate mostly tests masking against no masking, less one guide against another."
+    repeats = ("\n\nOn the bundled definition tasks a synset has one definition and at most 3 rows, so most added "
+               "false negatives repeat a text (the definition as positive, or a row's own anchor), which the "
+               "identical-text rule masks whatever the guide; only the other examples or word lists of the synset "
+               "are distinct texts a guide must judge; `category_triplet` adds distinct texts of a category (per task and "
+               "rate, identical and distinct counts in assets/README.md, `python scripts/fn_rates.py`). So on the "
+               "definition tasks the rate "
+               "mostly tests masking against no masking, less one guide against another."
                if config.data == "bundled" and any(rates) else "")
     return f"""## When does the guide matter: the false-negative-rate curve
 
