@@ -99,8 +99,21 @@ def test_recipe_sentences_say_plainly_when_nothing_beats_mnrl():
     text = recipe_sentences(judged, [0.0, 0.2])
     assert "Rate 0: nothing beats MNRL beyond the seed noise; the highest, G, is +0.0010 ± 0.0100 (higher in 2/3)." in text
     assert "Trailing MNRL: H (-0.0200)." in text
-    assert "Rate 0.2: G wins, +0.0300 ± 0.0050 over MNRL (higher in 3/3)." in text
+    assert ("Rate 0.2: G is highest, +0.0300 ± 0.0050 over MNRL (higher in 3/3). It leads every other arm by more "
+            "than the seed spread.") in text
     assert "Across the rates (0 → 0.2), each arm's difference against MNRL: G +0.0010 → +0.0300; H -0.0200 → +0.0000." in text
+
+
+def test_recipe_sentences_call_a_lead_within_the_seed_spread_a_tie():
+    from core.analysis.experiment_report import verdicts
+
+    judged = verdicts(pd.DataFrame({
+        "rate": [0.1] * 3, "arm": ["g", "h", "k"], "label": ["G", "H", "K"], "delta": [0.0168, 0.0161, 0.0100],
+        "spread": [0.0011, 0.0010, 0.0010], "seeds": [3] * 3, "wins": [3, 3, 3]}))
+    text = recipe_sentences(judged, [0.1])
+    assert "Rate 0.1: G is highest, +0.0168 ± 0.0011 over MNRL (higher in 3/3); also helping: H (+0.0161), K (+0.0100)." in text
+    assert "Within the seed spread of it, so tied at this scale: H (0.0007 behind)." in text
+    assert "K (" not in text.split("tied at this scale")[1]
 
 
 def test_cli_takes_several_rates_and_refuses_bad_ones():

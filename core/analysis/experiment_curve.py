@@ -112,6 +112,17 @@ def base_text(summary: ExperimentSummary) -> str:
     return "" if base is None else f"The base student (before fine-tuning) scores {base:.4f} on the same mean over tasks."
 
 
+def tie_note(win: pd.Series, helps: pd.DataFrame) -> str:
+    """Whether the highest helping arm really leads: the helping arms whose difference against MNRL is
+    within the larger of the two seed spreads of the highest one's tie with it at this scale."""
+    tied = [r for _, r in helps.iterrows() if r["arm"] != win["arm"]
+            and win["delta"] - r["delta"] <= max(win["spread"], r["spread"])]
+    if not tied:
+        return " It leads every other arm by more than the seed spread."
+    names = ", ".join(f"{r['label']} ({win['delta'] - r['delta']:.4f} behind)" for r in tied)
+    return f" Within the seed spread of it, so tied at this scale: {names}."
+
+
 def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
     """Which arm wins at each rate and by how much, in words; plainly when nothing beats MNRL."""
     if judged.empty:
@@ -138,9 +149,9 @@ def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
             win = helps.sort_values("delta", ascending=False).iloc[0]
             others = ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in helps.iloc[1:].iterrows()
                                if r["arm"] != win["arm"])
-            line = (f"- Rate {rate:g}: {win['label']} wins, {win['delta']:+.4f} ± {win['spread']:.4f} over MNRL "
+            line = (f"- Rate {rate:g}: {win['label']} is highest, {win['delta']:+.4f} ± {win['spread']:.4f} over MNRL "
                     f"(higher in {int(win['wins'])}/{int(win['seeds'])})" + (f"; also helping: {others}" if others else "")
-                    + ".")
+                    + "." + tie_note(win, helps))
         if len(hurts):
             line += " Trailing MNRL: " + ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in hurts.iterrows()) + "."
         lines.append(line)
