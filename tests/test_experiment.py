@@ -101,6 +101,8 @@ def test_plan_goes_seed_by_seed_and_names_runs_by_their_settings():
     assert rated.run_name(plan[1]) == config.run_name(plan[1])  # rate 0: the name it had before rates
     assert rated.run_name(at[1]).startswith("exp-minilm-l3-self-r0.1-s0-")
     assert "--false-negatives 0,0.1" in rated.command(None, None)
+    assert "--threads" not in rated.command(None, None)  # all cores: the default
+    assert "--threads 1" in ExperimentConfig(threads=1).command(None, None)  # a rerun needs the same sums
     # seed-major: seed 0 at every rate and arm, then seed 1
     assert [(a.seed, a.rate) for a in rated.plan()[::4]] == [(0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)]
 

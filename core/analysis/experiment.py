@@ -135,6 +135,7 @@ class ExperimentConfig:
                    "small_guides": ",".join(self.small_guides) if small else None,
                    "data": self.data if self.data != d.data else None,
                    "tasks": self.tasks if self.tasks != d.tasks else None,
+                   "threads": self.threads,  # the thread count changes float sums: a rerun needs the same
                    "out": self.out, "report": report, "demo_dir": demo_dir}
         return " ".join(cli("experiment", options, program=("gistlab",)))
 
