@@ -108,8 +108,8 @@ def test_recipe_sentences_call_a_lead_within_the_seed_spread_a_tie():
     from core.analysis.experiment_report import verdicts
 
     judged = verdicts(pd.DataFrame({
-        "rate": [0.1] * 3, "arm": ["g", "h", "k"], "label": ["G", "H", "K"], "delta": [0.0168, 0.0161, 0.0100],
-        "spread": [0.0011, 0.0010, 0.0010], "seeds": [3] * 3, "wins": [3, 3, 3]}))
+        "rate": [0.1] * 3, "arm": ["k", "g", "h"], "label": ["K", "G", "H"], "delta": [0.0100, 0.0168, 0.0161],
+        "spread": [0.0010, 0.0011, 0.0010], "seeds": [3] * 3, "wins": [3, 3, 3]}))  # not in score order
     text = recipe_sentences(judged, [0.1])
     assert "Rate 0.1: G is highest, +0.0168 ± 0.0011 over MNRL (higher in 3/3); also helping: H (+0.0161), K (+0.0100)." in text
     assert "Within the seed spread of it, so tied at this scale: H (0.0007 behind)." in text

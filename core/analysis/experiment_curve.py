@@ -146,12 +146,12 @@ def recipe_sentences(judged: pd.DataFrame, rates: list[float]) -> str:
             line = (f"- Rate {rate:g}: nothing beats MNRL beyond the seed noise; the highest, {best['label']}, is "
                     f"{best['delta']:+.4f}{spread} (higher in {int(best['wins'])}/{int(best['seeds'])}).")
         else:
-            win = helps.sort_values("delta", ascending=False).iloc[0]
-            others = ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in helps.iloc[1:].iterrows()
-                               if r["arm"] != win["arm"])
+            ranked = helps.sort_values("delta", ascending=False)
+            win = ranked.iloc[0]
+            others = ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in ranked.iloc[1:].iterrows())
             line = (f"- Rate {rate:g}: {win['label']} is highest, {win['delta']:+.4f} ± {win['spread']:.4f} over MNRL "
                     f"(higher in {int(win['wins'])}/{int(win['seeds'])})" + (f"; also helping: {others}" if others else "")
-                    + "." + tie_note(win, helps))
+                    + "." + tie_note(win, ranked))
         if len(hurts):
             line += " Trailing MNRL: " + ", ".join(f"{r['label']} ({r['delta']:+.4f})" for _, r in hurts.iterrows()) + "."
         lines.append(line)
