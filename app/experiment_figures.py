@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
-
 from plotly.subplots import make_subplots
+
+from app.paired_charts import arm_hue
 
 from core.analysis.experiment_summary import ExperimentSummary, curve, quality_frame
 
@@ -21,13 +21,12 @@ def curve_figure(summary: ExperimentSummary) -> go.Figure:
     """One line per arm over the rates, with a dashed line at 0 (= MNRL)."""
     table = curve(summary)
     fig = go.Figure()
-    colors = qualitative.D3
-    for k, ((_arm, label), part) in enumerate(table.groupby(["arm", "label"], sort=False)):
+    for (arm, label), part in table.groupby(["arm", "label"], sort=False):
         part = part.sort_values("rate")
         spread = part["spread"].where(part["seeds"] > 1)
         fig.add_trace(go.Scatter(
             x=part["rate"].tolist(), y=part["delta"].tolist(), mode="lines+markers", name=label,
-            line={"color": colors[k % len(colors)]},
+            line={"color": arm_hue(arm)},
             error_y={"type": "data", "array": spread.fillna(0).tolist(), "visible": bool(spread.notna().any())},
             customdata=part[["seeds", "wins"]].to_numpy().tolist(),
             hovertemplate=f"{label}<br>rate %{{x:g}}: %{{y:+.4f}} vs MNRL<br>higher in %{{customdata[1]}}/"
@@ -49,13 +48,12 @@ def quality_figure(summary: ExperimentSummary) -> go.Figure:
     table = quality_frame(summary)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("FN recall: false negatives caught / present",
                                                         "FN precision: false negatives / masked"))
-    colors = qualitative.D3
-    for k, ((_arm, label), part) in enumerate(table.groupby(["arm", "label"], sort=False)):
+    for (arm, label), part in table.groupby(["arm", "label"], sort=False):
         part = part.sort_values("rate")
         for col, figure in enumerate(("fn_recall", "fn_precision"), start=1):
             fig.add_trace(go.Scatter(x=part["rate"].tolist(), y=part[figure].tolist(), mode="lines+markers",
                                      name=label, legendgroup=label, showlegend=col == 1,
-                                     line={"color": colors[k % len(colors)]},
+                                     line={"color": arm_hue(arm)},
                                      hovertemplate=f"{label}<br>rate %{{x:g}}: %{{y:.1%}}<extra></extra>"), row=1, col=col)
     rates = sorted(pd.unique(table["rate"])) if len(table) else []
     fig.update_xaxes(title_text="false-negative rate", tickvals=rates, tickformat="g")

@@ -14,22 +14,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.palette import arm_color, guide_arm
-from core.training.results import MEAN_TASK, MNRL, arm_label
-
-
-RECIPE_HUES = {"self-judge": "#d95f02", "mnrl-hard": "#e7298a", "gist-hard": "#66a61e", "mined": "#a6761d"}
-"""The experiment's guide-free or reweighted recipes, each its own hue beside the guides' (app.palette)."""
+from app.palette import arm_color, experiment_arm
+from core.training.results import MEAN_TASK, arm_label
 
 
 def arm_hue(arm: str) -> str:
-    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide spec,
-    a recipe of the experiment: :data:`RECIPE_HUES`)."""
-    if arm in ("base", MNRL):
-        return arm_color("base" if arm == "base" else "mnrl")
-    if arm in RECIPE_HUES or str(arm).endswith(" (hardness)"):
-        return RECIPE_HUES.get(arm, RECIPE_HUES["gist-hard"])
-    return arm_color(guide_arm(arm) or "gist")
+    """The palette colour of an arm named as core.training.results names it (base, none = MNRL, a guide
+    spec, a recipe of the experiment)."""
+    return arm_color(experiment_arm(arm))
 
 
 def seeds_text(seeds: int) -> str:

@@ -17,7 +17,13 @@ ARM_COLORS = {
     "self": "#8c564b",        # brown: the student's own frozen copy as guide
     "minilm-l6": "#2f6fdf",   # blue: the default guide, i.e. what a plain gist run uses
     "mpnet-base": "#1b9e77",  # green: the strong guide
+    # the recipes after GIST (gistlab experiment's guide-free or reweighting arms), each its own hue
+    "self-judge": "#d95f02",  # dark orange: the student as its own judge
+    "mnrl-hard": "#e7298a",   # pink: MNRL with hardness weighting
+    "gist-hard": "#66a61e",   # olive green: GIST + hardness weighting
+    "mined": "#a6761d",       # ochre: MNRL with guide-filtered mined negatives
 }
+RECIPE_ARMS = ("self-judge", "mnrl-hard", "gist-hard", "mined")
 FALLBACK = "#bcbd22"  # an arm this palette does not know (a Hub guide, a new loss)
 GUIDE_ARMS = ("self", "minilm-l6", "mpnet-base")
 MAX_LIGHTEN = 0.6  # the last seed of an arm is its hue blended 60% toward white
@@ -41,6 +47,19 @@ def arm_of(loss: str | None, guide: str | None = None) -> str:
     if loss == "gist":
         return guide_arm(guide) or "gist"
     return str(loss)
+
+
+def experiment_arm(arm: str) -> str:
+    """The palette arm of an experiment arm as core.training.results names it: ``base``, ``none`` (MNRL),
+    a guide spec (``bundled:mpnet-base`` -> ``mpnet-base``; another guide: ``gist``), a recipe, or a run's
+    arm as core.training.results.arm_of names it (``<guide> (hardness)``: gist-hard)."""
+    if arm == "base":
+        return "base"
+    if arm == "none":
+        return "mnrl"
+    if str(arm).endswith(" (hardness)"):
+        return "gist-hard"
+    return arm if arm in RECIPE_ARMS else guide_arm(arm) or "gist"
 
 
 def arm_color(arm: str | None) -> str:

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.browser
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 ALL_PAGES = {**PAGES, "compare_guides": "Compare strategies", "audit": "Audit the data"}  # url path -> heading
 ARM_WORD = re.compile(r"(?<![a-z])(gist|mnrl)(?![a-z])")  # "demo-gist", "gist (seed 0)"; not "gistlab"
+RECIPE_WORDS = {"self-judge": "self-judge", "hardness weighting": "mnrl-hard", "+ hardness": "gist-hard",
+                "mined negatives": "mined"}  # core.training.results.RECIPES / experiment labels -> palette arm
 GUIDE_WORD = re.compile(rf"(?<![a-z])({'|'.join(GUIDE_ARMS)})(?![a-z])")  # "GIST · mpnet-base", "self-guide"
 TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => ({
     title: (plot.layout && plot.layout.title && plot.layout.title.text) || '',
@@ -110,6 +112,9 @@ def expected_arm(name: str) -> str:
     The shipped demo's gist run (copied here as ``demo-gist``) was guided by the guide its config
     names, so it takes that guide's colour; ``s1-gist`` uses the default guide (gist blue).
     """
+    recipe = next((arm for words, arm in RECIPE_WORDS.items() if words in name), None)
+    if recipe:
+        return recipe
     guide = GUIDE_WORD.search(name)
     if guide:
         return guide.group(1)

@@ -30,3 +30,15 @@ def test_later_runs_of_an_arm_are_lighter_shades_of_its_hue():
     colors = run_colors({"m-s1": "mnrl", "g-s0": "gist", "m-s0": "mnrl", "b": "base"})
     assert list(colors) == ["b", "m-s0", "m-s1", "g-s0"]  # base, mnrl, then guided arms
     assert colors["m-s0"] == ARM_COLORS["mnrl"] != colors["m-s1"]
+
+
+def test_experiment_arms_map_to_palette_arms():
+    from app.palette import RECIPE_ARMS, experiment_arm
+
+    assert experiment_arm("none") == "mnrl" and experiment_arm("base") == "base"
+    assert experiment_arm("bundled:mpnet-base") == "mpnet-base" and experiment_arm("self") == "self"
+    assert experiment_arm("some/hub-guide") == "gist"
+    assert experiment_arm("bundled:minilm-l6 (hardness)") == "gist-hard"  # a gist-hard run's arm on Results
+    for recipe in RECIPE_ARMS:
+        assert experiment_arm(recipe) == recipe and arm_color(recipe) != FALLBACK
+    assert len({arm_color(a) for a in (*RECIPE_ARMS, "mnrl", "minilm-l6", "mpnet-base", "self")}) == 8
