@@ -8,5 +8,5 @@ Each module has ``arguments(parser)`` and ``run(args)``; ``THREADED = True`` giv
 The published tables in docs/PERFORMANCE.md say which command produced them.
 """
 
-NAMES = ("app", "audit", "audit_scale", "bundled_tasks", "cache_checks", "distributed", "eval", "inspector", "loss", "memory",
+NAMES = ("app", "audit", "audit_page", "audit_scale", "bundled_tasks", "cache_checks", "distributed", "eval", "inspector", "loss", "memory",
          "paired_job", "recipes", "slider", "train_recording", "whatif")
