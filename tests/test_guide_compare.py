@@ -58,6 +58,8 @@ def test_disagreements_carry_relation_and_both_scores():
     # the small guide's one mask is a cost (unrelated); two false negatives present (p2 for row 0, p0 for row 2)
     assert summary.loc["small", "share_unrelated"] == 1.0 and list(summary["false_negatives"]) == [2, 2]
     assert list(summary["masked"]) == [1, 1] and list(summary["only_this_guide"]) == [1, 1]
+    candidates = sum(int(result.a.candidates[b].sum()) for b in result.a.blocks)
+    assert list(summary["candidates"]) == [candidates, candidates] > [1, 1]  # one batch: one denominator
     states = cell_states(result, "a-p")  # the page's map: 1 = A only, 2 = B only, NaN = own positive
     assert states[0, 1] == 1 and states[0, 2] == 2 and np.isnan(np.diag(states)).all()
     assert CELL_STATES[1] == "A only" and np.nansum(states) == 3

@@ -141,9 +141,9 @@ for k, name in enumerate(names):
 
 def in_counts(k: int, name: str) -> str:
     """Strategy ``k``'s masks against the ground truth, each share with its denominator."""
-    row, mask = summary.loc[name], (result.a, result.b)[k]
-    candidates = sum(int(mask.candidates[b].sum()) for b in mask.blocks)
-    masked, caught, present = int(row["masked"]), int(row["caught"]), int(row["false_negatives"])
+    row = summary.loc[name]
+    candidates, masked = int(row["candidates"]), int(row["masked"])
+    caught, present = int(row["caught"]), int(row["false_negatives"])
     recall = f"caught {caught:,} of the {present:,} false negatives (recall {row['recall']:.0%})" if present else \
         "no false negatives to catch (recall undefined)"
     if not masked:

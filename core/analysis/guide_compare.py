@@ -34,7 +34,7 @@ DISAGREEMENT_COLUMNS = (
     "score_b", "threshold_b", "candidate_role", "dataset_row", "candidate_row",
 )
 SUMMARY_COLUMNS = (
-    "guide", "masked", "masked_fraction", "weak_rows", "false_negatives", "caught", "precision", "recall",
+    "guide", "candidates", "masked", "masked_fraction", "weak_rows", "false_negatives", "caught", "precision", "recall",
     "share_related", "share_unrelated", "only_this_guide", "only_this_guide_false_negatives",
 )
 
@@ -136,6 +136,7 @@ def _summary(batch: Batch, masks: tuple[BatchMask, BatchMask], names: tuple[str,
             if batch.truth is not None else np.nan
         records.append({
             "guide": name,
+            "candidates": sum(int(mask.candidates[b].sum()) for b in mask.blocks),
             "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
             "masked_fraction": mask.masked_fraction(), "weak_rows": mask.weak_row_count(),
             **{column: pooled[column] for column in truth_columns},
