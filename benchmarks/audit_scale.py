@@ -4,7 +4,11 @@ For each N (``--rows``) and each search (exact, index) one child process runs
 ``core.analysis.audit.audit`` on N rows of synthetic embeddings, memory-mapped from a ``.npy`` file
 (``np.load(mmap_mode="r")``) and looked up by text (no encode is measured), and reports wall and
 CPU seconds, its peak RSS (``getrusage`` maxrss: FAISS allocates outside Python, tracemalloc would
-miss it) and, for the index, the recall@k it measured against exact search with the nprobe it chose
+miss it; it counts the resident pages of memory-mapped files too: the embeddings, the audit's own
+spilled copy and the index's lists), its peak *anonymous* memory (``RssAnon`` sampled every 50 ms:
+what the process must hold, the target's "bounded by the embeddings"; in brackets, what it held
+before the audit began: Python, torch, datasets and the row texts), the embeddings' own size
+for comparison, and, for the index, the recall@k it measured against exact search with the nprobe it chose
 per search (a-p/p-p; ``exact`` where a quarter of the lists missed the target and it searched exactly).
 Exact search runs up to ``--exact-max`` rows; beyond, its time is extrapolated as N^2 (its cost is
 two N x N x D products) from the largest N measured, and labelled so. The growth exponent of each
@@ -39,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import ROOT, child_env, machine_line, table, timed
+from benchmarks.harness import ROOT, AnonymousPeak, child_env, machine_line, table, timed
 
 THREADED = True
 SEARCHES = ("exact", "index")
@@ -119,11 +123,14 @@ def measure(n: int, search: str, vectors_path: str) -> dict:
 
     found = {}
     settings = AuditSettings(neighbours=NeighbourSettings(method=search))
-    took = timed(lambda: found.setdefault("r", audit(ds, embed, settings)))
+    before = AnonymousPeak.now()  # Python, torch, datasets and the row texts: held before the audit starts
+    with AnonymousPeak() as anonymous:
+        took = timed(lambda: found.setdefault("r", audit(ds, embed, settings)))
     how = found["r"].summary["search"]
     recalls = list(how.get("recall_at_k", {}).values())
     return {"rows": n, "search": search, "wall": took.wall, "cpu": took.cpu,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "anon_mb": anonymous.mb, "anon_before_mb": before,
+            "embeddings_mb": vectors.nbytes / 2**20,
             "recall": min((r["recall"] for r in recalls), default=None),
             "nprobe": "/".join(str(r.get("nprobe", "exact")) for r in recalls) or None,
             "counts": found["r"].counts()}
@@ -165,8 +172,9 @@ def run(args) -> None:
     print(machine_line("torch", "faiss-cpu") + "\n")
     print(f"data: {args.data}" + (f" (centres: {len(centres)} bundled positives encoded by bundled:minilm-l6 at "
                                   f"{rate:.0f} texts/s)" if centres is not None else f", {args.dim}-d") + "\n")
-    print(table(rows(results, sizes), ["rows", "search", "wall s", "CPU s", "peak RSS MB", "recall@k (min)",
-                                       "nprobe (a-p/p-p)", "findings"]))
+    print(table(rows(results, sizes), ["rows", "search", "wall s", "CPU s", "peak RSS MB (with mapped files)",
+                                       "peak anonymous MB (before)", "embeddings MB", "recall@k (min)", "nprobe (a-p/p-p)",
+                                       "findings"]))
     fitted = {s: exponent([(r["rows"], r["cpu"]) for r in results if r["search"] == s]) for s in SEARCHES}
     print("\nfitted growth exponent (CPU s ~ N^e over the sizes measured): " +
           ", ".join(f"{s} {'n/a' if e is None else f'{e:.2f}'}" for s, e in fitted.items()))
@@ -179,9 +187,10 @@ def rows(results: list[dict], sizes: list[int]) -> list[list]:
         for search in SEARCHES:
             r = next((r for r in results if r["rows"] == n and r["search"] == search), None)
             if r is not None:
-                lines.append([f"{n:,}", search, f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['peak_mb']:.0f}",
-                              "exact" if r["recall"] is None else f"{r['recall']:.4f}", r.get("nprobe") or "-",
-                              r["counts"]])
+                anon = "-" if r["anon_mb"] is None else f"{r['anon_mb']:.0f} ({r['anon_before_mb']:.0f})"
+                recall = "exact" if r["recall"] is None else f"{r['recall']:.4f}"
+                lines.append([f"{n:,}", search, f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{r['peak_mb']:.0f}", anon,
+                              f"{r['embeddings_mb']:.0f}", recall, r.get("nprobe") or "-", r["counts"]])
             else:
                 lines.append([f"{n:,}", search, *_extrapolated(results, n, search)])
     return lines
@@ -191,8 +200,8 @@ def _extrapolated(results: list[dict], n: int, search: str) -> list[str]:
     """Exact search's seconds at ``n`` as N^2 from the largest N measured (its cost is two N x N products)."""
     measured = [r for r in results if r["search"] == search]
     if search != "exact" or not measured:
-        return ["not run", "not run", "-", "-", "-", "-"]
+        return ["not run", "not run", "-", "-", "-", "-", "-", "-"]
     last = max(measured, key=lambda r: r["rows"])
     scale = (n / last["rows"]) ** 2
     return [f"~{last['wall'] * scale:.0f} (extrapolated, N^2)", f"~{last['cpu'] * scale:.0f} (extrapolated, N^2)",
-            "-", "-", "-", "-"]
+            "-", "-", "-", "-", "-", "-"]

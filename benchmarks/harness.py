@@ -9,6 +9,9 @@
   average, Python and package versions.
 - :func:`fresh_workspace` gives a run its own empty ``GISTLAB_HOME`` (guide caches, models, runs),
   in this process and in the subprocesses started with :func:`child_env`.
+- :class:`AnonymousPeak` (``with AnonymousPeak() as peak:``, then ``peak.mb``) samples this process's anonymous resident memory (``RssAnon``) in a
+  thread: the memory it must hold, apart from pages of memory-mapped files that the kernel can
+  drop and read back (``ru_maxrss`` counts both).
 - :func:`table` prints rows as a Markdown table (``DataFrame.to_markdown``), cells as formatted.
 - ``--threads`` (:data:`THREADS`) means one thing everywhere: torch threads per process, default
   torch's own (all cores).
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -70,6 +74,41 @@ def timed(fn: Callable[[], object], sync: Callable[[], None] | None = None) -> T
     if sync:
         sync()
     return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+class AnonymousPeak:
+    """The largest ``RssAnon`` of this process (MB) seen while the ``with`` block runs, read from
+    ``/proc/self/status`` every ``every`` seconds (None where there is no /proc: not Linux)."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every, self.mb = every, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def now() -> float | None:
+        try:
+            status = Path("/proc/self/status").read_text()
+        except OSError:
+            return None
+        kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("RssAnon:")), None)
+        return None if kb is None else kb / 1024
+
+    def _sample(self) -> None:
+        while True:
+            mb = self.now()
+            if mb is not None:
+                self.mb = max(self.mb or 0.0, mb)
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> AnonymousPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def interleaved(arms: dict[str, Callable[[], object]], rounds: int, *, rotate: bool = False,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +9,7 @@ import torch
 from datasets import Dataset
 
 import core.analysis.audit_search as audit_search
+import core.analysis.spill as spill
 from core.analysis.audit import AuditSettings, audit, dataset_relations, load_report, progress_writer, read_progress
 from core.analysis.audit_search import DUPLICATE_K, audit_rows, duplicate_groups, normalise
 from core.analysis.neighbours import NeighbourSettings, exact_top_k, lists, recall_at_k, recall_sample
@@ -90,7 +88,7 @@ def test_the_index_gives_the_exact_findings_and_reports_a_recall_that_recomputes
     how = indexed.summary["search"]
     assert how["method"] == "index" and how["above_counted_on"] == 2000
     assert all(how["recall_at_k"][side]["recall"] >= 0.95 for side in ("a-p", "p-p"))
-    assert how["index"] == f"FAISS IVF{lists(3000)},Flat (nprobe tuned to recall 0.95)"
+    assert how["index"] == f"FAISS IVF{lists(3000)},Flat (nprobe tuned to recall 0.95, lists memory-mapped from disk)"
     for kind, top in (("fn", 20), ("dup", 20), ("pos", 10)):
         ours, reference = indexed.table(kind)["finding"], exact.table(kind)["finding"]
         assert len(reference) >= top
@@ -289,7 +287,7 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
                  "--duplicate-threshold", "1", "--search", "index", "--recall", "0.9"])
     printed = capsys.readouterr().out
-    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.9), recall@5 1.0000 at nprobe 1 (a-p); " \
+    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.9, lists memory-mapped from disk), recall@5 1.0000 at nprobe 1 (a-p); " \
         "recall@6 1.0000 at nprobe 1 (p-p) against exact search on 6 seeded queries" in printed  # 6 rows: one list
     assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
@@ -362,12 +360,10 @@ def test_large_embeddings_are_memory_mapped_from_a_temporary_file_with_the_same_
     ds = ds.select(range(600))
     in_memory = audit(ds, embed, AuditSettings(weak_share=0.3))
     mapped = []
-    array = audit_search._array
-    monkeypatch.setattr(audit_search, "SPILL_BYTES", 0)
-    monkeypatch.setattr(audit_search, "_array", lambda rows, dim, spill: mapped.append(spill) or array(rows, dim, spill))
+    array = spill.empty
+    monkeypatch.setattr(spill, "SPILL_BYTES", 0)
+    monkeypatch.setattr(spill, "empty", lambda rows, dim, path: mapped.append(path) or array(rows, dim, path))
     spilled = audit(ds, embed, AuditSettings(weak_share=0.3))
     assert len(mapped) == 1 and not mapped[0].exists()  # the file was written, and removed after the search
     for kind in ("fn", "dup", "pos"):
         pd.testing.assert_frame_equal(spilled.table(kind), in_memory.table(kind))
-    with tempfile.TemporaryDirectory() as spill:
-        assert isinstance(array(10, 4, Path(spill)).numpy(), np.ndarray) and (Path(spill) / "embeddings.npy").is_file()

@@ -6,6 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 from benchmarks import NAMES
 from benchmarks.__main__ import parser
-from benchmarks.harness import fresh_workspace, interleaved, machine_line, paired_ratio, spread, table, timed
+from benchmarks.harness import AnonymousPeak, fresh_workspace, interleaved, machine_line, paired_ratio, spread, table, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,10 +77,10 @@ def test_audit_scale_fits_the_growth_exponent_and_labels_extrapolations():
 
     assert exponent([(10, 1.0), (100, 100.0), (1000, 10_000.0)]) == pytest.approx(2.0)
     assert exponent([(10, 1.0)]) is None
-    measured = [{"rows": 100, "search": "exact", "wall": 2.0, "cpu": 4.0, "peak_mb": 9.0, "recall": None,
-                 "counts": {}}]
+    measured = [{"rows": 100, "search": "exact", "wall": 2.0, "cpu": 4.0, "peak_mb": 9.0, "anon_mb": 5.2,
+                 "anon_before_mb": 3.0, "embeddings_mb": 0.3, "recall": None, "counts": {}}]
     lines = rows(measured, [100, 1000])
-    assert lines[0][:5] == ["100", "exact", "2.0", "4.0", "9"] and lines[1][2] == "not run"  # no index measured
+    assert lines[0][:8] == ["100", "exact", "2.0", "4.0", "9", "5 (3)", "0", "exact"] and lines[1][2] == "not run"
     assert lines[2][2:4] == ["~200 (extrapolated, N^2)", "~400 (extrapolated, N^2)"]
 
 
@@ -99,3 +100,14 @@ def test_audit_scale_writes_memory_mapped_clusters_with_near_copies(tmp_path):
     assert np.median((a @ centres.T).max(axis=1)) > 0.7 and np.median((a * p).sum(axis=1)) > 0.75
     assert ((p[1::DUPLICATE_EVERY] * p[0::DUPLICATE_EVERY][:len(p[1::DUPLICATE_EVERY])]).sum(axis=1) > 0.99).all()
     assert np.median((flat[:1000] @ flat[1000:].T).max(axis=1)) < 0.6  # random: no near neighbour
+
+
+def test_anonymous_peak_sees_an_allocation_that_came_and_went():
+    with AnonymousPeak(every=0.01) as peak:
+        before = AnonymousPeak.now()
+        block = np.ones(200 * 2**20 // 8)  # 200 MB written, so resident
+        time.sleep(0.2)
+        del block
+        time.sleep(0.05)
+    assert before is not None and peak.mb >= before + 150  # the block was seen though freed before the end
+    assert AnonymousPeak.now() < peak.mb - 150

@@ -57,6 +57,7 @@ def test_disagreements_carry_relation_and_both_scores():
     assert summary.loc["strong", "only_this_guide_false_negatives"] == 1.0
     # the small guide's one mask is a cost (unrelated); two false negatives present (p2 for row 0, p0 for row 2)
     assert summary.loc["small", "share_unrelated"] == 1.0 and list(summary["false_negatives"]) == [2, 2]
+    assert list(summary["unrelated"]) == [1, 0] and list(summary["related"]) == [0, 0]  # counts, not shares
     assert list(summary["masked"]) == [1, 1] and list(summary["only_this_guide"]) == [1, 1]
     candidates = sum(int(result.a.candidates[b].sum()) for b in result.a.blocks)
     assert list(summary["candidates"]) == [candidates, candidates] > [1, 1]  # one batch: one denominator
@@ -68,6 +69,7 @@ def test_disagreements_carry_relation_and_both_scores():
 def test_without_ground_truth_precision_is_nan_not_zero():
     result = compare_embedded(three_rows(with_truth=False), GUIDE_A, GUIDE_B, AP_ONLY, ("a", "b"))
     assert not result.has_ground_truth and result.disagreements["relation"].isna().all()
+    assert result.summary[["related", "unrelated"]].isna().all().all()
     assert result.summary[["precision", "recall", "only_this_guide_false_negatives"]].isna().all().all()
 
 

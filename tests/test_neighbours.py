@@ -59,6 +59,21 @@ def test_the_index_finds_the_exact_neighbours_and_says_how_often():
     assert measured == {"k": 10, "queries": 500, "recall": round(recomputed, 4)} and measured["recall"] >= 0.95
 
 
+def test_inverted_lists_on_disk_answer_as_the_lists_in_memory_do(tmp_path, capfd):
+    base = clustered(6000, 32, 150, 0.2, 8)
+    settings = NeighbourSettings(method="index", params="nprobe=8")
+    in_memory, on_disk = Neighbours(base, settings), Neighbours(base, settings, lists_dir=tmp_path)
+    assert in_memory.lists_file is None and on_disk.lists_file == tmp_path / "inverted-lists.ivfdata"
+    assert on_disk.lists_file.stat().st_size == 6000 * (32 * 4 + 8)  # each row's vector and id, sized once
+    assert on_disk.index.ntotal == 6000 and "lists memory-mapped from disk" in on_disk.describe()
+    for queries in (base[:500], clustered(300, 32, 150, 0.2, 9)):
+        (s1, i1), (s2, i2) = in_memory.search(queries, 7), on_disk.search(queries, 7)
+        assert (i1 == i2).all() and (s1 == s2).all()
+    assert "resizing" not in capfd.readouterr().out  # FAISS's own print is kept off the user's output
+    assert Neighbours(base, NeighbourSettings(method="index", index="IVF16,PQ8"), lists_dir=tmp_path / "x").lists_file \
+        is None  # only a flat IVF index stores plain vectors there; others keep their lists in memory
+
+
 def test_the_default_ivf_index_tunes_nprobe_until_its_recall_reaches_the_target():
     base = clustered(8000, 48, 200, 0.15, 6)
     settings = NeighbourSettings(method="index", recall_queries=400, seed=7)

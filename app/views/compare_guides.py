@@ -149,7 +149,7 @@ def in_counts(k: int, name: str) -> str:
     if not masked:
         return (f"**{'AB'[k]} · {name}** masks none of {candidates:,} candidates: "
                 + (f"all {present:,} false negatives stay negatives (recall 0%)." if present else recall + "."))
-    related, unrelated = round(row["share_related"] * masked), round(row["share_unrelated"] * masked)
+    related, unrelated = int(row["related"]), int(row["unrelated"])
     return (f"**{'AB'[k]} · {name}** masks {masked:,} of {candidates:,} candidates; {recall}; "
             f"of its {masked:,} masks, {caught:,} false negatives (precision {row['precision']:.0%}), "
             f"{related:,} related hard negatives ({row['share_related']:.0%}) and {unrelated:,} unrelated "

@@ -1,15 +1,18 @@
 """The audit's search: every row against every other row with the guide, into finding tables.
 
 Every text is embedded once with the guide (through its cache, in chunks that report progress),
-into one array: above ``SPILL_BYTES`` a temporary file mapped into memory, so a million-row audit's
-embeddings (3 GB at D = 384) are pages the kernel can drop, not memory the process must hold.
+into one array (core.analysis.spill: above 1 GB a temporary file mapped into memory, so a
+million-row audit's embeddings, 3 GB at D = 384, are pages the kernel can drop, not memory the
+process must hold).
 Small sets (below ``settings.neighbours.exact_below`` rows) are searched exactly: two matrix
 products in row chunks of at most ``CHUNK_CELLS`` scores, anchors against all positives (which rows'
 positives beat a row's threshold: false negatives, suspect positives) and positives against
 positives (near-duplicates, joined with exact copies by union-find).
 
 Larger sets go through a nearest-neighbour index on the positives (core.analysis.neighbours: an
-inverted file whose nprobe is raised until its recall against exact search reaches the target): each anchor asks for its ``max_above + 2`` best positives (enough to tell
+inverted file whose nprobe is raised until its recall against exact search reaches the target,
+its lists in a file beside the embeddings, mapped too; nothing N x D is held in memory beyond the
+embeddings' pages): each anchor asks for its ``max_above + 2`` best positives (enough to tell
 whether at most ``max_above`` others beat its own), each positive for its ``DUPLICATE_K`` nearest
 (near-duplicates), and the share of positives above a row's threshold (suspect positives) is
 counted on a seeded sample of ``COUNT_SAMPLE`` positives. The index's recall@k against exact
@@ -34,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from core.analysis.neighbours import Neighbours
+from core.analysis.spill import embed_rows
 from core.errors import GistlabError
 from core.method.masking import thresholds
 
@@ -42,7 +46,6 @@ if TYPE_CHECKING:
 
 CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
 EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
-SPILL_BYTES = 1 << 30  # embeddings above 1 GB (~350k rows at D = 384) are memory-mapped from a temporary file
 DUPLICATE_K = 16  # nearest positives per positive asked of the index for near-duplicates
 COUNT_SAMPLE = 4096  # positives on which the index path counts the share above a row's threshold
 
@@ -72,12 +75,15 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
         ds.select_columns(["anchor", "positive"])[:]
     anchors, positives = picked["anchor"], picked["positive"]
     with tempfile.TemporaryDirectory(prefix="gistlab-audit-") as spill:
-        a, p = _embed_all(anchors, positives, embed, progress, Path(spill))
-        g = (a * p).sum(dim=1)
+        vectors = embed_rows([*anchors, *positives], lambda texts: F.normalize(embed(texts).float(), dim=-1),
+                             Path(spill) / "embeddings.npy", EMBED_CHUNK,
+                             lambda done, total: progress("embedding", done, total))
+        a, p = vectors[:len(anchors)], vectors[len(anchors):]
+        g = _positive_scores(a, p)
         t = thresholds(g, settings.margin)
 
         if settings.neighbours.approximate(len(rows)):
-            above, hits, groups, how = _indexed(a, p, t, positives, settings, progress)
+            above, hits, groups, how = _indexed(a, p, t, positives, settings, progress, Path(spill))
         else:
             above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
             groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
@@ -110,28 +116,11 @@ def _check(ds, rows: np.ndarray) -> None:
         raise GistlabError(f"The data has {len(rows)} row: an audit compares rows with each other, give at least two.")
 
 
-def _embed_all(anchors: list[str], positives: list[str], embed: Embed, progress: Progress, spill: Path):
-    """Guide embeddings of anchors and positives, L2-normalised, in chunks that report progress,
-    written into one array (held once, never concatenated from parts): in memory, or, above
-    ``SPILL_BYTES``, a file in ``spill`` mapped into memory, so the pages of a large audit's
-    embeddings are the kernel's to page out rather than memory the process must hold."""
-    texts = [*anchors, *positives]
-    vectors = None
-    for start in range(0, len(texts), EMBED_CHUNK):
-        part = F.normalize(embed(texts[start:start + EMBED_CHUNK]).float(), dim=-1)
-        if vectors is None:
-            vectors = _array(len(texts), part.shape[1], spill)
-        vectors[start:start + len(part)] = part
-        progress("embedding", min(start + EMBED_CHUNK, len(texts)), len(texts))
-    return vectors[:len(anchors)], vectors[len(anchors):]
-
-
-def _array(rows: int, dim: int, spill: Path) -> torch.Tensor:
-    """An empty float32 [rows, dim] tensor: in memory up to ``SPILL_BYTES``, else over a memory-mapped file in ``spill``."""
-    if rows * dim * 4 <= SPILL_BYTES:
-        return torch.empty(rows, dim)
-    return torch.from_numpy(np.lib.format.open_memmap(spill / "embeddings.npy", mode="w+", dtype=np.float32,
-                                                      shape=(rows, dim)))
+def _positive_scores(a: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """g_i = a_i . p_i per row, a row chunk at a time (the product of the whole arrays would be one
+    more N x D array in memory)."""
+    size = max(1, CHUNK_CELLS // max(a.shape[1], 1))
+    return torch.cat([(a[start:start + size] * p[start:start + size]).sum(dim=1) for start in range(0, len(a), size)])
 
 
 def _chunks(n: int):
@@ -160,8 +149,9 @@ def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, keep_belo
 
 
 def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[str], settings: AuditSettings,
-             progress: Progress):
+             progress: Progress, spill: Path):
     """The index path of :func:`search`: (above per row, false-negative hits, duplicate groups, how).
+    The index's inverted lists (one more copy of the positives) live in a file in ``spill``.
 
     A row's false-negative hits come from its ``max_above + 1`` best other positives: if all beat
     its threshold, at least that many do and the row gives none (as in the exact path); the
@@ -170,7 +160,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     n, keep_below = len(a), settings.max_above + 1
     a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
     index = Neighbours(p_np, settings.neighbours, approximate=True,
-                       progress=lambda done, total: progress("indexing", done, total))
+                       progress=lambda done, total: progress("indexing", done, total), lists_dir=spill)
     _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
                                               lambda done, total: progress("searching", done, 3 * n))
     scores = _rescored(a, p, ids)

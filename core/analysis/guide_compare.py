@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.method.groundtruth import ALL, FALSE_NEGATIVE, RELATIONS
+from core.method.groundtruth import ALL, FALSE_NEGATIVE, RELATED, RELATIONS, UNRELATED
 from core.analysis.inspect import Batch, Embed, Embedded, embed_batch, mask_batch
 from core.method.masking import BatchMask, MarginSettings
 
@@ -35,7 +35,7 @@ DISAGREEMENT_COLUMNS = (
 )
 SUMMARY_COLUMNS = (
     "guide", "candidates", "masked", "masked_fraction", "weak_rows", "false_negatives", "caught", "precision", "recall",
-    "share_related", "share_unrelated", "only_this_guide", "only_this_guide_false_negatives",
+    "related", "unrelated", "share_related", "share_unrelated", "only_this_guide", "only_this_guide_false_negatives",
 )
 
 
@@ -131,6 +131,8 @@ def _summary(batch: Batch, masks: tuple[BatchMask, BatchMask], names: tuple[str,
         truth_columns = ("false_negatives", "caught", "precision", "recall", "share_related", "share_unrelated")
         pooled = (quality[(quality["task"] == ALL) & (quality["block"] == ALL)].iloc[0]
                   if quality is not None else dict.fromkeys(truth_columns, np.nan))
+        related, unrelated = ((sum(int(pooled[f"masked_{RELATIONS[r]}"]) for r in RELATED),
+                               int(pooled[f"masked_{RELATIONS[UNRELATED]}"])) if quality is not None else (np.nan, np.nan))
         only = disagreements[disagreements["masked_by"] == name]
         caught = ((only["relation"] == RELATIONS[FALSE_NEGATIVE]).mean() if len(only) else np.nan) \
             if batch.truth is not None else np.nan
@@ -139,7 +141,7 @@ def _summary(batch: Batch, masks: tuple[BatchMask, BatchMask], names: tuple[str,
             "candidates": sum(int(mask.candidates[b].sum()) for b in mask.blocks),
             "masked": sum(int(mask.masked_candidates(b).sum()) for b in mask.blocks),
             "masked_fraction": mask.masked_fraction(), "weak_rows": mask.weak_row_count(),
-            **{column: pooled[column] for column in truth_columns},
+            **{column: pooled[column] for column in truth_columns}, "related": related, "unrelated": unrelated,
             "only_this_guide": len(only), "only_this_guide_false_negatives": caught,
         })
     return pd.DataFrame.from_records(records, columns=list(SUMMARY_COLUMNS))

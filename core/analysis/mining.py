@@ -7,7 +7,8 @@ that mean what the positive means) are not pushed away. sentence-transformers'
 What it lacks is a *separate* judge: here the retriever (the student, or any SentenceTransformer)
 proposes its top ``candidates`` distinct positives per anchor (never the anchor's own positives),
 searched exactly for small sets and through a FAISS index for large ones (core.analysis.neighbours;
-the summary then carries the index's recall@k against exact search), and the GIST guide, through
+the summary then carries the index's recall@k against exact search; the retriever's vectors and the
+index's lists memory-mapped from temporary files when large: core.analysis.spill), and the GIST guide, through
 its cache, removes every candidate with ``cos_guide(a, c) >= g - |g| * (1 - guide_share)`` where
 g = cos_guide(a, p) (for g > 0: at least ``guide_share`` of the positive's score). The first ``num_negatives`` survivors, in the
 retriever's order, become ``negative_1 .. negative_k``. Rows left with fewer are dropped (a
@@ -19,18 +20,22 @@ removed: the share of removed and of kept candidates that are the same meaning a
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.analysis.neighbours import NeighbourSettings, Neighbours
+from core.analysis.spill import embed_rows
 from core.errors import GistlabError
 
 Embed = Callable[[list[str]], torch.Tensor]
+ENCODE_CHUNK = 65536  # texts per retriever call: the retriever's vectors go into one array (memory-mapped when large)
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,15 @@ def retrieve(ds, retriever, settings: MiningSettings, how: dict | None = None) -
     own: dict[str, set[int]] = {}
     for a, p in zip(anchors, positives):
         own.setdefault(a, set()).add(position[p])
-    encode = lambda texts: retriever.encode(texts, batch_size=64, normalize_embeddings=True,  # noqa: E731
+    encode = lambda texts: retriever.encode(list(texts), batch_size=64, normalize_embeddings=True,  # noqa: E731
                                             convert_to_numpy=True, show_progress_bar=False)
     queries = list(own)
-    index = Neighbours(encode(corpus), settings.neighbours)
-    query_vectors = encode(queries)
     reach = settings.candidates + max(len(o) for o in own.values())
-    _, ids, recall = index.search_measured(query_vectors, reach)
+    with tempfile.TemporaryDirectory(prefix="gistlab-mine-") as spill:
+        index = Neighbours(embed_rows(corpus, encode, Path(spill) / "corpus.npy", ENCODE_CHUNK).numpy(),
+                           settings.neighbours, lists_dir=Path(spill))
+        query_vectors = embed_rows(queries, encode, Path(spill) / "queries.npy", ENCODE_CHUNK).numpy()
+        _, ids, recall = index.search_measured(query_vectors, reach)
     found = {q: [corpus[j] for j in row if j >= 0 and j not in own[q]][:settings.candidates]
              for q, row in zip(queries, ids.tolist())}
     if how is not None:

@@ -21,16 +21,24 @@ efSearch=256, the previous default, had recall 0.55 at 100k random 384-d rows an
 exact search (docs/PERFORMANCE.md).
 
 Inputs are float32 arrays, memory-mapped ones included: the exact search reads them chunk by
-chunk without a copy; a flat FAISS index holds its own copy of the base (N x D x 4 bytes). FAISS
-uses all cores (OpenMP); its search results were the same across runs here.
+chunk without a copy. An IVF-Flat index stores the base once more, in its inverted lists (N x D x 4
+bytes, 1.5 GB at a million 384-d rows): in memory by default, or, given ``lists_dir``, in a file
+there that FAISS maps into memory (``OnDiskInvertedLists``), so for a big base the lists too are
+pages the kernel can drop and the process holds only O(N) ids and O(sqrt N) centroids and training
+rows. The file is written once, list by list, after every row's list is known (sizes first, then
+each list's rows): no list grows by copying. FAISS uses all cores (OpenMP); its search results
+were the same across runs here, and the same with the lists in memory or on disk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
+import ctypes
 import math
+import os
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -109,17 +117,19 @@ def exact_top_k(queries, base, k: int, progress: Progress | None = None) -> tupl
 
 
 class Neighbours:
-    """A base set to search: exactly (``approximate=False``) or through a FAISS index built on it."""
+    """A base set to search: exactly (``approximate=False``) or through a FAISS index built on it,
+    an IVF-Flat index's inverted lists in a file under ``lists_dir`` if one is given (else in memory)."""
 
     def __init__(self, base, settings: NeighbourSettings = NeighbourSettings(), approximate: bool | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, lists_dir: Path | None = None) -> None:
         self.base = _float32(base)
         self.settings = settings
         self.approximate = settings.approximate(len(self.base)) if approximate is None else approximate
         self.factory, self.ivf = "exact", None  # the index's factory string and its inverted file, once built
-        self.index = self._build(progress) if self.approximate else None
+        self.lists_file: Path | None = None  # where the inverted lists live when they are on disk
+        self.index = self._build(progress, lists_dir) if self.approximate else None
 
-    def _build(self, progress: Progress | None):
+    def _build(self, progress: Progress | None, lists_dir: Path | None):
         import faiss
 
         n, d = self.base.shape
@@ -136,10 +146,14 @@ class Neighbours:
             size = min(n, TRAIN_PER_LIST * self.ivf.nlist if self.ivf is not None else 100_000)
             sample = np.random.default_rng(self.settings.seed).choice(n, size=size, replace=False)
             index.train(self.base[np.sort(sample)])
-        for start in range(0, n, ADD_CHUNK):
-            index.add(self.base[start:start + ADD_CHUNK])
-            if progress is not None:
-                progress(min(start + ADD_CHUNK, n), n)
+        if lists_dir is not None and type(index) is faiss.IndexIVFFlat:
+            self.lists_file = Path(lists_dir) / "inverted-lists.ivfdata"
+            _fill_on_disk(index, self.base, self.lists_file, progress)
+        else:
+            for start in range(0, n, ADD_CHUNK):
+                index.add(self.base[start:start + ADD_CHUNK])
+                if progress is not None:
+                    progress(min(start + ADD_CHUNK, n), n)
         if self.settings.params:
             faiss.ParameterSpace().set_index_parameters(index, self.settings.params)
         return index
@@ -206,7 +220,54 @@ class Neighbours:
         if not self.approximate:
             return "exact"
         how = self.settings.params or f"nprobe tuned to recall {self.settings.target_recall:g}"
-        return f"FAISS {self.factory} ({how})"
+        where = ", lists memory-mapped from disk" if self.lists_file is not None else ""
+        return f"FAISS {self.factory} ({how}{where})"
+
+
+def _fill_on_disk(index, base: np.ndarray, path: Path, progress: Progress | None) -> None:
+    """Put every row of ``base`` into the trained IVF-Flat ``index`` through inverted lists kept in
+    the file at ``path`` (mapped into memory by FAISS): each row's list is found first (the
+    quantiser, chunk by chunk), the file is sized once, then each list is written with its rows
+    (ids = row numbers, codes = the float32 vectors, as ``index.add`` would store them)."""
+    import faiss
+
+    n = len(base)
+    assigned = np.empty(n, dtype=np.int64)
+    for start in range(0, n, ADD_CHUNK):
+        assigned[start:start + ADD_CHUNK] = index.quantizer.assign(base[start:start + ADD_CHUNK], 1).ravel()
+        if progress is not None:
+            progress(min(start + ADD_CHUNK, n), n)
+    sizes = np.bincount(assigned, minlength=index.nlist)
+    order = np.argsort(assigned, kind="stable")  # rows list by list, in row order within a list
+    lists = faiss.OnDiskInvertedLists(index.nlist, index.code_size, str(path))
+    with _quiet_stdout():  # FAISS prints "resizing <file> to <n> bytes" on C's stdout
+        lists.update_totsize(n * (index.code_size + 8))
+    counts = sizes.astype(np.uint64)  # held by a name: swig_ptr keeps no reference to its array
+    lists.set_all_lists_sizes(faiss.swig_ptr(counts))
+    ends = np.cumsum(sizes)
+    for number in np.flatnonzero(sizes):
+        rows = np.ascontiguousarray(order[ends[number] - sizes[number]:ends[number]])
+        codes = np.ascontiguousarray(base[rows]).view(np.uint8)
+        lists.update_entries(int(number), 0, len(rows), faiss.swig_ptr(rows), faiss.swig_ptr(codes))
+    index.replace_invlists(lists, True)
+    lists.this.disown()  # the index owns (and frees) the lists now
+    index.ntotal = n
+
+
+@contextmanager
+def _quiet_stdout():
+    """File descriptor 1 sent to /dev/null for the block (C code's printf, flushed before it comes back)."""
+    libc = ctypes.CDLL(None)
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            libc.fflush(None)
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def recall_at_k(found: np.ndarray, found_scores: np.ndarray, exact_scores: np.ndarray, tol: float = 1e-5) -> float:
