@@ -8,7 +8,7 @@ import pandas as pd
 
 from core.analysis.experiment import ExperimentConfig
 from core.analysis.experiment_plan import MASKING_COLUMNS, ExperimentResult
-from core.analysis.experiment_report import arms_text, caveats, markdown_table, render_report, run_settings
+from core.analysis.experiment_report import arms_text, caveats, markdown_table, render_report, run_masking, run_settings
 
 
 def test_the_arms_line_reads_margin_strategy_temperature_and_layers_from_the_settings():
@@ -47,3 +47,14 @@ def test_an_empty_report_renders_with_every_heading():
 def test_markdown_tables_keep_formatted_numbers_as_written():
     table = markdown_table([["a", "0.5000", "+0.0100"]], ["x", "y", "z"]).splitlines()
     assert [cell.strip() for cell in table[2].strip("|").split("|")] == ["a", "0.5000", "+0.0100"]
+
+
+def test_a_runs_precision_and_recall_are_pooled_over_steps_as_the_curve_reports_them():
+    metrics = pd.DataFrame({"masked_fraction": [0.1, 0.3], "weak_rows": [0, 2], "fn_precision": [1.0, 0.1],
+                            "fn_recall": [1.0, 0.5]})  # per step: 1 of 1 masked is a FN, then 1 of 10
+    quality = {"fn_precision": 0.1818, "fn_recall": 0.6667}  # pooled: 2 of 11 masked, 2 of 3 present
+    figures = run_masking(metrics, quality)
+    assert figures == {"steps": 2, "masked": 0.2, "fn_precision": 0.1818, "fn_recall": 0.6667, "weak_rows": 1.0}
+    nothing = run_masking(metrics, None)  # no ground truth: no precision, not the per-step mean
+    assert pd.isna(nothing["fn_precision"]) and pd.isna(nothing["fn_recall"])
+    assert pd.isna(run_masking(metrics, {"fn_precision": 0.5, "fn_recall": None})["fn_recall"])  # none present

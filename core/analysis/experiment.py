@@ -278,7 +278,7 @@ def collect(runs: dict[Arm, Path], base_files: dict[str, list[Path]]) -> tuple[p
     columns = ["student", "arm", "rate", "seed", "task", "task_type", "metric", "split", "main_score"]
     scores = pd.concat([f[columns] for f in frames], ignore_index=True) if frames else pd.DataFrame(columns=columns)
     masking = pd.DataFrame([{"student": arm.student, "arm": arm.guide, "rate": arm.rate, "seed": arm.seed,
-                             **run_masking(read_metrics(run))}
+                             **run_masking(read_metrics(run), run_quality_summary(arm, run))}
                             for arm, run in runs.items() if arm.masks], columns=MASKING_COLUMNS)
     return scores, masking
 

@@ -32,21 +32,26 @@ GUIDE_NOTES = {SELF: "a frozen copy of the student before training", L6: "all-Mi
                MPNET: "all-mpnet-base-v2 (110 M parameters, another tokenizer)"}
 
 
-def run_masking(metrics: pd.DataFrame) -> dict:
+def run_masking(metrics: pd.DataFrame, quality: dict | None) -> dict:
     """One guided run's masking over its steps: masked fraction, precision, recall, weak-positive rows per step.
 
     Precision (false negatives masked / masked) and recall (false negatives masked / present), by the
-    task's relation of core.method.groundtruth, and weak rows (rows with most of their candidates
-    masked) come from the per-step metrics core.training.train records; NaN where the run has no such
-    metric (no ground truth, no false negative present, or a run recorded before that definition).
+    task's relation of core.method.groundtruth, are pooled over the run's steps, from its ``quality``
+    (core.analysis.experiment.run_quality_summary: the same figures the curve section reports; NaN
+    where it is None, data without ground truth, or a denominator is 0). The masked fraction and weak
+    rows (rows with most of their candidates masked) are means of the per-step metrics core.training.train records.
     """
     def mean(column: str) -> float:
         if column not in metrics:
             return float("nan")
         return float(pd.to_numeric(metrics[column], errors="coerce").mean())
 
-    return {"steps": len(metrics), "masked": mean("masked_fraction"), "fn_precision": mean("fn_precision"),
-            "fn_recall": mean("fn_recall"), "weak_rows": mean("weak_rows")}
+    def pooled(figure: str) -> float:
+        value = (quality or {}).get(figure)
+        return float("nan") if value is None else float(value)
+
+    return {"steps": len(metrics), "masked": mean("masked_fraction"), "fn_precision": pooled("fn_precision"),
+            "fn_recall": pooled("fn_recall"), "weak_rows": mean("weak_rows")}
 
 
 def masking_summary(masking: pd.DataFrame) -> pd.DataFrame:
@@ -312,7 +317,7 @@ def render_report(config: ExperimentConfig, result: ExperimentResult, command: s
 
 {deltas_markdown(deltas, [g for g in guided if g in set(deltas['arm'])]) if len(deltas) else 'No pair finished yet.'}
 
-### What each guide masked (mean over steps, then over seeds)
+### What each guide masked (precision and recall pooled over every step of a run, the rest mean over steps; then over seeds)
 
 {masking_markdown(own_masking) if len(own_masking) else 'No guided run finished yet.'}
 
