@@ -100,3 +100,16 @@ def test_an_index_retrieves_what_exact_search_does_and_says_its_recall(tiny_mode
     assert np.mean([len(set(f) & set(r)) / 8 for f, r in zip(found, reference)]) >= 0.95
     assert all(len(r) == 8 for r in reference)
     assert not {"positive 0 of 0", "another positive of 0"} & set(reference[0] + reference[300])
+
+
+def test_large_retriever_vectors_are_memory_mapped_chunk_by_chunk_with_the_same_candidates(tiny_model, monkeypatch):
+    import core.analysis.mining as mining
+    import core.analysis.spill as spill
+
+    ds = Dataset.from_dict({"anchor": [f"anchor {k}" for k in range(40)],
+                            "positive": [f"positive {k} of {k % 5}" for k in range(40)]})
+    settings = MiningSettings(candidates=5)
+    reference = retrieve(ds, tiny_model, settings)
+    monkeypatch.setattr(spill, "SPILL_BYTES", 0)  # every array over a temporary file
+    monkeypatch.setattr(mining, "ENCODE_CHUNK", 16)  # three retriever calls for 40 texts
+    assert retrieve(ds, tiny_model, settings) == reference
