@@ -256,16 +256,21 @@ def _fill_on_disk(index, base: np.ndarray, path: Path, progress: Progress | None
 
 @contextmanager
 def _quiet_stdout():
-    """File descriptor 1 sent to /dev/null for the block (C code's printf, flushed before it comes back)."""
-    libc = ctypes.CDLL(None)
+    """File descriptor 1 sent to /dev/null for the block (C code's printf, flushed before it comes
+    back); where there is no C library to flush (not POSIX), stdout is left as it is."""
+    try:
+        flush = ctypes.CDLL(None).fflush
+    except (OSError, TypeError, AttributeError):
+        yield
+        return
     saved = os.dup(1)
     try:
         with open(os.devnull, "wb") as null:
-            libc.fflush(None)
+            flush(None)
             os.dup2(null.fileno(), 1)
             yield
     finally:
-        libc.fflush(None)
+        flush(None)
         os.dup2(saved, 1)
         os.close(saved)
 
