@@ -35,6 +35,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ def _quiet_stdout():
     except (OSError, TypeError, AttributeError):
         yield
         return
+    sys.stdout.flush()  # Python's own buffered output goes out before fd 1 is swapped
     saved = os.dup(1)
     try:
         with open(os.devnull, "wb") as null:
