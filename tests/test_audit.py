@@ -12,7 +12,7 @@ import core.analysis.audit_search as audit_search
 import core.analysis.spill as spill
 from core.analysis.audit import AuditSettings, audit, dataset_relations, load_report, progress_writer, read_progress
 from core.analysis.audit_search import DUPLICATE_K, audit_rows, duplicate_groups, normalise
-from core.analysis.neighbours import NeighbourSettings, exact_top_k, lists, recall_at_k, recall_sample
+from core.analysis.neighbours import NeighbourSettings, exact_top_k, lists, recall_at_k, recall_sample, search_line
 from core.errors import GistlabError
 from core.method.masking import MarginSettings
 
@@ -148,6 +148,57 @@ def test_on_clustered_data_the_tuned_index_gives_the_exact_findings_within_its_r
         found_scores, found = index.search(queries[sample], k)
         recomputed = recall_at_k(found, found_scores, exact_top_k(queries[sample], p, k)[0])
         assert recall[side]["recall"] == round(recomputed, 4) and recall[side]["k"] == k
+
+
+def test_rows_a_missed_neighbour_made_findings_are_searched_again_and_dropped(monkeypatch):
+    """A missed neighbour can only lower a row's count of others above its threshold: a row that then has
+    fewer than max_above + 1 would give findings exact search does not, so it is searched again, deeper."""
+    from core.analysis.neighbours import Neighbours
+
+    rng = np.random.default_rng(5)
+    d, vectors, anchors, positives = 64, {}, [], []
+
+    def unit(x):
+        return x / np.linalg.norm(x)
+
+    def at(a, cos):  # a unit vector at cosine ``cos`` from ``a``
+        u = unit(rng.normal(size=d) - (rng.normal(size=d) @ a) * a)
+        u = unit(u - (u @ a) * a)
+        return cos * a + np.sqrt(1 - cos ** 2) * u
+
+    for group in range(30):  # three rows share an anchor; positives at 0.80, 0.85, 0.90 from it
+        a = unit(rng.normal(size=d))
+        for k, cos in enumerate((0.80, 0.85, 0.90)):
+            anchors.append(f"g{group}a{k}"), positives.append(f"g{group}p{k}")
+            vectors[anchors[-1]], vectors[positives[-1]] = a, at(a, cos)
+    for k in range(300):  # rows with no neighbour
+        a = unit(rng.normal(size=d))
+        anchors.append(f"x{k}a"), positives.append(f"x{k}p")
+        vectors[anchors[-1]], vectors[positives[-1]] = a, at(a, 0.8)
+    ds, embed = Dataset.from_dict({"anchor": anchors, "positive": positives}), table_embed(vectors)
+    every_list = NeighbourSettings(method="index", params=f"nprobe={lists(len(ds))}")  # the index finds all
+    settings = AuditSettings(max_above=1, neighbours=every_list)
+    exact = audit(ds, embed, AuditSettings(max_above=1, neighbours=NeighbourSettings(method="exact")))
+    # row 0 of a group has two others above (a 0.85 and a 0.90 positive): beaten by too many to be a finding;
+    # row 1 has one (0.90): a finding; row 2 none
+    assert len(exact.table("fn")) == 30 and set(exact.table("fn")["row"] % 3) == {1}
+    measured = Neighbours.search_measured
+
+    def second_missed(self, queries, k, progress=None):  # the anchors' search loses every row's second result
+        scores, ids, recall = measured(self, queries, k, progress)
+        if k == settings.max_above + 2:
+            ids = ids.copy()
+            ids[:, 1] = -1
+        return scores, ids, recall
+
+    monkeypatch.setattr(Neighbours, "search_measured", second_missed)
+    indexed = audit(ds, embed, settings)
+    recheck = indexed.summary["search"]["recheck"]
+    assert recheck == {"rows": 60, "nprobe": lists(len(ds)), "dropped": 30}  # rows 0 and 1 of each group asked again
+    ours, reference = (r.table("fn").set_index("finding") for r in (indexed, exact))
+    assert set(ours.index) == set(reference.index)  # the exact findings: all near-equal above_by, so order aside
+    assert np.allclose(ours["above_by"], reference.loc[ours.index, "above_by"], atol=1e-6)
+    assert "60 rows with a few others above their threshold searched again" in search_line(indexed.summary["search"])
 
 
 def test_duplicates_group_copies_and_near_copies_and_suggest_the_most_believed_keeper():

@@ -154,7 +154,10 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     The index's inverted lists (one more copy of the positives) live in a file in ``spill``.
 
     A row's false-negative hits come from its ``max_above + 1`` best other positives: if all beat
-    its threshold, at least that many do and the row gives none (as in the exact path); the
+    its threshold, at least that many do and the row gives none (as in the exact path). A row with
+    some but fewer is searched again at ``DEEPER`` times the nprobe (``how["recheck"]``: how many
+    rows, at what nprobe, and how many it then dropped), since a neighbour the index missed could
+    be the one that makes it "beaten by many" instead of a finding; the
     suspect-positive count is the share above the threshold on a seeded sample of positives,
     scaled to the other rows."""
     n, keep_below = len(a), settings.max_above + 1
@@ -163,11 +166,19 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
                        progress=lambda done, total: progress("indexing", done, total), lists_dir=spill)
     _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
                                               lambda done, total: progress("searching", done, 3 * n))
-    scores = _rescored(a, p, ids)
-    own = ids == np.arange(n)[:, None]
-    scores, ids = _first_others(scores, ids, own, keep_below)
+    scores, ids = _other_positives(a, np.arange(n), p, ids, keep_below)
     hit = (scores > t_np[:, None]) & (ids >= 0)
     count = hit.sum(axis=1)
+    # A missed neighbour can only lower a row's count, and a row with fewer than keep_below others
+    # above its threshold gives findings where exact search gives none: those rows ask again, deeper.
+    unsure = np.flatnonzero((count > 0) & (count < keep_below))
+    recheck = None
+    if len(unsure) and index.ivf is not None and not recall_ap.get("exact"):
+        _, deeper, nprobe = index.search_deeper(a_np[unsure], keep_below + 1)
+        scores[unsure], ids[unsure] = _other_positives(a[torch.from_numpy(unsure)], unsure, p, deeper, keep_below)
+        hit[unsure] = (scores[unsure] > t_np[unsure, None]) & (ids[unsure] >= 0)
+        count = hit.sum(axis=1)
+        recheck = {"rows": int(len(unsure)), "nprobe": nprobe, "dropped": int((count[unsure] >= keep_below).sum())}
     hit &= (count < keep_below)[:, None]
     i, k = hit.nonzero()
     hits = (i, ids[i, k], scores[i, k])
@@ -182,8 +193,14 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
                            lambda done, total: progress("searching", 2 * n + done * n // total, 3 * n))
     how = {"method": "index", "index": index.describe(),
            "recall_at_k": {"a-p": recall_ap, "p-p": recall_pp},
-           "above_counted_on": int(min(COUNT_SAMPLE, n))}
+           "above_counted_on": int(min(COUNT_SAMPLE, n)), **({"recheck": recheck} if recheck else {})}
     return above, hits, groups, how
+
+
+def _other_positives(a_rows: torch.Tensor, rows: np.ndarray, p: torch.Tensor, ids: np.ndarray, k: int):
+    """(scores, ids) of the first ``k`` found positives of each query row (row numbers ``rows``, their
+    anchors ``a_rows``) that are not its own positive, rescored as g is, best first."""
+    return _first_others(_rescored(a_rows, p, ids), ids, ids == rows[:, None], k)
 
 
 def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 16384) -> np.ndarray:

@@ -51,6 +51,7 @@ ADD_CHUNK = 65536  # rows added to (or searched in) the index per call, so progr
 LISTS_PER_ROOT = 4  # an IVF index's lists: 4 sqrt(N)
 TRAIN_PER_LIST = 40  # k-means training rows per list (FAISS warns below 39)
 MAX_PROBED = 4  # a tuned index probes at most 1/4 of its lists; beyond, exact search is as cheap
+DEEPER = 8  # search_deeper scans 8 times the lists
 
 Progress = Callable[[int, int], None]
 
@@ -172,6 +173,17 @@ class Neighbours:
             if progress is not None:
                 progress(min(start + ADD_CHUNK, len(queries)), len(queries))
         return scores, ids
+
+    def search_deeper(self, queries, k: int, factor: int = DEEPER) -> tuple[np.ndarray, np.ndarray, int]:
+        """:meth:`search` of a few ``queries`` scanning ``factor`` times as many lists (at most all of
+        them), for answers a missed neighbour could change; returns (scores, ids, nprobe used) and
+        leaves the index's own nprobe as it was. Only for an IVF index."""
+        nprobe = self.ivf.nprobe
+        self.ivf.nprobe = min(self.ivf.nlist, nprobe * factor)
+        try:
+            return (*self.search(queries, k), int(self.ivf.nprobe))
+        finally:
+            self.ivf.nprobe = nprobe
 
     @property
     def tuned(self) -> bool:
@@ -302,7 +314,8 @@ def measure_recall(neighbours: Neighbours, queries, k: int) -> dict:
 
 
 def search_line(how: dict) -> str:
-    """One line on how a search ran: exactly, or through which index at what measured recall@k (and nprobe)."""
+    """One line on how a search ran: exactly, or through which index at what measured recall@k (and
+    nprobe), and how many rows were searched again deeper (the audit's ``recheck``)."""
     method = how.get("index", how.get("method", "exact"))
     recalls = how.get("recall_at_k", {})
     if "recall" in recalls:
@@ -315,4 +328,8 @@ def search_line(how: dict) -> str:
 
     measured = "; ".join(one(side, r) for side, r in recalls.items())
     queries = next(iter(recalls.values()), {}).get("queries")
-    return f"search: {method}" + (f", {measured} against exact search on {queries} seeded queries" if measured else "")
+    again = how.get("recheck")
+    again = (f"; {again['rows']:,} rows with a few others above their threshold searched again at nprobe "
+             f"{again['nprobe']} ({again['dropped']:,} of them then had too many to be findings)") if again else ""
+    return f"search: {method}" + (f", {measured} against exact search on {queries} seeded queries" if measured else "") \
+        + again
