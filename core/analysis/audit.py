@@ -9,7 +9,9 @@ in a batch), that question becomes a data-quality report with three kinds of fin
    would mask p_j for a_i if they met, for rows whose positive the guide otherwise believes: at
    most ``max_above`` other positives beat it. (A row beaten by hundreds is not surrounded by
    hundreds of false negatives; the guide just cannot tell its pair apart: with all-MiniLM-L6-v2 on
-   the bundled WordNet pairs only ~18% of rows have their own positive on top.) One finding per
+   the bundled WordNet pairs only ~18% of rows have their own positive on top.) "Other" positives
+   are those with another text than the row's own: an exact copy has the row's own vector, so it is
+   a duplicate (2.), never a positive above, whichever way a matrix product rounds it. One finding per
    unordered pair, ranked by ``above_by`` = cos(a_i, p_j) - g_i; pairs inside one duplicate group
    (2.) are left out.
 2. **duplicate groups** (``dup``): rows whose positives are the same text after normalising

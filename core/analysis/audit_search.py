@@ -82,10 +82,11 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
         g = _positive_scores(a, p)
         t = thresholds(g, settings.margin)
 
+        copies = pd.factorize(np.asarray(positives, dtype=object))[0]  # equal ids: the same positive text
         if settings.neighbours.approximate(len(rows)):
-            above, hits, groups, how = _indexed(a, p, t, positives, settings, progress, Path(spill))
+            above, hits, groups, how = _indexed(a, p, t, copies, positives, settings, progress, Path(spill))
         else:
-            above, hits = _beats_positive(a, p, t, settings.max_above + 1, progress)
+            above, hits = _beats_positive(a, p, t, torch.from_numpy(copies), settings.max_above + 1, progress)
             groups = duplicate_groups(positives, p, settings.duplicate_threshold, progress)
             how = {"method": "exact"}
         weak = above >= settings.weak_share * (len(rows) - 1)
@@ -128,16 +129,18 @@ def _chunks(n: int):
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, keep_below: int, progress: Progress):
+def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: torch.Tensor, keep_below: int,
+                    progress: Progress):
     """Per row: how many other rows' positives score above its threshold; and those (i, j, score)
-    pairs for rows with fewer than ``keep_below`` of them."""
+    pairs for rows with fewer than ``keep_below`` of them. A positive with the row's own text (its
+    own, an exact copy: ``copies`` ids equal) is never another one above: its vector is the row's own,
+    and whether a matrix product rounds its score a hair above g is not a finding."""
     n = len(a)
     above = torch.zeros(n, dtype=torch.long)
     found = []
     for start, end in _chunks(n):
         scores = a[start:end] @ p.T
-        hit = scores > t[start:end, None]
-        hit[torch.arange(end - start), torch.arange(start, end)] = False  # the own positive is the target
+        hit = (scores > t[start:end, None]) & (copies[None, :] != copies[start:end, None])
         counts = hit.sum(dim=1)
         above[start:end] = counts
         hit &= (counts < keep_below)[:, None]
@@ -148,8 +151,8 @@ def _beats_positive(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, keep_belo
     return above.numpy(), (i.numpy(), j.numpy(), s.numpy())
 
 
-def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[str], settings: AuditSettings,
-             progress: Progress, spill: Path):
+def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: np.ndarray, positives: list[str],
+             settings: AuditSettings, progress: Progress, spill: Path):
     """The index path of :func:`search`: (above per row, false-negative hits, duplicate groups, how).
     The index's inverted lists (one more copy of the positives) live in a file in ``spill``.
 
@@ -167,7 +170,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
                                               lambda done, total: progress("searching", done, 3 * n))
     scores, ids = _other_positives(a, np.arange(n), p, ids, keep_below)
-    hit = (scores > t_np[:, None]) & (ids >= 0)
+    hit = (scores > t_np[:, None]) & _others(ids, np.arange(n), copies)
     count = hit.sum(axis=1)
     # A missed neighbour can only lower a row's count, and a row with fewer than keep_below others
     # above its threshold gives findings where exact search gives none: those rows ask again, deeper.
@@ -176,7 +179,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     if len(unsure) and index.ivf is not None and not recall_ap.get("exact"):
         _, deeper, nprobe = index.search_deeper(a_np[unsure], keep_below + 1)
         scores[unsure], ids[unsure] = _other_positives(a[torch.from_numpy(unsure)], unsure, p, deeper, keep_below)
-        hit[unsure] = (scores[unsure] > t_np[unsure, None]) & (ids[unsure] >= 0)
+        hit[unsure] = (scores[unsure] > t_np[unsure, None]) & _others(ids[unsure], unsure, copies)
         count = hit.sum(axis=1)
         recheck = {"rows": int(len(unsure)), "nprobe": nprobe, "dropped": int((count[unsure] >= keep_below).sum())}
     hit &= (count < keep_below)[:, None]
@@ -189,7 +192,7 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, positives: list[
     x, y = pairs.nonzero()
     groups = _groups(positives, ((min(u, v), max(u, v)) for u, v in zip(x.tolist(), near[x, y].tolist())))
 
-    above = _sampled_above(a_np, p_np, t_np, settings.neighbours.seed,
+    above = _sampled_above(a_np, p_np, t_np, copies, settings.neighbours.seed,
                            lambda done, total: progress("searching", 2 * n + done * n // total, 3 * n))
     how = {"method": "index", "index": index.describe(),
            "recall_at_k": {"a-p": recall_ap, "p-p": recall_pp},
@@ -201,6 +204,11 @@ def _other_positives(a_rows: torch.Tensor, rows: np.ndarray, p: torch.Tensor, id
     """(scores, ids) of the first ``k`` found positives of each query row (row numbers ``rows``, their
     anchors ``a_rows``) that are not its own positive, rescored as g is, best first."""
     return _first_others(_rescored(a_rows, p, ids), ids, ids == rows[:, None], k)
+
+
+def _others(ids: np.ndarray, rows: np.ndarray, copies: np.ndarray) -> np.ndarray:
+    """Which found ids (-1: none) are other rows' positives with another text than row ``rows``' own."""
+    return (ids >= 0) & (copies[np.maximum(ids, 0)] != copies[rows][:, None])
 
 
 def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 16384) -> np.ndarray:
@@ -222,22 +230,21 @@ def _first_others(scores: np.ndarray, ids: np.ndarray, own: np.ndarray, k: int):
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def _sampled_above(a: np.ndarray, p: np.ndarray, t: np.ndarray, seed: int, progress) -> np.ndarray:
+def _sampled_above(a: np.ndarray, p: np.ndarray, t: np.ndarray, copies: np.ndarray, seed: int,
+                   progress) -> np.ndarray:
     """Per row, how many other positives beat its threshold, estimated from a seeded sample of
-    ``COUNT_SAMPLE`` positives (exact when the sample is all of them)."""
+    ``COUNT_SAMPLE`` positives (exact when the sample is all of them); positives with the row's own
+    text are not others, as in the exact path."""
     n = len(p)
     sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, COUNT_SAMPLE), replace=False))
-    in_sample = np.zeros(n, dtype=bool)
-    in_sample[sample] = True
-    base = p[sample].T
+    base, sample_copies = p[sample].T, copies[sample]
     above = np.zeros(n, dtype=np.int64)
     size = max(1, CHUNK_CELLS // len(sample))
     for start in range(0, n, size):
         end = min(start + size, n)
-        hit = (a[start:end] @ base) > t[start:end, None]
-        own = np.flatnonzero(in_sample[start:end])  # a row's own positive is not "another" one
-        hit[own, np.searchsorted(sample, own + start)] = False
-        others = len(sample) - in_sample[start:end]
+        own = sample_copies[None, :] == copies[start:end, None]
+        hit = ((a[start:end] @ base) > t[start:end, None]) & ~own
+        others = len(sample) - own.sum(axis=1)
         above[start:end] = np.rint(hit.sum(axis=1) / np.maximum(others, 1) * (n - 1))
         progress(end, n)
     return above
