@@ -219,19 +219,6 @@ def test_bf16_cached_run_on_cpu_and_fp16_refused(pairs_csv, tiny_model_dir, tmp_
         tiny_config(pairs_csv, tiny_model_dir, None, mini_batch_size=0)
 
 
-def test_the_heap_bound_is_set_on_glibc(monkeypatch):
-    """glibc's mallopt accepts the fixed mmap threshold (1 = done); elsewhere the bound is skipped."""
-    import ctypes.util
-    import platform
-
-    from core.method import cached_loss
-
-    if platform.libc_ver()[0] == "glibc":
-        assert cached_loss.bound_heap_growth() is True
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
-    assert cached_loss.bound_heap_growth() is False
-
-
 def test_live_judge_and_hardness_equal_the_uncached_loss(student):
     """The self-judge (no guide cache) and GIST + hardness in mini-batches: same value, mask and gradients."""
     ds = pairs_dataset(ROWS, negatives=True)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from core.analysis.neighbours import Neighbours
 from core.analysis.spill import embed_rows
 from core.errors import GistlabError
+from core.method.heap import bound_heap_growth
 from core.method.masking import thresholds
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def search(ds, embed: Embed, settings: AuditSettings, progress: Progress | None 
     """The findings of ``settings`` on ``ds`` with the guide behind ``embed``; ``progress`` hears
     (stage, done, total) as the work goes."""
     progress = progress or (lambda stage, done, total: None)
+    bound_heap_growth()  # one score block after another: without it glibc's heap grows by GBs
     rows = audit_rows(ds, settings)
     _check(ds, rows)
     picked = ds.select_columns(["anchor", "positive"])[rows.tolist()] if len(rows) < len(ds) else \

@@ -9,8 +9,6 @@ The guide side is unchanged: cached embeddings of the raw texts, :func:`core.met
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from typing import Any
 
 import torch
@@ -20,30 +18,10 @@ from sentence_transformers.base.losses.gradcache import CachedLossMixin, has_sta
 from torch import Tensor
 
 from core.errors import GistlabError
+from core.method.heap import bound_heap_growth
 from core.guides.guide_cache import GuideCache
 from core.method.loss import GISTLoss, gist_loss
 from core.method.masking import MarginSettings
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-MMAP_THRESHOLD_BYTES = 4 << 20
-
-
-def bound_heap_growth() -> bool:
-    """Serve every allocation of 4 MiB or more by its own mmap, returned to the system when freed.
-
-    glibc raises its mmap threshold each time a large buffer is freed, so after the first mini-batch
-    a layer's activations come from the heap; mini-batches differ in padded length, the freed holes
-    rarely fit the next request, and the heap grows with every mini-batch (+300 MiB peak RSS over
-    one step at batch 1024, mini-batch 32). A fixed threshold stops that for +6% step time
-    (docs/PERFORMANCE.md). Process-wide; returns False where the C library is not glibc.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        mallopt = None
-    return bool(mallopt and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-
 
 class CachedGISTLoss(CachedLossMixin, GISTLoss):
     def __init__(
