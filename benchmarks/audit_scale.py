@@ -129,8 +129,8 @@ def measure(n: int, search: str, vectors_path: str) -> dict:
     how = found["r"].summary["search"]
     recalls = list(how.get("recall_at_k", {}).values())
     return {"rows": n, "search": search, "wall": took.wall, "cpu": took.cpu,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "anon_mb": anonymous.mb, "anon_before_mb": before,
-            "embeddings_mb": vectors.nbytes / 2**20,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "anon_mb": anonymous.mb, "anon_before_mb": before, "embeddings_mb": vectors.nbytes / 2**20,
             "recall": min((r["recall"] for r in recalls), default=None),
             "nprobe": "/".join(str(r.get("nprobe", "exact")) for r in recalls) or None,
             "counts": found["r"].counts()}

@@ -8,8 +8,8 @@ What it lacks is a *separate* judge: here the retriever (the student, or any Sen
 proposes its top ``candidates`` distinct positives per anchor (never the anchor's own positives),
 searched exactly for small sets and through a FAISS index for large ones (core.analysis.neighbours;
 the summary then carries the index's recall@k against exact search; the retriever's vectors and the
-index's lists memory-mapped from temporary files when large: core.analysis.spill), and the GIST guide, through
-its cache, removes every candidate with ``cos_guide(a, c) >= g - |g| * (1 - guide_share)`` where
+index's lists memory-mapped from temporary files when large: core.analysis.spill), and the GIST
+guide, through its cache, removes every candidate with ``cos_guide(a, c) >= g - |g| * (1 - guide_share)`` where
 g = cos_guide(a, p) (for g > 0: at least ``guide_share`` of the positive's score). The first ``num_negatives`` survivors, in the
 retriever's order, become ``negative_1 .. negative_k``. Rows left with fewer are dropped (a
 negative column cannot have holes) and counted.
