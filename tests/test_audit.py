@@ -201,6 +201,45 @@ def test_rows_a_missed_neighbour_made_findings_are_searched_again_and_dropped(mo
     assert "60 rows with a few others above their threshold searched again" in search_line(indexed.summary["search"])
 
 
+def test_under_a_positive_margin_copies_of_a_rows_positive_do_not_crowd_out_its_findings():
+    """Copies of row 0's positive score exactly g, above t = g - margin, and rank before two real hits
+    at 0.87 and 0.86: the index path asks for room for them and finds what exact search finds."""
+    rng = np.random.default_rng(6)
+    d = 64
+
+    def unit(x):
+        return x / np.linalg.norm(x)
+
+    def at(a, cos):
+        u = unit(rng.normal(size=d))
+        u = unit(u - (u @ a) * a)
+        return cos * a + np.sqrt(1 - cos ** 2) * u
+
+    a = unit(rng.normal(size=d))
+    own = at(a, 0.90)
+    anchors, positives = ["a0"], ["own"]
+    vectors = {"a0": a, "own": own, "hit 1": at(a, 0.87), "hit 2": at(a, 0.86)}
+    for k in range(4):  # four more rows whose positive is row 0's text, their anchors elsewhere
+        anchors.append(f"c{k}"), positives.append("own")
+        vectors[f"c{k}"] = at(own, 0.9)
+    for k, text in enumerate(["hit 1", "hit 2"]):
+        anchors.append(f"h{k}"), positives.append(text)
+        vectors[f"h{k}"] = at(vectors[text], 0.9)
+    for k in range(200):
+        anchors.append(f"x{k}"), positives.append(f"xp{k}")
+        vectors[f"x{k}"] = unit(rng.normal(size=d))
+        vectors[f"xp{k}"] = at(vectors[f"x{k}"], 0.8)
+    ds, embed = Dataset.from_dict({"anchor": anchors, "positive": positives}), table_embed(vectors)
+    margin = MarginSettings(margin=0.05)
+    exact = audit(ds, embed, AuditSettings(margin=margin, neighbours=NeighbourSettings(method="exact")))
+    indexed = audit(ds, embed, AuditSettings(margin=margin, neighbours=NeighbourSettings(
+        method="index", params=f"nprobe={lists(len(ds))}")))
+    assert indexed.summary["search"]["recall_at_k"]["a-p"]["k"] == 4 + 5  # max_above + 1, own and 4 copies
+    pairs = {frozenset(x) for x in zip(exact.table("fn")["row"], exact.table("fn")["other_row"])}
+    assert {frozenset({0, 5}), frozenset({0, 6})} <= pairs  # row 0's two real hits
+    assert pairs == {frozenset(x) for x in zip(indexed.table("fn")["row"], indexed.table("fn")["other_row"])}
+
+
 def test_duplicates_group_copies_and_near_copies_and_suggest_the_most_believed_keeper():
     positives = ["A cat.", "a  cat", "a dog", "a hound", "a fish", "a bird"]
     anchors = ["kitten", "cat", "dog", "hound", "trout", "robin"]
@@ -338,8 +377,9 @@ def test_cli_audit_prints_counts_writes_the_report_and_exports(tiny_model_dir, p
     code = main(["audit", "--data", str(pairs_csv), "--guide", str(tiny_model_dir), "--out", str(tmp_path / "indexed"),
                  "--duplicate-threshold", "1", "--search", "index", "--recall", "0.9"])
     printed = capsys.readouterr().out
-    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.9, lists memory-mapped from disk), recall@5 1.0000 at nprobe 1 (a-p); " \
-        "recall@6 1.0000 at nprobe 1 (p-p) against exact search on 6 seeded queries" in printed  # 6 rows: one list
+    assert code == 0 and "search: FAISS IVF1,Flat (nprobe tuned to recall 0.9, lists memory-mapped from disk), recall@6 1.0000 at nprobe 1 (a-p); " \
+        "recall@6 1.0000 at nprobe 1 (p-p) against exact search on 6 seeded queries" in printed
+    # 6 rows: one list; a-p asks for max_above 3 + 1, and room for "a small feline"'s 2 rows
     assert load_report(tmp_path / "indexed").counts() == load_report(out).counts()
 
 

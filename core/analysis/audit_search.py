@@ -49,6 +49,7 @@ CHUNK_CELLS = 1 << 24  # scores held at once: 16M float32 = 64 MB
 EMBED_CHUNK = 2048  # texts per guide call, so progress moves while the cache fills
 DUPLICATE_K = 16  # nearest positives per positive asked of the index for near-duplicates
 COUNT_SAMPLE = 4096  # positives on which the index path counts the share above a row's threshold
+MAX_COPIES = 32  # copies of a row's positive the index path's a-p search makes room for
 
 Embed = Callable[[list[str]], torch.Tensor]
 Progress = Callable[[str, int, int], None]
@@ -158,7 +159,9 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: np.ndarr
     """The index path of :func:`search`: (above per row, false-negative hits, duplicate groups, how).
     The index's inverted lists (one more copy of the positives) live in a file in ``spill``.
 
-    A row's false-negative hits come from its ``max_above + 1`` best other positives: if all beat
+    A row's false-negative hits come from its ``max_above + 1`` best other positives (the search asks
+    for as many more as the most copied positive has rows, up to ``MAX_COPIES`` + 1, so that copies of
+    the row's own positive, at exactly g, cannot crowd them out under a positive margin): if all beat
     its threshold, at least that many do and the row gives none (as in the exact path). A row with
     some but fewer is searched again at ``DEEPER`` times the nprobe (``how["recheck"]``: how many
     rows, at what nprobe, and how many it then dropped), since a neighbour the index missed could
@@ -169,9 +172,9 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: np.ndarr
     a_np, p_np, t_np = a.numpy(), p.numpy(), t.numpy()
     index = Neighbours(p_np, settings.neighbours, approximate=True,
                        progress=lambda done, total: progress("indexing", done, total), lists_dir=spill)
-    _, ids, recall_ap = index.search_measured(a_np, keep_below + 1,
-                                              lambda done, total: progress("searching", done, 3 * n))
-    scores, ids = _other_positives(a, np.arange(n), p, ids, keep_below)
+    reach = keep_below + min(int(np.bincount(copies).max()), MAX_COPIES + 1)  # the own positive and its copies too
+    _, ids, recall_ap = index.search_measured(a_np, reach, lambda done, total: progress("searching", done, 3 * n))
+    scores, ids = _other_positives(a, np.arange(n), p, ids, copies, keep_below)
     hit = (scores > t_np[:, None]) & _others(ids, np.arange(n), copies)
     count = hit.sum(axis=1)
     # A missed neighbour can only lower a row's count, and a row with fewer than keep_below others
@@ -179,8 +182,9 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: np.ndarr
     unsure = np.flatnonzero((count > 0) & (count < keep_below))
     recheck = None
     if len(unsure) and index.ivf is not None and not recall_ap.get("exact"):
-        _, deeper, nprobe = index.search_deeper(a_np[unsure], keep_below + 1)
-        scores[unsure], ids[unsure] = _other_positives(a[torch.from_numpy(unsure)], unsure, p, deeper, keep_below)
+        _, deeper, nprobe = index.search_deeper(a_np[unsure], reach)
+        scores[unsure], ids[unsure] = _other_positives(a[torch.from_numpy(unsure)], unsure, p, deeper, copies,
+                                                       keep_below)
         hit[unsure] = (scores[unsure] > t_np[unsure, None]) & _others(ids[unsure], unsure, copies)
         count = hit.sum(axis=1)
         recheck = {"rows": int(len(unsure)), "nprobe": nprobe, "dropped": int((count[unsure] >= keep_below).sum())}
@@ -202,10 +206,11 @@ def _indexed(a: torch.Tensor, p: torch.Tensor, t: torch.Tensor, copies: np.ndarr
     return above, hits, groups, how
 
 
-def _other_positives(a_rows: torch.Tensor, rows: np.ndarray, p: torch.Tensor, ids: np.ndarray, k: int):
+def _other_positives(a_rows: torch.Tensor, rows: np.ndarray, p: torch.Tensor, ids: np.ndarray, copies: np.ndarray,
+                     k: int):
     """(scores, ids) of the first ``k`` found positives of each query row (row numbers ``rows``, their
-    anchors ``a_rows``) that are not its own positive, rescored as g is, best first."""
-    return _first_others(_rescored(a_rows, p, ids), ids, ids == rows[:, None], k)
+    anchors ``a_rows``) with another text than its own positive, rescored as g is, best first."""
+    return _first_others(_rescored(a_rows, p, ids), ids, (ids >= 0) & ~_others(ids, rows, copies), k)
 
 
 def _others(ids: np.ndarray, rows: np.ndarray, copies: np.ndarray) -> np.ndarray:
@@ -227,7 +232,7 @@ def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 163
 
 
 def _first_others(scores: np.ndarray, ids: np.ndarray, own: np.ndarray, k: int):
-    """Per row, the first ``k`` results that are not the row's own positive (best first)."""
+    """Per row, the first ``k`` results that are not ``own`` (the row's own positive text; best first)."""
     order = np.argsort(own, axis=1, kind="stable")[:, :k]  # own moves to the end, the rest keep their order
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
