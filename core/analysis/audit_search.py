@@ -218,11 +218,13 @@ def _others(ids: np.ndarray, rows: np.ndarray, copies: np.ndarray) -> np.ndarray
     return (ids >= 0) & (copies[np.maximum(ids, 0)] != copies[rows][:, None])
 
 
-def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray, rows: int = 16384) -> np.ndarray:
+def _rescored(a: torch.Tensor, p: torch.Tensor, ids: np.ndarray) -> np.ndarray:
     """The scores of the found (row, id) pairs computed as g is, element by element (FAISS rounds
     its own differently): a copy of a row's positive then scores exactly g, never above its
-    threshold, as in the exact path. Missing ids (-1) score -inf."""
+    threshold, as in the exact path. Missing ids (-1) score -inf. Rows in blocks of at most
+    ``CHUNK_CELLS`` products (k of them per row, D wide)."""
     out = np.full(ids.shape, -np.inf, dtype=np.float32)
+    rows = max(1, CHUNK_CELLS // max(ids.shape[1] * a.shape[1], 1))
     for start in range(0, len(ids), rows):
         block = torch.from_numpy(ids[start:start + rows])
         found = block >= 0
